@@ -1,0 +1,167 @@
+"""Shape arithmetic for one spatial axis, as pure integer functions.
+
+Every function here works on one axis; apply it to H and W separately. The formulas are the
+ones PyTorch documents for ``Conv2d``, ``MaxPool2d`` and ``ConvTranspose2d`` and TensorFlow for
+``padding="SAME"``/``"VALID"`` (see shared/REFERENCE.md). Nothing here imports numpy: shape-calc,
+params and flops must start fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from convcli.errors import ShapeError
+
+PADDING_MODES = ("valid", "same", "full", "tf")
+
+
+def effective_kernel(f: int, d: int = 1) -> int:
+    """Size of a dilated kernel, ``f + (f - 1)(d - 1)``.
+
+    >>> effective_kernel(3, 2)
+    5
+    """
+    return f + (f - 1) * (d - 1)
+
+
+def resolve_padding(padding: int | str | tuple[int, int], n: int, f: int, s: int = 1,
+                    d: int = 1, what: str = "padding") -> tuple[int, int]:
+    """Padding before and after one axis, ``(p_lo, p_hi)``.
+
+    ``padding`` is an int (both sides), a pair, or a mode:
+
+    - ``valid``: no padding.
+    - ``same`` (stride 1 only, as PyTorch): total ``d(f-1)``, the odd one on the high side.
+    - ``full``: ``d(f-1)`` on both sides, ``out = n + f_eff - 1``.
+    - ``tf``: TensorFlow ``SAME`` for any stride: ``out = ceil(n/s)``, total
+      ``max((out-1)s + f_eff - n, 0)``, the odd one on the high side.
+
+    >>> resolve_padding("same", 7, 4)
+    (1, 2)
+    >>> resolve_padding("tf", 224, 3, 2)
+    (0, 1)
+    >>> resolve_padding("full", 5, 3)
+    (2, 2)
+    """
+    f_eff = effective_kernel(f, d)
+    if isinstance(padding, tuple):
+        lo, hi = padding
+    elif isinstance(padding, int):
+        lo = hi = padding
+    elif padding == "valid":
+        lo = hi = 0
+    elif padding == "same":
+        if s != 1:
+            raise ShapeError(f"{what}=same needs stride 1 (got s={s}), as in PyTorch; "
+                             "use p=tf for TensorFlow's SAME, which allows any stride")
+        total = f_eff - 1
+        lo, hi = total // 2, total - total // 2
+    elif padding == "full":
+        lo = hi = f_eff - 1
+    elif padding == "tf":
+        out = -(-n // s)
+        total = max((out - 1) * s + f_eff - n, 0)
+        lo, hi = total // 2, total - total // 2
+    else:
+        raise ShapeError(f"{what}={padding!r} is not an int or one of {', '.join(PADDING_MODES)}")
+    if lo < 0 or hi < 0:
+        raise ShapeError(f"{what}={padding} is negative")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class AxisResult:
+    """The output size of one axis and what the window arithmetic left over.
+
+    ``dropped`` counts the trailing input positions (padding included) that no window covers:
+    ``(n + p_lo + p_hi - f_eff) mod s`` for floor mode.
+    """
+
+    out: int
+    p_lo: int
+    p_hi: int
+    dropped: int = 0
+
+
+def conv_axis(n: int, f: int, s: int = 1, padding: int | str | tuple[int, int] = 0, d: int = 1,
+              what: str = "conv") -> AxisResult:
+    """Output size of a convolution on one axis.
+
+    ``out = floor((n + p_lo + p_hi - d(f-1) - 1)/s) + 1``, the course's
+    ``floor((n + 2p - f)/s) + 1`` when ``d = 1``.
+
+    >>> conv_axis(7, 3, 2).out
+    3
+    >>> conv_axis(224, 11, 4, 2)
+    AxisResult(out=55, p_lo=2, p_hi=2, dropped=1)
+    >>> conv_axis(39, 5, 2, 0).out
+    18
+    """
+    _check_positive(what, n=n, f=f, s=s, d=d)
+    p_lo, p_hi = resolve_padding(padding, n, f, s, d)
+    span = n + p_lo + p_hi - effective_kernel(f, d)
+    if span < 0:
+        raise ShapeError(f"{what}: kernel f={f}" + (f" (dilated to {effective_kernel(f, d)})" if d > 1 else "")
+                         + f" is larger than the padded input {n + p_lo + p_hi} (n={n}, p={p_lo}+{p_hi})")
+    return AxisResult(span // s + 1, p_lo, p_hi, span % s)
+
+
+def pool_axis(n: int, f: int, s: int | None = None, padding: int | str | tuple[int, int] = 0,
+              d: int = 1, ceil: bool = False, what: str = "pool") -> AxisResult:
+    """Output size of a pooling window on one axis; the stride defaults to the window size.
+
+    Padding may be at most half the window (PyTorch's rule). With ``ceil`` a last partial
+    window is kept, as long as it starts inside the input or its left padding:
+    ``out = ceil((n + 2p - d(f-1) - 1)/s) + 1``, minus one if ``(out-1)s >= n + p``.
+
+    >>> pool_axis(4, 2).out
+    2
+    >>> pool_axis(112, 3, 2, 0, ceil=True).out
+    56
+    >>> pool_axis(5, 2, ceil=True)
+    AxisResult(out=3, p_lo=0, p_hi=0, dropped=0)
+    """
+    s = f if s is None else s
+    _check_positive(what, n=n, f=f, s=s, d=d)
+    p_lo, p_hi = resolve_padding(padding, n, f, s, d)
+    if isinstance(padding, int) and 2 * padding > f:
+        raise ShapeError(f"{what}: padding p={padding} is more than half the window f={f}")
+    span = n + p_lo + p_hi - effective_kernel(f, d)
+    if span < 0:
+        raise ShapeError(f"{what}: window f={f} is larger than the padded input {n + p_lo + p_hi} (n={n})")
+    if not ceil:
+        return AxisResult(span // s + 1, p_lo, p_hi, span % s)
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + p_lo:
+        out -= 1
+    return AxisResult(out, p_lo, p_hi, 0)
+
+
+def conv_transpose_axis(n: int, f: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0,
+                        what: str = "convT") -> AxisResult:
+    """Output size of a transposed convolution on one axis.
+
+    ``out = (n-1)s - 2p + d(f-1) + output_padding + 1``; output_padding must be smaller than the
+    stride or the dilation (PyTorch's rule).
+
+    >>> conv_transpose_axis(4, 2, 2).out
+    8
+    >>> conv_transpose_axis(7, 3, 2, 1, output_padding=1).out
+    14
+    """
+    _check_positive(what, n=n, f=f, s=s, d=d)
+    if p < 0:
+        raise ShapeError(f"{what}: padding p={p} is negative")
+    if output_padding < 0 or (output_padding >= s and output_padding >= d):
+        raise ShapeError(f"{what}: output_padding op={output_padding} must be smaller than the "
+                         f"stride s={s} or the dilation d={d}")
+    out = (n - 1) * s - 2 * p + d * (f - 1) + output_padding + 1
+    if out <= 0:
+        raise ShapeError(f"{what}: output size {out} is not positive (n={n}, f={f}, s={s}, p={p})")
+    return AxisResult(out, p, p, 0)
+
+
+def _check_positive(what: str, **values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ShapeError(f"{what}: {name}={value} must be a positive integer")

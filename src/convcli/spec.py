@@ -1,0 +1,301 @@
+"""The network spec: one description of a network, shared by shape-calc, params, flops and train.
+
+A network is an input shape and a sequence of layers. Each layer is a frozen dataclass named after
+the shell word that writes it (``conv:16,f=3,s=2`` is ``Conv(channels=16, f=3, s=2)``). Blocks that
+real architectures need (ResNet's residual blocks, Inception modules, MobileNet's inverted residual)
+are words too; they expand into the two general containers, :class:`Residual` and :class:`Concat`,
+once the input channel count is known (see :func:`expand`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+Padding = Union[int, str]
+
+ACTIVATIONS = ("relu", "relu6", "leakyrelu", "tanh", "sigmoid", "softmax", "gelu", "swish", "scaledtanh")
+
+
+@dataclass(frozen=True)
+class Conv:
+    """Convolution to ``channels`` maps. ``p`` is an int or valid/same/full/tf.
+
+    ``table`` names a sparse connection table (LeNet-5's C3 connects each output map to a few
+    input maps only); ``None`` is the usual full connection.
+    """
+
+    channels: int
+    f: int = 3
+    s: int = 1
+    p: Padding = 0
+    d: int = 1
+    g: int = 1
+    bias: bool = True
+    table: str | None = None
+
+
+@dataclass(frozen=True)
+class DWConv:
+    """Depthwise convolution: groups = input channels, ``m`` output maps per input map."""
+
+    f: int = 3
+    s: int = 1
+    p: Padding = "same"
+    d: int = 1
+    m: int = 1
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class ConvT:
+    """Transposed convolution with ``op`` output padding (PyTorch's ConvTranspose2d)."""
+
+    channels: int
+    f: int = 2
+    s: int = 2
+    p: int = 0
+    op: int = 0
+    d: int = 1
+    g: int = 1
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Max or average pooling; the stride defaults to the window size ``f``.
+
+    ``count_pad`` (average pooling): padded zeros count in the mean, as PyTorch's default.
+    """
+
+    kind: str = "max"
+    f: int = 2
+    s: int | None = None
+    p: Padding = 0
+    ceil: bool = False
+    count_pad: bool = True
+
+    @property
+    def stride(self) -> int:
+        return self.f if self.s is None else self.s
+
+
+@dataclass(frozen=True)
+class GlobalPool:
+    """Global average (``gap``) or max (``gmp``) pooling to 1 x 1 x C."""
+
+    kind: str = "avg"
+
+
+@dataclass(frozen=True)
+class AdaptivePool:
+    """Adaptive average pooling to ``size`` x ``size`` (torchvision's AlexNet and VGG heads)."""
+
+    size: int
+    kind: str = "avg"
+
+
+@dataclass(frozen=True)
+class Subsample:
+    """LeNet-5 (1998) subsampling: average of an f x f window times a trainable coefficient plus
+    a trainable bias, one pair per map."""
+
+    f: int = 2
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """Batch normalisation: gamma and beta trained, running mean and variance kept as statistics."""
+
+    eps: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str = "relu"
+
+
+@dataclass(frozen=True)
+class Dropout:
+    rate: float = 0.5
+
+
+@dataclass(frozen=True)
+class Flatten:
+    pass
+
+
+@dataclass(frozen=True)
+class FC:
+    """Fully connected layer to ``units`` outputs."""
+
+    units: int
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class RBF:
+    """LeNet-5 (1998) output layer: Euclidean radial basis units whose centres are fixed by hand
+    (not trained), one per class."""
+
+    units: int
+
+
+@dataclass(frozen=True)
+class Residual:
+    """``act(body(x) + shortcut(x))``: an empty shortcut is the identity, ``None`` means no skip
+    connection at all (the block is then a plain sequence, e.g. a strided MobileNet V2 block)."""
+
+    body: tuple = ()
+    shortcut: tuple | None = ()
+    act: str | None = "relu"
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Parallel branches, concatenated along channels (an Inception module)."""
+
+    branches: tuple = ()
+
+
+@dataclass(frozen=True)
+class BasicBlock:
+    """ResNet-18/34 block: two 3x3 convolutions; a 1x1 projection when the shape changes."""
+
+    channels: int
+    s: int = 1
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """ResNet-50 block: 1x1, 3x3, 1x1 to ``channels * e``. ``v=1.5`` (torchvision) strides in the
+    3x3, ``v=1`` (the original paper) in the first 1x1."""
+
+    channels: int
+    s: int = 1
+    e: int = 4
+    v: float = 1.5
+
+
+@dataclass(frozen=True)
+class Inception:
+    """GoogLeNet module: 1x1 | 1x1 reduce -> 3x3 | 1x1 reduce -> 5x5 | 3x3 max-pool -> 1x1.
+
+    Written ``inception:c1,r3-c3,r5-c5,pp``. ``f5`` is the kernel of the "5x5" branch (torchvision
+    uses 3), ``bn`` puts batch norm after each convolution (torchvision), ``reduce=0`` drops the
+    1x1 reductions in front of the 3x3 and 5x5 (the naive module).
+    """
+
+    c1: int
+    r3: int
+    c3: int
+    r5: int
+    c5: int
+    pp: int
+    f5: int = 5
+    bn: bool = False
+    reduce: bool = True
+
+
+@dataclass(frozen=True)
+class InvertedResidual:
+    """MobileNet V2 block: 1x1 expand by ``t``, 3x3 depthwise with stride ``s``, 1x1 linear
+    projection; a residual connection when the stride is 1 and the channels match."""
+
+    channels: int
+    t: int = 6
+    s: int = 1
+
+
+@dataclass(frozen=True)
+class DWSeparable:
+    """MobileNet V1 block: 3x3 depthwise (stride ``s``, TensorFlow SAME), BN, ReLU6, 1x1 to
+    ``channels``, BN, ReLU6."""
+
+    channels: int
+    s: int = 1
+
+
+Layer = Union[Conv, DWConv, ConvT, Pool, GlobalPool, AdaptivePool, Subsample, BatchNorm, Activation,
+              Dropout, Flatten, FC, RBF, Residual, Concat, BasicBlock, Bottleneck, Inception,
+              InvertedResidual, DWSeparable]
+
+BLOCKS = (BasicBlock, Bottleneck, Inception, InvertedResidual, DWSeparable)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer of a network together with the word (or spec-file text) that wrote it."""
+
+    layer: Layer
+    word: str
+
+
+@dataclass(frozen=True)
+class Network:
+    """An input shape ``(H, W, C)`` and the layers applied to it, in order."""
+
+    input: tuple[int, int, int]
+    steps: tuple[Step, ...]
+    name: str = ""
+    source: str = field(default="", compare=False)
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        return tuple(step.layer for step in self.steps)
+
+
+def expand(block: Layer, c_in: int) -> Layer:
+    """The general container (:class:`Residual` or :class:`Concat`) a block word stands for,
+    given its input channel count ``c_in``. Other layers are returned unchanged."""
+    if isinstance(block, BasicBlock):
+        c, s = block.channels, block.s
+        body = (Conv(c, 3, s, 1, bias=False), BatchNorm(), Activation("relu"),
+                Conv(c, 3, 1, 1, bias=False), BatchNorm())
+        return Residual(body, _projection(c_in, c, s), "relu")
+    if isinstance(block, Bottleneck):
+        c, s, out = block.channels, block.s, block.channels * block.e
+        s1, s3 = (1, s) if block.v >= 1.5 else (s, 1)
+        body = (Conv(c, 1, s1, 0, bias=False), BatchNorm(), Activation("relu"),
+                Conv(c, 3, s3, 1, bias=False), BatchNorm(), Activation("relu"),
+                Conv(out, 1, 1, 0, bias=False), BatchNorm())
+        return Residual(body, _projection(c_in, out, s), "relu")
+    if isinstance(block, Inception):
+        b = block
+
+        def unit(c: int, f: int) -> tuple:
+            if b.bn:
+                return (Conv(c, f, 1, "same", bias=False), BatchNorm(), Activation("relu"))
+            return (Conv(c, f, 1, "same"), Activation("relu"))
+
+        mid3 = unit(b.r3, 1) if b.reduce else ()
+        mid5 = unit(b.r5, 1) if b.reduce else ()
+        pool = (Pool("max", 3, 1, 1, ceil=True),) + unit(b.pp, 1)
+        return Concat((unit(b.c1, 1), mid3 + unit(b.c3, 3), mid5 + unit(b.c5, b.f5), pool))
+    if isinstance(block, InvertedResidual):
+        hidden = c_in * block.t
+        expand_ = (Conv(hidden, 1, 1, 0, bias=False), BatchNorm(), Activation("relu6")) if block.t != 1 else ()
+        body = expand_ + (DWConv(3, block.s, 1, bias=False), BatchNorm(), Activation("relu6"),
+                          Conv(block.channels, 1, 1, 0, bias=False), BatchNorm())
+        if block.s == 1 and c_in == block.channels:
+            return Residual(body, (), None)
+        return Residual(body, None, None)
+    if isinstance(block, DWSeparable):
+        p = "same" if block.s == 1 else "tf"
+        return Residual((DWConv(3, block.s, p, bias=False), BatchNorm(), Activation("relu6"),
+                         Conv(block.channels, 1, 1, 0, bias=False), BatchNorm(), Activation("relu6")),
+                        None, None)
+    return block
+
+
+def _projection(c_in: int, c_out: int, s: int) -> tuple:
+    if s == 1 and c_in == c_out:
+        return ()
+    return (Conv(c_out, 1, s, 0, bias=False), BatchNorm())
+
+
+# LeNet-5's C3 connection table (LeCun et al. 1998, Table I): the input maps S2 feeds into each of
+# the 16 output maps. 60 connections in all, so C3 has 60 * 25 + 16 = 1,516 parameters.
+LENET5_C3 = ((0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
+             (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
+             (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5))
