@@ -7,18 +7,20 @@ Shapes are ``(H, W, C)`` for feature maps and ``(N,)`` once flattened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+from dataclasses import replace
 
 from convcli import costs
 from convcli import spec as S
 from convcli.errors import ShapeError, SpecError
+from convcli.parse import format_layer
 from convcli.shapes import conv_axis, conv_transpose_axis, effective_kernel, pool_axis
 
 Shape = tuple
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """Receptive field along the height axis (Araujo et al., Distill 2019): size ``r``, jump ``j``
     (distance in input pixels between neighbouring outputs) and ``start`` (centre of the first
     output's field, in input pixel coordinates with pixel centres at 0.5, 1.5, ...)."""
@@ -32,8 +34,7 @@ class Field:
                      self.start + ((f_eff - 1) / 2 - p_lo) * self.j)
 
 
-@dataclass(frozen=True)
-class LayerInfo:
+class LayerInfo(NamedTuple):
     """What one layer does to its input. ``params`` are trained, ``frozen`` are fixed weights
     (LeNet-5's RBF centres), ``buffers`` are batch norm running statistics (counted only as Keras
     does). ``extra`` holds the non-MAC operations by kind (see ``costs.EXTRA_KINDS``)."""
@@ -47,7 +48,7 @@ class LayerInfo:
     frozen: int = 0
     buffers: int = 0
     macs: int = 0
-    extra: dict = field(default_factory=dict)
+    extra: dict = {}
     field: Field | None = None
     warnings: tuple[str, ...] = ()
     children: tuple[tuple[str, tuple["LayerInfo", ...]], ...] = ()
@@ -57,8 +58,7 @@ class LayerInfo:
         return _size(self.out_shape)
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(NamedTuple):
     network: S.Network
     layers: tuple[LayerInfo, ...]
 
@@ -89,8 +89,9 @@ def walk(infos: tuple[LayerInfo, ...]):
             yield from walk(branch)
 
 
-def analyse(network: S.Network) -> Report:
-    """Shapes, receptive fields and costs of every layer of ``network``.
+def analyse(network: S.Network, bias: bool = True) -> Report:
+    """Shapes, receptive fields and costs of every layer of ``network``; ``bias=False`` counts every
+    convolution and fully connected layer without its bias.
 
     >>> from convcli.parse import parse_words
     >>> r = analyse(parse_words("39x39x3 conv:10,f=3 conv:20,f=5,s=2 conv:40,f=5,s=2 flatten".split()))
@@ -102,7 +103,7 @@ def analyse(network: S.Network) -> Report:
     fld: Field | None = Field(1, 1, 0.5)
     for i, step in enumerate(network.steps, 1):
         try:
-            info = _layer(step.layer, step.word, shape, fld)
+            info = _layer(step.layer, step.word, shape, fld, bias)
         except (ShapeError, SpecError) as err:
             raise type(err)(f"layer {i} '{step.word}' on input {_fmt(shape)}: {err}") from None
         if not info.out_shape or min(info.out_shape) < 1:
@@ -112,13 +113,16 @@ def analyse(network: S.Network) -> Report:
     return Report(network, tuple(infos))
 
 
-def _layer(layer: S.Layer, word: str, shape: Shape, fld: Field | None) -> LayerInfo:
+def _layer(layer: S.Layer, word: str, shape: Shape, fld: Field | None, bias: bool) -> LayerInfo:
     kind = _kind(layer)
     if isinstance(layer, S.BLOCKS):
-        inner = _layer(S.expand(layer, _channels(shape, kind)), word, shape, fld)
-        return replace(inner, kind=kind, layer=inner.layer)
-    handler = _HANDLERS[type(layer)]
-    return handler(layer, word, kind, shape, fld)
+        inner = _layer(S.expand(layer, _channels(shape, kind)), word, shape, fld, bias)
+        return inner._replace(kind=kind)
+    if not bias and getattr(layer, "bias", False):
+        layer = replace(layer, bias=False)
+    if isinstance(layer, (S.Residual, S.Concat)):
+        return _HANDLERS[type(layer)](layer, word, kind, shape, fld, bias)
+    return _HANDLERS[type(layer)](layer, word, kind, shape, fld)
 
 
 def _kind(layer: S.Layer) -> str:
@@ -160,13 +164,17 @@ def _channels(shape: Shape, kind: str) -> int:
 
 
 def _dropped(axes, f: int, s: int) -> tuple[str, ...]:
+    """A note for each axis where ``(n + p_lo + p_hi - f) mod s`` trailing positions get no window."""
     notes = []
-    for name, (n, ax) in zip(("rows", "columns"), axes):
+    for name, (n, ax) in zip(("row", "column"), axes):
         if ax.dropped:
-            notes.append(f"(n + p - f) = {n + ax.p_lo + ax.p_hi - f} is not a multiple of s={s}: the last "
-                         f"{ax.dropped} {name[:-1] if ax.dropped == 1 else name} (of {n} + padding) "
-                         f"are never covered and are ignored")
-    return tuple(notes)
+            span = n + ax.p_lo + ax.p_hi - f
+            notes.append((f"({n} + {ax.p_lo + ax.p_hi} - {f})/{s} + 1 = {span / s + 1:g}, floored to "
+                          f"{span // s + 1}", ax.dropped, name))
+    if len(notes) == 2 and notes[0][:2] == notes[1][:2]:
+        notes = [(notes[0][0], notes[0][1], "row and column")]
+    return tuple(f"{text}: the last {k} {what}{'s' if k > 1 else ''} of the padded input "
+                 f"{'are' if k > 1 else 'is'} never covered" for text, k, what in notes)
 
 
 def _conv(layer, word, kind, shape, fld):
@@ -287,12 +295,12 @@ def _rbf(layer, word, kind, shape, fld):
                      macs=n * layer.units)
 
 
-def _sequence(layers: tuple, shape: Shape, fld: Field | None, where: str) -> tuple[LayerInfo, ...]:
+def _sequence(layers: tuple, shape: Shape, fld: Field | None, where: str, bias: bool) -> tuple[LayerInfo, ...]:
     infos = []
     for k, layer in enumerate(layers, 1):
-        word = _kind(layer)
+        word = format_layer(layer)
         try:
-            info = _layer(layer, word, shape, fld)
+            info = _layer(layer, word, shape, fld, bias)
         except (ShapeError, SpecError) as err:
             raise type(err)(f"{where} layer {k} ({word}): {err}") from None
         infos.append(info)
@@ -315,12 +323,12 @@ def _combine(word, kind, layer, shape, out, branches, extra_add: int, act_extra:
                      extra=extra, field=widest, warnings=(), children=tuple(branches))
 
 
-def _residual(layer, word, kind, shape, fld):
-    body = _sequence(layer.body, shape, fld, "body")
+def _residual(layer, word, kind, shape, fld, bias):
+    body = _sequence(layer.body, shape, fld, "body", bias)
     out = body[-1].out_shape if body else shape
     branches = [("body", body)]
     if layer.shortcut is not None:
-        short = _sequence(layer.shortcut, shape, fld, "shortcut")
+        short = _sequence(layer.shortcut, shape, fld, "shortcut", bias)
         short_out = short[-1].out_shape if short else shape
         if short_out != out:
             raise ShapeError(f"the body gives {_fmt(out)} but the shortcut gives {_fmt(short_out)}; "
@@ -331,8 +339,8 @@ def _residual(layer, word, kind, shape, fld):
     return _combine(word, kind, layer, shape, out, branches, add, act, fld)
 
 
-def _concat(layer, word, kind, shape, fld):
-    branches = [(f"branch {b}", _sequence(branch, shape, fld, f"branch {b}"))
+def _concat(layer, word, kind, shape, fld, bias):
+    branches = [(f"branch {b}", _sequence(branch, shape, fld, f"branch {b}", bias))
                 for b, branch in enumerate(layer.branches, 1)]
     outs = [branch[-1].out_shape if branch else shape for _, branch in branches]
     if any(len(o) != 3 for o in outs) or len({o[:2] for o in outs}) != 1:

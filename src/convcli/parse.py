@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from convcli import spec as S
 from convcli.errors import SpecError
@@ -64,7 +64,7 @@ def _positive_float(text: str) -> float:
 
 
 def _version(text: str) -> float:
-    if text not in ("1", "1.5"):
+    if text not in ("1", "1.0", "1.5"):
         raise ValueError("1 or 1.5")
     return float(text)
 
@@ -75,8 +75,7 @@ def _table(text: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class _Kind:
+class _Kind(NamedTuple):
     """How one word kind is read: the dataclass it builds, its positional keys, key converters."""
 
     build: Callable[..., Any]
@@ -307,3 +306,74 @@ def _describe(item: Any) -> str:
         return item
     key = next(iter(item))
     return f"{key}(...)"
+
+
+def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
+    """What a user names on the command line: a zoo name, a ``.json`` spec file, or shell words.
+
+    ``input_shape`` (``HxWxC``) replaces the input of a zoo model or spec file.
+    """
+    from convcli import zoo
+
+    if not words:
+        raise SpecError("no network given: name a zoo model (see 'convcli params --list'), a .json "
+                        "spec file, or an input shape and layers, e.g. 28x28x1 conv:6,f=5")
+    first = words[0]
+    if first.lower() in zoo.ZOO or first.lower().endswith(".json"):
+        if len(words) > 1:
+            raise SpecError(f"'{first}' is a whole network: no layer words may follow it "
+                            f"(got '{words[1]}')")
+        if first.lower() in zoo.ZOO:
+            return zoo.get(first, input_shape)
+        network = parse_file(Path(first))
+    else:
+        if not _SHAPE.fullmatch(first.strip().lower()) and ":" not in first and len(words) == 1:
+            raise SpecError(f"'{first}' is not a zoo model, a .json spec file or an input shape"
+                            f"{_near(first.lower(), list(zoo.ZOO))}; see 'convcli params --list'")
+        network = parse_words(words)
+    if input_shape is not None:
+        network = S.Network(parse_shape(input_shape), network.steps, network.name, network.source)
+    return network
+
+
+def format_layer(layer: S.Layer) -> str:
+    """The word that writes ``layer``, the inverse of :func:`parse_layer` (defaults left out).
+
+    >>> format_layer(parse_layer("conv:64,f=3,s=2,p=1,bias=0"))
+    'conv:64,s=2,p=1,bias=0'
+    >>> format_layer(parse_layer("maxpool:3,2,ceil=1"))
+    'maxpool:f=3,s=2,ceil=1'
+    >>> format_layer(parse_layer("inception:64,96-128,16-32,32,f5=3"))
+    'inception:64,96-128,16-32,32,f5=3'
+    """
+    if isinstance(layer, (S.Residual, S.Concat)):
+        return "residual" if isinstance(layer, S.Residual) else "concat"
+    for name, kind in KINDS.items():
+        if kind.build is type(layer) and all(getattr(layer, k) == v for k, v in kind.fixed):
+            break
+    skip = dict(kind.fixed)
+    parts = []
+    for slot in kind.positional:
+        names = slot.split("-")
+        if all(getattr(type(layer), n, MISSING) is MISSING for n in names):
+            parts.append("-".join(str(getattr(layer, n)) for n in names))
+            skip.update(dict.fromkeys(names))
+    for f in fields(layer):
+        value = getattr(layer, f.name)
+        if f.name in skip or value == f.default:
+            continue
+        parts.append(f"{f.name}={int(value) if isinstance(value, bool) else value}")
+    return name + (":" + ",".join(parts) if parts else "")
+
+
+def parse_padding(text: str, convention: str = "pytorch") -> int | str:
+    """A padding option: an int or a mode; under the ``tf`` convention ``same`` is TensorFlow's SAME.
+
+    >>> parse_padding("same", "tf"), parse_padding("2")
+    ('tf', 2)
+    """
+    try:
+        value = _padding(text.strip())
+    except ValueError as err:
+        raise SpecError(f"padding {text!r} is not {err}") from None
+    return "tf" if convention == "tf" and value == "same" else value

@@ -8,7 +8,7 @@ params and flops must start fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from convcli.errors import ShapeError
 
@@ -69,8 +69,7 @@ def resolve_padding(padding: int | str | tuple[int, int], n: int, f: int, s: int
     return lo, hi
 
 
-@dataclass(frozen=True)
-class AxisResult:
+class AxisResult(NamedTuple):
     """The output size of one axis and what the window arithmetic left over.
 
     ``dropped`` counts the trailing input positions (padding included) that no window covers:
@@ -165,3 +164,25 @@ def _check_positive(what: str, **values: int) -> None:
     for name, value in values.items():
         if value < 1:
             raise ShapeError(f"{what}: {name}={value} must be a positive integer")
+
+
+def axis(n: int, f: int, s: int | None = None, padding: int | str = 0, d: int = 1, *, pool: bool = False,
+         ceil: bool = False, transposed: bool = False, output_padding: int = 0) -> AxisResult:
+    """One layer on one axis, as ``convcli shape-calc -n N -f F ...`` asks for it.
+
+    >>> axis(7, 3, 2).out
+    3
+    >>> axis(6, 2, pool=True).out
+    3
+    """
+    if transposed:
+        if not isinstance(padding, int):
+            raise ShapeError(f"a transposed convolution takes an integer padding, not {padding!r}")
+        return conv_transpose_axis(n, f, 1 if s is None else s, padding, d, output_padding)
+    if output_padding:
+        raise ShapeError("--output-padding applies only to a transposed convolution (--transposed)")
+    if pool:
+        return pool_axis(n, f, s, padding, d, ceil)
+    if ceil:
+        raise ShapeError("--ceil applies only to pooling (--pool)")
+    return conv_axis(n, f, 1 if s is None else s, padding, d)

@@ -9,7 +9,7 @@ once the input channel count is known (see :func:`expand`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 Padding = Union[int, str]
@@ -299,3 +299,21 @@ def _projection(c_in: int, c_out: int, s: int) -> tuple:
 LENET5_C3 = ((0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
              (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
              (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5))
+
+
+def tf_convention(network: Network) -> Network:
+    """The same network with every ``p=same`` read as TensorFlow's SAME (``p=tf``), which also
+    allows strides above 1."""
+
+    def convert(layer):
+        if isinstance(layer, Residual):
+            return Residual(tuple(map(convert, layer.body)),
+                            None if layer.shortcut is None else tuple(map(convert, layer.shortcut)), layer.act)
+        if isinstance(layer, Concat):
+            return Concat(tuple(tuple(map(convert, b)) for b in layer.branches))
+        if getattr(layer, "p", None) == "same":
+            return replace(layer, p="tf")
+        return layer
+
+    steps = tuple(Step(convert(step.layer), step.word) for step in network.steps)
+    return Network(network.input, steps, network.name, network.source)

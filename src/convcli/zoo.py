@@ -7,7 +7,7 @@ against the published figure (shared/REFERENCE.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from convcli import spec as S
 from convcli.errors import SpecError
@@ -66,8 +66,7 @@ _MOBILENET_V2 = " ".join([
 ])
 
 
-@dataclass(frozen=True)
-class ZooEntry:
+class ZooEntry(NamedTuple):
     name: str
     description: str
     source: str
@@ -114,3 +113,16 @@ def get(name: str, input_shape: str | None = None) -> S.Network:
         parse_shape(input_shape)
         words[0] = input_shape
     return parse_words(words, name=entry.name)
+
+
+def zoo_table() -> list[dict]:
+    """Every zoo model with its input, parameter and MAC totals (what ``params --list`` prints)."""
+    from convcli.network import analyse
+
+    rows = []
+    for entry in ZOO.values():
+        report = analyse(get(entry.name))
+        rows.append({"name": entry.name, "description": entry.description, "source": entry.source,
+                     "input": list(report.input_shape), "params": report.total("params"),
+                     "macs": report.total("macs")})
+    return rows

@@ -1,0 +1,78 @@
+"""The Typer application, lazy loading of command modules, and the one place where convcli's
+errors become `Error: ...` lines."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+from typer.core import TyperGroup
+
+from convcli import __version__
+from convcli.errors import ConvcliError
+
+# Command name -> the module under convcli.cli that defines it. Only the module of the command
+# being run is imported (and turned into Click objects): start-up time is a feature.
+COMMANDS = {
+    "shape-calc": "networks", "params": "networks", "flops": "networks",
+}
+
+
+class _Group(TyperGroup):
+    """Loads a command's module on first use; reports a ConvcliError as one line on stderr with
+    exit code 1."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        module = COMMANDS.get(name)
+        if module is None:
+            return None
+        sub = importlib.import_module(f"convcli.cli.{module}")
+        return typer.main.get_group(sub.app).get_command(ctx, name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ConvcliError as err:
+            typer.echo(f"Error: {err}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="convcli",
+    help="A command-line toolkit for convolutional neural networks: output shapes, receptive "
+         "fields, parameter and MAC counts, edge detection, convolution and pooling, and CNNs "
+         "trained from scratch in numpy.",
+    epilog="Run 'convcli COMMAND --help' for the options and examples of each command.",
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def command_app() -> typer.Typer:
+    """The Typer app a command module registers its commands on."""
+    return typer.Typer(rich_markup_mode=None, add_completion=False,
+                       context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"convcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """A command-line toolkit for convolutional neural networks."""
+
+
+def usage_error(message: str) -> typer.BadParameter:
+    """A usage mistake: Click reports it with exit code 2."""
+    return typer.BadParameter(message)

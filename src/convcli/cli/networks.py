@@ -1,0 +1,199 @@
+"""shape-calc, params and flops: the network arithmetic commands. No numpy here."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+from convcli.cli.app import command_app, usage_error
+
+app = command_app()
+
+SpecWords = typer.Argument(None, metavar="SPEC...", show_default=False,
+                           help="An input shape and layer words (28x28x1 conv:6,f=5 ...), a zoo "
+                                "name (see 'convcli params --list') or a .json spec file.")
+InputOpt = typer.Option(None, "--input", metavar="HxWxC", help="Another input shape for a zoo model or spec file.")
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON (schema in the README).")
+ExpandOpt = typer.Option(False, "--expand", "-e", help="Show the layers inside blocks too.")
+
+
+class Convention(str, Enum):
+    pytorch = "pytorch"
+    tf = "tf"
+
+
+def _load(words: Optional[List[str]], input_shape: Optional[str], convention: Convention = Convention.pytorch):
+    from convcli import spec
+    from convcli.parse import load_network
+
+    network = load_network(words or [], input_shape)
+    return spec.tf_convention(network) if convention is Convention.tf else network
+
+
+@app.command("shape-calc")
+def shape_calc(
+    words: Optional[List[str]] = SpecWords,
+    n: Optional[int] = typer.Option(None, "-n", "--size", help="Single layer: input size on one axis."),
+    f: Optional[int] = typer.Option(None, "-f", "--kernel", help="Single layer: kernel (window) size."),
+    s: Optional[int] = typer.Option(None, "-s", "--stride",
+                                    help="Single layer: stride [default: 1; the window size with --pool]."),
+    p: str = typer.Option("0", "-p", "--padding", help="Single layer: an int, valid, same, full or tf."),
+    d: int = typer.Option(1, "-d", "--dilation", help="Single layer: dilation."),
+    pool: bool = typer.Option(False, "--pool", help="Single layer: a pooling window (stride defaults to f)."),
+    ceil: bool = typer.Option(False, "--ceil", help="Single layer: pooling in ceil mode."),
+    transposed: bool = typer.Option(False, "--transposed", help="Single layer: a transposed convolution."),
+    output_padding: int = typer.Option(0, "--output-padding", help="Single layer: output padding (--transposed)."),
+    convention: Convention = typer.Option(Convention.pytorch, "--convention",
+                                          help="pytorch: 'same' needs stride 1; tf: 'same' is TensorFlow's SAME."),
+    input_shape: Optional[str] = InputOpt,
+    expand: bool = ExpandOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Output sizes, floor((n + 2p - f)/s) + 1, for one layer or through a whole network.
+
+    For a network: each layer's output shape (H x W x C), activation count, receptive field,
+    jump (effective stride) and start, the flatten size, and a warning wherever rows or columns
+    are dropped because (n + 2p - f) is not a multiple of s.
+
+    \b
+    Examples:
+      convcli shape-calc -n 7 -f 3 -s 2            # prints 3
+      convcli shape-calc -n 224 -f 3 -s 2 -p same --convention tf
+      convcli shape-calc -n 4 -f 2 -s 2 --transposed
+      convcli shape-calc 39x39x3 conv:10,f=3 conv:20,f=5,s=2 conv:40,f=5,s=2 flatten
+      convcli shape-calc resnet50 --input 32x32x3 --json | jq .output_shape
+    """
+    from convcli.render import networks as render
+
+    single = [n, f, s] != [None, None, None] or pool or ceil or transposed or output_padding or d != 1 or p != "0"
+    if words and single:
+        raise usage_error("give either a network (SPEC words) or one layer (-n, -f, ...), not both")
+    if not words:
+        if n is None or f is None:
+            raise usage_error("give a network (e.g. 28x28x1 conv:6,f=5) or one layer with -n and -f")
+        from convcli.parse import parse_padding
+        from convcli.shapes import axis
+
+        padding = parse_padding(p, convention.value)
+        result = axis(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed,
+                      output_padding=output_padding)
+        render.show_axis(n, f, s, padding, d, result, pool=pool, ceil=ceil, transposed=transposed,
+                         output_padding=output_padding, json_out=json_out)
+        return
+    from convcli.network import analyse
+
+    report = analyse(_load(words, input_shape, convention))
+    if json_out:
+        render.emit_report_json(report)
+    else:
+        render.show_shapes(report, expand)
+
+
+@app.command()
+def params(
+    words: Optional[List[str]] = SpecWords,
+    input_shape: Optional[str] = InputOpt,
+    keras: bool = typer.Option(False, "--keras", help="Count as Keras does: batch norm running "
+                                                      "statistics included, as non-trainable."),
+    bias: bool = typer.Option(True, "--bias/--no-bias", help="Count the biases of conv and fc layers."),
+    list_zoo: bool = typer.Option(False, "--list", help="List the built-in architectures (the zoo)."),
+    expand: bool = ExpandOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Parameter counts per layer and in total, trainable and non-trainable.
+
+    Counts follow PyTorch (batch norm: gamma and beta; its running statistics are buffers) unless
+    --keras is given.
+
+    \b
+    Examples:
+      convcli params --list
+      convcli params resnet50
+      convcli params vgg16-bn --keras
+      convcli params 32x32x3 conv:32,f=3,p=same bn relu maxpool:2 flatten fc:10
+      convcli params mobilenet-v2 --json | jq .total.params
+    """
+    from convcli.render import networks as render
+
+    if list_zoo:
+        if words:
+            raise usage_error("--list takes no SPEC")
+        from convcli.zoo import zoo_table
+
+        render.show_zoo(zoo_table(), json_out)
+        return
+    from convcli.network import analyse
+
+    report = analyse(_load(words, input_shape), bias=bias)
+    if json_out:
+        render.emit_report_json(report, keras=keras)
+    else:
+        render.show_params(report, keras, expand)
+
+
+def _include(text: Optional[str]) -> frozenset:
+    from convcli.costs import EXTRA_KINDS
+
+    if not text:
+        return frozenset()
+    kinds = {k.strip().lower() for k in text.split(",") if k.strip()}
+    if "all" in kinds:
+        return frozenset(EXTRA_KINDS)
+    unknown = kinds - set(EXTRA_KINDS)
+    if unknown:
+        raise usage_error(f"--include {sorted(unknown)[0]!r}: choose from {', '.join(EXTRA_KINDS)} or all")
+    return frozenset(kinds)
+
+
+@app.command()
+def flops(
+    words: Optional[List[str]] = SpecWords,
+    input_shape: Optional[str] = InputOpt,
+    include: Optional[str] = typer.Option(None, "--include", metavar="KINDS",
+                                          help="Also count, comma separated: bias, bn, act, pool, add, or all."),
+    bias: bool = typer.Option(True, "--bias/--no-bias", help="Count conv and fc layers with their biases."),
+    bottleneck: Optional[int] = typer.Option(None, "--bottleneck", metavar="K",
+                                             help="compare: channels of the 1x1 bottleneck [default: C_in/4]."),
+    expand: bool = ExpandOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Multiply-accumulates (MACs) and FLOPs per layer and in total; or compare designs.
+
+    MACs count the multiply-accumulates of conv, convT and fc layers (what torchvision's
+    "GFLOPS" and ptflops' "GMac" report); FLOPs = 2 x MACs, plus whatever --include adds.
+    Transposed convolutions are counted on their input size.
+
+    'convcli flops compare HxWxC conv:C,f=F' prices one convolution as standard, as
+    depthwise-separable and behind a 1x1 bottleneck, with the closed form 1/C + 1/F^2;
+    'convcli flops compare HxWxC inception:...' prices an Inception module with and without
+    its 1x1 reductions.
+
+    \b
+    Examples:
+      convcli flops alexnet
+      convcli flops resnet50 --include all --json | jq .total
+      convcli flops compare 28x28x192 conv:32,f=5,p=same --bottleneck 16
+      convcli flops compare 28x28x192 inception:64,96-128,16-32,32
+    """
+    from convcli.render import networks as render
+
+    kinds = _include(include)
+    if words and words[0] == "compare":
+        if len(words) != 3:
+            raise usage_error("compare takes an input shape and one layer: "
+                              "convcli flops compare 56x56x64 conv:128,f=3")
+        from convcli.compare import compare
+
+        render.show_compare(compare(words[1], words[2], bottleneck), json_out)
+        return
+    if bottleneck is not None:
+        raise usage_error("--bottleneck goes with 'flops compare'")
+    from convcli.network import analyse
+
+    report = analyse(_load(words, input_shape), bias=bias)
+    if json_out:
+        render.emit_report_json(report, include=kinds)
+    else:
+        render.show_flops(report, kinds, expand)
