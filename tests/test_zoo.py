@@ -114,3 +114,10 @@ def test_blocks_expand_into_containers():
     block = report.layers[4]
     assert block.kind == "bottleneck" and [name for name, _ in block.children] == ["body", "shortcut"]
     assert sum(1 for _ in walk(report.layers)) > 150
+
+
+def test_vgg16_receptive_field_is_the_published_212():
+    # Araujo, Norris & Sim, Distill 2019, Table 1: VGG-16 (up to pool5) has a 212-pixel field.
+    report = analyse(zoo.get("vgg16"))
+    pool5 = [info for info in report.layers if info.kind == "maxpool"][-1]
+    assert (pool5.field.r, pool5.field.j) == (212, 32)
