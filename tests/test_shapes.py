@@ -122,6 +122,7 @@ def test_conv_transpose_matches_torch(n, f, s, p, op, d):
     assert layer(torch.zeros(1, 1, n, n)).shape[-1] == conv_transpose_axis(n, f, s, p, d, op).out
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 def test_same_padding_matches_torch():
     torch = pytest.importorskip("torch")
     for n, f, d in [(10, 4, 1), (9, 3, 2), (8, 2, 1)]:
