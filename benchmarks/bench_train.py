@@ -1,0 +1,152 @@
+"""LeNet-5 (modern, zoo 'lenet5') on MNIST: convcli's numpy training against PyTorch on the CPU.
+
+Both train the same architecture (32x32x1 input, MNIST padded by 2 as LeCun did) with SGD,
+momentum 0.9, lr 0.01, batch 64, on the same normalised images; each runs in its own process
+so peak memory (ru_maxrss) is its own. Prints seconds per epoch, the ratio convcli / PyTorch
+(target <= 1.5), images/s, peak memory and test accuracy after each epoch. The machine is
+shared: run it twice and read the ratio of the quieter run.
+
+    python benchmarks/bench_train.py --data /work/shared/data/mnist            # one epoch each
+    python benchmarks/bench_train.py --data /work/shared/data/mnist --epochs 10 --only convcli \
+        --lr 0.05 --schedule cosine --weight-decay 5e-4
+    # LeCun et al. 1998 report 0.95% test error for LeNet-5: aim for >= 99.0% within 10 epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+THREADS = 2
+MOMENTUM = 0.9
+
+
+def load(data: str):
+    from convcli.datasets import resolve_data
+    from convcli.nn.train import prepare_images
+
+    splits = resolve_data(data, validation=0.0, seed=0)
+    x = prepare_images(splits.train.images, (32, 32, 1), splits.mean, splits.std)
+    xt = prepare_images(splits.test.images, (32, 32, 1), splits.mean, splits.std)
+    return x, splits.train.labels, xt, splits.test.labels
+
+
+def run_convcli(args) -> dict:
+    from convcli.network import analyse
+    from convcli.nn.model import build_model
+    from convcli.nn.optim import make_optimizer
+    from convcli.nn.train import TrainConfig, evaluate, fit
+    from convcli.zoo import get
+
+    x, y, xt, yt = load(args.data)
+    model = build_model(analyse(get("lenet5")), seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch, optimizer="momentum", lr=args.lr,
+                         schedule=args.schedule, weight_decay=args.weight_decay, momentum=MOMENTUM, seed=args.seed)
+    optimizer = make_optimizer("momentum", model, args.lr, args.weight_decay, MOMENTUM)
+    accuracy = []
+
+    def on_epoch(record):
+        accuracy.append(evaluate(model, xt, yt, 10).accuracy)
+        print(f"  convcli epoch {record.epoch}: {record.seconds:.1f} s, test {100 * accuracy[-1]:.2f}%",
+              file=sys.stderr)
+
+    records = fit(model, optimizer, x, y, config, on_epoch=on_epoch)
+    return {"seconds": [r.seconds for r in records], "accuracy": accuracy, "images": len(x)}
+
+
+def run_torch(args) -> dict:
+    import torch
+    from torch import nn
+
+    from convcli.nn.optim import scheduled_lr
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(args.seed)
+    x, y, xt, yt = load(args.data)
+    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
+                        nn.ReLU(), nn.Linear(84, 10))
+    # weight decay on weights only, as convcli applies it
+    weights = [p for p in net.parameters() if p.ndim > 1]
+    biases = [p for p in net.parameters() if p.ndim == 1]
+    opt = torch.optim.SGD([{"params": weights, "weight_decay": args.weight_decay},
+                           {"params": biases, "weight_decay": 0.0}], lr=args.lr, momentum=MOMENTUM)
+    xs, ys, xts = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(xt)
+    seconds, accuracy = [], []
+    batch = args.batch
+    for epoch in range(args.epochs):
+        for group in opt.param_groups:
+            group["lr"] = scheduled_lr(args.schedule, args.lr, epoch, args.epochs)
+        order = torch.from_numpy(np.random.default_rng((args.seed, epoch)).permutation(len(x)))
+        net.train()
+        start = time.perf_counter()
+        for b in range(0, len(x), batch):
+            idx = order[b:b + batch]
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(xs[idx]), ys[idx]).backward()
+            opt.step()
+        seconds.append(time.perf_counter() - start)
+        net.eval()
+        with torch.no_grad():
+            accuracy.append(float((net(xts).argmax(1).numpy() == yt).mean()))
+        print(f"  torch epoch {epoch + 1}: {seconds[-1]:.1f} s, test {100 * accuracy[-1]:.2f}%", file=sys.stderr)
+    return {"seconds": seconds, "accuracy": accuracy, "images": len(x)}
+
+
+def child(args) -> None:
+    result = (run_convcli if args.framework == "convcli" else run_torch)(args)
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="mnist", help="mnist, or a directory of the MNIST IDX files")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--schedule", choices=("none", "step", "cosine"), default="none")
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--only", choices=("convcli", "torch"))
+    parser.add_argument("--framework", choices=("convcli", "torch"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.framework:
+        child(args)
+        return
+    results = {}
+    for name in ("torch", "convcli"):
+        if args.only and name != args.only:
+            continue
+        cmd = [sys.executable, __file__, "--framework", name, "--data", args.data, "--epochs", str(args.epochs),
+               "--batch", str(args.batch), "--seed", str(args.seed), "--lr", str(args.lr),
+               "--schedule", args.schedule, "--weight-decay", str(args.weight_decay)]
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        if done.returncode:
+            print(f"{name}: failed (exit {done.returncode})")
+            continue
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"LeNet-5 on MNIST, batch {args.batch}, SGD momentum {MOMENTUM}, lr {args.lr} ({args.schedule}), "
+          f"weight decay {args.weight_decay}, {THREADS} threads for torch")
+    print(f"{'':10}{'s/epoch':>10}{'img/s':>10}{'peak MB':>10}{'test acc':>10}")
+    for name, r in results.items():
+        per_epoch = float(np.mean(r["seconds"]))
+        print(f"{name:10}{per_epoch:10.1f}{r['images'] / per_epoch:10,.0f}{r['peak_mb']:10.0f}"
+              f"{100 * r['accuracy'][-1]:9.2f}%")
+    if len(results) == 2:
+        ratio = np.mean(results["convcli"]["seconds"]) / np.mean(results["torch"]["seconds"])
+        print(f"time per epoch, convcli / torch: {ratio:.2f}x (target <= 1.5x)")
+    if "convcli" in results:
+        acc = results["convcli"]["accuracy"]
+        print(f"convcli test accuracy by epoch: {', '.join(f'{100 * a:.2f}%' for a in acc)} "
+              f"(target >= 99.0% within 10 epochs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""Layers: thin holders of weights whose math is the functional ops of `convcli.ops`.
+
+Every layer has ``forward(x, train)`` returning its output and ``backward(dy)`` returning the
+gradient with respect to its input, filling ``grads`` (same keys as ``params``) on the way.
+``buffers`` hold state that is saved but not trained (batch norm running statistics). The
+forward keeps what its backward needs in ``self._cache``; one backward per forward.
+
+Layout is NCHW, ``(N, C, H, W)`` for feature maps and ``(N, F)`` once flattened.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convcli import ops
+
+
+class Layer:
+    """Base class: no parameters, identity."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self._cache = None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def he_normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    """He et al. 2015: N(0, 2 / fan_in), for ReLU networks."""
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int) -> np.ndarray:
+    """Glorot & Bengio 2010: U(-a, a) with a = sqrt(6 / (fan_in + fan_out))."""
+    a = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-a, a, shape).astype(np.float32)
+
+
+def init_weight(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int,
+                scheme: str) -> np.ndarray:
+    if scheme == "he":
+        return he_normal(rng, shape, fan_in)
+    return glorot_uniform(rng, shape, fan_in, fan_out)
+
+
+class Conv2d(Layer):
+    """Convolution; ``groups == C_in`` is depthwise. Weights (C_out, C_in/groups, f, f)."""
+
+    def __init__(self, c_in: int, c_out: int, f: int, rng: np.random.Generator, *, stride: int = 1,
+                 padding: object = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
+                 init: str = "he") -> None:
+        super().__init__()
+        fan_in, fan_out = c_in // groups * f * f, c_out // groups * f * f
+        self.params["w"] = init_weight(rng, (c_out, c_in // groups, f, f), fan_in, fan_out, init)
+        if bias:
+            self.params["b"] = np.zeros(c_out, np.float32)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def forward(self, x, train):
+        y, self._cache = ops.conv2d_forward(x, self.params["w"], self.params.get("b"), stride=self.stride,
+                                            padding=self.padding, dilation=self.dilation, groups=self.groups)
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = ops.conv2d_backward(dy, self._cache)
+        self.grads["w"] = dw
+        if db is not None:
+            self.grads["b"] = db
+        return dx
+
+
+class Pool2d(Layer):
+    """Max or average pooling over f x f windows."""
+
+    def __init__(self, f: int, *, stride: int, padding: object = 0, ceil: bool = False,
+                 mode: str = "max", count_include_pad: bool = True) -> None:
+        super().__init__()
+        self.f, self.stride, self.padding, self.ceil = f, stride, padding, ceil
+        self.mode, self.count_include_pad = mode, count_include_pad
+
+    def forward(self, x, train):
+        y, self._cache = ops.pool2d_forward(x, self.f, stride=self.stride, padding=self.padding,
+                                            ceil=self.ceil, mode=self.mode,
+                                            count_include_pad=self.count_include_pad)
+        return y
+
+    def backward(self, dy):
+        return ops.pool2d_backward(dy, self._cache)
+
+
+class GlobalPool2d(Layer):
+    """Each (H, W) plane to its mean or maximum: (N, C, 1, 1)."""
+
+    def __init__(self, mode: str = "avg") -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x, train):
+        y, self._cache = ops.global_pool2d_forward(x, self.mode)
+        return y
+
+    def backward(self, dy):
+        return ops.global_pool2d_backward(dy, self._cache)
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W), channel-major as PyTorch flattens."""
+
+    def forward(self, x, train):
+        self._cache = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._cache)
+
+
+class Linear(Layer):
+    """Fully connected: ``y = x @ w.T + b`` with w (units, n_in); a (N, C, 1, 1) input is flattened."""
+
+    def __init__(self, n_in: int, units: int, rng: np.random.Generator, *, bias: bool = True,
+                 init: str = "he") -> None:
+        super().__init__()
+        self.params["w"] = init_weight(rng, (units, n_in), n_in, units, init)
+        if bias:
+            self.params["b"] = np.zeros(units, np.float32)
+
+    def forward(self, x, train):
+        x2 = x.reshape(len(x), -1)                                         # N, n_in
+        self._cache = (x.shape, x2)
+        y = x2 @ self.params["w"].T
+        if "b" in self.params:
+            y += self.params["b"]
+        return y
+
+    def backward(self, dy):
+        shape, x2 = self._cache
+        self.grads["w"] = dy.T @ x2
+        if "b" in self.params:
+            self.grads["b"] = dy.sum(axis=0)
+        return (dy @ self.params["w"]).reshape(shape)
+
+
+class Activation(Layer):
+    """Elementwise nonlinearity by name (see ``ACTIVATIONS``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self._fn, self._grad = ACTIVATIONS[name]
+
+    def forward(self, x, train):
+        y = self._fn(x)
+        self._cache = (x, y)
+        return y
+
+    def backward(self, dy):
+        x, y = self._cache
+        return dy * self._grad(x, y)
+
+
+def _sigmoid(x):
+    # exp of a non-positive number never overflows
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+LEAKY_SLOPE = 0.01  # PyTorch's nn.LeakyReLU default
+
+# name -> (f(x), f'(x) from x and y = f(x))
+ACTIVATIONS = {
+    "relu": (lambda x: np.maximum(x, 0), lambda x, y: x > 0),
+    "relu6": (lambda x: np.clip(x, 0, 6), lambda x, y: (x > 0) & (x < 6)),
+    "leakyrelu": (lambda x: np.where(x > 0, x, x * LEAKY_SLOPE),
+                  lambda x, y: np.where(x > 0, 1, LEAKY_SLOPE).astype(x.dtype)),
+    "tanh": (np.tanh, lambda x, y: 1 - y * y),
+    "sigmoid": (_sigmoid, lambda x, y: y * (1 - y)),
+    "swish": (lambda x: x * _sigmoid(x), lambda x, y: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+}
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over N (and H, W for feature maps), as PyTorch's BatchNorm1d/2d.
+
+    Training normalises with the batch statistics and updates the running ones with
+    ``momentum`` (PyTorch's 0.1; the running variance uses the unbiased batch variance);
+    evaluation normalises with the running statistics.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.params["gamma"] = np.ones(channels, np.float32)
+        self.params["beta"] = np.zeros(channels, np.float32)
+        self.buffers["mean"] = np.zeros(channels, np.float32)
+        self.buffers["var"] = np.ones(channels, np.float32)
+        self.eps, self.momentum = eps, momentum
+
+    def forward(self, x, train):
+        axes = (0, 2, 3) if x.ndim == 4 else (0,)
+        shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+        if train:
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            m = x.size // x.shape[1]
+            unbiased = var * (m / max(m - 1, 1))
+            self.buffers["mean"] = ((1 - self.momentum) * self.buffers["mean"] + self.momentum * mean).astype(np.float32)
+            self.buffers["var"] = ((1 - self.momentum) * self.buffers["var"] + self.momentum * unbiased).astype(np.float32)
+        else:
+            mean, var = self.buffers["mean"].astype(x.dtype), self.buffers["var"].astype(x.dtype)
+        inv = 1 / np.sqrt(var + self.eps)
+        xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
+        self._cache = (xhat, inv, axes, shape, train)
+        return xhat * self.params["gamma"].reshape(shape) + self.params["beta"].reshape(shape)
+
+    def backward(self, dy):
+        xhat, inv, axes, shape, train = self._cache
+        self.grads["gamma"] = (dy * xhat).sum(axis=axes)
+        self.grads["beta"] = dy.sum(axis=axes)
+        g = dy * self.params["gamma"].reshape(shape)
+        if not train:
+            return g * inv.reshape(shape)
+        # d/dx of (x - mean) / std through the batch mean and variance
+        return inv.reshape(shape) * (g - g.mean(axis=axes, keepdims=True)
+                                     - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero a ``rate`` of the activations and scale the rest by
+    1 / (1 - rate); identity in evaluation."""
+
+    def __init__(self, rate: float, rng: np.random.Generator) -> None:
+        super().__init__()
+        self.rate, self.rng = rate, rng
+
+    def forward(self, x, train):
+        if not train or self.rate == 0:
+            self._cache = None
+            return x
+        keep = self.rng.random(x.shape) >= self.rate
+        self._cache = keep.astype(x.dtype) / np.asarray(1 - self.rate, x.dtype)
+        return x * self._cache
+
+    def backward(self, dy):
+        return dy if self._cache is None else dy * self._cache

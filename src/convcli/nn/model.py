@@ -1,0 +1,266 @@
+"""A trainable model built by walking the `convcli.network.Report` of a spec.
+
+The report already holds every layer's input and output shape, blocks expanded into their
+`Residual` and `Concat` containers: the builder reads shapes from it and derives none itself.
+Parameters are named by their path, ``"3.w"`` or ``"4.body.0.gamma"``, which is also how the
+state dict (weights and batch norm statistics) is keyed in a checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from convcli import spec as S
+from convcli.errors import TrainingError
+from convcli.network import LayerInfo, Report, walk
+from convcli.nn import layers as L
+
+RELU_FAMILY = ("relu", "relu6", "leakyrelu")
+
+
+class Sequential(L.Layer):
+    """Layers applied one after the other."""
+
+    def __init__(self, layers: list[L.Layer]) -> None:
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x, train):
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def children(self) -> Iterator[tuple[str, L.Layer]]:
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
+
+
+class Residual(L.Layer):
+    """``act(body(x) + shortcut(x))``; without a shortcut, ``act(body(x))``."""
+
+    def __init__(self, body: Sequential, shortcut: Sequential | None, act: str | None) -> None:
+        super().__init__()
+        self.body, self.shortcut = body, shortcut
+        self.act = L.Activation(act) if act else None
+
+    def forward(self, x, train):
+        y = self.body.forward(x, train)
+        if self.shortcut is not None:
+            y = y + self.shortcut.forward(x, train)
+        return self.act.forward(y, train) if self.act else y
+
+    def backward(self, dy):
+        if self.act:
+            dy = self.act.backward(dy)
+        dx = self.body.backward(dy)
+        if self.shortcut is not None:
+            dx = dx + self.shortcut.backward(dy)
+        return dx
+
+    def children(self) -> Iterator[tuple[str, L.Layer]]:
+        yield "body", self.body
+        if self.shortcut is not None:
+            yield "shortcut", self.shortcut
+
+
+class Concat(L.Layer):
+    """Parallel branches on the same input, concatenated along channels."""
+
+    def __init__(self, branches: list[Sequential]) -> None:
+        super().__init__()
+        self.branches = branches
+
+    def forward(self, x, train):
+        outs = [branch.forward(x, train) for branch in self.branches]
+        self._cache = np.cumsum([o.shape[1] for o in outs])[:-1]
+        return np.concatenate(outs, axis=1)
+
+    def backward(self, dy):
+        parts = np.split(dy, self._cache, axis=1)
+        return sum(branch.backward(d) for branch, d in zip(self.branches, parts))
+
+    def children(self) -> Iterator[tuple[str, L.Layer]]:
+        return ((f"branch{i}", b) for i, b in enumerate(self.branches, 1))
+
+
+class Model:
+    """The layers of a network, their parameters by name, and train/eval mode.
+
+    ``forward`` returns logits; a final ``softmax`` in the spec is folded into the loss (and into
+    `probabilities`), as frameworks do.
+    """
+
+    def __init__(self, root: Sequential, report: Report) -> None:
+        self.root, self.report = root, report
+        self.training = True
+
+    def train(self) -> None:
+        self.training = True
+
+    def eval(self) -> None:
+        self.training = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.root.forward(x, self.training)
+
+    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+        return self.root.backward(dlogits)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        logits = self.forward(x)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def named_layers(self) -> Iterator[tuple[str, L.Layer]]:
+        yield from _named(self.root, "")
+
+    def parameters(self) -> list[tuple[str, L.Layer, str]]:
+        """``(name, layer, key)`` for every trained array, in a fixed order."""
+        return [(f"{path}{key}", layer, key) for path, layer in self.named_layers() for key in layer.params]
+
+    def n_params(self) -> int:
+        return sum(layer.params[key].size for _, layer, key in self.parameters())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer by name (copies)."""
+        state = {}
+        for path, layer in self.named_layers():
+            for key, value in {**layer.params, **layer.buffers}.items():
+                state[f"{path}{key}"] = value.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Set parameters and buffers from ``state``; names and shapes must match exactly."""
+        own = self.state_dict()
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or extra:
+            raise TrainingError(f"the weights do not fit this network: missing {missing[:3]}, unexpected {extra[:3]}")
+        for path, layer in self.named_layers():
+            for store in (layer.params, layer.buffers):
+                for key in store:
+                    value = state[f"{path}{key}"]
+                    if value.shape != store[key].shape:
+                        raise TrainingError(f"weight '{path}{key}' has shape {value.shape}, "
+                                            f"the network needs {store[key].shape}")
+                    store[key] = np.asarray(value, np.float32).copy()
+
+
+def _named(layer: L.Layer, prefix: str) -> Iterator[tuple[str, L.Layer]]:
+    if hasattr(layer, "children"):
+        for name, child in layer.children():
+            yield from _named(child, f"{prefix}{name}.")
+    else:
+        yield prefix, layer
+
+
+def trainable_layers(report: Report) -> tuple[LayerInfo, ...]:
+    """The report's layers that become the model (a final softmax is folded into the loss), after
+    checking, without allocating any weights, that every one of them can be trained.
+
+    Raises `TrainingError` naming the first layer the numpy layer set cannot train.
+    """
+    infos = report.layers
+    if infos and isinstance(infos[-1].layer, S.Activation) and infos[-1].layer.name == "softmax":
+        infos = infos[:-1]
+    if not infos or len(infos[-1].out_shape) != 1 and infos[-1].out_shape[:2] != (1, 1):
+        raise TrainingError("the network must end in class scores (e.g. 'flatten fc:10' or 'gap flatten fc:10'), "
+                            f"but it ends in {'x'.join(map(str, report.output_shape))}")
+    for info in walk(infos):
+        _check(info)
+    return infos
+
+
+def build_model(report: Report, seed: int = 0) -> Model:
+    """The trainable model of ``report``, weights drawn with ``seed``.
+
+    He initialisation when the network uses a ReLU-family activation, Glorot otherwise.
+    Raises `TrainingError` naming the first layer the numpy layer set cannot train.
+
+    Examples
+    --------
+    >>> from convcli.network import analyse
+    >>> from convcli.parse import parse_words
+    >>> model = build_model(analyse(parse_words("8x8x1 conv:4,f=3 relu flatten fc:10".split())))
+    >>> model.forward(np.zeros((2, 1, 8, 8), np.float32)).shape
+    (2, 10)
+    """
+    infos = trainable_layers(report)
+    names = {info.layer.name for info in walk(infos) if isinstance(info.layer, S.Activation)}
+    scheme = "he" if names & set(RELU_FAMILY) else "glorot"
+    rng = np.random.default_rng(seed)
+    return Model(_sequence(infos, rng, scheme), report)
+
+
+SUPPORTED = (S.Conv, S.DWConv, S.Pool, S.GlobalPool, S.AdaptivePool, S.BatchNorm, S.Activation, S.Dropout,
+             S.Flatten, S.FC, S.Residual, S.Concat)
+
+
+def _check(info: LayerInfo) -> None:
+    layer = info.layer
+    act = layer.name if isinstance(layer, S.Activation) else getattr(layer, "act", None)
+    if act is not None and act not in L.ACTIVATIONS:
+        raise TrainingError(f"layer '{info.word}': activation '{act}' cannot be trained by convcli's numpy "
+                            f"layers (supported: {', '.join(L.ACTIVATIONS)}; softmax only as the last layer)")
+    h, w = info.in_shape[:2] if len(info.in_shape) == 3 else (0, 0)
+    unequal = isinstance(layer, S.AdaptivePool) and (h % layer.size or w % layer.size or h != w)
+    if not isinstance(layer, SUPPORTED) or getattr(layer, "table", None) is not None or unequal:
+        raise TrainingError(f"layer '{info.word}' ({_why(info)}) cannot be trained by convcli's numpy layers; "
+                            "supported: conv, dwconv, maxpool, avgpool, gap, gmp, adaptivepool (equal windows), "
+                            "bn, dropout, flatten, fc, relu, relu6, leakyrelu, tanh, sigmoid, swish, and the "
+                            "blocks built from them")
+
+
+def _sequence(infos, rng, scheme) -> Sequential:
+    return Sequential([_build(info, rng, scheme) for info in infos])
+
+
+def _build(info: LayerInfo, rng: np.random.Generator, scheme: str) -> L.Layer:
+    """The layer for ``info``, which `_check` has accepted."""
+    layer = info.layer
+    if isinstance(layer, S.Residual):
+        branches = dict(info.children)
+        shortcut = _sequence(branches["shortcut"], rng, scheme) if "shortcut" in branches else None
+        return Residual(_sequence(branches["body"], rng, scheme), shortcut, layer.act)
+    if isinstance(layer, S.Concat):
+        return Concat([_sequence(branch, rng, scheme) for _, branch in info.children])
+    c_in = info.in_shape[-1]
+    if isinstance(layer, S.Conv):
+        return L.Conv2d(c_in, layer.channels, layer.f, rng, stride=layer.s, padding=layer.p, dilation=layer.d,
+                        groups=layer.g, bias=layer.bias, init=scheme)
+    if isinstance(layer, S.DWConv):
+        return L.Conv2d(c_in, c_in * layer.m, layer.f, rng, stride=layer.s, padding=layer.p, dilation=layer.d,
+                        groups=c_in, bias=layer.bias, init=scheme)
+    if isinstance(layer, S.Pool):
+        return L.Pool2d(layer.f, stride=layer.stride, padding=layer.p, ceil=layer.ceil, mode=layer.kind,
+                        count_include_pad=layer.count_pad)
+    if isinstance(layer, S.GlobalPool):
+        return L.GlobalPool2d(layer.kind)
+    if isinstance(layer, S.AdaptivePool):
+        # equal windows: plain pooling with f = s = H / size
+        f = info.in_shape[0] // layer.size
+        return L.Pool2d(f, stride=f, mode=layer.kind)
+    if isinstance(layer, S.BatchNorm):
+        return L.BatchNorm(c_in, layer.eps)
+    if isinstance(layer, S.Activation):
+        return L.Activation(layer.name)
+    if isinstance(layer, S.Dropout):
+        return L.Dropout(layer.rate, rng)
+    if isinstance(layer, S.Flatten):
+        return L.Flatten()
+    # fc; a (1, 1, C) input is flattened by the layer itself
+    return L.Linear(c_in, layer.units, rng, bias=layer.bias, init=scheme)
+
+
+def _why(info: LayerInfo) -> str:
+    layer = info.layer
+    if isinstance(layer, S.Conv):
+        return f"sparse connection table={layer.table}"
+    if isinstance(layer, S.AdaptivePool):
+        return f"input {info.in_shape[0]}x{info.in_shape[1]} does not split into equal {layer.size}x{layer.size} windows"
+    return info.kind

@@ -1,0 +1,180 @@
+"""The training loop, evaluation metrics and the input preparation both share.
+
+`fit` runs epochs of minibatch gradient descent and reports through callbacks, so the command
+line can draw progress and save a checkpoint after every epoch without this module knowing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from convcli.errors import TrainingError
+from convcli.nn.loss import softmax_cross_entropy
+from convcli.nn.model import Model
+from convcli.nn.optim import Optimizer, scheduled_lr
+
+LENET_PAD = 2  # LeCun et al. 1998 centred the 28x28 MNIST digits in a 32x32 field
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of a run; saved in the checkpoint."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 0.001
+    schedule: str = "none"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One line of the training history."""
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    images_per_second: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Loss, accuracy (a fraction), the confusion matrix ``[true, predicted]`` and per-class
+    precision and recall (NaN where a class is never predicted / never present)."""
+
+    loss: float
+    accuracy: float
+    confusion: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+
+def check_input(image_shape: tuple[int, int, int], input_shape: tuple[int, int, int]) -> None:
+    """Data images ``(C, h, w)`` must fit the network's ``(H, W, C)`` input, exactly or as 28x28
+    MNIST into a 32x32 LeNet; raises `TrainingError` otherwise."""
+    c_data, h_data, w_data = image_shape
+    h, w, c = input_shape
+    if (h_data, w_data, c_data) != (h, w, c) and (h_data, w_data, c_data, h, w, c) != (28, 28, 1, 32, 32, 1):
+        raise TrainingError(f"the data's images are {h_data}x{w_data}x{c_data} but the network's input is "
+                            f"{h}x{w}x{c}: give a spec whose input matches the data (28x28 data also fits "
+                            f"a 32x32x1 input, padded as LeNet-5)")
+
+
+def prepare_images(images: np.ndarray, input_shape: tuple[int, int, int], mean: float,
+                   std: float) -> np.ndarray:
+    """Images (N, C, h, w) in [0, 1] as the network's float32 input: normalised ``(x - mean) / std``
+    and, for 28x28 data into a 32x32 network, zero-padded by 2 first as LeCun did.
+
+    Raises `TrainingError` when the image size does not fit ``input_shape`` (H, W, C).
+    """
+    check_input(images.shape[1:], input_shape)
+    if images.shape[2:] != tuple(input_shape[:2]):
+        images = np.pad(images, ((0, 0), (0, 0), (LENET_PAD,) * 2, (LENET_PAD,) * 2))
+    return ((images - np.float32(mean)) / np.float32(std)).astype(np.float32, copy=False)
+
+
+def check_classes(model: Model, class_names: tuple[str, ...]) -> None:
+    """The network's output width must equal the number of classes in the data."""
+    k = model.report.layers[-1].out_shape[-1]
+    if k != len(class_names):
+        raise TrainingError(f"the network ends in {k} outputs but the data has {len(class_names)} classes: "
+                            f"end the spec with fc:{len(class_names)}")
+
+
+def fit(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
+        validation: tuple[np.ndarray, np.ndarray] | None = None, start_epoch: int = 0,
+        on_batch: Callable[[int, int, float, float], None] | None = None,
+        on_epoch: Callable[[EpochRecord], None] | None = None) -> list[EpochRecord]:
+    """Train ``model`` on prepared images ``x`` (N, C, H, W) and labels ``y`` from ``start_epoch``
+    to ``config.epochs``; returns the new epochs' records.
+
+    Each epoch shuffles with a generator seeded by ``(seed, epoch)``, so a resumed run sees the
+    batches an uninterrupted one would. ``on_batch(done, total, loss, accuracy)`` follows the
+    running means; ``on_epoch(record)`` runs after each epoch (the CLI saves a checkpoint there).
+    Raises `TrainingError` as soon as the loss is not finite.
+    """
+    records = []
+    n_classes = model.report.layers[-1].out_shape[-1]
+    for epoch in range(start_epoch, config.epochs):
+        optimizer.lr = scheduled_lr(config.schedule, config.lr, epoch, config.epochs)
+        order = np.random.default_rng((config.seed, epoch)).permutation(len(x))
+        model.train()
+        start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+        for b in range(0, len(x), config.batch_size):
+            idx = order[b:b + config.batch_size]
+            logits = model.forward(x[idx])
+            loss, dlogits = softmax_cross_entropy(logits, y[idx])
+            if not np.isfinite(loss):
+                raise TrainingError(f"the loss became {loss} in epoch {epoch + 1} (batch {b // config.batch_size + 1}) "
+                                    f"with --lr {config.lr:g}: try a lower learning rate, e.g. --lr {config.lr / 10:g}")
+            model.backward(dlogits)
+            optimizer.step()
+            loss_sum += loss * len(idx)
+            correct += int((logits.argmax(axis=1) == y[idx]).sum())
+            seen += len(idx)
+            if on_batch:
+                on_batch(seen, len(x), loss_sum / seen, correct / seen)
+        seconds = time.perf_counter() - start
+        val = evaluate(model, *validation, n_classes) if validation is not None and len(validation[1]) else None
+        record = EpochRecord(epoch + 1, optimizer.lr, loss_sum / seen, correct / seen,
+                             val.loss if val else None, val.accuracy if val else None,
+                             seconds, seen / seconds if seconds else 0.0)
+        records.append(record)
+        if on_epoch:
+            on_epoch(record)
+    return records
+
+
+def predict_logits(model: Model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Logits (N, K) in evaluation mode, in batches to bound memory."""
+    model.eval()
+    return np.concatenate([model.forward(x[b:b + batch_size]) for b in range(0, len(x), batch_size)])
+
+
+def evaluate(model: Model, x: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:
+    """Loss, accuracy, confusion matrix and per-class precision/recall on prepared images."""
+    logits = predict_logits(model, x)
+    loss, _ = softmax_cross_entropy(logits, y)
+    predicted = logits.argmax(axis=1)
+    confusion = confusion_matrix(y, predicted, n_classes)
+    precision, recall = precision_recall(confusion)
+    return Evaluation(loss, float((predicted == y).mean()), confusion, precision, recall)
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts ``[i, j]`` of images of class ``i`` predicted as ``j``.
+
+    >>> confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2).tolist()
+    [[1, 0], [1, 1]]
+    """
+    return np.bincount(true * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def precision_recall(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: precision = TP / predicted as the class, recall = TP / truly the class.
+
+    >>> p, r = precision_recall(np.array([[1, 0], [1, 1]]))
+    >>> p.tolist(), r.tolist()
+    ([0.5, 1.0], [1.0, 0.5])
+    """
+    tp = np.diag(confusion).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / confusion.sum(axis=0), tp / confusion.sum(axis=1)
