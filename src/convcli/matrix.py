@@ -149,9 +149,8 @@ def read_matrix(arg: str, stdin: TextIO | None = None) -> MatrixInput:
     """
     if arg == "-":
         return parse_matrix((stdin or sys.stdin).read(), source="standard input")
-    path = Path(arg)
-    if path.exists():
-        return _read_file(path)
+    if os.path.exists(arg):  # not Path.exists: it raises on a name longer than the OS allows
+        return _read_file(Path(arg))
     if is_matrix_text(arg):
         return parse_matrix(arg)
     raise InputError(f"{arg}: no such file, and not a matrix such as {EXAMPLE!r}")

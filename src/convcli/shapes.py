@@ -123,8 +123,9 @@ def pool_axis(n: int, f: int, s: int | None = None, padding: int | str | tuple[i
     s = f if s is None else s
     _check_positive(what, n=n, f=f, s=s, d=d)
     p_lo, p_hi = resolve_padding(padding, n, f, s, d)
-    if isinstance(padding, int) and 2 * padding > f:
-        raise ShapeError(f"{what}: padding p={padding} is more than half the window f={f}")
+    if 2 * max(p_lo, p_hi) > f:
+        detail = f" ({p_lo} before, {p_hi} after)" if isinstance(padding, str) else ""
+        raise ShapeError(f"{what}: padding p={padding}{detail} is more than half the window f={f}")
     span = n + p_lo + p_hi - effective_kernel(f, d)
     if span < 0:
         raise ShapeError(f"{what}: window f={f} is larger than the padded input {n + p_lo + p_hi} (n={n})")

@@ -15,6 +15,8 @@ from convcli.errors import ConvcliError
 # being run is imported (and turned into Click objects): start-up time is a feature.
 COMMANDS = {
     "shape-calc": "networks", "params": "networks", "flops": "networks",
+    "edges": "images", "conv": "images", "pool": "images",
+    "train": "training", "evaluate": "training", "predict": "training",
 }
 
 

@@ -1,0 +1,43 @@
+"""The numpy compute core: convolution, pooling and image filtering, forward and backward.
+
+Array layout
+------------
+One layout everywhere, PyTorch's; convert at the edges (image loading, plotting) only.
+
+- Batches are NCHW: ``x.shape == (N, C_in, H, W)``.
+- Convolution weights are ``(C_out, C_in/groups, fH, fW)``, bias ``(C_out,)``.
+- Outputs are ``(N, C_out, H', W')``; global pooling keeps the axes: ``(N, C, 1, 1)``.
+- ``conv2d`` and ``pool2d`` also take one image as ``(C, H, W)`` or ``(H, W)`` (an (fH, fW)
+  kernel for one channel) and return it in the same form; the ``*_forward``/``*_backward``
+  pairs used in training take NCHW only.
+- float64 in gives float64 out; every other real dtype computes in float32.
+
+Conventions
+-----------
+"Convolution" is cross-correlation, as in PyTorch and OpenCV's ``filter2D``: the kernel is not
+flipped. ``flip=True`` gives true convolution (``scipy.signal.convolve2d``). Border modes take
+PyTorch's names; `convcli.ops.windows` maps them to numpy, scipy.ndimage and OpenCV.
+
+Training API
+------------
+Each forward that training uses returns ``(y, cache)``; the matching backward takes
+``(dy, cache)`` and recomputes nothing::
+
+    y, cache = conv2d_forward(x, w, b, stride=1, padding=1)
+    dx, dw, db = conv2d_backward(dy, cache)
+    y, cache = pool2d_forward(x, 2)
+    dx = pool2d_backward(dy, cache)
+"""
+
+from convcli.ops.conv import ConvCache, conv2d, conv2d_backward, conv2d_forward
+from convcli.ops.filters import correlate_separable, filter2d, gradient_magnitude, rank1_factors
+from convcli.ops.pool import (GlobalPoolCache, PoolCache, global_pool2d, global_pool2d_backward,
+                              global_pool2d_forward, pool2d, pool2d_backward, pool2d_forward)
+from convcli.ops.windows import BORDER_MODES
+
+__all__ = [
+    "BORDER_MODES", "ConvCache", "GlobalPoolCache", "PoolCache", "conv2d", "conv2d_backward",
+    "conv2d_forward", "correlate_separable", "filter2d", "global_pool2d", "global_pool2d_backward",
+    "global_pool2d_forward", "gradient_magnitude", "pool2d", "pool2d_backward", "pool2d_forward",
+    "rank1_factors",
+]

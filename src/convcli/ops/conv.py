@@ -1,0 +1,250 @@
+"""2-D convolution of NCHW batches, forward and backward, as matrix products.
+
+``conv2d`` computes the cross-correlation CNNs call convolution (PyTorch's ``conv2d``)::
+
+    y[n, o, r, c] = b[o] + sum_{k, i, j} w[o, k, i, j] * xp[n, g*C_in/G + k, r*s + i*d, c*s + j*d]
+
+where ``xp`` is the padded input, ``g = o // (C_out/G)`` the group of output channel ``o`` and
+``G = groups``. ``flip=True`` flips the kernel first: true convolution, as ``scipy.signal.convolve2d``.
+
+Two engines share the work; which one runs was measured (benchmarks/bench_ops.py):
+
+- *im2col* (any stride): every window copied into a column (`windows.im2col`), then one batched
+  matmul with ``K = C_in/G * fh * fw``. Best for few input channels or small images (LeNet).
+- *flat* (stride 1, at least `FLAT_MIN_CHANNELS` input channels per group and `FLAT_MIN_PIXELS`
+  output pixels): the padded plane is flattened to rows of length ``Wp``; the input seen by tap
+  (i, j) for every output pixel is then the contiguous span starting at ``i*Wp + j``, so each tap
+  is one matmul on a view, with no copy of the input. The ``Wp - ow`` columns per row computed past
+  the edge are thrown away. Faster for wide layers on larger images, and its cache is the padded
+  input itself rather than ``fh * fw`` copies of it.
+
+Backward reuses what the forward kept: ``dw = dy @ cols.T`` and ``dx = fold(w.T @ dy)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from convcli.errors import InputError, ShapeError
+from convcli.ops.windows import Windows, as_float, col2im, conv_windows, crop2d, im2col, pad2d
+
+FLAT_MIN_CHANNELS = 16
+"""Input channels per group from which the flat engine's per-tap matmuls beat one im2col matmul."""
+FLAT_MIN_PIXELS = 1024
+"""Output pixels (``oh * Wp``) from which the flat engine's matmuls are big enough to pay off."""
+
+
+@dataclass(frozen=True)
+class ConvCache:
+    """What `conv2d_backward` needs from the forward pass; treat as opaque.
+
+    ``cols`` is what the engine kept: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat
+    engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col.
+    """
+
+    shape: tuple[int, int, int, int]
+    g: Windows
+    w: np.ndarray
+    cols: np.ndarray
+    groups: int
+    bias: bool
+    flip: bool
+    flat: bool
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: object = 1,
+           padding: object = 0, dilation: object = 1, groups: int = 1, mode: str = "zeros",
+           flip: bool = False) -> np.ndarray:
+    """Convolve (cross-correlate) a batch with a bank of kernels.
+
+    Parameters
+    ----------
+    x : (N, C_in, H, W) array; (C_in, H, W) and (H, W) are taken as one image.
+    w : (C_out, C_in/groups, fH, fW) array; (fH, fW) is one kernel, one channel in and out.
+    b : (C_out,) bias or None.
+    stride, dilation : int or (h, w) pair.
+    padding : int, ``(lo, hi)`` for both axes (not PyTorch's ``(pad_h, pad_w)``: write that as
+        ``((pad_h, pad_h), (pad_w, pad_w))``), ``((top, bottom), (left, right))``, or ``"valid"``,
+        ``"same"`` (stride 1), ``"full"``, ``"tf"`` (TensorFlow SAME); see `convcli.shapes`.
+    groups : input and output channels split into this many independent groups
+        (``groups == C_in`` is depthwise).
+    mode : border mode for the padding: ``zeros``, ``reflect``, ``replicate``, ``circular``
+        (alias ``wrap``) or ``symmetric``; see `convcli.ops.windows` for scipy and OpenCV names.
+    flip : flip the kernel (true convolution) instead of cross-correlating.
+
+    Returns
+    -------
+    (N, C_out, H', W') array, float32 (float64 if ``x`` is float64). A (C_in, H, W) input gives
+    (C_out, H', W'); an (H, W) input gives (H', W') when C_out is 1.
+
+    Examples
+    --------
+    The course's vertical edge: a bright left half gives a band of 30 in the middle columns.
+
+    >>> img = np.array([[10, 10, 10, 0, 0, 0]] * 6)
+    >>> conv2d(img, np.array([[1, 0, -1]] * 3))[0]
+    array([ 0., 30., 30.,  0.], dtype=float32)
+    """
+    x4, w4, ndim = _as_batch(x, w)
+    g, xp, w4, b = _prepare(x4, w4, b, stride, padding, dilation, groups, mode, flip)
+    y = _forward(xp, w4, b, g, groups)[0]
+    if ndim == 4:
+        return y
+    return y[0, 0] if ndim == 2 and y.shape[1] == 1 else y[0]
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+                   stride: object = 1, padding: object = 0, dilation: object = 1, groups: int = 1,
+                   mode: str = "zeros", flip: bool = False) -> tuple[np.ndarray, ConvCache]:
+    """`conv2d` on an NCHW batch, also returning the cache `conv2d_backward` needs.
+
+    Only ``mode="zeros"`` has a backward, so only it is accepted here.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.normal(size=(2, 3, 8, 8)), rng.normal(size=(4, 3, 3, 3))
+    >>> y, cache = conv2d_forward(x, w, np.zeros(4), padding=1)
+    >>> dx, dw, db = conv2d_backward(np.ones_like(y), cache)
+    >>> dx.shape, dw.shape, db.shape
+    ((2, 3, 8, 8), (4, 3, 3, 3), (4,))
+    """
+    if mode != "zeros":
+        raise InputError(f"conv2d_forward: mode={mode!r} has no backward; only mode='zeros' does "
+                         "(use conv2d for a forward pass with other borders)")
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim != 4:
+        raise ShapeError(f"conv2d_forward: x has shape {x.shape}, expected (N, C_in, H, W)")
+    g, xp, w4, b = _prepare(x, w, b, stride, padding, dilation, groups, mode, flip)
+    y, cols = _forward(xp, w4, b, g, groups)
+    return y, ConvCache(x.shape, g, w4, cols, groups, b is not None, flip, _flat(g, w4))
+
+
+def conv2d_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gradients of a `conv2d_forward` output: ``(dx, dw, db)``, ``db`` None without bias.
+
+    ``dy`` has the forward output's shape (N, C_out, H', W'); ``dx`` has the input's, ``dw`` the
+    weights' (unflipped, as passed to the forward).
+    """
+    g, w, groups = cache.g, cache.w, cache.groups
+    dy = np.asarray(dy, dtype=w.dtype)
+    if dy.shape != (cache.shape[0], w.shape[0], g.oh, g.ow):
+        raise ShapeError(f"conv2d_backward: dy has shape {dy.shape}, expected the output's "
+                         f"{(cache.shape[0], w.shape[0], g.oh, g.ow)}")
+    db = dy.sum(axis=(0, 2, 3)) if cache.bias else None
+    dxp, dw = (_backward_flat if cache.flat else _backward_im2col)(dy, w, cache.cols, g, groups)
+    if cache.flip:
+        dw = dw[:, :, ::-1, ::-1]
+    return crop2d(dxp, g), np.ascontiguousarray(dw), db
+
+
+def _as_batch(x: object, w: object) -> tuple[np.ndarray, np.ndarray, int]:
+    """Lift (H, W) and (C, H, W) inputs and an (fH, fW) kernel to NCHW; returns x's ndim."""
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim not in (2, 3, 4):
+        raise ShapeError(f"conv2d: x has shape {x.shape}, expected (N, C_in, H, W), (C_in, H, W) or (H, W)")
+    return x.reshape((1,) * (4 - x.ndim) + x.shape), (w[None, None] if w.ndim == 2 else w), x.ndim
+
+
+def _prepare(x: np.ndarray, w: np.ndarray, b: object, stride: object, padding: object,
+             dilation: object, groups: int, mode: str,
+             flip: bool) -> tuple[Windows, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Check shapes, settle dtypes, pad; returns ``(windows, padded x, kernel as applied, bias)``."""
+    if w.ndim != 4:
+        raise ShapeError(f"conv2d: w has shape {w.shape}, expected (C_out, C_in/groups, fH, fW)")
+    (_, c_in, h, wd), (c_out, c_per_group, fh, fw) = x.shape, w.shape
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ShapeError(f"conv2d: groups={groups!r} must be a positive integer")
+    if c_in % groups or c_out % groups:
+        raise ShapeError(f"conv2d: groups={groups} must divide C_in={c_in} and C_out={c_out}")
+    if c_per_group * groups != c_in:
+        raise ShapeError(f"conv2d: w has shape {w.shape}, i.e. {c_per_group} input channels per group, "
+                         f"but x has C_in={c_in} channels (groups={groups} expects {c_in // groups})")
+    x = as_float(x, "conv2d: x")
+    w = as_float(w, "conv2d: w").astype(x.dtype, copy=False)
+    if b is not None:
+        b = as_float(b, "conv2d: b").astype(x.dtype, copy=False)
+        if b.shape != (c_out,):
+            raise ShapeError(f"conv2d: b has shape {b.shape}, expected (C_out,) = ({c_out},)")
+    g = conv_windows(h, wd, fh, fw, stride, padding, dilation)
+    return g, pad2d(x, g.margins, mode), (w[:, :, ::-1, ::-1] if flip else w), b
+
+
+def _forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: Windows,
+             groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output (N, C_out, oh, ow) and the column buffer, from the padded input."""
+    y, cols = (_forward_flat if _flat(g, w) else _forward_im2col)(xp, w, g, groups)
+    if b is not None:
+        y += b[:, None, None]
+    return np.ascontiguousarray(y), cols
+
+
+def _flat(g: Windows, w: np.ndarray) -> bool:
+    """Whether the flat engine runs: stride 1, enough channels per group and output pixels."""
+    return (g.sh == g.sw == 1 and w.shape[1] >= FLAT_MIN_CHANNELS
+            and g.oh * g.padded[1] >= FLAT_MIN_PIXELS)
+
+
+def _flat_taps(g: Windows) -> tuple[int, list[tuple[int, int, slice]]]:
+    """Row length ``Wp``, and ``(i, j, span)`` per tap: where the tap's inputs for the flat output
+    ``y[r*Wp + c]`` (c < ow valid, the rest discarded) sit in the flat padded plane."""
+    wp = g.padded[1]
+    length = (g.oh - 1) * wp + g.ow
+    return wp, [(i, j, slice(i * g.dh * wp + j * g.dw, i * g.dh * wp + j * g.dw + length))
+                for i in range(g.fh) for j in range(g.fw)]
+
+
+def _forward_flat(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    (n, c), c_out = xp.shape[:2], w.shape[0]
+    wp, taps = _flat_taps(g)
+    xf = np.ascontiguousarray(xp).reshape(n, groups, c // groups, -1)       # N, G, C/G, Hp*Wp
+    wt = _taps_first(w, groups)                                             # fh, fw, G, C_out/G, C/G
+    y = np.empty((n, groups, c_out // groups, g.oh * wp), dtype=xp.dtype)   # N, G, C_out/G, oh*Wp
+    acc, tmp = y[..., :taps[0][2].stop], None
+    for i, j, span in taps:
+        if tmp is None and (i, j) == (0, 0):
+            np.matmul(wt[i, j], xf[..., span], out=acc)
+        else:
+            tmp = np.matmul(wt[i, j], xf[..., span], out=tmp)
+            acc += tmp
+    return y.reshape(n, c_out, g.oh, wp)[..., :g.ow], xf
+
+
+def _backward_flat(dy: np.ndarray, w: np.ndarray, xf: np.ndarray, g: Windows,
+                   groups: int) -> tuple[np.ndarray, np.ndarray]:
+    n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
+    wp, taps = _flat_taps(g)
+    dyf = pad2d(dy, (0, 0, 0, wp - g.ow)).reshape(n, groups, c_out // groups, -1)  # N, G, C_out/G, oh*Wp
+    dyf = dyf[..., :taps[0][2].stop]
+    wt = _taps_first(w, groups)
+    dwt = np.empty_like(wt)                                                 # fh, fw, G, C_out/G, C/G
+    dxf = np.zeros_like(xf)                                                 # N, G, C/G, Hp*Wp
+    tmp = None
+    for i, j, span in taps:
+        dwt[i, j] = np.matmul(dyf, xf[..., span].swapaxes(-1, -2)).sum(axis=0)
+        tmp = np.matmul(wt[i, j].swapaxes(-1, -2), dyf, out=tmp)            # N, G, C/G, L
+        dxf[..., span] += tmp
+    dw = dwt.transpose(2, 3, 4, 0, 1).reshape(c_out, c // groups, g.fh, g.fw)
+    return dxf.reshape((n, c) + g.padded), dw
+
+
+def _taps_first(w: np.ndarray, groups: int) -> np.ndarray:
+    """(C_out, C/G, fh, fw) weights as one (G, C_out/G, C/G) matrix stack per tap."""
+    c_out, c_group, fh, fw = w.shape
+    return np.ascontiguousarray(w.reshape(groups, c_out // groups, c_group, fh, fw).transpose(3, 4, 0, 1, 2))
+
+
+def _forward_im2col(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    n, c_out = xp.shape[0], w.shape[0]
+    cols = im2col(xp, g).reshape(groups, -1, n * g.oh * g.ow)              # G, C/G*fh*fw, N*oh*ow
+    y = np.matmul(w.reshape(groups, c_out // groups, -1), cols)             # G, C_out/G, N*oh*ow
+    return y.reshape(c_out, n, g.oh, g.ow).transpose(1, 0, 2, 3), cols
+
+
+def _backward_im2col(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows,
+                     groups: int) -> tuple[np.ndarray, np.ndarray]:
+    n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
+    dy2 = dy.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)     # G, C_out/G, N*oh*ow
+    dw = np.matmul(dy2, cols.swapaxes(-1, -2)).reshape(w.shape)
+    dcols = np.matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy2)
+    return col2im(dcols.reshape(c, g.fh, g.fw, n, g.oh, g.ow), g), dw

@@ -1,0 +1,191 @@
+"""Max and average pooling of NCHW batches, windowed and global, forward and backward.
+
+Windowed pooling loops over the ``fh * fw`` taps of the window (`windows.Windows.taps`) and
+reduces whole (N, C, oh, ow) slices at a time: for the usual 2x2 that is three ``np.maximum``
+calls on strided views, faster than reshaping into windows. Max pooling pads with ``-inf``;
+its backward sends each gradient to the first maximum of its window (row-major order), as
+PyTorch does. Average pooling divides by the window size, or with ``count_include_pad=False``
+by the number of real pixels in the window; a ceil-mode window hanging past the padding counts
+only what it covers (PyTorch's rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from convcli.errors import InputError, ShapeError
+from convcli.ops.windows import Windows, as_float, crop2d, pad2d, pool_windows
+
+POOL_MODES = ("max", "avg")
+
+
+@dataclass(frozen=True)
+class PoolCache:
+    """What `pool2d_backward` needs from the forward pass; treat as opaque.
+
+    ``argmax`` holds, per output pixel, the tap index of its window's first maximum (max mode);
+    ``divisor`` the (oh, ow) window counts or one number (avg mode).
+    """
+
+    g: Windows
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    argmax: np.ndarray | None = None
+    divisor: np.ndarray | float = 1.0
+
+
+@dataclass(frozen=True)
+class GlobalPoolCache:
+    """What `global_pool2d_backward` needs: the input shape and, for max, each plane's argmax."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    argmax: np.ndarray | None = None
+
+
+def pool2d(x: np.ndarray, size: object, *, stride: object = None, padding: object = 0,
+           dilation: object = 1, ceil: bool = False, mode: str = "max",
+           count_include_pad: bool = True) -> np.ndarray:
+    """Pool each channel over ``size`` windows.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) array; (C, H, W) and (H, W) are pooled as they are.
+    size, stride, dilation : int or (h, w) pair; ``stride`` defaults to ``size``.
+    padding : as `convcli.ops.conv.conv2d`, at most half the window on each side.
+    ceil : keep a last partial window (PyTorch ``ceil_mode``).
+    mode : ``"max"`` or ``"avg"``.
+    count_include_pad : average over padding zeros too (PyTorch's default).
+
+    Examples
+    --------
+    >>> x = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 3, 2, 3], [5, 6, 1, 2]])
+    >>> pool2d(x, 2)
+    array([[9., 2.],
+           [6., 3.]], dtype=float32)
+    >>> pool2d(x, 2, mode="avg")
+    array([[3.75, 1.25],
+           [3.75, 2.  ]], dtype=float32)
+    """
+    x = np.asarray(x)
+    if x.ndim not in (2, 3, 4):
+        raise ShapeError(f"pool2d: x has shape {x.shape}, expected (N, C, H, W), (C, H, W) or (H, W)")
+    x4 = x.reshape((1,) * (4 - x.ndim) + x.shape)
+    y, _ = _forward(x4, size, stride, padding, dilation, ceil, mode, count_include_pad, keep=False)
+    return y.reshape(y.shape[4 - x.ndim:])
+
+
+def pool2d_forward(x: np.ndarray, size: object, *, stride: object = None, padding: object = 0,
+                   dilation: object = 1, ceil: bool = False, mode: str = "max",
+                   count_include_pad: bool = True) -> tuple[np.ndarray, PoolCache]:
+    """`pool2d` on an NCHW batch, also returning the cache `pool2d_backward` needs.
+
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y, cache = pool2d_forward(x, 2)
+    >>> pool2d_backward(np.ones_like(y), cache)[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]])
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ShapeError(f"pool2d_forward: x has shape {x.shape}, expected (N, C, H, W)")
+    return _forward(x, size, stride, padding, dilation, ceil, mode, count_include_pad, keep=True)
+
+
+def pool2d_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
+    """Gradient of a `pool2d_forward` output with respect to its input, shaped like the input."""
+    g = cache.g
+    dy = np.asarray(dy, dtype=cache.dtype)
+    if dy.shape != cache.shape[:2] + (g.oh, g.ow):
+        raise ShapeError(f"pool2d_backward: dy has shape {dy.shape}, expected the output's "
+                         f"{cache.shape[:2] + (g.oh, g.ow)}")
+    dxp = np.zeros(cache.shape[:2] + g.padded, dtype=cache.dtype)          # N, C, Hp, Wp
+    if cache.argmax is None:
+        dy = dy / cache.divisor
+    for t, (_, _, at) in enumerate(g.taps()):
+        if not g.overlapping:  # disjoint windows: each pixel gets one tap's gradient at most
+            np.multiply(dy, 1 if cache.argmax is None else cache.argmax == t, out=dxp[(..., *at)])
+        else:
+            dxp[(..., *at)] += dy if cache.argmax is None else dy * (cache.argmax == t)
+    return crop2d(dxp, g)
+
+
+def global_pool2d(x: np.ndarray, mode: str = "avg") -> np.ndarray:
+    """Pool each (H, W) plane of an NCHW batch to one number: (N, C, 1, 1).
+
+    >>> global_pool2d(np.arange(8.0).reshape(1, 2, 2, 2), "max").ravel()
+    array([3., 7.])
+    """
+    return global_pool2d_forward(x, mode)[0]
+
+
+def global_pool2d_forward(x: np.ndarray, mode: str = "avg") -> tuple[np.ndarray, GlobalPoolCache]:
+    """`global_pool2d`, also returning the cache `global_pool2d_backward` needs."""
+    _check_mode(mode, "global_pool2d")
+    x = as_float(x, "global_pool2d: x")
+    if x.ndim != 4:
+        raise ShapeError(f"global_pool2d: x has shape {x.shape}, expected (N, C, H, W)")
+    if mode == "avg":
+        return x.mean(axis=(2, 3), keepdims=True), GlobalPoolCache(x.shape, x.dtype)
+    flat = x.reshape(x.shape[:2] + (-1,))                                   # N, C, H*W
+    argmax = flat.argmax(axis=-1)[..., None]                                # N, C, 1
+    y = np.take_along_axis(flat, argmax, axis=-1)[..., None]
+    return y, GlobalPoolCache(x.shape, x.dtype, argmax)
+
+
+def global_pool2d_backward(dy: np.ndarray, cache: GlobalPoolCache) -> np.ndarray:
+    """Gradient of a `global_pool2d_forward` output (N, C, 1, 1) with respect to its input."""
+    (n, c, h, w), dy = cache.shape, np.asarray(dy, dtype=cache.dtype)
+    if dy.shape != (n, c, 1, 1):
+        raise ShapeError(f"global_pool2d_backward: dy has shape {dy.shape}, expected {(n, c, 1, 1)}")
+    if cache.argmax is None:
+        return np.broadcast_to(dy / (h * w), cache.shape).copy()
+    dx = np.zeros((n, c, h * w), dtype=cache.dtype)
+    np.put_along_axis(dx, cache.argmax, dy.reshape(n, c, 1), axis=-1)
+    return dx.reshape(cache.shape)
+
+
+def _check_mode(mode: str, what: str) -> None:
+    if mode not in POOL_MODES:
+        raise InputError(f"{what}: mode={mode!r} is not one of {', '.join(POOL_MODES)}")
+
+
+def _forward(x: np.ndarray, size: object, stride: object, padding: object, dilation: object,
+             ceil: bool, mode: str, count_include_pad: bool, keep: bool) -> tuple[np.ndarray, PoolCache | None]:
+    _check_mode(mode, "pool2d")
+    x = as_float(x, "pool2d: x")
+    g = pool_windows(x.shape[2], x.shape[3], size, stride, padding, dilation, ceil)
+    xp = pad2d(x, g.margins, value=-np.inf if mode == "max" else 0.0)      # N, C, Hp, Wp
+    taps = [at for _, _, at in g.taps()]
+    y = xp[(..., *taps[0])].copy()                                          # N, C, oh, ow
+    reduce = np.maximum if mode == "max" else np.add
+    for at in taps[1:]:
+        reduce(y, xp[(..., *at)], out=y)
+    if mode == "avg":
+        divisor = _divisor(g, count_include_pad, x.dtype)
+        y /= divisor
+        return y, (PoolCache(g, x.shape, x.dtype, divisor=divisor) if keep else None)
+    if not keep:
+        return y, None
+    argmax = np.zeros(y.shape, dtype=np.min_scalar_type(len(taps) - 1))
+    # last tap first, so the first maximum in row-major order is the one that stays
+    for t in reversed(range(len(taps))):
+        np.copyto(argmax, t, where=xp[(..., *taps[t])] == y)
+    return y, PoolCache(g, x.shape, x.dtype, argmax=argmax)
+
+
+def _divisor(g: Windows, count_include_pad: bool, dtype: np.dtype) -> np.ndarray | float:
+    """How many window taps each output averages: inside the padded plane, or only real pixels."""
+    top, bottom, left, right = g.pads
+    counts = []
+    for out, f, s, d, lo, n, hi in ((g.oh, g.fh, g.sh, g.dh, top, g.h, bottom),
+                                    (g.ow, g.fw, g.sw, g.dw, left, g.w, right)):
+        start, stop = (-lo, n + hi) if count_include_pad else (0, n)
+        at = np.arange(out)[:, None] * s - lo + np.arange(f)[None, :] * d  # input index of each tap
+        counts.append(((at >= start) & (at < stop)).sum(axis=1))
+    divisor = np.outer(*counts)                                             # oh, ow
+    return float(g.fh * g.fw) if (divisor == g.fh * g.fw).all() else divisor.astype(dtype)

@@ -1,0 +1,255 @@
+"""Window geometry, border padding and the tap slices shared by convolution and pooling.
+
+Every op here works on the last two axes of an NCHW array. A *tap* is one position ``(i, j)``
+inside the (dilated) window; the tap's slice of the padded input holds, for every output pixel,
+the input value that tap sees. Looping over the ``fh * fw`` taps and doing whole-array work per
+tap is how conv and pool stay vectorised without materialising every window.
+
+Border modes use PyTorch's names. The same modes under other libraries' names:
+
+=============  ==================  ===================  ======================
+convcli/torch  numpy.pad           scipy.ndimage        OpenCV
+=============  ==================  ===================  ======================
+zeros          constant            constant (cval=0)    BORDER_CONSTANT
+reflect        reflect             mirror               BORDER_REFLECT_101
+replicate      edge                nearest              BORDER_REPLICATE
+circular/wrap  wrap                wrap (grid-wrap)     BORDER_WRAP
+symmetric      symmetric           reflect              BORDER_REFLECT
+=============  ==================  ===================  ======================
+
+Beware the collision: scipy's ``reflect`` is our ``symmetric`` (the edge pixel repeats), and
+our ``reflect`` (no repeat, OpenCV's default) is scipy's ``mirror``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from convcli.errors import InputError, ShapeError
+from convcli.shapes import conv_axis, pool_axis
+
+BORDER_MODES: dict[str, str] = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+    "wrap": "wrap",
+    "symmetric": "symmetric",
+}
+"""convcli border mode -> the ``numpy.pad`` mode that implements it."""
+
+FOREIGN_MODES = {"constant": "zeros", "mirror": "reflect", "reflect_101": "reflect", "nearest": "replicate",
+                 "edge": "replicate", "grid-wrap": "circular"}
+"""Other libraries' names that are not ours, for the error message (scipy's ``reflect`` is ours too,
+meaning something else, so no name is silently translated)."""
+
+
+def numpy_pad_mode(mode: str, what: str = "mode") -> str:
+    """The ``numpy.pad`` mode for a convcli border mode, or an InputError naming the closest.
+
+    >>> numpy_pad_mode("replicate")
+    'edge'
+    """
+    if mode in BORDER_MODES:
+        return BORDER_MODES[mode]
+    foreign = FOREIGN_MODES.get(str(mode))
+    close = [foreign] if foreign else difflib.get_close_matches(str(mode), BORDER_MODES, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise InputError(f"{what}={mode!r} is not a border mode (one of {', '.join(BORDER_MODES)}){hint}")
+
+
+def as_float(x: object, what: str = "x") -> np.ndarray:
+    """``x`` as a float array: float64 stays float64, every other real dtype becomes float32."""
+    a = np.asarray(x)
+    if a.dtype == np.float64 or a.dtype == np.float32:
+        return a
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{what}: dtype {a.dtype} is not a real number type")
+    return a.astype(np.float32)
+
+
+def int_pair(value: object, what: str) -> tuple[int, int]:
+    """An int or an ``(h, w)`` pair of ints, as a pair; positive values only.
+
+    >>> int_pair(2, "stride")
+    (2, 2)
+    """
+    try:
+        h, w = (value, value) if np.ndim(value) == 0 else value
+        pair = operator.index(h), operator.index(w)
+    except (TypeError, ValueError):
+        raise ShapeError(f"{what}={value!r} is not an int or a pair of ints") from None
+    if min(pair) < 1:
+        raise ShapeError(f"{what}={value!r} must be positive")
+    return pair
+
+
+def split_padding(padding: object, what: str = "padding") -> tuple[object, object]:
+    """Padding for the H axis and the W axis, each in the form `shapes.resolve_padding` takes.
+
+    ``padding`` is an int, a mode (``valid``, ``same``, ``full``, ``tf``), a ``(lo, hi)`` pair
+    applied to both axes, or ``((top, bottom), (left, right))``.
+
+    >>> split_padding(1)
+    (1, 1)
+    >>> split_padding((0, 1))
+    ((0, 1), (0, 1))
+    >>> split_padding(((1, 2), (3, 4)))
+    ((1, 2), (3, 4))
+    """
+    if isinstance(padding, str):
+        return padding, padding
+    try:
+        if np.ndim(padding) == 0:
+            p = operator.index(padding)
+            return p, p
+        if np.shape(padding) == (2,):
+            pair = tuple(operator.index(v) for v in padding)
+            return pair, pair
+        if np.shape(padding) == (2, 2):
+            (top, bottom), (left, right) = padding
+            return ((operator.index(top), operator.index(bottom)), (operator.index(left), operator.index(right)))
+    except (TypeError, ValueError):
+        pass
+    raise ShapeError(f"{what}={padding!r} is not an int, a mode, a (lo, hi) pair or "
+                     "((top, bottom), (left, right))")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Where the windows of a conv or pool sit on one (H, W) plane.
+
+    ``pads`` is the padding asked for, ``(top, bottom, left, right)``; ``overhang`` the further
+    rows and columns past the bottom and right padding that a ceil-mode pooling window reaches.
+    """
+
+    h: int
+    w: int
+    fh: int
+    fw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    oh: int
+    ow: int
+    pads: tuple[int, int, int, int]
+    overhang: tuple[int, int] = (0, 0)
+
+    @property
+    def margins(self) -> tuple[int, int, int, int]:
+        """Padding that holds every window: ``pads`` plus the overhang."""
+        top, bottom, left, right = self.pads
+        return top, bottom + self.overhang[0], left, right + self.overhang[1]
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        """Height and width of the plane padded by `margins`."""
+        top, bottom, left, right = self.margins
+        return self.h + top + bottom, self.w + left + right
+
+    def taps(self) -> Iterator[tuple[int, int, tuple[slice, slice]]]:
+        """``(i, j, (rows, cols))`` for every tap; ``xp[..., rows, cols]`` is (oh, ow)."""
+        for i in range(self.fh):
+            rows = slice(i * self.dh, i * self.dh + (self.oh - 1) * self.sh + 1, self.sh)
+            for j in range(self.fw):
+                cols = slice(j * self.dw, j * self.dw + (self.ow - 1) * self.sw + 1, self.sw)
+                yield i, j, (rows, cols)
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether two windows can share an input pixel (stride smaller than the dilated window)."""
+        return (self.sh < (self.fh - 1) * self.dh + 1 or self.sw < (self.fw - 1) * self.dw + 1)
+
+
+def conv_windows(h: int, w: int, fh: int, fw: int, stride: object = 1, padding: object = 0,
+                 dilation: object = 1, what: str = "conv2d") -> Windows:
+    """Window geometry of a convolution; sizes from `shapes.conv_axis`.
+
+    >>> conv_windows(6, 6, 3, 3).oh
+    4
+    """
+    (sh, sw), (dh, dw) = int_pair(stride, f"{what}: stride"), int_pair(dilation, f"{what}: dilation")
+    ph, pw = split_padding(padding, f"{what}: padding")
+    ah = conv_axis(h, fh, sh, ph, dh, what=f"{what} (height)")
+    aw = conv_axis(w, fw, sw, pw, dw, what=f"{what} (width)")
+    return Windows(h, w, fh, fw, sh, sw, dh, dw, ah.out, aw.out, (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi))
+
+
+def pool_windows(h: int, w: int, size: object, stride: object = None, padding: object = 0,
+                 dilation: object = 1, ceil: bool = False, what: str = "pool2d") -> Windows:
+    """Window geometry of a pooling; sizes from `shapes.pool_axis`, stride defaulting to size.
+
+    >>> pool_windows(5, 5, 2, ceil=True).margins
+    (0, 1, 0, 1)
+    """
+    fh, fw = int_pair(size, f"{what}: size")
+    sh, sw = (fh, fw) if stride is None else int_pair(stride, f"{what}: stride")
+    dh, dw = int_pair(dilation, f"{what}: dilation")
+    ph, pw = split_padding(padding, f"{what}: padding")
+    axes = []
+    for n, f, s, d, p, name in ((h, fh, sh, dh, ph, "height"), (w, fw, sw, dw, pw, "width")):
+        # pool_axis enforces PyTorch's half-window rule on an int, so hand it one when symmetric
+        p = p[0] if isinstance(p, tuple) and p[0] == p[1] else p
+        if isinstance(p, tuple) and 2 * max(p) > f:
+            raise ShapeError(f"{what} ({name}): padding p={p} is more than half the window f={f}")
+        a = pool_axis(n, f, s, p, d, ceil, what=f"{what} ({name})")
+        overhang = max((a.out - 1) * s + (f - 1) * d + 1 - (n + a.p_lo + a.p_hi), 0)
+        axes.append((a.out, a.p_lo, a.p_hi, overhang))
+    (oh, top, bottom, below), (ow, left, right, beyond) = axes
+    return Windows(h, w, fh, fw, sh, sw, dh, dw, oh, ow, (top, bottom, left, right), (below, beyond))
+
+
+def pad2d(x: np.ndarray, pads: tuple[int, int, int, int], mode: str = "zeros",
+          value: float = 0.0) -> np.ndarray:
+    """Pad the last two axes by ``(top, bottom, left, right)``; returns ``x`` itself if no padding.
+
+    ``mode="zeros"`` fills with ``value`` (``-inf`` for max pooling).
+
+    >>> pad2d(np.arange(3.0)[None], (0, 0, 1, 2), "reflect")
+    array([[1., 0., 1., 2., 1., 0.]])
+    """
+    top, bottom, left, right = pads
+    if top == bottom == left == right == 0:
+        return x
+    if mode != "zeros":
+        return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)], mode=numpy_pad_mode(mode))
+    h, w = x.shape[-2:]
+    # one fill and one copy: faster than np.pad's per-side bookkeeping
+    xp = np.full(x.shape[:-2] + (h + top + bottom, w + left + right), value, dtype=x.dtype)
+    xp[..., top:top + h, left:left + w] = x
+    return xp
+
+
+def crop2d(xp: np.ndarray, g: Windows) -> np.ndarray:
+    """The unpadded (h, w) part of a padded plane, as a contiguous array (the adjoint of pad2d)."""
+    top, _, left, _ = g.pads
+    if g.padded == (g.h, g.w):
+        return xp
+    return np.ascontiguousarray(xp[..., top:top + g.h, left:left + g.w])
+
+
+def im2col(xp: np.ndarray, g: Windows) -> np.ndarray:
+    """Every window of a padded NCHW batch as columns, channels first: (C, fh, fw, N, oh, ow).
+
+    The batch sits beside the pixels so that one matmul covers the whole batch.
+    """
+    n, c = xp.shape[:2]
+    col = np.empty((c, g.fh, g.fw, n, g.oh, g.ow), dtype=xp.dtype)
+    for i, j, (rows, cols) in g.taps():
+        col[:, i, j] = xp[:, :, rows, cols].transpose(1, 0, 2, 3)
+    return col
+
+
+def col2im(dcol: np.ndarray, g: Windows) -> np.ndarray:
+    """Adjoint of `im2col`: add every column back where it came from; returns the padded (N, C, Hp, Wp)."""
+    c, n = dcol.shape[0], dcol.shape[3]
+    dxp = np.zeros((n, c) + g.padded, dtype=dcol.dtype)
+    for i, j, (rows, cols) in g.taps():
+        dxp[:, :, rows, cols] += dcol[:, i, j].transpose(1, 0, 2, 3)
+    return dxp

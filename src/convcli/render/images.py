@@ -1,0 +1,193 @@
+"""Printing the image commands' results: edges summaries, conv/pool matrices and summaries, the
+kernel list, and the progress bar of a many-file edges run.
+
+Data goes to stdout (a table, a matrix or JSON); notes, sizes and per-file errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from convcli.render import Table, emit, emit_json, emit_table, note, warn
+
+PROGRESS_ABOVE = 3
+"""A progress bar appears for more files than this, when stderr is a terminal."""
+
+
+@contextmanager
+def progress(total: int, what: str = "edges") -> Iterator[Callable]:
+    """Yield ``on_file(result)``: prints the file's notes and error on stderr and advances a rich
+    progress bar (transient, on stderr) when there are many files and stderr is a terminal."""
+    if total <= PROGRESS_ABOVE or not sys.stderr.isatty():
+        yield lambda result: _report_file(result, note)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from convcli.render import console
+
+    out = console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=out, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+
+        def on_file(result) -> None:
+            _report_file(result, lambda text: out.print(text, markup=False, highlight=False))
+            bar.advance(task)
+
+        yield on_file
+
+
+def _report_file(result, say: Callable[[str], None]) -> None:
+    for text in result.notes:
+        say(text)
+    if result.error:
+        say(f"Error: {result.error}")
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _range(low: float, high: float) -> str:
+    return f"{_number(low)} .. {_number(high)}"
+
+
+def edges_dict(result) -> dict:
+    """One edges result as the JSON object documented for ``convcli edges --json``."""
+    c, h, w = result.shape or (None, None, None)
+    return {
+        "file": str(result.path), "height": h, "width": w, "channels": c, "filter": result.filter,
+        "range": None if result.error else [result.low, result.high],
+        "seconds": round(result.seconds, 4),
+        "output": str(result.outputs[0]) if result.outputs else None,
+        "outputs": [str(p) for p in result.outputs], "notes": list(result.notes),
+        "error": result.error,
+    }
+
+
+def show_edges(results: list, json_out: bool) -> None:
+    """A summary table (or a JSON list) of an edges run, one row per input file."""
+    if json_out:
+        emit_json([edges_dict(r) for r in results])
+        return
+    table = Table([("file", "left"), ("size (HxW)", "right"), ("filter", "left"),
+                   ("response range", "right"), ("time", "right"), ("output", "left")])
+    for r in results:
+        if r.error:
+            table.rows.append([str(r.path), "-", r.filter, "-", f"{r.seconds:.2f} s", "failed (see above)"])
+            table.dim_rows.add(len(table.rows) - 1)
+            continue
+        size = f"{r.shape[1]}x{r.shape[2]}" + ("x3" if r.shape[0] == 3 else "")
+        table.rows.append([str(r.path), size, r.filter, _range(r.low, r.high), f"{r.seconds:.2f} s",
+                           ", ".join(str(p) for p in r.outputs)])
+    failed = sum(1 for r in results if r.error)
+    if failed:
+        table.footer.append(f"{failed} of {len(results)} files failed")
+    emit_table(table)
+
+
+def _pair(values: tuple[int, int]) -> str:
+    return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
+
+
+def _size_line(result) -> str:
+    """``conv: 6x6 -> 4x4 (window 3x3, stride 1, padding 0)``, the sizes shape-calc gives."""
+    g = result.geometry
+    t, b, l, r = g.pads
+    pads = f"{t}" if t == b == l == r else f"{t}+{b} x {l}+{r}"
+    dilation = "" if g.dilation == (1, 1) else f", dilation {_pair(g.dilation)}"
+    return (f"{result.operation}: {g.h}x{g.w} -> {g.oh}x{g.ow} (window {g.window[0]}x{g.window[1]}, "
+            f"stride {_pair(g.stride)}, padding {pads}{dilation})")
+
+
+def _plain(values, integer: bool):
+    """Nested lists for JSON: ints when the result is integer and whole, else floats."""
+    import numpy as np
+
+    if integer and np.all(np.mod(values, 1) == 0):
+        return values.astype(np.int64).tolist()
+    return values.tolist()
+
+
+def show_filtered(result, json_out: bool) -> None:
+    """A conv/pool result: a matrix (printed, or ``{"output", "shape"}``) or an image summary."""
+    from convcli.matrix import format_matrix
+
+    for text in result.source.notes:
+        note(text)
+    g = result.geometry
+    if any(g.dropped):
+        lost = [f"{n} {what}" for n, what in zip(g.dropped, ("row(s) at the bottom", "column(s) at the right")) if n]
+        warn(f"{' and '.join(lost)} covered by no window: (n + 2p - f) is not a multiple of the "
+             "stride")
+    image = result.source.path is not None and result.outputs
+    if not image:
+        values = result.output.reshape(result.matrix_shape)
+        note(_size_line(result))
+        for path in result.outputs:
+            note(f"wrote {path}")
+        if json_out:
+            emit_json({"output": _plain(values, result.integer), "shape": list(values.shape)})
+        else:
+            emit(format_matrix(values, result.integer))
+        return
+    c, h, w = result.source.array.shape
+    summary = {
+        "input": result.source.name, "input_shape": [c, h, w], "operation": result.operation,
+        "kernels": list(result.labels), "output_shape": list(result.output.shape),
+        "range": [float(result.output.min()), float(result.output.max())],
+        "scale": list(result.scales), "outputs": [str(p) for p in result.outputs],
+        "dropped": list(g.dropped),
+    }
+    if json_out:
+        emit_json(summary)
+        return
+    note(_size_line(result))
+    table = Table([("input", "left"), ("size (CxHxW)", "right"), (result.operation, "left"),
+                   ("output size", "right"), ("range", "right"), ("scale", "left"), ("output", "left")])
+    table.rows.append([result.source.name, f"{c}x{h}x{w}", ", ".join(result.labels),
+                       "x".join(map(str, result.output.shape)),
+                       _range(*summary["range"]), ", ".join(result.scales),
+                       ", ".join(summary["outputs"])])
+    emit_table(table)
+
+
+def kernel_dicts(kernels) -> list[dict]:
+    return [{"name": k.name, "shape": list(k.shape), "matrix": [list(row) for row in k.matrix],
+             "kind": k.kind, "description": k.description, "sign": k.sign, "partner": k.partner,
+             "source": k.source} for k in kernels]
+
+
+def show_kernels(kernels, json_out: bool) -> None:
+    """The kernel registry: name, matrix, kind, description and sign convention."""
+    if json_out:
+        emit_json(kernel_dicts(kernels))
+        return
+    table = Table([("name", "left"), ("matrix", "left"), ("kind", "left"), ("description", "left"),
+                   ("sign convention", "left")],
+                  title="Kernels (applied by cross-correlation; --flip for true convolution)")
+    for k in kernels:
+        table.rows.append([k.name, matrix_text(k), k.kind, k.description, k.sign])
+    emit_table(table)
+
+
+def matrix_text(kernel) -> str:
+    """A kernel's matrix on one line, ``[1 0 -1; 2 0 -2; 1 0 -1]``; a large separable one as the
+    outer product of its factors, with exact fractions.
+
+    >>> from convcli.kernels import KERNELS
+    >>> matrix_text(KERNELS["box"]), matrix_text(KERNELS["gaussian-5"])
+    ('[1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9]', 'outer([1/16 1/4 3/8 1/4 1/16], [1/16 1/4 3/8 1/4 1/16])')
+    """
+    if kernel.factors is not None and len(kernel.matrix) * len(kernel.matrix[0]) > 9:
+        col, row = (" ".join(map(_cell, f)) for f in kernel.factors)
+        return f"outer([{col}], [{row}])"
+    return "[" + "; ".join(" ".join(map(_cell, row)) for row in kernel.matrix) + "]"
+
+
+def _cell(value: float) -> str:
+    from fractions import Fraction
+
+    return str(Fraction(value).limit_denominator(1000))
