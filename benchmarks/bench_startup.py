@@ -1,6 +1,8 @@
 """Start-up time of the arithmetic commands, as whole processes, against `python -c "import typer"`.
 
-Target (issue: the package and shape-calc/params/flops): at most 1.5x the anchor. Run:
+Target (issue: the package and shape-calc/params/flops): at most 1.5x the anchor. Run it in a
+venv where convcli is installed as the README says (`pip install .`): an editable install
+(`pip install -e .`) puts an import hook in front of every import and adds ~15 ms to each command.
 
     python benchmarks/bench_startup.py [--runs 21]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from convcli import spec as S
-from convcli.errors import SpecError
-from convcli.shapes import PADDING_MODES
+from convcli.errors import ShapeError, SpecError
+from convcli.shapes import PADDING_MODES, parse_padding
 
 _INT = re.compile(r"[0-9]{1,12}")
 _FLOAT = re.compile(r"[0-9]{0,12}(\.[0-9]{0,12})?([eE]-?[0-9]{1,3})?")
@@ -36,11 +36,10 @@ def _natural(text: str) -> int:
 
 
 def _padding(text: str) -> int | str:
-    if text.lower() in PADDING_MODES:
-        return text.lower()
-    if _INT.fullmatch(text):
-        return int(text)
-    raise ValueError(f"a non-negative integer or one of {', '.join(PADDING_MODES)}")
+    try:
+        return parse_padding(text)
+    except ShapeError:
+        raise ValueError(f"a non-negative integer or one of {', '.join(PADDING_MODES)}") from None
 
 
 def _flag(text: str) -> bool:
@@ -365,15 +364,3 @@ def format_layer(layer: S.Layer) -> str:
         parts.append(f"{f.name}={int(value) if isinstance(value, bool) else value}")
     return name + (":" + ",".join(parts) if parts else "")
 
-
-def parse_padding(text: str, convention: str = "pytorch") -> int | str:
-    """A padding option: an int or a mode; under the ``tf`` convention ``same`` is TensorFlow's SAME.
-
-    >>> parse_padding("same", "tf"), parse_padding("2")
-    ('tf', 2)
-    """
-    try:
-        value = _padding(text.strip())
-    except ValueError as err:
-        raise SpecError(f"padding {text!r} is not {err}") from None
-    return "tf" if convention == "tf" and value == "same" else value

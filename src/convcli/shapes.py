@@ -15,6 +15,21 @@ from convcli.errors import ShapeError
 PADDING_MODES = ("valid", "same", "full", "tf")
 
 
+def parse_padding(text: str, convention: str = "pytorch") -> int | str:
+    """A padding as typed: a non-negative int or a mode; under the ``tf`` convention ``same`` is
+    TensorFlow's SAME.
+
+    >>> parse_padding("2"), parse_padding("Same"), parse_padding("same", "tf")
+    (2, 'same', 'tf')
+    """
+    value = text.strip().lower()
+    if value.isascii() and value.isdigit() and len(value) <= 12:
+        return int(value)
+    if value not in PADDING_MODES:
+        raise ShapeError(f"padding {text!r} is not a non-negative integer or one of {', '.join(PADDING_MODES)}")
+    return "tf" if convention == "tf" and value == "same" else value
+
+
 def effective_kernel(f: int, d: int = 1) -> int:
     """Size of a dilated kernel, ``f + (f - 1)(d - 1)``.
 

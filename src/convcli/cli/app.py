@@ -16,7 +16,7 @@ from convcli.errors import ConvcliError
 COMMANDS = {
     "shape-calc": "networks", "params": "networks", "flops": "networks",
     "edges": "images", "conv": "images", "pool": "images",
-    "train": "training", "evaluate": "training", "predict": "training",
+    "train": "training", "train-filter": "training", "evaluate": "training", "predict": "training",
 }
 
 
@@ -32,7 +32,11 @@ class _Group(TyperGroup):
         if module is None:
             return None
         sub = importlib.import_module(f"convcli.cli.{module}")
-        return typer.main.get_group(sub.app).get_command(ctx, name)
+        # Build Click objects for this one command only, not for its whole module.
+        single = command_app()
+        single.registered_commands = [info for info in sub.app.registered_commands
+                                      if (info.name or info.callback.__name__.replace("_", "-")) == name]
+        return typer.main.get_command(single)
 
     def invoke(self, ctx):
         try:

@@ -73,8 +73,7 @@ def shape_calc(
     if not words:
         if n is None or f is None:
             raise usage_error("give a network (e.g. 28x28x1 conv:6,f=5) or one layer with -n and -f")
-        from convcli.parse import parse_padding
-        from convcli.shapes import axis
+        from convcli.shapes import axis, parse_padding
 
         padding = parse_padding(p, convention.value)
         result = axis(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed,

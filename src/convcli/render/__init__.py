@@ -6,7 +6,6 @@ rich is imported only when a table is drawn on a terminal: start-up time is a fe
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ def console(stderr: bool = False):
 
 
 def emit_json(obj) -> None:
+    import json
+
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from convcli.costs import EXTRA_KINDS
-from convcli.network import LayerInfo, Report, walk
 from convcli.render import Table, count, emit_json, emit_table, human, warn
 
 
@@ -83,6 +82,8 @@ def _inner(prefix: str, info: LayerInfo, depth: int):
 
 
 def _warnings(report: Report) -> None:
+    from convcli.network import walk
+
     for i, info in enumerate(report.layers, 1):
         for w in (w for inner in walk((info,)) for w in inner.warnings):
             warn(f"layer {i} '{info.word}': {w}")

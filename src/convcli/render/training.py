@@ -1,7 +1,8 @@
-"""Printing training runs, evaluations and predictions: live progress, tables, JSON.
+"""Printing training runs, learned filters, evaluations and predictions: live progress, tables, JSON.
 
-The progress bar is drawn only when stderr is a terminal and ``--json`` is off; the per-epoch
-lines go to stderr too, so stdout holds only the final result (table or JSON).
+Progress bars are drawn only when stderr is a terminal and ``--json`` is off; the per-epoch
+(per-step) lines and download progress go to stderr too, so stdout holds only the final result
+(table or JSON).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 
-from convcli.render import Table, count, emit_json, emit_table, note
+from convcli.render import Table, count, emit_json, emit_table, human, note
 
 
 def _pct(v: float | None) -> str:
@@ -22,7 +23,9 @@ def _num(v: float | None, digits: int = 4) -> str:
 
 class TrainingDisplay:
     """A `convcli.nn.session.Reporter`: a rich progress bar per epoch (loss, accuracy, images/s,
-    ETA) on a terminal and one line per finished epoch on stderr; silent with ``quiet``."""
+    ETA) on a terminal and one line per finished epoch on stderr; silent with ``quiet``.
+    Downloads (``--data mnist`` the first time) get one line per file on stderr, even with
+    ``quiet``: they can take minutes and must not look like a hang."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -30,14 +33,23 @@ class TrainingDisplay:
         self.progress = self.task = None
         self.epoch_no = 0
         self.epochs = 0
+        self.file = None
 
-    def start(self, epochs, start_epoch, n_train, model, words) -> None:
+    def download(self, done, total, name) -> None:
+        if name != self.file:
+            self.file = name
+            size = f" ({total / 1e6:.1f} MB)" if total else ""
+            note(f"downloading {name}{size}")
+        elif total is not None and done == total:
+            note(f"downloaded {name}")
+
+    def start(self, epochs, start_epoch, n_train, model, words, macs) -> None:
         self.epochs, self.epoch_no = epochs, start_epoch + 1
         if self.quiet:
             return
         note(f"training {words}")
-        note(f"{count(model.n_params())} parameters, {count(n_train)} training images, epochs "
-             f"{start_epoch + 1}..{epochs}")
+        note(f"{count(model.n_params())} parameters, {human(macs)} MACs per image, {count(n_train)} "
+             f"training images, epochs {start_epoch + 1}..{epochs}")
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -91,12 +103,25 @@ def _evaluation_dict(ev, names) -> dict:
                           for n, p, r, s in zip(names, ev.precision, ev.recall, ev.confusion.sum(axis=1))]}
 
 
+def _summary_table(result) -> Table:
+    """One row: network, test accuracy, params, MACs, time per epoch. The same columns for every
+    network, so runs of different families on the same data line up."""
+    per_epoch = result.seconds_per_epoch
+    row = [result.name or "(spec)", _pct(result.test.accuracy if result.test else None), count(result.n_params),
+           human(result.macs), "-" if per_epoch is None else f"{per_epoch:.1f}", str(len(result.history))]
+    return Table([("network", "left"), ("test acc", "right"), ("params", "right"), ("MACs/image", "right"),
+                  ("s/epoch", "right"), ("epochs", "right")], [row], title="Summary")
+
+
 def show_training(result, json_out: bool) -> None:
-    """The history table, the final test accuracy and the confusion matrix (or JSON)."""
+    """The history table, the final test accuracy, the confusion matrix and a one-row summary
+    (or JSON)."""
     if json_out:
-        doc = {"spec": result.words, "params": result.n_params, "config": result.config.to_dict(),
+        doc = {"name": result.name or None, "spec": result.words, "params": result.n_params, "macs": result.macs,
+               "seconds_per_epoch": result.seconds_per_epoch, "config": result.config.to_dict(),
                "data": result.data, "history": result.history, "interrupted": result.interrupted,
                "checkpoint": str(result.output) if result.output else None,
+               "plot": str(result.plot) if result.plot else None,
                "test_accuracy": result.test.accuracy if result.test else None}
         if result.test:
             doc["test"] = _evaluation_dict(result.test, result.class_names)
@@ -114,8 +139,10 @@ def show_training(result, json_out: bool) -> None:
         note(f"interrupted after {done} complete epoch{'s' if done != 1 else ''}{kept}")
         return
     note(f"test accuracy {_pct(result.test.accuracy)} on {count(result.test.n)} images"
-         + (f"; saved {result.output}" if result.output else ""))
+         + (f"; saved {result.output}" if result.output else "")
+         + (f"; curves in {result.plot}" if result.plot else ""))
     emit_table(_confusion_table(result.test.confusion, result.class_names, "Confusion matrix (test)"))
+    emit_table(_summary_table(result))
 
 
 def show_evaluation(result, json_out: bool) -> None:
@@ -140,3 +167,79 @@ def show_predictions(results: list[dict], json_out: bool) -> None:
     rows = [[r["file"], r["prediction"], "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])]
             for r in results]
     emit_table(Table([("file", "left"), ("prediction", "left"), ("top classes (probability)", "left")], rows))
+
+
+class FilterDisplay:
+    """A `convcli.nn.filter_fit.FilterReporter`: a progress bar on a terminal, and about ten
+    lines on stderr with the MSE, the largest weight error and the current weights (up to 3x3),
+    so the error is seen falling and the matrix converging; silent with ``quiet``."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.progress = self.task = self.target = None
+        self.every = 1
+
+    def start(self, steps, target, images, size) -> None:
+        self.target, self.every = target.array(), max(1, steps // 10)
+        if self.quiet:
+            return
+        fh, fw = target.shape
+        note(f"learning {target.name} ({fh}x{fw}) from random weights: {images} image{'s' if images > 1 else ''}, "
+             f"{size}x{size} crops, {steps} steps")
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            from convcli.render import console
+
+            self.progress = Progress(TextColumn("step"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                     TextColumn("mse {task.fields[mse]:.3e}"), console=console(stderr=True),
+                                     transient=True)
+            self.task = self.progress.add_task("", total=steps, mse=float("nan"))
+            self.progress.start()
+
+    def step(self, step, steps, mse, weights) -> None:
+        if self.quiet:
+            return
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, mse=mse)
+        if step % self.every == 0 or step == steps:
+            shown = "  w " + " | ".join(_rows(weights, "6.2f", 2)) if weights.size <= 9 else ""
+            note(f"step {step:>{len(str(steps))}}/{steps}  mse {mse:.3e}  "
+                 f"max |w - target| {abs(weights - self.target).max():.2e}{shown}")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _rows(matrix, fmt: str, digits: int | None = None) -> list[str]:
+    """Each row of ``matrix`` as text; ``digits`` rounds first so that no '-0.00' is shown."""
+    def cell(v: float) -> str:
+        return format(float(v) if digits is None else round(float(v), digits) + 0.0, fmt)  # -0.0 + 0.0 is 0.0
+
+    return ["  ".join(cell(v) for v in row) for row in matrix]
+
+
+def show_filter(result, json_out: bool) -> None:
+    """The learned matrix beside the target and their difference, with the final MSE (or JSON)."""
+    target = result.target.array()
+    if json_out:
+        emit_json({"target": result.target.name, "shape": list(target.shape), "target_matrix": target.tolist(),
+                   "initial": result.initial.tolist(), "learned": result.learned.tolist(),
+                   "error": (result.learned - target).tolist(), "max_abs_error": result.max_error,
+                   "mse": result.mse, "steps": result.steps, "lr": result.lr, "momentum": result.momentum,
+                   "seed": result.seed, "images": [str(p) for p in result.images], "crop": result.crop,
+                   "seconds": result.seconds, "plot": str(result.plot) if result.plot else None,
+                   "history": [{"step": k, "mse": v} for k, v in enumerate(result.history)]})
+        return
+    for text in result.notes:
+        note(text)
+    rows = [list(r) for r in zip(_rows(result.learned, "8.4f", 4), _rows(target, "8.4f", 4),
+                                 _rows(result.learned - target, "9.1e"))]
+    n = len(result.images)
+    emit_table(Table([("learned", "left"), ("target", "left"), ("learned - target", "left")], rows,
+                     title=f"{result.target.name}: learned after {result.steps} steps "
+                           f"({n} image{'s' if n > 1 else ''}, {result.crop}x{result.crop} crops)",
+                     footer=[f"final MSE {result.mse:.3e}, max |learned - target| {result.max_error:.2e}, "
+                             f"{result.seconds:.2f} s" + (f"; loss curve in {result.plot}" if result.plot else "")]))
