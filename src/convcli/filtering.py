@@ -132,7 +132,7 @@ def _geometry(h: int, w: int, axes: tuple[AxisResult, AxisResult], window: tuple
 
 @dataclass(frozen=True)
 class ConvSettings:
-    """``convcli conv`` options; ``padding`` as `convcli.parse.parse_padding` returns it."""
+    """``convcli conv`` options; ``padding`` as `convcli.shapes.parse_padding` returns it."""
 
     padding: int | str = 0
     mode: str = "zeros"

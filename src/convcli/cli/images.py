@@ -167,7 +167,7 @@ def conv(
     if source is None:
         raise usage_error("give an INPUT (an image, a matrix file, - or a typed matrix), or --list-kernels")
     from convcli.filtering import ConvSettings, convolve
-    from convcli.parse import parse_padding
+    from convcli.shapes import parse_padding
 
     settings = ConvSettings(parse_padding(padding), mode.value, stride, dilation, flip, channels.value,
                             scale.value, **_common(bit_depth, max_pixels))
@@ -209,7 +209,7 @@ def pool(
     """
     from convcli.filtering import PoolSettings
     from convcli.filtering import pool as run_pool
-    from convcli.parse import parse_padding
+    from convcli.shapes import parse_padding
     from convcli.render import images as render
 
     settings = PoolSettings(size, stride, parse_padding(padding), ceil, mode.value, count_pad,
