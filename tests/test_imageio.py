@@ -127,7 +127,8 @@ def test_sample_photo_matches_pillow_and_rec601(tmp_path):
 def test_grayscale_uses_rec601_weights(tmp_path):
     path = save(Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)),
                 tmp_path / "rgb.png")
-    np.testing.assert_array_equal(read_image(path).array[0, 0], REC601)
+    # float32 arithmetic: the weights are folded with 1/255, so within one ulp
+    np.testing.assert_allclose(read_image(path).array[0, 0], REC601, rtol=2e-7)
 
 
 def test_grey_image_as_rgb_repeats_the_channel(tmp_path):
@@ -347,3 +348,19 @@ def test_failing_encoder_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match=r"out\.png.*encoder error"):
         write_image(tmp_path / "out.png", np.zeros((3, 3)))
     assert files_in(tmp_path) == []
+
+
+def test_grey_jpeg_is_the_luma_it_stores(tmp_path):
+    # A grey read of a JPEG is the Y plane libjpeg decodes (as OpenCV's IMREAD_GRAYSCALE). It equals
+    # the Rec.601 weighting of the decoded colours to within rounding, except where decoding clipped
+    # a colour channel to 0 or 255 (saturated colours after chroma subsampling): there Y is truer.
+    rgb = np.asarray(Image.open(SAMPLES / "coffee.png").convert("RGB"))
+    path = tmp_path / "coffee.jpg"
+    Image.fromarray(rgb).save(path, quality=90)
+    decoded = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+    grey = read_image(path).array[0] * 255
+    assert grey.shape == rgb.shape[:2]
+    clipped = ((decoded == 0) | (decoded == 255)).any(axis=-1)
+    difference = np.abs(grey - decoded @ np.array(REC601, dtype=np.float64))
+    assert difference[~clipped].max() <= 0.5 + 1e-3
+    assert difference.mean() < 0.5
