@@ -108,3 +108,9 @@ def test_panel_writes_exactly_to_8_bit_png(tmp_path):
 def test_caller_mistakes(images, labels, match):
     with pytest.raises(ValueError, match=match):
         panel(images, labels)
+
+
+def test_panel_of_a_large_image_stays_viewable():
+    out = panel([np.zeros((3000, 4000)), np.ones((3000, 4000))], ["input", "response"])
+    assert out.shape[1] < 1100 and out.shape[2] < 2 * 1400
+    assert out[:, -20, 1400:2000].min() == 1  # the second tile is still all white

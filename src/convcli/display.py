@@ -23,6 +23,8 @@ from convcli.errors import OutputError
 
 BACKGROUND = 255
 TEXT = (40, 40, 40)
+MAX_TILE = 1024
+"""Tiles taller than this are shrunk (area average) so a panel of a large photo stays viewable."""
 MIN_TILE = 96
 SCALES = ("abs", "minmax", "offset", "clip")
 
@@ -123,6 +125,11 @@ def panel(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 6) -> 
     tiles = [_tile(image, label) for image, label in zip(images, labels)]
     zoom = max(1, -(-MIN_TILE // max(t.height for t in tiles)))
     tiles = [t.resize((t.width * zoom, t.height * zoom), Image.Resampling.NEAREST) for t in tiles]
+    tallest = max(t.height for t in tiles)
+    if tallest > MAX_TILE:  # a 12-megapixel photo: four tiles side by side would be 16,000 wide
+        shrink = MAX_TILE / tallest
+        tiles = [t.resize((max(1, round(t.width * shrink)), max(1, round(t.height * shrink))),
+                          Image.Resampling.BOX) for t in tiles]
     tile_h = max(t.height for t in tiles)
     font = ImageFont.load_default(size=int(np.clip(tile_h // 22, 12, 28)))
     ascent, descent = font.getmetrics()
