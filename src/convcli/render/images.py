@@ -72,6 +72,9 @@ def show_edges(results: list, json_out: bool) -> None:
     if json_out:
         emit_json([edges_dict(r) for r in results])
         return
+    failed = sum(1 for r in results if r.error)
+    if failed == len(results):  # nothing to summarise: the errors are on stderr already
+        return
     table = Table([("file", "left"), ("size (HxW)", "right"), ("filter", "left"),
                    ("response range", "right"), ("time", "right"), ("output", "left")])
     for r in results:
@@ -82,10 +85,9 @@ def show_edges(results: list, json_out: bool) -> None:
         size = f"{r.shape[1]}x{r.shape[2]}" + ("x3" if r.shape[0] == 3 else "")
         table.rows.append([str(r.path), size, r.filter, _range(r.low, r.high), f"{r.seconds:.2f} s",
                            ", ".join(str(p) for p in r.outputs)])
-    failed = sum(1 for r in results if r.error)
-    if failed:
-        table.footer.append(f"{failed} of {len(results)} files failed")
     emit_table(table)
+    if failed:
+        note(f"{failed} of {len(results)} files failed")
 
 
 def _pair(values: tuple[int, int]) -> str:
