@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from convcli.cli import app
 from convcli.datasets import resolve_data
+from convcli.network import analyse
+from convcli.parse import parse_words
 
 runner = CliRunner()
 SMALL = ["8x8x1", "conv:8,f=3,p=same", "relu", "maxpool:2", "flatten", "fc:10"]
@@ -46,6 +48,50 @@ def test_train_json(trained):
     assert doc["data"]["data"] == "digits" and doc["data"]["class_names"] == list("0123456789")
     assert doc["history"][2]["train_loss"] < doc["history"][0]["train_loss"]
     assert path.is_file() and doc["checkpoint"] == str(path)
+
+
+def test_summary_compares_networks(trained):
+    """params and MACs as `params`/`flops` count them; seconds per epoch the mean of the history."""
+    _, doc = trained
+    report = analyse(parse_words(SMALL))
+    assert doc["params"] == report.total("params") and doc["macs"] == report.total("macs") == 8 * 9 * 64 + 1280
+    assert doc["seconds_per_epoch"] == pytest.approx(np.mean([h["seconds"] for h in doc["history"]]))
+    assert doc["name"] is None and doc["plot"] is None
+    table = run("train", "mnist-inception", "--data", "digits", "--epochs", 1)
+    assert "8x8x1 but the network's input is 28x28x1" in table.stderr      # a preset is a SPEC like any other
+
+
+def test_table_output_ends_with_the_summary(tmp_path):
+    result = run("train", "--epochs", 1, "--plot", tmp_path / "curve.png")
+    assert result.exit_code == 0, result.stderr
+    summary = result.stdout.splitlines()[-3:]
+    assert summary[0] == "Summary" and summary[1].split() == ["network", "test", "acc", "params", "MACs/image",
+                                                              "s/epoch", "epochs"]
+    assert summary[2].split()[0] == "digits-cnn" and summary[2].split()[2:4] == ["29,066", "324"]
+    assert "29,066 parameters, 324 K MACs per image, 1,295 training images" in result.stderr
+    assert f"curves in {tmp_path / 'curve.png'}" in result.stderr
+
+
+def test_plot_is_redrawn_every_epoch_and_kept_on_resume(tmp_path):
+    from convcli.nn.curves import PANEL
+
+    plot, model = tmp_path / "curve.png", tmp_path / "m.npz"
+    assert run("train", *SMALL, "--epochs", 2, "-o", model, "--plot", plot).exit_code == 0
+    with Image.open(plot) as im:
+        assert im.format == "PNG" and im.size == (2 * PANEL[0], PANEL[1])
+        two = np.asarray(im.convert("RGB"))
+    result = run("train", "--resume", model, "--epochs", 3, "--plot", plot, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["plot"] == str(plot)
+    with Image.open(plot) as im:
+        assert not np.array_equal(np.asarray(im.convert("RGB")), two)   # three epochs drawn now
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "m.npz"]
+
+
+@pytest.mark.parametrize("plot, fragment", [("curve.jpg", "end the name in .png"),
+                                            ("missing/curve.png", "does not exist")])
+def test_plot_errors_come_before_training(tmp_path, plot, fragment):
+    error(run("train", *SMALL, "-o", tmp_path / "m.npz", "--plot", tmp_path / plot), fragment)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_checkpoint_holds_what_a_model_needs(trained):
@@ -168,6 +214,9 @@ def test_interrupt_keeps_the_last_complete_epoch(tmp_path):
 
     class StopInEpochTwo:
         epochs_done = 0
+
+        def download(self, *args):
+            pass
 
         def start(self, *args):
             pass

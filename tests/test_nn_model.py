@@ -148,7 +148,7 @@ def test_forward_matches_torch():
         np.testing.assert_allclose(model.forward(x), net(torch.from_numpy(x)).detach().numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["digits-cnn", "mnist-cnn", "mnist-resnet", "mnist-mobilenet"])
+@pytest.mark.parametrize("name", ["digits-cnn", "mnist-cnn", "mnist-resnet", "mnist-mobilenet", "mnist-inception"])
 def test_trainable_architectures_build_and_step(name):
     from convcli.nn.architectures import TRAINABLE
 

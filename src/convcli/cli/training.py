@@ -1,5 +1,5 @@
-"""train, evaluate and predict: CNNs trained from scratch in numpy. numpy is imported in the
-commands, not here."""
+"""train, train-filter, evaluate and predict: CNNs trained from scratch in numpy. numpy is
+imported in the commands, not here."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ app = command_app()
 DataOpt = typer.Option(None, "--data", metavar="DATA",
                        help="digits (built in, 8x8), mnist (downloaded once), or a path: a directory "
                             "of MNIST IDX files, an .npz, or an image folder root/<class>/*.png.")
-DataDirOpt = typer.Option(None, "--data-dir", metavar="DIR", help="Where 'mnist' is cached.")
+DataDirOpt = typer.Option(None, "--data-dir", metavar="DIR",
+                          help="Where 'mnist' is cached, in DIR/mnist [default: $CONVCLI_DATA, else "
+                               "~/.cache/convcli]; it is downloaded from $CONVCLI_MNIST_MIRROR if set.")
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
@@ -38,16 +40,18 @@ def train(
     words: Optional[List[str]] = typer.Argument(
         None, metavar="[SPEC...]", show_default=False,
         help="Layer words (8x8x1 conv:16,f=3 ...), a zoo name such as lenet5, a .json spec, or one "
-             "of digits-cnn, mnist-cnn, mnist-resnet, mnist-mobilenet. Default: digits-cnn for "
-             "8x8 data, mnist-cnn for 28x28."),
+             "of digits-cnn, mnist-cnn, mnist-resnet, mnist-mobilenet, mnist-inception. Default: "
+             "digits-cnn for 8x8 data, mnist-cnn for 28x28."),
     data: Optional[str] = DataOpt,
     data_dir: Optional[Path] = DataDirOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs [default: 20 for 8x8 data, else 10]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="[default: 32 for 8x8 data, else 64]"),
-    optimizer: Optional[Optimizer] = typer.Option(None, "--optimizer", help="[default: adam]"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate [default: 0.003]."),
+    optimizer: Optional[Optimizer] = typer.Option(
+        None, "--optimizer", help="momentum and nesterov: SGD with momentum 0.9 [default: adam; momentum for lenet5]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate [default: 0.003; 0.05 for lenet5]."),
     schedule: Optional[Schedule] = typer.Option(None, "--schedule", help="Learning-rate schedule [default: cosine]."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="L2 on the weights [default: 0]."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay",
+                                                 help="L2 on the weights [default: 0; 5e-4 for lenet5]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seeds weights, validation split and shuffling [default: 0]."),
     validation: Optional[float] = typer.Option(None, "--validation",
                                                help="Fraction of the training images held out [default: 0.1]."),
@@ -55,9 +59,13 @@ def train(
                                           help="Checkpoint, written atomically after every epoch."),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="FILE.npz",
                                           help="Continue a checkpoint up to --epochs (saved to it unless -o)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png",
+                                        help="Draw loss and accuracy per epoch (train and validation), "
+                                             "redrawn after every epoch."),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a CNN in numpy and report test accuracy and the confusion matrix.
+    """Train a CNN in numpy and report test accuracy, the confusion matrix and a summary
+    (parameters, MACs per image, seconds per epoch) that compares across networks.
 
     With no SPEC, a small CNN on the built-in 8x8 digits (about 98% test accuracy in a few
     seconds). Images are normalised with the training part's mean and standard deviation, which
@@ -65,11 +73,17 @@ def train(
     28x28 data feeds a 32x32 network (lenet5) padded by 2 pixels, as LeCun did. Ctrl-C stops
     after keeping the last complete epoch's checkpoint.
 
+    Defaults: Adam, lr 0.003, cosine schedule, 20 epochs of batch 32 on 8x8 data and 10 of
+    batch 64 otherwise. lenet5 has its own recipe, SGD with momentum 0.9, lr 0.05, cosine,
+    weight decay 5e-4: 99% test accuracy on MNIST in 10 epochs. Options given win; --resume
+    keeps the checkpoint's settings.
+
     \b
     Examples:
       convcli train
       convcli train -o digits.npz --json | jq .test_accuracy
-      convcli train lenet5 --data mnist --epochs 10 --optimizer momentum --lr 0.01 -o lenet5.npz
+      convcli train lenet5 --data mnist -o lenet5.npz --plot lenet5.png
+      convcli train mnist-inception --data mnist --epochs 3
       convcli train --resume lenet5.npz --epochs 15
     """
     from convcli.nn.session import TrainRequest, train as run
@@ -77,7 +91,7 @@ def train(
 
     request = TrainRequest(tuple(words or ()), data, data_dir, epochs, batch_size,
                            optimizer.value if optimizer else None, lr, schedule.value if schedule else None,
-                           weight_decay, seed, validation, output, resume)
+                           weight_decay, seed, validation, output, resume, plot)
     display = TrainingDisplay(quiet=json_out)
     try:
         result = run(request, display)
@@ -86,6 +100,47 @@ def train(
     show_training(result, json_out)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+@app.command("train-filter")
+def train_filter(
+    images: List[Path] = typer.Argument(..., metavar="IMAGE...", show_default=False,
+                                        help="Images to learn from (grey; colour is converted)."),
+    target: str = typer.Option(..., "--target", "-t", metavar="KERNEL",
+                               help="The kernel to reproduce: a name from 'convcli conv --list-kernels'."),
+    steps: int = typer.Option(300, "--steps", help="Gradient-descent steps (one step: every image)."),
+    lr: Optional[float] = typer.Option(None, "--lr", show_default=False,
+                                       help="Learning rate [default: 1 / (fH x fW), 1/9 for 3x3]."),
+    size: int = typer.Option(128, "--size", help="Shrink each image so its shorter side is at most this, "
+                                                 "then centre-crop all to the same square."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the random initial weights."),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Draw the loss per step (log scale)."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Learn a kernel's weights by gradient descent: a one-kernel CNN trained until convolving
+    the images gives what the --target kernel gives.
+
+    The weights start random (--seed); each step convolves the standardised images, compares
+    with the target's response (mean squared error over every valid pixel), and moves the
+    weights down the gradient with momentum 0.9. The error falling and the weights converging
+    are printed on stderr; the learned matrix beside the target, and the final MSE, on stdout.
+    The loss is quadratic in the weights, so they converge to the target's exactly.
+
+    \b
+    Examples:
+      convcli train-filter sample_images/*.png --target sobel-x
+      convcli train-filter photo.jpg -t laplacian --steps 500 --plot loss.png
+      convcli train-filter photo.jpg -t gaussian-5 --json | jq .max_abs_error
+    """
+    from convcli.nn.filter_fit import FilterRequest, learn_filter
+    from convcli.render.training import FilterDisplay, show_filter
+
+    display = FilterDisplay(quiet=json_out)
+    try:
+        result = learn_filter(FilterRequest(tuple(images), target, steps, lr, size, seed, plot), display)
+    finally:
+        display.close()
+    show_filter(result, json_out)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from convcli import spec as S
 from convcli.errors import InputError, TrainingError
 from convcli.network import analyse
 from convcli.nn import checkpoint as ckpt
-from convcli.nn.architectures import DEFAULT_FOR_SIZE, TRAINABLE
+from convcli.nn.architectures import DEFAULT_FOR_SIZE, TRAINABLE, default_settings
 from convcli.nn.model import Model, build_model, trainable_layers
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from convcli.nn.train import (EpochRecord, Evaluation, TrainConfig, check_classes, check_input, evaluate,
@@ -27,7 +27,8 @@ MAX_BATCH = 65536
 
 
 class Reporter(Protocol):
-    def start(self, epochs: int, start_epoch: int, n_train: int, model: Model, words: str) -> None: ...
+    def download(self, done: int, total: int | None, name: str) -> None: ...
+    def start(self, epochs: int, start_epoch: int, n_train: int, model: Model, words: str, macs: int) -> None: ...
     def batch(self, done: int, total: int, loss: float, accuracy: float) -> None: ...
     def epoch(self, record: EpochRecord) -> None: ...
 
@@ -49,10 +50,14 @@ class TrainRequest:
     validation: float | None = None
     output: Path | None = None
     resume: Path | None = None
+    plot: Path | None = None
 
 
 @dataclass
 class TrainResult:
+    """A finished (or interrupted) run; ``macs`` per image, from `convcli.network.analyse`."""
+
+    name: str
     words: str
     config: TrainConfig
     history: list[dict]
@@ -62,14 +67,21 @@ class TrainResult:
     test: Evaluation | None = None
     interrupted: bool = False
     data: dict = field(default_factory=dict)
+    macs: int = 0
+    plot: Path | None = None
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        """Mean training time of the epochs in the history (validation not included)."""
+        return sum(h["seconds"] for h in self.history) / len(self.history) if self.history else None
 
 
 def load_spec(words: tuple[str, ...]) -> S.Network:
     """A network from SPEC words, a zoo name, a .json file or a name in `TRAINABLE`."""
-    from convcli.parse import load_network
+    from convcli.parse import load_network, parse_words
 
     if len(words) == 1 and words[0].lower() in TRAINABLE:
-        words = tuple(TRAINABLE[words[0].lower()].split())
+        return parse_words(TRAINABLE[words[0].lower()].split(), name=words[0].lower())
     return load_network(list(words))
 
 
@@ -88,10 +100,10 @@ def _check_options(r: TrainRequest) -> None:
         raise TrainingError(f"--schedule {r.schedule!r} is not one of {', '.join(SCHEDULES)}")
 
 
-def _config(r: TrainRequest, saved: dict, image_size: tuple[int, int]) -> TrainConfig:
-    base = TrainConfig(**saved) if saved else TrainConfig(epochs=20 if image_size == (8, 8) else 10,
-                                                          batch_size=32 if image_size == (8, 8) else 64,
-                                                          lr=0.003, schedule="cosine")
+def _config(r: TrainRequest, saved: dict, name: str, image_size: tuple[int, int]) -> TrainConfig:
+    """The checkpoint's settings when resuming, else the network's defaults (see
+    `convcli.nn.architectures.default_settings`), overridden by what the user gave."""
+    base = TrainConfig(**saved) if saved else TrainConfig(**default_settings(name, image_size))
     given = {k: getattr(r, k) for k in ("epochs", "batch_size", "optimizer", "lr", "schedule",
                                          "weight_decay", "seed") if getattr(r, k) is not None}
     return replace(base, **given)
@@ -105,6 +117,12 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     output = r.output or r.resume
     if output is not None:
         ckpt.check_output(output)
+    if r.plot is not None:
+        from convcli.nn.curves import check_png
+        from convcli.outputs import check_output_path
+
+        check_png(r.plot)
+        check_output_path(r.plot)
     saved = ckpt.load(r.resume) if r.resume is not None else None
     network = load_spec(r.words) if r.words else None
     if saved is not None:
@@ -123,7 +141,8 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     seed = r.seed if r.seed is not None else (saved.meta["config"]["seed"] if saved else 0)
     validation = r.validation if r.validation is not None else (
         saved.meta["data"]["validation_fraction"] if saved else 0.1)
-    splits = resolve_data(data, validation=validation, seed=seed, data_dir=r.data_dir)
+    splits = resolve_data(data, validation=validation, seed=seed, data_dir=r.data_dir,
+                          progress=reporter.download if reporter else None)
     size = tuple(splits.train.images.shape[2:])
     if report is None:
         if size not in DEFAULT_FOR_SIZE:
@@ -131,7 +150,7 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
         network = load_spec((DEFAULT_FOR_SIZE[size],))
         report = analyse(network)
     check_input(splits.train.images.shape[1:], network.input)
-    config = _config(r, saved.meta["config"] if saved else {}, size)
+    config = _config(r, saved.meta["config"] if saved else {}, network.name, size)
     model = build_model(report, seed=config.seed)
     check_classes(model, splits.train.class_names)
     mean, std = (saved.meta["data"]["mean"], saved.meta["data"]["std"]) if saved else (splits.mean, splits.std)
@@ -148,19 +167,23 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     words = ckpt.spec_words(network)
     meta = {"spec": ckpt.network_to_json(network), "spec_words": words, "config": config.to_dict(),
             "data": {**splits.metadata(), "data": data, "mean": mean, "std": std}}
-    result = TrainResult(words, config, history, model.n_params(), splits.train.class_names, output,
-                         data=meta["data"])
+    result = TrainResult(network.name, words, config, history, model.n_params(), splits.train.class_names,
+                         output, data=meta["data"], macs=report.total("macs"), plot=r.plot)
 
     def on_epoch(record: EpochRecord) -> None:
         history.append(record.__dict__.copy())
         if output is not None:
             ckpt.save(output, model.state_dict(), optimizer.state_dict(),
                       {**meta, "epoch": record.epoch, "history": history})
+        if r.plot is not None:
+            from convcli.nn.curves import training_curves, write_png
+
+            write_png(r.plot, training_curves(history, network.name or ""))
         if reporter:
             reporter.epoch(record)
 
     if reporter:
-        reporter.start(config.epochs, start, len(x), model, words)
+        reporter.start(config.epochs, start, len(x), model, words, result.macs)
     try:
         fit(model, optimizer, x, splits.train.labels, config, validation=(xv, splits.validation.labels),
             start_epoch=start, on_batch=reporter.batch if reporter else None, on_epoch=on_epoch)

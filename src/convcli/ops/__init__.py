@@ -18,6 +18,12 @@ Conventions
 flipped. ``flip=True`` gives true convolution (``scipy.signal.convolve2d``). Border modes take
 PyTorch's names; `convcli.ops.windows` maps them to numpy, scipy.ndimage and OpenCV.
 
+Image API
+---------
+``filter2d(image, kernel, mode="reflect")`` filters every (H, W) plane with one kernel (rank-1
+kernels run as two 1-D passes); ``gradient_magnitude(image, kx, ky)`` gives
+``sqrt(gx^2 + gy^2)``; kernels by name come from `convcli.kernels`.
+
 Training API
 ------------
 Each forward that training uses returns ``(y, cache)``; the matching backward takes

@@ -135,7 +135,7 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.nd
     dxp, dw = (_backward_flat if cache.flat else _backward_im2col)(dy, w, cache.cols, g, groups)
     if cache.flip:
         dw = dw[:, :, ::-1, ::-1]
-    return crop2d(dxp, g), np.ascontiguousarray(dw), db
+    return np.ascontiguousarray(crop2d(dxp, g)), np.ascontiguousarray(dw), db
 
 
 def _as_batch(x: object, w: object) -> tuple[np.ndarray, np.ndarray, int]:
@@ -185,37 +185,36 @@ def _flat(g: Windows, w: np.ndarray) -> bool:
             and g.oh * g.padded[1] >= FLAT_MIN_PIXELS)
 
 
-def _flat_taps(g: Windows) -> tuple[int, list[tuple[int, int, slice]]]:
-    """Row length ``Wp``, and ``(i, j, span)`` per tap: where the tap's inputs for the flat output
-    ``y[r*Wp + c]`` (c < ow valid, the rest discarded) sit in the flat padded plane."""
+def _flat_taps(g: Windows) -> tuple[int, int, list[tuple[int, int, slice]]]:
+    """Row length ``Wp``, flat output length ``L`` and ``(i, j, span)`` per tap: where the tap's
+    inputs for the flat output ``y[r*Wp + c]`` (c < ow valid, the rest discarded) sit in the flat
+    padded plane."""
     wp = g.padded[1]
     length = (g.oh - 1) * wp + g.ow
-    return wp, [(i, j, slice(i * g.dh * wp + j * g.dw, i * g.dh * wp + j * g.dw + length))
-                for i in range(g.fh) for j in range(g.fw)]
+    return wp, length, [(i, j, slice(i * g.dh * wp + j * g.dw, i * g.dh * wp + j * g.dw + length))
+                        for i in range(g.fh) for j in range(g.fw)]
 
 
 def _forward_flat(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
     (n, c), c_out = xp.shape[:2], w.shape[0]
-    wp, taps = _flat_taps(g)
+    wp, length, taps = _flat_taps(g)
     xf = np.ascontiguousarray(xp).reshape(n, groups, c // groups, -1)       # N, G, C/G, Hp*Wp
     wt = _taps_first(w, groups)                                             # fh, fw, G, C_out/G, C/G
     y = np.empty((n, groups, c_out // groups, g.oh * wp), dtype=xp.dtype)   # N, G, C_out/G, oh*Wp
-    acc, tmp = y[..., :taps[0][2].stop], None
-    for i, j, span in taps:
-        if tmp is None and (i, j) == (0, 0):
-            np.matmul(wt[i, j], xf[..., span], out=acc)
-        else:
-            tmp = np.matmul(wt[i, j], xf[..., span], out=tmp)
-            acc += tmp
+    acc, tmp = y[..., :length], None
+    np.matmul(wt[0, 0], xf[..., :length], out=acc)
+    for i, j, span in taps[1:]:
+        tmp = np.matmul(wt[i, j], xf[..., span], out=tmp)
+        acc += tmp
     return y.reshape(n, c_out, g.oh, wp)[..., :g.ow], xf
 
 
 def _backward_flat(dy: np.ndarray, w: np.ndarray, xf: np.ndarray, g: Windows,
                    groups: int) -> tuple[np.ndarray, np.ndarray]:
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
-    wp, taps = _flat_taps(g)
+    wp, length, taps = _flat_taps(g)
     dyf = pad2d(dy, (0, 0, 0, wp - g.ow)).reshape(n, groups, c_out // groups, -1)  # N, G, C_out/G, oh*Wp
-    dyf = dyf[..., :taps[0][2].stop]
+    dyf = dyf[..., :length]
     wt = _taps_first(w, groups)
     dwt = np.empty_like(wt)                                                 # fh, fw, G, C_out/G, C/G
     dxf = np.zeros_like(xf)                                                 # N, G, C/G, Hp*Wp

@@ -237,19 +237,19 @@ def crop2d(xp: np.ndarray, g: Windows) -> np.ndarray:
 def im2col(xp: np.ndarray, g: Windows) -> np.ndarray:
     """Every window of a padded NCHW batch as columns, channels first: (C, fh, fw, N, oh, ow).
 
-    The batch sits beside the pixels so that one matmul covers the whole batch.
+    The batch sits beside the pixels so that one matmul covers the whole batch; the input is
+    turned channels-first once, so each tap copies whole (N, oh, ow) blocks.
     """
-    n, c = xp.shape[:2]
-    col = np.empty((c, g.fh, g.fw, n, g.oh, g.ow), dtype=xp.dtype)
+    xc = np.ascontiguousarray(xp.transpose(1, 0, 2, 3))                     # C, N, Hp, Wp
+    col = np.empty((xc.shape[0], g.fh, g.fw, xc.shape[1], g.oh, g.ow), dtype=xp.dtype)
     for i, j, (rows, cols) in g.taps():
-        col[:, i, j] = xp[:, :, rows, cols].transpose(1, 0, 2, 3)
+        col[:, i, j] = xc[:, :, rows, cols]
     return col
 
 
 def col2im(dcol: np.ndarray, g: Windows) -> np.ndarray:
     """Adjoint of `im2col`: add every column back where it came from; returns the padded (N, C, Hp, Wp)."""
-    c, n = dcol.shape[0], dcol.shape[3]
-    dxp = np.zeros((n, c) + g.padded, dtype=dcol.dtype)
+    dxc = np.zeros((dcol.shape[0], dcol.shape[3]) + g.padded, dtype=dcol.dtype)  # C, N, Hp, Wp
     for i, j, (rows, cols) in g.taps():
-        dxp[:, :, rows, cols] += dcol[:, i, j].transpose(1, 0, 2, 3)
-    return dxp
+        dxc[:, :, rows, cols] += dcol[:, i, j]
+    return dxc.transpose(1, 0, 2, 3)

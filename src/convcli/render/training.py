@@ -24,8 +24,9 @@ def _num(v: float | None, digits: int = 4) -> str:
 class TrainingDisplay:
     """A `convcli.nn.session.Reporter`: a rich progress bar per epoch (loss, accuracy, images/s,
     ETA) on a terminal and one line per finished epoch on stderr; silent with ``quiet``.
-    Downloads (``--data mnist`` the first time) get one line per file on stderr, even with
-    ``quiet``: they can take minutes and must not look like a hang."""
+    Downloads (``--data mnist`` the first time) are shown even with ``quiet``, since they can
+    take minutes and must not look like a hang: a line per file started and finished on stderr,
+    and a byte counter on a terminal."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -33,15 +34,32 @@ class TrainingDisplay:
         self.progress = self.task = None
         self.epoch_no = 0
         self.epochs = 0
-        self.file = None
+        self.file = self.fetch = None
 
     def download(self, done, total, name) -> None:
         if name != self.file:
+            self._stop_fetch()
             self.file = name
-            size = f" ({total / 1e6:.1f} MB)" if total else ""
-            note(f"downloading {name}{size}")
-        elif total is not None and done == total:
+            note(f"downloading {name}" + (f" ({total / 1e6:.1f} MB)" if total else ""))
+            if sys.stderr.isatty():
+                from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+                from convcli.render import console
+
+                self.fetch = Progress(TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                      console=console(stderr=True), transient=True)
+                self.fetch.add_task("", total=total)
+                self.fetch.start()
+        if self.fetch is not None:
+            self.fetch.update(self.fetch.task_ids[0], completed=done)
+        if total is not None and done == total:
+            self._stop_fetch()
             note(f"downloaded {name}")
+
+    def _stop_fetch(self) -> None:
+        if self.fetch is not None:
+            self.fetch.stop()
+            self.fetch = None
 
     def start(self, epochs, start_epoch, n_train, model, words, macs) -> None:
         self.epochs, self.epoch_no = epochs, start_epoch + 1
@@ -83,6 +101,7 @@ class TrainingDisplay:
                  f"val {_pct(record.val_accuracy)}  {record.seconds:.1f} s  {record.images_per_second:,.0f} img/s")
 
     def close(self) -> None:
+        self._stop_fetch()
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
@@ -203,7 +222,7 @@ class FilterDisplay:
         if self.progress is not None:
             self.progress.update(self.task, completed=step, mse=mse)
         if step % self.every == 0 or step == steps:
-            shown = "  w " + " | ".join(_rows(weights, "6.2f", 2)) if weights.size <= 9 else ""
+            shown = "  w " + " | ".join(_rows(weights, "5.2f", 2)) if weights.size <= 9 else ""
             note(f"step {step:>{len(str(steps))}}/{steps}  mse {mse:.3e}  "
                  f"max |w - target| {abs(weights - self.target).max():.2e}{shown}")
 

@@ -1,0 +1,207 @@
+"""Training curves as a PNG, drawn with Pillow alone: line charts with axes, ticks, grid and legend.
+
+`training_curves` draws ``convcli train --plot``: loss (left) and accuracy (right) per epoch, the
+training part in blue with dots and the validation part in orange with squares. `loss_curve`
+draws ``convcli train-filter --plot``: the MSE per step on a log scale. `write_png` saves either
+atomically (`convcli.outputs.atomic_write`). Tick values follow Heckbert's "nice numbers"
+(Graphics Gems, 1990): steps of 1, 2, 2.5 or 5 times a power of ten.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from convcli.errors import OutputError
+
+WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
+BLUE, ORANGE = (31, 119, 180), (230, 120, 20)
+PANEL = (520, 380)                       # width, height of one chart in pixels
+MARGIN = {"left": 72, "right": 18, "top": 40, "bottom": 52}
+FONT_SIZE = 14
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line: points ``(x, y)``, a ``None`` y is a gap; ``marker`` is "dot", "square" or ""."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float | None]
+    colour: tuple[int, int, int]
+    marker: str = "dot"
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[float]:
+    """About ``n`` round tick values covering [lo, hi].
+
+    >>> nice_ticks(0.03, 0.97)
+    [0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+    >>> nice_ticks(1, 10, integer=True)
+    [0, 2, 4, 6, 8, 10]
+    """
+    if hi - lo <= max(1e-9 * max(abs(lo), abs(hi)), 1e-300):     # one value: a band around it
+        pad = abs(lo) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / n
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
+    if integer:
+        step = max(1, round(step))
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [k * step for k in range(first, last + 1)]
+
+
+def log_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
+    """Powers of ten covering [lo, hi] (both positive), every k-th decade so about ``n`` remain.
+
+    >>> log_ticks(3e-5, 0.2)
+    [1e-05, 0.0001, 0.001, 0.01, 0.1, 1.0]
+    """
+    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    every = max(1, math.ceil((max(b, a + 1) - a) / n))
+    a, b = every * math.floor(a / every), every * math.ceil(max(b, a + 1) / every)
+    return [10.0 ** e for e in range(a, b + 1, every)]
+
+
+def _fmt_number(v: float) -> str:
+    return f"{v:g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.0e}"
+
+
+def chart(series: Sequence[Series], title: str, x_label: str, y_label: str, *, log_y: bool = False,
+          y_format: Callable[[float], str] = _fmt_number, integer_x: bool = True) -> Image.Image:
+    """One line chart of ``series`` as an RGB image of size `PANEL`."""
+    font = ImageFont.load_default(size=FONT_SIZE)
+    image = Image.new("RGB", PANEL, WHITE)
+    draw = ImageDraw.Draw(image)
+    left, top = MARGIN["left"], MARGIN["top"]
+    right, bottom = PANEL[0] - MARGIN["right"], PANEL[1] - MARGIN["bottom"]
+    xs = [x for s in series for x in s.x]
+    ys = [y for s in series for y in s.y if y is not None and (y > 0 or not log_y)]
+    if not xs or not ys:
+        raise OutputError(f"nothing to plot in '{title}'")
+    x_ticks = nice_ticks(min(xs), max(xs), 6, integer_x)
+    y_ticks = log_ticks(min(ys), max(ys)) if log_y else nice_ticks(min(ys), max(ys), 5)
+    ty = math.log10 if log_y else float
+    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], ty(y_ticks[0]), ty(y_ticks[-1])
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return (left + (x - x0) / (x1 - x0) * (right - left), bottom - (ty(y) - y0) / (y1 - y0) * (bottom - top))
+
+    for v in y_ticks:
+        _, y = px(x0, v)
+        draw.line([(left, y), (right, y)], fill=GRID)
+        text = y_format(v)
+        draw.text((left - 8 - draw.textlength(text, font=font), y - FONT_SIZE / 2 - 1), text, fill=INK, font=font)
+    for v in x_ticks:
+        x, _ = px(v, y_ticks[0])
+        draw.line([(x, top), (x, bottom)], fill=GRID)
+        draw.line([(x, bottom), (x, bottom + 5)], fill=INK)
+        text = _fmt_number(v)
+        draw.text((x - draw.textlength(text, font=font) / 2, bottom + 8), text, fill=INK, font=font)
+    draw.line([(left, top), (left, bottom), (right, bottom)], fill=INK, width=1)
+    draw.text((left, 12), title, fill=INK, font=ImageFont.load_default(size=FONT_SIZE + 2))
+    draw.text(((left + right - draw.textlength(x_label, font=font)) / 2, bottom + 28), x_label, fill=INK, font=font)
+    _vertical_text(image, y_label, font, (14, (top + bottom) / 2))
+    lines = [[px(x, y) for x, y in zip(s.x, s.y) if y is not None and (y > 0 or not log_y)] for s in series]
+    for s, points in zip(series, lines):
+        _line(draw, points, s)
+    _legend(draw, series, font, (left, top, right, bottom), [p for points in lines for p in _along(points)])
+    return image
+
+
+def _line(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], s: Series) -> None:
+    if len(points) > 1:
+        draw.line(points, fill=s.colour, width=2, joint="curve")
+    r = 3.5
+    for x, y in points if s.marker else ():
+        box = [(x - r, y - r), (x + r, y + r)]
+        (draw.ellipse if s.marker == "dot" else draw.rectangle)(box, fill=s.colour)
+
+
+def _along(points: list[tuple[float, float]], k: int = 8) -> list[tuple[float, float]]:
+    """The polyline through ``points`` sampled ``k`` times per segment."""
+    out = points[:1]
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        out += [(xa + (xb - xa) * t / k, ya + (yb - ya) * t / k) for t in range(1, k + 1)]
+    return out
+
+
+def _legend(draw: ImageDraw.ImageDraw, series: Sequence[Series], font, area: tuple[int, int, int, int],
+            points: list[tuple[float, float]]) -> None:
+    """The legend box in the corner of ``area`` that covers the fewest data points."""
+    shown = [s for s in series if any(y is not None for y in s.y)]
+    w, h = max(draw.textlength(s.label, font=font) for s in shown) + 40, 8 + 20 * len(shown)
+    left, top, right, bottom = area
+    corners = [(right - w - 6, top + 6), (right - w - 6, bottom - h - 6), (left + 8, top + 6),
+               (left + 8, bottom - h - 6)]
+    x, y = min(corners, key=lambda c: sum(c[0] - 6 <= u <= c[0] + w + 6 and c[1] - 6 <= v <= c[1] + h + 6
+                                          for u, v in points))
+    draw.rectangle([(x, y), (x + w, y + h)], fill=WHITE, outline=GRID)
+    for k, s in enumerate(shown):
+        row = y + 14 + 20 * k
+        _line(draw, [(x + 8, row), (x + 28, row)], Series(s.label, (), (), s.colour, ""))
+        if s.marker:
+            _line(draw, [(x + 18, row)], s)
+        draw.text((x + 34, row - FONT_SIZE / 2 - 1), s.label, fill=INK, font=font)
+
+
+def _vertical_text(image: Image.Image, text: str, font, centre: tuple[float, float]) -> None:
+    """``text`` rotated a quarter turn anticlockwise, centred on ``centre``."""
+    width = int(ImageDraw.Draw(image).textlength(text, font=font)) + 4
+    strip = Image.new("RGB", (width, FONT_SIZE + 6), WHITE)
+    ImageDraw.Draw(strip).text((2, 1), text, fill=INK, font=font)
+    strip = strip.rotate(90, expand=True)
+    image.paste(strip, (int(centre[0] - strip.width / 2), int(centre[1] - strip.height / 2)))
+
+
+def side_by_side(images: Sequence[Image.Image]) -> Image.Image:
+    out = Image.new("RGB", (sum(im.width for im in images), max(im.height for im in images)), WHITE)
+    x = 0
+    for im in images:
+        out.paste(im, (x, 0))
+        x += im.width
+    return out
+
+
+def _percent(v: float) -> str:
+    return f"{100 * v:.3g}%"
+
+
+def training_curves(history: Sequence[dict], title: str = "") -> Image.Image:
+    """Loss and accuracy per epoch (train and validation) of a ``convcli train`` history."""
+    epochs = [h["epoch"] for h in history]
+
+    def pair(key: str) -> list[Series]:
+        return [Series("train", epochs, [h[f"train_{key}"] for h in history], BLUE, "dot"),
+                Series("validation", epochs, [h[f"val_{key}"] for h in history], ORANGE, "square")]
+
+    prefix = f"{title}: " if title else ""
+    return side_by_side([
+        chart(pair("loss"), f"{prefix}loss", "epoch", "cross-entropy loss"),
+        chart(pair("accuracy"), f"{prefix}accuracy", "epoch", "accuracy", y_format=_percent),
+    ])
+
+
+def loss_curve(mse: Sequence[float], title: str) -> Image.Image:
+    """The MSE of ``convcli train-filter`` after each step (``mse[0]``: before any), on a log scale."""
+    return chart([Series("MSE", range(len(mse)), list(mse), BLUE, "")], title, "step",
+                 "mean squared error", log_y=True)
+
+
+def check_png(path: Path) -> None:
+    """Refuse anything but a ``.png`` name before any work is done."""
+    if Path(path).suffix.lower() != ".png":
+        raise OutputError(f"--plot {path}: the curves are a PNG image; end the name in .png")
+
+
+def write_png(path: Path, image: Image.Image) -> Path:
+    """Save ``image`` as PNG atomically; `OutputError` if the path cannot take it."""
+    from convcli.outputs import atomic_write
+
+    check_png(path)
+    return atomic_write(path, lambda f: image.save(f, format="PNG"))
