@@ -335,13 +335,17 @@ def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
     return network
 
 
+def _text(value: Any) -> str:
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
 def format_layer(layer: S.Layer) -> str:
     """The word that writes ``layer``, the inverse of :func:`parse_layer` (defaults left out).
 
     >>> format_layer(parse_layer("conv:64,f=3,s=2,p=1,bias=0"))
     'conv:64,s=2,p=1,bias=0'
     >>> format_layer(parse_layer("maxpool:3,2,ceil=1"))
-    'maxpool:f=3,s=2,ceil=1'
+    'maxpool:3,s=2,ceil=1'
     >>> format_layer(parse_layer("inception:64,96-128,16-32,32,f5=3"))
     'inception:64,96-128,16-32,32,f5=3'
     """
@@ -352,15 +356,17 @@ def format_layer(layer: S.Layer) -> str:
             break
     skip = dict(kind.fixed)
     parts = []
-    for slot in kind.positional:
+    for k, slot in enumerate(kind.positional):
         names = slot.split("-")
-        if all(getattr(type(layer), n, MISSING) is MISSING for n in names):
-            parts.append("-".join(str(getattr(layer, n)) for n in names))
+        required = all(getattr(type(layer), n, MISSING) is MISSING for n in names)
+        # required values are written in place, and so is a set first value: dropout:0.3, maxpool:3
+        if required or (k == 0 and len(names) == 1 and getattr(layer, slot) != getattr(type(layer), slot)):
+            parts.append("-".join(_text(getattr(layer, n)) for n in names))
             skip.update(dict.fromkeys(names))
     for f in fields(layer):
         value = getattr(layer, f.name)
         if f.name in skip or value == f.default:
             continue
-        parts.append(f"{f.name}={int(value) if isinstance(value, bool) else value}")
+        parts.append(f"{f.name}={_text(value)}")
     return name + (":" + ",".join(parts) if parts else "")
 

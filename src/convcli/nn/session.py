@@ -16,7 +16,7 @@ from convcli import spec as S
 from convcli.errors import InputError, TrainingError
 from convcli.network import analyse
 from convcli.nn import checkpoint as ckpt
-from convcli.nn.architectures import DEFAULT_FOR_SIZE, TRAINABLE, default_settings
+from convcli.nn.architectures import DEFAULT_FOR_SIZE, default_settings
 from convcli.nn.model import Model, build_model, trainable_layers
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from convcli.nn.train import (EpochRecord, Evaluation, TrainConfig, check_classes, check_input, evaluate,
@@ -77,11 +77,9 @@ class TrainResult:
 
 
 def load_spec(words: tuple[str, ...]) -> S.Network:
-    """A network from SPEC words, a zoo name, a .json file or a name in `TRAINABLE`."""
-    from convcli.parse import load_network, parse_words
+    """A network from SPEC words, a zoo name (the digit networks included) or a .json file."""
+    from convcli.parse import load_network
 
-    if len(words) == 1 and words[0].lower() in TRAINABLE:
-        return parse_words(TRAINABLE[words[0].lower()].split(), name=words[0].lower())
     return load_network(list(words))
 
 
