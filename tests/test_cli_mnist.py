@@ -91,6 +91,14 @@ def test_unreachable_mirror_says_how_to_place_the_files(monkeypatch, tmp_path):
     assert list((tmp_path / "mnist").iterdir()) == []
 
 
+def test_mirror_option_wins_over_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVCLI_MNIST_MIRROR", "http://127.0.0.1:1/not-this/")
+    url = closed_port_url()
+    result = run("train", "lenet5", "--data", "mnist", "--data-dir", tmp_path, "--mirror", url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot reach {url.rstrip('/')}/") and "not-this" not in result.stderr
+
+
 @pytest.mark.parametrize("name", ["mnist-cnn", "mnist-resnet", "mnist-mobilenet", "mnist-inception", "lenet5"])
 def test_each_family_trains_and_reports_its_costs(mirror, tmp_path, name):
     """Every 28x28 network by name, on a directory of IDX files; the summary's params and MACs

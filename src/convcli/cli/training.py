@@ -44,6 +44,9 @@ def train(
              "digits-cnn for 8x8 data, mnist-cnn for 28x28."),
     data: Optional[str] = DataOpt,
     data_dir: Optional[Path] = DataDirOpt,
+    mirror: Optional[str] = typer.Option(None, "--mirror", metavar="URL",
+                                         help="Where --data mnist downloads from [default: $CONVCLI_MNIST_MIRROR, "
+                                              "else a public mirror]."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs [default: 20 for 8x8 data, else 10]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="[default: 32 for 8x8 data, else 64]"),
     optimizer: Optional[Optimizer] = typer.Option(
@@ -91,7 +94,7 @@ def train(
 
     request = TrainRequest(tuple(words or ()), data, data_dir, epochs, batch_size,
                            optimizer.value if optimizer else None, lr, schedule.value if schedule else None,
-                           weight_decay, seed, validation, output, resume, plot)
+                           weight_decay, seed, validation, output, resume, plot, mirror)
     display = TrainingDisplay(quiet=json_out)
     try:
         result = run(request, display)

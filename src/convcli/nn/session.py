@@ -51,6 +51,7 @@ class TrainRequest:
     output: Path | None = None
     resume: Path | None = None
     plot: Path | None = None
+    mirror: str | None = None
 
 
 @dataclass
@@ -139,7 +140,7 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     seed = r.seed if r.seed is not None else (saved.meta["config"]["seed"] if saved else 0)
     validation = r.validation if r.validation is not None else (
         saved.meta["data"]["validation_fraction"] if saved else 0.1)
-    splits = resolve_data(data, validation=validation, seed=seed, data_dir=r.data_dir,
+    splits = resolve_data(data, validation=validation, seed=seed, data_dir=r.data_dir, mirror=r.mirror,
                           progress=reporter.download if reporter else None)
     size = tuple(splits.train.images.shape[2:])
     if report is None:
