@@ -12,8 +12,8 @@ from convcli.ops import conv as conv_module
 from convcli.ops import (conv2d, conv2d_backward, conv2d_forward, correlate_separable, filter2d,
                          gradient_magnitude, rank1_factors)
 from convcli.shapes import resolve_padding
-from tests import reference
-from tests.gradcheck import assert_gradients_close, numerical_gradients
+import reference
+from gradcheck import assert_gradients_close, numerical_gradients
 
 RNG = np.random.default_rng(2024)
 SCIPY_MODES = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap",

@@ -7,7 +7,7 @@ import pytest
 
 from convcli.nn import layers as L
 from convcli.nn.loss import softmax_cross_entropy
-from numeric_gradient import check_layer, numeric_grad
+from gradcheck import check_layer, numeric_grad
 
 RNG = np.random.default_rng(7)
 

@@ -12,7 +12,7 @@ from convcli.nn.model import build_model
 from convcli.nn.optim import make_optimizer
 from convcli.parse import parse_words
 from convcli.zoo import get
-from numeric_gradient import numeric_grad
+from gradcheck import numeric_grad
 
 
 def model_of(words: str, seed: int = 0):

@@ -11,8 +11,8 @@ from convcli.errors import InputError, ShapeError
 from convcli.ops import (global_pool2d, global_pool2d_backward, global_pool2d_forward, pool2d,
                          pool2d_backward, pool2d_forward)
 from convcli.shapes import resolve_padding
-from tests import reference
-from tests.gradcheck import assert_gradients_close, numerical_gradients
+import reference
+from gradcheck import assert_gradients_close, numerical_gradients
 
 RNG = np.random.default_rng(7)
 
