@@ -178,3 +178,8 @@ def test_arithmetic_commands_do_not_import_numpy_or_pillow():
             "assert 'numpy' not in sys.modules and 'PIL' not in sys.modules, 'heavy import'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_mistyped_command_gets_a_suggestion():
+    result = run("pramas", "lenet5")
+    assert result.exit_code == 2 and "did you mean 'params'?" in result.stderr

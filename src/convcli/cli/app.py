@@ -38,6 +38,15 @@ class _Group(TyperGroup):
                                       if (info.name or info.callback.__name__.replace("_", "-")) == name]
         return typer.main.get_command(single)
 
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+            import difflib
+
+            near = difflib.get_close_matches(args[0], list(COMMANDS), n=1)
+            ctx.fail(f"No such command '{args[0]}'" + (f" (did you mean '{near[0]}'?)" if near else "")
+                     + f"; commands: {', '.join(COMMANDS)}.")
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
