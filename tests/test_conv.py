@@ -275,3 +275,17 @@ def test_backward_keeps_float32(engine):
 def test_errors_name_the_problem(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_backward_without_the_input_gradient_gives_the_same_weight_gradient():
+    rng = np.random.default_rng(3)
+    for shape, w_shape in [((4, 1, 12, 12), (6, 1, 5, 5)), ((2, 16, 20, 20), (16, 16, 3, 3))]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        w = rng.standard_normal(w_shape).astype(np.float32)
+        y, cache = conv2d_forward(x, w, np.zeros(w_shape[0], np.float32), padding=1)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx, dw, db = conv2d_backward(dy, cache)
+        none, dw2, db2 = conv2d_backward(dy, cache, need_dx=False)
+        assert none is None and dx.shape == x.shape
+        np.testing.assert_array_equal(dw, dw2)
+        np.testing.assert_array_equal(db, db2)

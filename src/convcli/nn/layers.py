@@ -61,6 +61,7 @@ class Conv2d(Layer):
         if bias:
             self.params["b"] = np.zeros(c_out, np.float32)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.input_grad = True  # the model turns it off for its first layer while training
 
     def forward(self, x, train):
         y, self._cache = ops.conv2d_forward(x, self.params["w"], self.params.get("b"), stride=self.stride,
@@ -68,7 +69,7 @@ class Conv2d(Layer):
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.conv2d_backward(dy, self._cache)
+        dx, dw, db = ops.conv2d_backward(dy, self._cache, need_dx=self.input_grad)
         self.grads["w"] = dw
         if db is not None:
             self.grads["b"] = db

@@ -109,7 +109,12 @@ class Model:
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.root.forward(x, self.training)
 
-    def backward(self, dlogits: np.ndarray) -> np.ndarray:
+    def backward(self, dlogits: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Gradients into every layer; the input's gradient is returned unless ``input_grad`` is
+        False (training never needs it, and a first convolution then skips a third of its work)."""
+        first = self.root.layers[0] if self.root.layers else None
+        if isinstance(first, L.Conv2d):
+            first.input_grad = input_grad  # then it returns None, and so does this
         return self.root.backward(dlogits)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:

@@ -125,7 +125,7 @@ def fit(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, config
             if not np.isfinite(loss):
                 raise TrainingError(f"the loss became {loss} in epoch {epoch + 1} (batch {b // config.batch_size + 1}) "
                                     f"with --lr {config.lr:g}: try a lower learning rate, e.g. --lr {config.lr / 10:g}")
-            model.backward(dlogits)
+            model.backward(dlogits, input_grad=False)
             optimizer.step()
             loss_sum += loss * len(idx)
             correct += int((logits.argmax(axis=1) == y[idx]).sum())

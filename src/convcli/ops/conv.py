@@ -120,11 +120,13 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     return y, ConvCache(x.shape, g, w4, cols, groups, b is not None, flip, _flat(g, w4))
 
 
-def conv2d_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of a `conv2d_forward` output: ``(dx, dw, db)``, ``db`` None without bias.
 
     ``dy`` has the forward output's shape (N, C_out, H', W'); ``dx`` has the input's, ``dw`` the
-    weights' (unflipped, as passed to the forward).
+    weights' (unflipped, as passed to the forward). ``need_dx=False`` skips the input gradient
+    (None), which a network's first layer never needs: a third of that layer's backward.
     """
     g, w, groups = cache.g, cache.w, cache.groups
     dy = np.asarray(dy, dtype=w.dtype)
@@ -132,10 +134,11 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache) -> tuple[np.ndarray, np.nd
         raise ShapeError(f"conv2d_backward: dy has shape {dy.shape}, expected the output's "
                          f"{(cache.shape[0], w.shape[0], g.oh, g.ow)}")
     db = dy.sum(axis=(0, 2, 3)) if cache.bias else None
-    dxp, dw = (_backward_flat if cache.flat else _backward_im2col)(dy, w, cache.cols, g, groups)
+    dxp, dw = (_backward_flat if cache.flat else _backward_im2col)(dy, w, cache.cols, g, groups, need_dx)
     if cache.flip:
         dw = dw[:, :, ::-1, ::-1]
-    return np.ascontiguousarray(crop2d(dxp, g)), np.ascontiguousarray(dw), db
+    dx = np.ascontiguousarray(crop2d(dxp, g)) if need_dx else None
+    return dx, np.ascontiguousarray(dw), db
 
 
 def _as_batch(x: object, w: object) -> tuple[np.ndarray, np.ndarray, int]:
@@ -210,21 +213,22 @@ def _forward_flat(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tup
 
 
 def _backward_flat(dy: np.ndarray, w: np.ndarray, xf: np.ndarray, g: Windows,
-                   groups: int) -> tuple[np.ndarray, np.ndarray]:
+                   groups: int, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
     wp, length, taps = _flat_taps(g)
     dyf = pad2d(dy, (0, 0, 0, wp - g.ow)).reshape(n, groups, c_out // groups, -1)  # N, G, C_out/G, oh*Wp
     dyf = dyf[..., :length]
     wt = _taps_first(w, groups)
     dwt = np.empty_like(wt)                                                 # fh, fw, G, C_out/G, C/G
-    dxf = np.zeros_like(xf)                                                 # N, G, C/G, Hp*Wp
+    dxf = np.zeros_like(xf) if need_dx else None                            # N, G, C/G, Hp*Wp
     tmp = None
     for i, j, span in taps:
         dwt[i, j] = np.matmul(dyf, xf[..., span].swapaxes(-1, -2)).sum(axis=0)
-        tmp = np.matmul(wt[i, j].swapaxes(-1, -2), dyf, out=tmp)            # N, G, C/G, L
-        dxf[..., span] += tmp
+        if need_dx:
+            tmp = np.matmul(wt[i, j].swapaxes(-1, -2), dyf, out=tmp)        # N, G, C/G, L
+            dxf[..., span] += tmp
     dw = dwt.transpose(2, 3, 4, 0, 1).reshape(c_out, c // groups, g.fh, g.fw)
-    return dxf.reshape((n, c) + g.padded), dw
+    return (dxf.reshape((n, c) + g.padded) if need_dx else None), dw
 
 
 def _taps_first(w: np.ndarray, groups: int) -> np.ndarray:
@@ -241,9 +245,11 @@ def _forward_im2col(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> t
 
 
 def _backward_im2col(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows,
-                     groups: int) -> tuple[np.ndarray, np.ndarray]:
+                     groups: int, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
     dy2 = dy.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)     # G, C_out/G, N*oh*ow
     dw = np.matmul(dy2, cols.swapaxes(-1, -2)).reshape(w.shape)
+    if not need_dx:
+        return None, dw
     dcols = np.matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy2)
     return col2im(dcols.reshape(c, g.fh, g.fw, n, g.oh, g.ow), g), dw
