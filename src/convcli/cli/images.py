@@ -20,12 +20,8 @@ class Scale(str, Enum):
     clip = "clip"
 
 
-class AutoScale(str, Enum):
-    auto = "auto"
-    abs = "abs"
-    minmax = "minmax"
-    offset = "offset"
-    clip = "clip"
+AutoScale = Enum("AutoScale", {"auto": "auto", **{m.name: m.value for m in Scale}}, type=str)
+"""Scale, plus ``auto``: picked from the result's range (conv, pool)."""
 
 
 class Channels(str, Enum):

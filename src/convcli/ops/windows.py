@@ -194,10 +194,6 @@ def pool_windows(h: int, w: int, size: object, stride: object = None, padding: o
     ph, pw = split_padding(padding, f"{what}: padding")
     axes = []
     for n, f, s, d, p, name in ((h, fh, sh, dh, ph, "height"), (w, fw, sw, dw, pw, "width")):
-        # pool_axis enforces PyTorch's half-window rule on an int, so hand it one when symmetric
-        p = p[0] if isinstance(p, tuple) and p[0] == p[1] else p
-        if isinstance(p, tuple) and 2 * max(p) > f:
-            raise ShapeError(f"{what} ({name}): padding p={p} is more than half the window f={f}")
         a = pool_axis(n, f, s, p, d, ceil, what=f"{what} ({name})")
         overhang = max((a.out - 1) * s + (f - 1) * d + 1 - (n + a.p_lo + a.p_hi), 0)
         axes.append((a.out, a.p_lo, a.p_hi, overhang))
