@@ -126,27 +126,33 @@ def torch_rows(repeat: int) -> list[tuple]:
 
 
 def engine_rows(repeat: int) -> list[tuple]:
-    """Conv forward+backward under each engine (flat forced vs im2col forced), to tune the choice."""
+    """Conv forward+backward under each engine forced, against the engine `choose_engine` picks."""
     rng = np.random.default_rng(2)
-    shapes = {"8x64x56x56, 64 3x3 p1": ((8, 64, 56, 56), (64, 64, 3, 3)),
-              "8x16x56x56, 16 3x3 p1": ((8, 16, 56, 56), (16, 16, 3, 3)),
-              "64x32x16x16, 64 3x3 p1": ((64, 32, 16, 16), (64, 32, 3, 3)),
-              "64x3x32x32, 32 3x3 p1": ((64, 3, 32, 32), (32, 3, 3, 3))}
-    saved = conv_engines.FLAT_MIN_CHANNELS, conv_engines.FLAT_MIN_PIXELS
+    shapes = {"8x64x56x56, 64 3x3 p1": ((8, 64, 56, 56), (64, 64, 3, 3), 1),
+              "8x16x56x56, 16 3x3 p1": ((8, 16, 56, 56), (16, 16, 3, 3), 1),
+              "64x32x16x16, 64 3x3 p1": ((64, 32, 16, 16), (64, 32, 3, 3), 1),
+              "64x3x32x32, 32 3x3 p1": ((64, 3, 32, 32), (32, 3, 3, 3), 1),
+              "64x1x32x32, 6 5x5 (LeNet C1)": ((64, 1, 32, 32), (6, 1, 5, 5), 0),
+              "64x6x14x14, 16 5x5 (LeNet C3)": ((64, 6, 14, 14), (16, 6, 5, 5), 0)}
+    choose = conv_engines.choose_engine
     rows = []
-    for task, (x_shape, w_shape) in shapes.items():
+    for task, (x_shape, w_shape, padding) in shapes.items():
         x, w = rng.standard_normal(x_shape, dtype=np.float32), rng.standard_normal(w_shape, dtype=np.float32)
 
-        def train(x=x, w=w):
-            y, cache = conv2d_forward(x, w, padding=1)
+        def train(x=x, w=w, padding=padding):
+            y, cache = conv2d_forward(x, w, padding=padding)
             return conv2d_backward(np.ones_like(y), cache)
+        chosen = conv2d_forward(x, w, padding=padding)[1].engine
         times = {}
-        for engine, limits in (("flat", (1, 1)), ("im2col", (10**9, 10**9))):
-            conv_engines.FLAT_MIN_CHANNELS, conv_engines.FLAT_MIN_PIXELS = limits
-            times[engine] = best_ms(train, repeat)
-        conv_engines.FLAT_MIN_CHANNELS, conv_engines.FLAT_MIN_PIXELS = saved
-        chosen = "flat" if conv2d_forward(x, w, padding=1)[1].flat else "im2col"
-        rows.append((f"fwd+bwd {task}, flat", times["flat"], f"im2col (chosen: {chosen})", times["im2col"], ""))
+        for engine in conv_engines.ENGINES:
+            conv_engines.choose_engine = lambda g, w, engine=engine: engine
+            try:
+                times[engine] = best_ms(train, repeat)
+            finally:
+                conv_engines.choose_engine = choose
+        for engine, ms in times.items():
+            if engine != chosen:
+                rows.append((f"fwd+bwd {task}, {engine}", ms, f"chosen: {chosen}", times[chosen], ""))
     return rows
 
 

@@ -29,14 +29,17 @@ def pads_of(padding, h, w, fh, fw, s=(1, 1), d=(1, 1)):
     return resolve_padding(ph, h, fh, s[0], d[0]) + resolve_padding(pw, w, fw, s[1], d[1])
 
 
+ENGINES = list(conv_module.ENGINES)
+
+
 def force_engine(monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
-    """Make conv2d pick ``engine``: ``flat`` wherever the stride is 1, else ``im2col`` always."""
-    flat = engine == "flat"
-    monkeypatch.setattr(conv_module, "FLAT_MIN_CHANNELS", 1 if flat else 10**9)
-    monkeypatch.setattr(conv_module, "FLAT_MIN_PIXELS", 1 if flat else 10**9)
+    """Make conv2d pick ``engine`` always (``flat`` only where the stride is 1, else ``im2col``)."""
+    def choose(g, w):
+        return "im2col" if engine == "flat" and (g.sh, g.sw) != (1, 1) else engine
+    monkeypatch.setattr(conv_module, "choose_engine", choose)
 
 
-@pytest.fixture(params=["im2col", "flat"])
+@pytest.fixture(params=ENGINES)
 def engine(request, monkeypatch):
     """Run the test once per conv engine."""
     force_engine(monkeypatch, request.param)
@@ -87,7 +90,7 @@ def test_conv2d_matches_reference(n, c_in, c_out, h, w, fh, fw, stride, padding,
        h=st.integers(3, 8), w=st.integers(3, 8), fh=st.integers(1, 3), fw=st.integers(1, 3),
        s=st.tuples(st.integers(1, 3), st.integers(1, 3)), d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
        p=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
-       mode=st.sampled_from(list(SCIPY_MODES)), flip=st.booleans(), engine=st.sampled_from(["im2col", "flat"]))
+       mode=st.sampled_from(list(SCIPY_MODES)), flip=st.booleans(), engine=st.sampled_from(ENGINES))
 def test_conv2d_random_geometry_matches_reference(n, groups, c_per_group, out_per_group, h, w, fh, fw, s, d, p,
                                                   mode, flip, engine):
     if h + p[0] + p[1] < d[0] * (fh - 1) + 1 or w + p[2] + p[3] < d[1] * (fw - 1) + 1:
@@ -105,9 +108,12 @@ def test_conv2d_random_geometry_matches_reference(n, groups, c_per_group, out_pe
 
 
 def test_engine_choice():
-    assert conv2d_forward(np.zeros((1, 16, 32, 32)), np.zeros((1, 16, 3, 3)), padding=1)[1].flat
-    assert not conv2d_forward(np.zeros((1, 16, 32, 32)), np.zeros((1, 16, 3, 3)), stride=2)[1].flat
-    assert not conv2d_forward(np.zeros((64, 1, 28, 28)), np.zeros((6, 1, 5, 5)))[1].flat
+    def engine(x_shape, w_shape, **options):
+        return conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), **options)[1].engine
+    assert engine((1, 16, 32, 32), (1, 16, 3, 3), padding=1) == "flat"
+    assert engine((1, 16, 34, 34), (1, 16, 3, 3), stride=2) == "im2col"              # 16-pixel rows
+    assert engine((64, 1, 32, 32), (6, 1, 5, 5)) == "im2col"                         # LeNet-5's C1
+    assert engine((64, 6, 14, 14), (16, 6, 5, 5)) == "batch-last"                    # LeNet-5's C3
 
 
 def test_course_vertical_edge():
@@ -239,6 +245,22 @@ def test_backward_matches_central_differences(c_in, c_out, fh, fw, stride, paddi
         assert db is None
         numeric = numerical_gradients(lambda x_, k_: conv2d(x_, k_, **options), [x, k], dy)
         assert_gradients_close([dx, dw], numeric, names=["dx", "dw"])
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_weight_gradient_of_a_long_batch_taken_in_chunks(groups, engine, monkeypatch):
+    # 8 x 26 x 27 = 5,616 output pixels: five chunks of DW_CHUNK = 1024 and a remainder of 496
+    monkeypatch.setattr(conv_module, "DW_CHUNK", 1024)
+    x, w = RNG.normal(size=(8, 4, 30, 31)), RNG.normal(size=(6, 4 // groups, 5, 5))
+    y, cache = conv2d_forward(x, w, groups=groups)
+    dy = RNG.normal(size=y.shape)
+    dw = conv2d_backward(dy, cache)[1]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))  # N, C, 26, 27, 5, 5
+    per_out, per_in = 6 // groups, 4 // groups
+    expected = np.concatenate([
+        np.einsum("norc,nkrcij->okij", dy[:, g * per_out:(g + 1) * per_out], windows[:, g * per_in:(g + 1) * per_in])
+        for g in range(groups)])
+    np.testing.assert_allclose(dw, expected, rtol=1e-10, atol=1e-10)
 
 
 def test_backward_keeps_float32(engine):

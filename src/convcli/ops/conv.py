@@ -7,10 +7,17 @@
 where ``xp`` is the padded input, ``g = o // (C_out/G)`` the group of output channel ``o`` and
 ``G = groups``. ``flip=True`` flips the kernel first: true convolution, as ``scipy.signal.convolve2d``.
 
-Two engines share the work; which one runs was measured (benchmarks/bench_ops.py):
+Three engines share the work; `choose_engine` picks one by rules measured with
+benchmarks/bench_ops.py (its engine rows time every engine on the same layers):
 
 - *im2col* (any stride): every window copied into a column (`windows.im2col`), then one batched
-  matmul with ``K = C_in/G * fh * fw``. Best for few input channels or small images (LeNet).
+  matmul with ``K = C_in/G * fh * fw``. Best for few input channels on rows of 16 pixels or more
+  (LeNet's first layer).
+- *batch-last* (any stride): the same matmul, but the columns are laid out ``(.., oh, ow, N)``
+  with the batch innermost, so each tap copies (and the backward adds back) runs of ``ow * N``
+  numbers instead of ``ow``. Costs a transpose of the input and the output; pays off on
+  small feature maps, rows under `BATCH_LAST_MAX_WIDTH` pixels (LeNet's second layer: 0.58 ms
+  -> 0.36 ms forward, 1.23 ms -> 0.70 ms backward at batch 64).
 - *flat* (stride 1, at least `FLAT_MIN_CHANNELS` input channels per group and `FLAT_MIN_PIXELS`
   output pixels): the padded plane is flattened to rows of length ``Wp``; the input seen by tap
   (i, j) for every output pixel is then the contiguous span starting at ``i*Wp + j``, so each tap
@@ -28,12 +35,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from convcli.errors import InputError, ShapeError
-from convcli.ops.windows import Windows, as_float, col2im, conv_windows, crop2d, im2col, pad2d
+from convcli.ops.windows import (Windows, as_float, col2im, col2im_batch_last, conv_windows, crop2d, im2col,
+                                 im2col_batch_last, pad2d)
 
 FLAT_MIN_CHANNELS = 16
 """Input channels per group from which the flat engine's per-tap matmuls beat one im2col matmul."""
 FLAT_MIN_PIXELS = 1024
 """Output pixels (``oh * Wp``) from which the flat engine's matmuls are big enough to pay off."""
+BATCH_LAST_MAX_WIDTH = 16
+"""Output rows shorter than this use the batch-last engine rather than im2col."""
+DW_CHUNK = 1024
+"""Columns per partial product when `_weight_grad` splits a long, thin ``dy @ cols.T``."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,8 @@ class ConvCache:
     """What `conv2d_backward` needs from the forward pass; treat as opaque.
 
     ``cols`` is what the engine kept: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat
-    engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col.
+    engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, (G, C_in/G*fh*fw, oh*ow*N) for
+    batch-last.
     """
 
     shape: tuple[int, int, int, int]
@@ -51,7 +64,7 @@ class ConvCache:
     groups: int
     bias: bool
     flip: bool
-    flat: bool
+    engine: str
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: object = 1,
@@ -89,7 +102,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride:
     """
     x4, w4, ndim = _as_batch(x, w)
     g, xp, w4, b = _prepare(x4, w4, b, stride, padding, dilation, groups, mode, flip)
-    y = _forward(xp, w4, b, g, groups)[0]
+    y = _forward(xp, w4, b, g, groups, choose_engine(g, w4))[0]
     if ndim == 4:
         return y
     return y[0, 0] if ndim == 2 and y.shape[1] == 1 else y[0]
@@ -116,8 +129,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     if x.ndim != 4:
         raise ShapeError(f"conv2d_forward: x has shape {x.shape}, expected (N, C_in, H, W)")
     g, xp, w4, b = _prepare(x, w, b, stride, padding, dilation, groups, mode, flip)
-    y, cols = _forward(xp, w4, b, g, groups)
-    return y, ConvCache(x.shape, g, w4, cols, groups, b is not None, flip, _flat(g, w4))
+    engine = choose_engine(g, w4)
+    y, cols = _forward(xp, w4, b, g, groups, engine)
+    return y, ConvCache(x.shape, g, w4, cols, groups, b is not None, flip, engine)
 
 
 def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True
@@ -134,7 +148,7 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True
         raise ShapeError(f"conv2d_backward: dy has shape {dy.shape}, expected the output's "
                          f"{(cache.shape[0], w.shape[0], g.oh, g.ow)}")
     db = dy.sum(axis=(0, 2, 3)) if cache.bias else None
-    dxp, dw = (_backward_flat if cache.flat else _backward_im2col)(dy, w, cache.cols, g, groups, need_dx)
+    dxp, dw = ENGINES[cache.engine][1](dy, w, cache.cols, g, groups, need_dx)
     if cache.flip:
         dw = dw[:, :, ::-1, ::-1]
     dx = np.ascontiguousarray(crop2d(dxp, g)) if need_dx else None
@@ -173,19 +187,21 @@ def _prepare(x: np.ndarray, w: np.ndarray, b: object, stride: object, padding: o
     return g, pad2d(x, g.margins, mode), (w[:, :, ::-1, ::-1] if flip else w), b
 
 
-def _forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: Windows,
-             groups: int) -> tuple[np.ndarray, np.ndarray]:
+def _forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: Windows, groups: int,
+             engine: str) -> tuple[np.ndarray, np.ndarray]:
     """Output (N, C_out, oh, ow) and the column buffer, from the padded input."""
-    y, cols = (_forward_flat if _flat(g, w) else _forward_im2col)(xp, w, g, groups)
+    y, cols = ENGINES[engine][0](xp, w, g, groups)
     if b is not None:
         y += b[:, None, None]
     return np.ascontiguousarray(y), cols
 
 
-def _flat(g: Windows, w: np.ndarray) -> bool:
-    """Whether the flat engine runs: stride 1, enough channels per group and output pixels."""
-    return (g.sh == g.sw == 1 and w.shape[1] >= FLAT_MIN_CHANNELS
-            and g.oh * g.padded[1] >= FLAT_MIN_PIXELS)
+def choose_engine(g: Windows, w: np.ndarray) -> str:
+    """The engine for windows ``g`` and weights ``w`` (C_out, C_in/G, fh, fw): flat for stride 1
+    with enough channels per group and output pixels, batch-last for short rows, else im2col."""
+    if g.sh == g.sw == 1 and w.shape[1] >= FLAT_MIN_CHANNELS and g.oh * g.padded[1] >= FLAT_MIN_PIXELS:
+        return "flat"
+    return "batch-last" if g.ow < BATCH_LAST_MAX_WIDTH else "im2col"
 
 
 def _flat_taps(g: Windows) -> tuple[int, int, list[tuple[int, int, slice]]]:
@@ -248,8 +264,54 @@ def _backward_im2col(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows
                      groups: int, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
     dy2 = dy.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)     # G, C_out/G, N*oh*ow
-    dw = np.matmul(dy2, cols.swapaxes(-1, -2)).reshape(w.shape)
+    dw = _weight_grad(dy2, cols).reshape(w.shape)
     if not need_dx:
         return None, dw
     dcols = np.matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy2)
     return col2im(dcols.reshape(c, g.fh, g.fw, n, g.oh, g.ow), g), dw
+
+
+def _forward_batch_last(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    n, c_out = xp.shape[0], w.shape[0]
+    cols = im2col_batch_last(xp, g).reshape(groups, -1, g.oh * g.ow * n)  # G, C/G*fh*fw, oh*ow*N
+    y = np.matmul(w.reshape(groups, c_out // groups, -1), cols)             # G, C_out/G, oh*ow*N
+    return y.reshape(c_out, g.oh, g.ow, n).transpose(3, 0, 1, 2), cols
+
+
+def _backward_batch_last(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows,
+                         groups: int, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
+    dy2 = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(groups, c_out // groups, -1)  # .., oh*ow*N
+    dw = _weight_grad(dy2, cols).reshape(w.shape)
+    if not need_dx:
+        return None, dw
+    dcols = np.matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy2)
+    return col2im_batch_last(dcols.reshape(c, g.fh, g.fw, g.oh, g.ow, n), g), dw
+
+
+def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``dy2 @ cols.T`` per group: (G, M, P) and (G, K, P) to (G, M, K).
+
+    When P is long and M x K small (a first layer: few filters, a few input channels), the
+    product is taken as a batch of ``P / DW_CHUNK`` short products, then summed. OpenBLAS's
+    AVX-512 (SkylakeX) kernel runs the one long product several times slower: LeNet-5's C1 at
+    batch 64, 6 x 25 over P = 50,176, takes 0.70 ms in one product and 0.12 ms in chunks; its
+    Haswell kernel takes about 0.47 ms either way (benchmarks/bench_ops.py, engine rows).
+    """
+    g, m, p = dy2.shape
+    k, q = cols.shape[1], p // DW_CHUNK
+    if m < 2 or m * k > 1024 or q < 4:
+        return np.matmul(dy2, cols.swapaxes(-1, -2))
+    cut = q * DW_CHUNK
+    a = dy2[..., :cut].reshape(g, m, q, DW_CHUNK).transpose(0, 2, 1, 3)    # G, q, M, chunk
+    b = cols[..., :cut].reshape(g, k, q, DW_CHUNK).transpose(0, 2, 3, 1)   # G, q, chunk, K
+    dw = np.matmul(a, b).sum(axis=1)
+    if cut < p:
+        dw += np.matmul(dy2[..., cut:], cols[..., cut:].swapaxes(-1, -2))
+    return dw
+
+
+ENGINES = {"im2col": (_forward_im2col, _backward_im2col),
+           "batch-last": (_forward_batch_last, _backward_batch_last),
+           "flat": (_forward_flat, _backward_flat)}
+"""Engine name -> (forward, backward); `choose_engine` picks the name."""

@@ -249,3 +249,20 @@ def col2im(dcol: np.ndarray, g: Windows) -> np.ndarray:
     for i, j, (rows, cols) in g.taps():
         dxc[:, :, rows, cols] += dcol[:, i, j]
     return dxc.transpose(1, 0, 2, 3)
+
+
+def im2col_batch_last(xp: np.ndarray, g: Windows) -> np.ndarray:
+    """`im2col` with the batch innermost: (C, fh, fw, oh, ow, N), each tap copying runs of ``ow * N``."""
+    xc = np.ascontiguousarray(xp.transpose(1, 2, 3, 0))                     # C, Hp, Wp, N
+    col = np.empty((xc.shape[0], g.fh, g.fw, g.oh, g.ow, xc.shape[3]), dtype=xp.dtype)
+    for i, j, (rows, cols) in g.taps():
+        col[:, i, j] = xc[:, rows, cols]
+    return col
+
+
+def col2im_batch_last(dcol: np.ndarray, g: Windows) -> np.ndarray:
+    """Adjoint of `im2col_batch_last`: returns the padded (N, C, Hp, Wp), as a view."""
+    dxc = np.zeros((dcol.shape[0],) + g.padded + (dcol.shape[5],), dtype=dcol.dtype)  # C, Hp, Wp, N
+    for i, j, (rows, cols) in g.taps():
+        dxc[:, rows, cols] += dcol[:, i, j]
+    return dxc.transpose(3, 0, 1, 2)
