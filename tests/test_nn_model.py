@@ -113,6 +113,29 @@ def test_lenet5_1998_is_refused_by_name():
         build_model(analyse(get("lenet5-1998")))
 
 
+@pytest.mark.parametrize("pool", ["maxpool:2", "maxpool:3,s=2,p=1", "maxpool:2,ceil=1"])
+def test_relu_then_max_pool_runs_pooled_first_with_the_same_values_and_gradients(pool):
+    from convcli.nn.model import Sequential
+
+    model = model_of(f"7x7x2 conv:3,f=1 relu {pool} flatten fc:3")
+    conv, first, second = model.root.layers[:3]
+    assert (first.mode, second.name) == ("max", "relu")  # pooled first
+    in_spec_order = Sequential([conv, second, first] + model.root.layers[3:])
+    rng = np.random.default_rng(5)
+    # whole windows below zero, ties between equal maxima, and a flat zero border
+    x = np.round(rng.standard_normal((6, 2, 7, 7)), 1).astype(np.float32)
+    x[:2, :, :3] = -1.0
+    x[2:4, :, :, :3] = 0.0
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    results = []
+    for net in (model.root, in_spec_order):
+        logits = net.forward(x, True)
+        dx = net.backward(softmax_cross_entropy(logits, labels)[1])
+        results.append([logits, dx] + [layer.grads[k].copy() for _, layer, k in model.parameters()])
+    for ours, expected in zip(*results):
+        np.testing.assert_array_equal(ours, expected)
+
+
 def test_final_softmax_is_folded_into_the_loss():
     model = model_of("8x8x1 conv:4 flatten fc:3 softmax")
     p = model.probabilities(np.ones((2, 1, 8, 8), np.float32))

@@ -222,7 +222,23 @@ def _check(info: LayerInfo) -> None:
 
 
 def _sequence(infos, rng, scheme) -> Sequential:
-    return Sequential([_build(info, rng, scheme) for info in infos])
+    layers = [_build(info, rng, scheme) for info in infos]
+    for i in range(len(layers) - 1):
+        if _pool_first(layers[i], layers[i + 1]):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    return Sequential(layers)
+
+
+def _pool_first(act: L.Layer, pool: L.Layer) -> bool:
+    """Whether ``act`` then ``pool`` may run as pool then act: ReLU before max pooling.
+
+    ReLU is monotone, so ``maxpool(relu(x)) == relu(maxpool(x))``, and the gradients agree too:
+    both reach the window's first maximum, scaled by 1 where it is positive, and are 0 in a window
+    with nothing positive. Pooling first runs the ReLU on a quarter of the values (2x2 windows), as
+    frameworks fuse them. Neither layer has weights, so the parameter names do not change.
+    """
+    return (type(act) is L.Activation and act.name == "relu"
+            and type(pool) is L.Pool2d and pool.mode == "max")
 
 
 def _build(info: LayerInfo, rng: np.random.Generator, scheme: str) -> L.Layer:
