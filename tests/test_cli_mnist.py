@@ -69,7 +69,7 @@ def test_download_progress_on_stderr_then_cache(environment, server):  # noqa: F
     # lenet5's recipe (convcli.nn.architectures.RECIPES) on 28x28 data padded to 32x32
     assert doc["name"] == "lenet5" and doc["macs"] == 416_520
     assert {k: doc["config"][k] for k in ("optimizer", "lr", "schedule", "weight_decay", "epochs", "batch_size")} \
-        == {"optimizer": "momentum", "lr": 0.05, "schedule": "cosine", "weight_decay": 5e-4, "epochs": 1,
+        == {"optimizer": "momentum", "lr": 0.01, "schedule": "cosine", "weight_decay": 5e-4, "epochs": 1,
             "batch_size": 64}
 
     before = len(server.requests)

@@ -292,16 +292,18 @@ def _backward_batch_last(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Win
 def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``dy2 @ cols.T`` per group: (G, M, P) and (G, K, P) to (G, M, K).
 
-    When P is long and M x K small (a first layer: few filters, a few input channels), the
-    product is taken as a batch of ``P / DW_CHUNK`` short products, then summed. OpenBLAS's
-    AVX-512 (SkylakeX) kernel runs the one long product several times slower: LeNet-5's C1 at
-    batch 64, 6 x 25 over P = 50,176, takes 0.70 ms in one product and 0.12 ms in chunks; its
-    Haswell kernel takes about 0.47 ms either way (benchmarks/bench_ops.py, engine rows).
+    OpenBLAS is sensitive to how this long, thin product is posed (benchmarks/bench_ops.py, engine
+    rows). It is taken as ``(cols @ dy2.T).T``, which its AVX-512 (SkylakeX) kernel runs up to 2.5x
+    faster than ``dy2 @ cols.T`` (LeNet-5's C3 at batch 64: 0.40 -> 0.16 ms) and its Haswell kernel
+    no slower. When M x K is small (a first layer: few filters, few input channels) P is cut into
+    a batch of ``P / DW_CHUNK`` short products, then summed: LeNet-5's C1 at batch 64, 6 x 25 over
+    P = 50,176, takes 0.70 ms in one product and 0.12 ms in chunks on SkylakeX, about 0.47 ms
+    either way on Haswell.
     """
     g, m, p = dy2.shape
     k, q = cols.shape[1], p // DW_CHUNK
     if m < 2 or m * k > 1024 or q < 4:
-        return np.matmul(dy2, cols.swapaxes(-1, -2))
+        return np.matmul(cols, dy2.swapaxes(-1, -2)).swapaxes(-1, -2)
     cut = q * DW_CHUNK
     a = dy2[..., :cut].reshape(g, m, q, DW_CHUNK).transpose(0, 2, 1, 3)    # G, q, M, chunk
     b = cols[..., :cut].reshape(g, k, q, DW_CHUNK).transpose(0, 2, 3, 1)   # G, q, chunk, K
