@@ -6,10 +6,16 @@ Both train the same architecture (32x32x1 input, MNIST padded by 2 as LeCun did)
 60,000 training images (``convcli train`` holds 10% out for validation); each runs in its own
 process so peak memory (ru_maxrss) is its own. Prints seconds per epoch, the ratio convcli /
 PyTorch (target <= 1.5), images/s, peak memory and test accuracy after each epoch. The machine
-is shared: run it twice and read the ratio of the quieter run.
+is shared and its speed drifts by 20% from minute to minute: each framework runs ``--rounds``
+times (default 2), alternated, and the ratio is taken between the best runs.
+
+numpy's OpenBLAS picks its kernel for the processor unless ``OPENBLAS_CORETYPE`` forces one; the
+header line shows the setting. Some machines set ``OPENBLAS_CORETYPE=Haswell`` (with
+``OPENBLAS_L2_SIZE``) for older builds; unset both for that one command to measure numpy's own
+kernel (AVX-512 on a current x86 server): ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...``.
 
     python benchmarks/bench_train.py --data /work/shared/data/mnist                  # one epoch each
-    python benchmarks/bench_train.py --data /work/shared/data/mnist --epochs 10 --only convcli
+    python benchmarks/bench_train.py --data /work/shared/data/mnist --epochs 10 --only convcli --rounds 1
     # LeCun et al. 1998 report 0.95% test error for LeNet-5: aim for >= 99.0% within 10 epochs
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -120,38 +127,43 @@ def main() -> None:
     parser.add_argument("--schedule", choices=("none", "step", "cosine"), default=RECIPE["schedule"])
     parser.add_argument("--weight-decay", type=float, default=RECIPE["weight_decay"])
     parser.add_argument("--only", choices=("convcli", "torch"))
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each framework, alternated; the best counts")
     parser.add_argument("--framework", choices=("convcli", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.framework:
         child(args)
         return
-    results = {}
-    for name in ("torch", "convcli"):
-        if args.only and name != args.only:
-            continue
-        cmd = [sys.executable, __file__, "--framework", name, "--data", args.data, "--epochs", str(args.epochs),
-               "--batch", str(args.batch), "--seed", str(args.seed), "--lr", str(args.lr),
-               "--schedule", args.schedule, "--weight-decay", str(args.weight_decay)]
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-        if done.returncode:
-            print(f"{name}: failed (exit {done.returncode})")
-            continue
-        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    names = [n for n in ("torch", "convcli") if not args.only or n == args.only]
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:  # alternated, so that a noisy minute hits both
+            cmd = [sys.executable, __file__, "--framework", name, "--data", args.data, "--epochs", str(args.epochs),
+                   "--batch", str(args.batch), "--seed", str(args.seed), "--lr", str(args.lr),
+                   "--schedule", args.schedule, "--weight-decay", str(args.weight_decay)]
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+            if done.returncode:
+                print(f"{name}: failed (exit {done.returncode})")
+                continue
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    results = {name: rs for name, rs in runs.items() if rs}
     print(f"LeNet-5 on MNIST, batch {args.batch}, SGD momentum {MOMENTUM}, lr {args.lr} ({args.schedule}), "
-          f"weight decay {args.weight_decay}, {THREADS} threads for torch")
-    print(f"{'':10}{'s/epoch':>10}{'img/s':>10}{'peak MB':>10}{'test acc':>10}")
-    for name, r in results.items():
-        per_epoch = float(np.mean(r["seconds"]))
-        print(f"{name:10}{per_epoch:10.1f}{r['images'] / per_epoch:10,.0f}{r['peak_mb']:10.0f}"
-              f"{100 * r['accuracy'][-1]:9.2f}%")
-    if len(results) == 2:
-        ratio = np.mean(results["convcli"]["seconds"]) / np.mean(results["torch"]["seconds"])
-        print(f"time per epoch, convcli / torch: {ratio:.2f}x (target <= 1.5x)")
+          f"weight decay {args.weight_decay}, {THREADS} threads for torch, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    print(f"seconds per epoch: mean over {args.epochs} epoch(s) of each run; best of {args.rounds} alternated run(s)")
+    print(f"{'':10}{'s/epoch':>10}{'runs':>16}{'img/s':>10}{'peak MB':>10}{'test acc':>10}")
+    best = {}
+    for name, rs in results.items():
+        per_run = [float(np.mean(r["seconds"])) for r in rs]
+        best[name] = min(per_run)
+        print(f"{name:10}{best[name]:10.2f}{' '.join(f'{t:.2f}' for t in per_run):>16}"
+              f"{rs[0]['images'] / best[name]:10,.0f}{max(r['peak_mb'] for r in rs):10.0f}"
+              f"{100 * rs[0]['accuracy'][-1]:9.2f}%")
+    if len(best) == 2:
+        print(f"time per epoch, convcli / torch: {best['convcli'] / best['torch']:.2f}x (target <= 1.5x)")
     if "convcli" in results:
-        acc = results["convcli"]["accuracy"]
+        acc = results["convcli"][0]["accuracy"]
         print(f"convcli test accuracy by epoch: {', '.join(f'{100 * a:.2f}%' for a in acc)} "
               f"(target >= 99.0% within 10 epochs)")
-
 
 if __name__ == "__main__":
     main()
