@@ -117,6 +117,13 @@ class Model:
             first.input_grad = input_grad  # then it returns None, and so does this
         return self.root.backward(dlogits)
 
+    def reseed(self, seed: int, epoch: int) -> None:
+        """Give every dropout layer its own generator for ``epoch``, seeded by ``(seed, epoch, i)``,
+        so that a run resumed at an epoch draws the masks an uninterrupted one would."""
+        dropouts = (layer for _, layer in self.named_layers() if isinstance(layer, L.Dropout))
+        for i, layer in enumerate(dropouts):
+            layer.rng = np.random.default_rng((seed, epoch, i))
+
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         logits = self.forward(x)
         e = np.exp(logits - logits.max(axis=1, keepdims=True))

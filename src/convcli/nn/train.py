@@ -106,8 +106,9 @@ def fit(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, config
     """Train ``model`` on prepared images ``x`` (N, C, H, W) and labels ``y`` from ``start_epoch``
     to ``config.epochs``; returns the new epochs' records.
 
-    Each epoch shuffles with a generator seeded by ``(seed, epoch)``, so a resumed run sees the
-    batches an uninterrupted one would. ``on_batch(done, total, loss, accuracy)`` follows the
+    Each epoch shuffles with a generator seeded by ``(seed, epoch)`` and reseeds the dropout
+    layers likewise (`Model.reseed`), so a resumed run sees the batches and masks an uninterrupted
+    one would. ``on_batch(done, total, loss, accuracy)`` follows the
     running means; ``on_epoch(record)`` runs after each epoch (the CLI saves a checkpoint there).
     Raises `TrainingError` as soon as the loss is not finite.
     """
@@ -116,6 +117,7 @@ def fit(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, config
     for epoch in range(start_epoch, config.epochs):
         optimizer.lr = scheduled_lr(config.schedule, config.lr, epoch, config.epochs)
         order = np.random.default_rng((config.seed, epoch)).permutation(len(x))
+        model.reseed(config.seed, epoch)
         model.train()
         start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
         for b in range(0, len(x), config.batch_size):
