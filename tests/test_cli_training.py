@@ -61,14 +61,21 @@ def test_summary_compares_networks(trained):
     assert "8x8x1 but the network's input is 28x28x1" in table.stderr      # a preset is a SPEC like any other
 
 
+def test_default_run_reaches_97_percent_on_the_built_in_digits():
+    # the target: convcli train with no arguments, >= 97% test accuracy (timing: README)
+    doc = json.loads(run("train", "--json").stdout)
+    assert doc["name"] == "digits-cnn" and len(doc["history"]) == 20
+    assert doc["test_accuracy"] >= 0.97
+
+
 def test_table_output_ends_with_the_summary(tmp_path):
     result = run("train", "--epochs", 1, "--plot", tmp_path / "curve.png")
     assert result.exit_code == 0, result.stderr
     summary = result.stdout.splitlines()[-3:]
     assert summary[0] == "Summary" and summary[1].split() == ["network", "test", "acc", "params", "MACs/image",
                                                               "s/epoch", "epochs"]
-    assert summary[2].split()[0] == "digits-cnn" and summary[2].split()[2:4] == ["29,066", "324"]
-    assert "29,066 parameters, 324 K MACs per image, 1,295 training images" in result.stderr
+    assert summary[2].split()[0] == "digits-cnn" and summary[2].split()[2:4] == ["38,442", "913"]
+    assert "38,442 parameters, 913 K MACs per image, 1,295 training images" in result.stderr
     assert f"curves in {tmp_path / 'curve.png'}" in result.stderr
 
 

@@ -69,8 +69,10 @@ _MOBILENET_V2 = " ".join([
 # Networks sized for handwritten digits, one of each family, trained by ``convcli train``
 # (defaults and recipes in convcli.nn.architectures).
 DIGIT_NETWORKS: dict[str, str] = {
-    # 98% test accuracy on the built-in digits in about 3 s (20 epochs, Adam, cosine)
-    "digits-cnn": "8x8x1 conv:32,f=3,p=same relu maxpool:2 conv:64,f=3,p=same relu flatten dropout:0.3 fc:10",
+    # 98.05-98.89% test accuracy on the built-in digits over seeds 0-7, in about 4 s (20 epochs,
+    # Adam, cosine); without its batch norm and second 8x8 convolution 96.9-98.1%
+    "digits-cnn": "8x8x1 conv:32,f=3,p=same,bias=0 bn relu conv:32,f=3,p=same,bias=0 bn relu maxpool:2 "
+                  "conv:64,f=3,p=same,bias=0 bn relu flatten dropout:0.3 fc:10",
     "mnist-cnn": "28x28x1 conv:32,f=3,p=same relu maxpool:2 conv:64,f=3,p=same relu maxpool:2 "
                  "flatten dropout:0.3 fc:10",
     "mnist-resnet": "28x28x1 conv:16,f=3,p=1,bias=0 bn relu res:16 res:32,s=2 res:64,s=2 gap flatten fc:10",
