@@ -70,7 +70,7 @@ def test_download_progress_on_stderr_then_cache(environment, server):  # noqa: F
     assert doc["name"] == "lenet5" and doc["macs"] == 416_520
     assert {k: doc["config"][k] for k in ("optimizer", "lr", "schedule", "weight_decay", "epochs", "batch_size")} \
         == {"optimizer": "momentum", "lr": 0.01, "schedule": "cosine", "weight_decay": 5e-4, "epochs": 1,
-            "batch_size": 64}
+            "batch_size": 32}
 
     before = len(server.requests)
     again = run("evaluate", environment / "m.npz", "--json")

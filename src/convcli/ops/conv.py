@@ -25,7 +25,8 @@ benchmarks/bench_ops.py (its engine rows time every engine on the same layers):
   the edge are thrown away. Faster for wide layers on larger images, and its cache is the padded
   input itself rather than ``fh * fw`` copies of it.
 
-Backward reuses what the forward kept: ``dw = dy @ cols.T`` and ``dx = fold(w.T @ dy)``.
+Backward reuses what the forward kept: ``dw = dy @ cols.T`` (posed as OpenBLAS runs it fastest,
+see `_weight_grad`) and ``dx = fold(w.T @ dy)``.
 """
 
 from __future__ import annotations
