@@ -153,8 +153,9 @@ def test_bad_input_is_one_error_line(args, code, message):
     assert result.stdout == ""
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-    if code == 1:
-        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    if code == 2:  # a usage mistake also says where the help is
+        assert result.stderr.rstrip().endswith(f"see 'convcli {args[0]} -h'")
 
 
 def test_every_command_has_help_with_examples_and_is_in_the_readme():
@@ -183,3 +184,9 @@ def test_arithmetic_commands_do_not_import_numpy_or_pillow():
 def test_a_mistyped_command_gets_a_suggestion():
     result = run("pramas", "lenet5")
     assert result.exit_code == 2 and "did you mean 'params'?" in result.stderr
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+
+
+def test_no_arguments_still_shows_the_help():
+    result = run()
+    assert result.exit_code == 2 and "Commands:" in result.stdout + result.stderr

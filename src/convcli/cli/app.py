@@ -4,6 +4,7 @@ errors become `Error: ...` lines."""
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 from typer.core import TyperGroup
@@ -22,7 +23,31 @@ COMMANDS = {
 
 class _Group(TyperGroup):
     """Loads a command's module on first use; reports a ConvcliError as one line on stderr with
-    exit code 1."""
+    exit code 1, and a usage mistake (an unknown option, a missing argument) as one line with
+    exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        except Exception as err:
+            # Click's exceptions (typer vendors Click from 0.23, so its classes are not imported
+            # by name): one line instead of usage, hint and message; help asked for by giving no
+            # arguments is still shown whole
+            if not hasattr(err, "format_message") or type(err).__name__ == "NoArgsIsHelpError":
+                if hasattr(err, "show"):
+                    err.show()
+                    sys.exit(err.exit_code)
+                raise
+            ctx = getattr(err, "ctx", None)
+            hint = f"; see '{ctx.command_path} -h'" if ctx is not None else ""
+            typer.echo(f"Error: {err.format_message().rstrip('.')}{hint}", err=True)
+            sys.exit(err.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def list_commands(self, ctx):
         return list(COMMANDS)
