@@ -35,14 +35,13 @@ class _Group(TyperGroup):
             typer.echo("Aborted.", err=True)
             sys.exit(1)
         except Exception as err:
-            # Click's exceptions (typer vendors Click from 0.23, so its classes are not imported
-            # by name): one line instead of usage, hint and message; help asked for by giving no
-            # arguments is still shown whole
-            if not hasattr(err, "format_message") or type(err).__name__ == "NoArgsIsHelpError":
-                if hasattr(err, "show"):
-                    err.show()
-                    sys.exit(err.exit_code)
+            # Click's exceptions carry format_message (typer vendors Click from 0.23, so their
+            # classes are not imported by name)
+            if not hasattr(err, "format_message"):
                 raise
+            if type(err).__name__ == "NoArgsIsHelpError":  # no arguments: the help, whole
+                err.show()
+                sys.exit(err.exit_code)
             ctx = getattr(err, "ctx", None)
             hint = f"; see '{ctx.command_path} -h'" if ctx is not None else ""
             typer.echo(f"Error: {err.format_message().rstrip('.')}{hint}", err=True)

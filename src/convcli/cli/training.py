@@ -79,8 +79,8 @@ def train(
 
     Defaults: Adam, lr 0.003, cosine schedule, 20 epochs of batch 32 on 8x8 data and 10 of
     batch 64 otherwise. lenet5 has its own recipe, SGD with momentum 0.9, lr 0.01, cosine,
-    weight decay 5e-4, batch 32: over 99% test accuracy on MNIST in 10 epochs. Options given win; --resume
-    keeps the checkpoint's settings.
+    weight decay 5e-4, batch 32: over 99% test accuracy on MNIST in 10 epochs. Options given
+    win; --resume keeps the checkpoint's settings.
 
     \b
     Examples:

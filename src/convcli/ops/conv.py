@@ -32,12 +32,12 @@ see `_weight_grad`) and ``dx = fold(w.T @ dy)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from convcli.errors import InputError, ShapeError
-from convcli.ops.windows import (Windows, as_float, col2im, col2im_batch_last, conv_windows, crop2d, im2col,
-                                 im2col_batch_last, pad2d)
+from convcli.ops.windows import Windows, as_float, col2im, column_layout, conv_windows, crop2d, im2col, pad2d
 
 FLAT_MIN_CHANNELS = 16
 """Input channels per group from which the flat engine's per-tap matmuls beat one im2col matmul."""
@@ -55,7 +55,7 @@ class ConvCache:
 
     ``cols`` is what the engine kept: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat
     engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, (G, C_in/G*fh*fw, oh*ow*N) for
-    batch-last.
+    batch-last (`windows.column_layout`).
     """
 
     shape: tuple[int, int, int, int]
@@ -254,40 +254,26 @@ def _taps_first(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(groups, c_out // groups, c_group, fh, fw).transpose(3, 4, 0, 1, 2))
 
 
-def _forward_im2col(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
+def _forward_columns(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int,
+                     batch_last: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The im2col and batch-last engines: one matmul over `windows.im2col`'s columns."""
     n, c_out = xp.shape[0], w.shape[0]
-    cols = im2col(xp, g).reshape(groups, -1, n * g.oh * g.ow)              # G, C/G*fh*fw, N*oh*ow
-    y = np.matmul(w.reshape(groups, c_out // groups, -1), cols)             # G, C_out/G, N*oh*ow
-    return y.reshape(c_out, n, g.oh, g.ow).transpose(1, 0, 2, 3), cols
+    order, axes = column_layout(n, g, batch_last)
+    cols = im2col(xp, g, batch_last).reshape(groups, -1, n * g.oh * g.ow)  # G, C/G*fh*fw, columns
+    y = np.matmul(w.reshape(groups, c_out // groups, -1), cols)             # G, C_out/G, columns
+    return y.reshape((c_out,) + axes).transpose(np.argsort(order)), cols
 
 
-def _backward_im2col(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows,
-                     groups: int, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
+def _backward_columns(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows, groups: int,
+                      need_dx: bool, batch_last: bool) -> tuple[np.ndarray | None, np.ndarray]:
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
-    dy2 = dy.transpose(1, 0, 2, 3).reshape(groups, c_out // groups, -1)     # G, C_out/G, N*oh*ow
+    order, axes = column_layout(n, g, batch_last)
+    dy2 = dy.transpose(order).reshape(groups, c_out // groups, -1)           # G, C_out/G, columns
     dw = _weight_grad(dy2, cols).reshape(w.shape)
     if not need_dx:
         return None, dw
     dcols = np.matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy2)
-    return col2im(dcols.reshape(c, g.fh, g.fw, n, g.oh, g.ow), g), dw
-
-
-def _forward_batch_last(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
-    n, c_out = xp.shape[0], w.shape[0]
-    cols = im2col_batch_last(xp, g).reshape(groups, -1, g.oh * g.ow * n)  # G, C/G*fh*fw, oh*ow*N
-    y = np.matmul(w.reshape(groups, c_out // groups, -1), cols)             # G, C_out/G, oh*ow*N
-    return y.reshape(c_out, g.oh, g.ow, n).transpose(3, 0, 1, 2), cols
-
-
-def _backward_batch_last(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows,
-                         groups: int, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
-    n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
-    dy2 = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(groups, c_out // groups, -1)  # .., oh*ow*N
-    dw = _weight_grad(dy2, cols).reshape(w.shape)
-    if not need_dx:
-        return None, dw
-    dcols = np.matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy2)
-    return col2im_batch_last(dcols.reshape(c, g.fh, g.fw, g.oh, g.ow, n), g), dw
+    return col2im(dcols.reshape((c, g.fh, g.fw) + axes), g, batch_last), dw
 
 
 def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -314,7 +300,7 @@ def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return dw
 
 
-ENGINES = {"im2col": (_forward_im2col, _backward_im2col),
-           "batch-last": (_forward_batch_last, _backward_batch_last),
+ENGINES = {"im2col": (partial(_forward_columns, batch_last=False), partial(_backward_columns, batch_last=False)),
+           "batch-last": (partial(_forward_columns, batch_last=True), partial(_backward_columns, batch_last=True)),
            "flat": (_forward_flat, _backward_flat)}
 """Engine name -> (forward, backward); `choose_engine` picks the name."""

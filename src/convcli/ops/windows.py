@@ -230,39 +230,37 @@ def crop2d(xp: np.ndarray, g: Windows) -> np.ndarray:
     return np.ascontiguousarray(xp[..., top:top + g.h, left:left + g.w])
 
 
-def im2col(xp: np.ndarray, g: Windows) -> np.ndarray:
-    """Every window of a padded NCHW batch as columns, channels first: (C, fh, fw, N, oh, ow).
+def column_layout(n: int, g: Windows, batch_last: bool = False) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """How `im2col` lays out a batch of ``n``: the transpose of NCHW its columns follow, and the
+    column axes after (C, fh, fw): (N, oh, ow), or (oh, ow, N) with the batch last."""
+    return ((1, 2, 3, 0), (g.oh, g.ow, n)) if batch_last else ((1, 0, 2, 3), (n, g.oh, g.ow))
+
+
+def im2col(xp: np.ndarray, g: Windows, batch_last: bool = False) -> np.ndarray:
+    """Every window of a padded NCHW batch as columns, channels first: (C, fh, fw, N, oh, ow),
+    or (C, fh, fw, oh, ow, N) with ``batch_last``.
 
     The batch sits beside the pixels so that one matmul covers the whole batch; the input is
-    turned channels-first once, so each tap copies whole (N, oh, ow) blocks.
+    turned channels-first once, so each tap copies whole blocks: runs of ``ow`` numbers, or of
+    ``ow * N`` with the batch last.
     """
-    xc = np.ascontiguousarray(xp.transpose(1, 0, 2, 3))                     # C, N, Hp, Wp
-    col = np.empty((xc.shape[0], g.fh, g.fw, xc.shape[1], g.oh, g.ow), dtype=xp.dtype)
-    for i, j, (rows, cols) in g.taps():
-        col[:, i, j] = xc[:, :, rows, cols]
+    order, axes = column_layout(len(xp), g, batch_last)
+    xc = np.ascontiguousarray(xp.transpose(order))                          # C, N, Hp, Wp or C, Hp, Wp, N
+    col = np.empty((xc.shape[0], g.fh, g.fw) + axes, dtype=xp.dtype)
+    lead = (slice(None),) * order.index(2)                                  # the axes before the rows
+    for i, j, at in g.taps():
+        col[:, i, j] = xc[lead + at]
     return col
 
 
-def col2im(dcol: np.ndarray, g: Windows) -> np.ndarray:
-    """Adjoint of `im2col`: add every column back where it came from; returns the padded (N, C, Hp, Wp)."""
-    dxc = np.zeros((dcol.shape[0], dcol.shape[3]) + g.padded, dtype=dcol.dtype)  # C, N, Hp, Wp
-    for i, j, (rows, cols) in g.taps():
-        dxc[:, :, rows, cols] += dcol[:, i, j]
-    return dxc.transpose(1, 0, 2, 3)
-
-
-def im2col_batch_last(xp: np.ndarray, g: Windows) -> np.ndarray:
-    """`im2col` with the batch innermost: (C, fh, fw, oh, ow, N), each tap copying runs of ``ow * N``."""
-    xc = np.ascontiguousarray(xp.transpose(1, 2, 3, 0))                     # C, Hp, Wp, N
-    col = np.empty((xc.shape[0], g.fh, g.fw, g.oh, g.ow, xc.shape[3]), dtype=xp.dtype)
-    for i, j, (rows, cols) in g.taps():
-        col[:, i, j] = xc[:, rows, cols]
-    return col
-
-
-def col2im_batch_last(dcol: np.ndarray, g: Windows) -> np.ndarray:
-    """Adjoint of `im2col_batch_last`: returns the padded (N, C, Hp, Wp), as a view."""
-    dxc = np.zeros((dcol.shape[0],) + g.padded + (dcol.shape[5],), dtype=dcol.dtype)  # C, Hp, Wp, N
-    for i, j, (rows, cols) in g.taps():
-        dxc[:, rows, cols] += dcol[:, i, j]
-    return dxc.transpose(3, 0, 1, 2)
+def col2im(dcol: np.ndarray, g: Windows, batch_last: bool = False) -> np.ndarray:
+    """Adjoint of `im2col`: add every column back where it came from; returns the padded
+    (N, C, Hp, Wp), as a view."""
+    n = dcol.shape[-1 if batch_last else 3]
+    order, _ = column_layout(n, g, batch_last)
+    padded = (n, dcol.shape[0]) + g.padded                                  # N, C, Hp, Wp
+    dxc = np.zeros(tuple(padded[k] for k in order), dtype=dcol.dtype)
+    lead = (slice(None),) * order.index(2)
+    for i, j, at in g.taps():
+        dxc[lead + at] += dcol[:, i, j]
+    return dxc.transpose(np.argsort(order))
