@@ -75,9 +75,9 @@ def best_time(command: list[str], repeat: int) -> float:
 def breakdown(photo: Path, out: Path) -> None:
     """Where one convcli run spends its time, in a process that has not touched the image yet
     (the first pass over fresh memory pays for page faults, as the command does)."""
-    from convcli.gradients import display_reference, edge_filter, edge_maps
-    from convcli.png import write_levels
-    from convcli.imageio import read_image
+    from convcli.images.gradients import display_reference, edge_filter, edge_maps
+    from convcli.images.png import write_levels
+    from convcli.images.read import read_image
 
     marks = [("start", time.perf_counter())]
     image = read_image(photo)

@@ -17,10 +17,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from convcli.kernels import get_kernel
+from convcli.images.kernels import get_kernel
 from convcli.ops import conv as conv_engines
-from convcli.ops import (conv2d, conv2d_backward, conv2d_forward, gradient_magnitude, pool2d,
-                         pool2d_backward, pool2d_forward)
+from convcli.ops.conv import conv2d, conv2d_backward, conv2d_forward
+from convcli.ops.filters import gradient_magnitude
+from convcli.ops.pool import pool2d, pool2d_backward, pool2d_forward
 
 
 def best_ms(fn: Callable[[], object], repeat: int) -> float:

@@ -1,7 +1,7 @@
 """LeNet-5 (modern, zoo 'lenet5') on MNIST: convcli's numpy training against PyTorch on the CPU.
 
 Both train the same architecture (32x32x1 input, MNIST padded by 2 as LeCun did) with the
-optimiser of ``convcli train lenet5``'s recipe (`convcli.nn.architectures.RECIPES`: SGD, momentum
+optimiser of ``convcli train lenet5``'s recipe (`convcli.training.recipes.RECIPES`: SGD, momentum
 0.9, lr 0.01, cosine schedule, weight decay 5e-4) at batch 64, the speed target's batch size (the
 recipe itself trains at 32, ``--batch 32`` here), on the same normalised images, all
 60,000 training images (``convcli train`` holds 10% out for validation); each runs in its own
@@ -32,8 +32,8 @@ import time
 
 import numpy as np
 
-from convcli.nn.architectures import RECIPES
-from convcli.nn.train import TrainConfig
+from convcli.training.recipes import RECIPES
+from convcli.training.loop import TrainConfig
 
 THREADS = 2
 MOMENTUM = TrainConfig.momentum
@@ -41,8 +41,8 @@ RECIPE = RECIPES["lenet5"]
 
 
 def load(data: str):
-    from convcli.datasets import resolve_data
-    from convcli.nn.train import prepare_images
+    from convcli.training.datasets import resolve_data
+    from convcli.training.loop import prepare_images
 
     splits = resolve_data(data, validation=0.0, seed=0)
     x = prepare_images(splits.train.images, (32, 32, 1), splits.mean, splits.std)
@@ -51,11 +51,11 @@ def load(data: str):
 
 
 def run_convcli(args) -> dict:
-    from convcli.network import analyse
+    from convcli.networks.report import analyse
     from convcli.nn.model import build_model
     from convcli.nn.optim import make_optimizer
-    from convcli.nn.train import TrainConfig, evaluate, fit
-    from convcli.zoo import get
+    from convcli.training.loop import TrainConfig, evaluate, fit
+    from convcli.networks.zoo import get
 
     x, y, xt, yt = load(args.data)
     model = build_model(analyse(get("lenet5")), seed=args.seed)

@@ -3,10 +3,17 @@
 import math
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from convcli.errors import ShapeError
-from convcli.shapes import axis, conv_axis, conv_transpose_axis, pool_axis, resolve_padding
+from convcli.shapes import (
+    axis,
+    conv_axis,
+    conv_transpose_axis,
+    pool_axis,
+    resolve_padding,
+)
 
 small = st.integers(1, 40)
 

@@ -1,3 +1,3 @@
-from convcli.cli import main
+from convcli.cli.app import main
 
 main()

@@ -115,3 +115,8 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 def usage_error(message: str) -> typer.BadParameter:
     """A usage mistake: Click reports it with exit code 2."""
     return typer.BadParameter(message)
+
+
+def main() -> None:
+    """The `convcli` console script and `python -m convcli`."""
+    app(prog_name="convcli")

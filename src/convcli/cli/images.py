@@ -98,7 +98,7 @@ def edges(
       convcli edges photo.jpg --filter scharr -o scharr.tif
       convcli edges *.jpg -o edges/ --threshold 0.25 --json | jq '.[].output'
     """
-    from convcli.edges import EdgeOptions, detect_edges
+    from convcli.images.edges import EdgeOptions, detect_edges
     from convcli.render import images as render
 
     options = EdgeOptions(filter=filter_name, channels=channels.value, mode=mode.value,
@@ -156,13 +156,13 @@ def conv(
     from convcli.render import images as render
 
     if list_kernels:
-        from convcli.kernels import KERNELS
+        from convcli.images.kernels import KERNELS
 
         render.show_kernels(list(KERNELS.values()), json_out)
         return
     if source is None:
         raise usage_error("give an INPUT (an image, a matrix file, - or a typed matrix), or --list-kernels")
-    from convcli.filtering import ConvSettings, convolve
+    from convcli.images.convpool import ConvSettings, convolve
     from convcli.shapes import parse_padding
 
     settings = ConvSettings(parse_padding(padding), mode.value, stride, dilation, flip, channels.value,
@@ -203,8 +203,8 @@ def pool(
       convcli pool photo.png --size 4 --mode avg -o small.png
       convcli pool features.npy --global --mode avg
     """
-    from convcli.filtering import PoolSettings
-    from convcli.filtering import pool as run_pool
+    from convcli.images.convpool import PoolSettings
+    from convcli.images.convpool import pool as run_pool
     from convcli.shapes import parse_padding
     from convcli.render import images as render
 

@@ -25,8 +25,8 @@ class Convention(str, Enum):
 
 
 def _load(words: Optional[List[str]], input_shape: Optional[str], convention: Convention = Convention.pytorch):
-    from convcli import spec
-    from convcli.parse import load_network
+    from convcli.networks import spec
+    from convcli.networks.words import load_network
 
     network = load_network(words or [], input_shape)
     return spec.tf_convention(network) if convention is Convention.tf else network
@@ -81,7 +81,7 @@ def shape_calc(
         render.show_axis(n, f, s, padding, d, result, pool=pool, ceil=ceil, transposed=transposed,
                          output_padding=output_padding, json_out=json_out)
         return
-    from convcli.network import analyse
+    from convcli.networks.report import analyse
 
     report = analyse(_load(words, input_shape, convention))
     if json_out:
@@ -119,11 +119,11 @@ def params(
     if list_zoo:
         if words:
             raise usage_error("--list takes no SPEC")
-        from convcli.zoo import zoo_table
+        from convcli.networks.zoo import zoo_table
 
         render.show_zoo(zoo_table(), json_out)
         return
-    from convcli.network import analyse
+    from convcli.networks.report import analyse
 
     report = analyse(_load(words, input_shape), bias=bias)
     if json_out:
@@ -133,7 +133,7 @@ def params(
 
 
 def _include(text: Optional[str]) -> frozenset:
-    from convcli.costs import EXTRA_KINDS
+    from convcli.networks.costs import EXTRA_KINDS
 
     if not text:
         return frozenset()
@@ -183,13 +183,13 @@ def flops(
         if len(words) != 3:
             raise usage_error("compare takes an input shape and one layer: "
                               "convcli flops compare 56x56x64 conv:128,f=3")
-        from convcli.compare import compare
+        from convcli.networks.compare import compare
 
         render.show_compare(compare(words[1], words[2], bottleneck), json_out)
         return
     if bottleneck is not None:
         raise usage_error("--bottleneck goes with 'flops compare'")
-    from convcli.network import analyse
+    from convcli.networks.report import analyse
 
     report = analyse(_load(words, input_shape), bias=bias)
     if json_out:

@@ -90,7 +90,7 @@ def train(
       convcli train mnist-inception --data mnist --epochs 3
       convcli train --resume lenet5.npz --epochs 15
     """
-    from convcli.nn.session import TrainRequest, train as run
+    from convcli.training.run import TrainRequest, train as run
     from convcli.render.training import TrainingDisplay, show_training
 
     request = TrainRequest(tuple(words or ()), data, data_dir, epochs, batch_size,
@@ -136,7 +136,7 @@ def train_filter(
       convcli train-filter photo.jpg -t laplacian --steps 500 --plot loss.png
       convcli train-filter photo.jpg -t gaussian-5 --json | jq .max_abs_error
     """
-    from convcli.nn.filter_fit import FilterRequest, learn_filter
+    from convcli.training.filter_fit import FilterRequest, learn_filter
     from convcli.render.training import FilterDisplay, show_filter
 
     display = FilterDisplay(quiet=json_out)
@@ -164,7 +164,7 @@ def evaluate(
       convcli evaluate digits.npz
       convcli evaluate lenet5.npz --data /path/to/mnist --json | jq .accuracy
     """
-    from convcli.nn.session import evaluate_checkpoint
+    from convcli.training.run import evaluate_checkpoint
     from convcli.render.training import show_evaluation
 
     show_evaluation(evaluate_checkpoint(model, data, data_dir), json_out)
@@ -188,7 +188,7 @@ def predict(
       convcli predict lenet5.npz seven.jpg
       convcli predict lenet5.npz *.png --top 1 --json | jq -r '.[].prediction'
     """
-    from convcli.nn.session import predict_files
+    from convcli.training.run import predict_files
     from convcli.render.training import show_predictions
 
     show_predictions(predict_files(model, list(images), top), json_out)

@@ -1,2 +1,2 @@
-"""CNNs trained from scratch in numpy: layers, models built from a spec, optimisers, the training
-loop, checkpoints and digit preprocessing. Used by ``convcli train``, ``evaluate`` and ``predict``."""
+"""CNN layers in numpy with hand-written backward, models built from a network report, the loss,
+optimisers and checkpoints. The training loop and its data live in `convcli.training`."""

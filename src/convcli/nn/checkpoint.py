@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from convcli import __version__
-from convcli import spec as S
+from convcli.networks import spec as S
 from convcli.errors import InputError, OutputError, SpecError
-from convcli.parse import format_layer, parse_layer
+from convcli.networks.words import format_layer, parse_layer
 
 FORMAT = "convcli-checkpoint"
 FORMAT_VERSION = 1

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from convcli import ops
+from convcli.ops.conv import conv2d_backward, conv2d_forward
+from convcli.ops.pool import global_pool2d_backward, global_pool2d_forward, pool2d_backward, pool2d_forward
 
 
 class Layer:
@@ -64,12 +65,12 @@ class Conv2d(Layer):
         self.input_grad = True  # the model turns it off for its first layer while training
 
     def forward(self, x, train):
-        y, self._cache = ops.conv2d_forward(x, self.params["w"], self.params.get("b"), stride=self.stride,
+        y, self._cache = conv2d_forward(x, self.params["w"], self.params.get("b"), stride=self.stride,
                                             padding=self.padding, dilation=self.dilation, groups=self.groups)
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.conv2d_backward(dy, self._cache, need_dx=self.input_grad)
+        dx, dw, db = conv2d_backward(dy, self._cache, need_dx=self.input_grad)
         self.grads["w"] = dw
         if db is not None:
             self.grads["b"] = db
@@ -86,13 +87,13 @@ class Pool2d(Layer):
         self.mode, self.count_include_pad = mode, count_include_pad
 
     def forward(self, x, train):
-        y, self._cache = ops.pool2d_forward(x, self.f, stride=self.stride, padding=self.padding,
+        y, self._cache = pool2d_forward(x, self.f, stride=self.stride, padding=self.padding,
                                             ceil=self.ceil, mode=self.mode,
                                             count_include_pad=self.count_include_pad)
         return y
 
     def backward(self, dy):
-        return ops.pool2d_backward(dy, self._cache)
+        return pool2d_backward(dy, self._cache)
 
 
 class GlobalPool2d(Layer):
@@ -103,11 +104,11 @@ class GlobalPool2d(Layer):
         self.mode = mode
 
     def forward(self, x, train):
-        y, self._cache = ops.global_pool2d_forward(x, self.mode)
+        y, self._cache = global_pool2d_forward(x, self.mode)
         return y
 
     def backward(self, dy):
-        return ops.global_pool2d_backward(dy, self._cache)
+        return global_pool2d_backward(dy, self._cache)
 
 
 class Flatten(Layer):

@@ -1,4 +1,4 @@
-"""A trainable model built by walking the `convcli.network.Report` of a spec.
+"""A trainable model built by walking the `convcli.networks.report.Report` of a spec.
 
 The report already holds every layer's input and output shape, blocks expanded into their
 `Residual` and `Concat` containers: the builder reads shapes from it and derives none itself.
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from convcli import spec as S
+from convcli.networks import spec as S
 from convcli.errors import TrainingError
-from convcli.network import LayerInfo, Report, walk
+from convcli.networks.report import LayerInfo, Report, walk
 from convcli.nn import layers as L
 
 RELU_FAMILY = ("relu", "relu6", "leakyrelu")
@@ -196,8 +196,8 @@ def build_model(report: Report, seed: int = 0) -> Model:
 
     Examples
     --------
-    >>> from convcli.network import analyse
-    >>> from convcli.parse import parse_words
+    >>> from convcli.networks.report import analyse
+    >>> from convcli.networks.words import parse_words
     >>> model = build_model(analyse(parse_words("8x8x1 conv:4,f=3 relu flatten fc:10".split())))
     >>> model.forward(np.zeros((2, 1, 8, 8), np.float32)).shape
     (2, 10)

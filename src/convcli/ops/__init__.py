@@ -18,14 +18,14 @@ Conventions
 flipped. ``flip=True`` gives true convolution (``scipy.signal.convolve2d``). Border modes take
 PyTorch's names; `convcli.ops.windows` maps them to numpy, scipy.ndimage and OpenCV.
 
-Image API
----------
+Image API (`convcli.ops.filters`)
+---------------------------------
 ``filter2d(image, kernel, mode="reflect")`` filters every (H, W) plane with one kernel (rank-1
 kernels run as two 1-D passes); ``gradient_magnitude(image, kx, ky)`` gives
-``sqrt(gx^2 + gy^2)``; kernels by name come from `convcli.kernels`.
+``sqrt(gx^2 + gy^2)``; kernels by name come from `convcli.images.kernels`.
 
-Training API
-------------
+Training API (`convcli.ops.conv`, `convcli.ops.pool`)
+----------------------------------------------------
 Each forward that training uses returns ``(y, cache)``; the matching backward takes
 ``(dy, cache)`` and recomputes nothing::
 
@@ -34,16 +34,3 @@ Each forward that training uses returns ``(y, cache)``; the matching backward ta
     y, cache = pool2d_forward(x, 2)
     dx = pool2d_backward(dy, cache)
 """
-
-from convcli.ops.conv import ConvCache, conv2d, conv2d_backward, conv2d_forward
-from convcli.ops.filters import correlate_separable, filter2d, gradient_magnitude, rank1_factors
-from convcli.ops.pool import (GlobalPoolCache, PoolCache, global_pool2d, global_pool2d_backward,
-                              global_pool2d_forward, pool2d, pool2d_backward, pool2d_forward)
-from convcli.ops.windows import BORDER_MODES
-
-__all__ = [
-    "BORDER_MODES", "ConvCache", "GlobalPoolCache", "PoolCache", "conv2d", "conv2d_backward",
-    "conv2d_forward", "correlate_separable", "filter2d", "global_pool2d", "global_pool2d_backward",
-    "global_pool2d_forward", "gradient_magnitude", "pool2d", "pool2d_backward", "pool2d_forward",
-    "rank1_factors",
-]

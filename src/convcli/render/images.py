@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from convcli.render import Table, emit, emit_json, emit_table, note, warn
+from convcli.render.emit import Table, emit, emit_json, emit_table, note, warn
 
 PROGRESS_ABOVE = 3
 """A progress bar appears for more files than this, when stderr is a terminal."""
@@ -25,7 +25,7 @@ def progress(total: int, what: str = "edges") -> Iterator[Callable]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from convcli.render import console
+    from convcli.render.emit import console
 
     out = console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -115,7 +115,7 @@ def _plain(values, integer: bool):
 
 def show_filtered(result, json_out: bool) -> None:
     """A conv/pool result: a matrix (printed, or ``{"output", "shape"}``) or an image summary."""
-    from convcli.matrix import format_matrix
+    from convcli.images.matrix import format_matrix
 
     for text in result.source.notes:
         note(text)
@@ -179,7 +179,7 @@ def matrix_text(kernel) -> str:
     """A kernel's matrix on one line, ``[1 0 -1; 2 0 -2; 1 0 -1]``; a large separable one as the
     outer product of its factors, with exact fractions.
 
-    >>> from convcli.kernels import KERNELS
+    >>> from convcli.images.kernels import KERNELS
     >>> matrix_text(KERNELS["box"]), matrix_text(KERNELS["gaussian-5"])
     ('[1/9 1/9 1/9; 1/9 1/9 1/9; 1/9 1/9 1/9]', 'outer([1/16 1/4 3/8 1/4 1/16], [1/16 1/4 3/8 1/4 1/16])')
     """

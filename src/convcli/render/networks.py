@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from convcli.costs import EXTRA_KINDS
-from convcli.render import Table, count, emit_json, emit_table, human, warn
+from convcli.networks.costs import EXTRA_KINDS
+from convcli.render.emit import Table, count, emit_json, emit_table, human, warn
 
 
 def counted(include: frozenset[str]) -> str:
@@ -82,7 +82,7 @@ def _inner(prefix: str, info: LayerInfo, depth: int):
 
 
 def _warnings(report: Report) -> None:
-    from convcli.network import walk
+    from convcli.networks.report import walk
 
     for i, info in enumerate(report.layers, 1):
         for w in (w for inner in walk((info,)) for w in inner.warnings):
@@ -177,7 +177,7 @@ def show_axis(n, f, s, padding, d, result, *, pool, ceil, transposed, output_pad
         emit_json({"n": n, "f": f, "s": stride, "p": [result.p_lo, result.p_hi], "d": d,
                    "output": result.out, "dropped": result.dropped, "formula": formula})
         return
-    from convcli.render import emit, is_terminal
+    from convcli.render.emit import emit, is_terminal
 
     emit(formula if is_terminal() else str(result.out))
     if dropped:
@@ -198,7 +198,7 @@ def show_zoo(rows: list[dict], json_out: bool) -> None:
 
 def show_compare(reports: dict[str, Report], json_out: bool) -> None:
     """Variants of one design side by side, each priced against the first."""
-    from convcli.costs import separable_ratio
+    from convcli.networks.costs import separable_ratio
 
     names = list(reports)
     base = reports[names[0]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 
-from convcli.render import Table, count, emit_json, emit_table, human, note
+from convcli.render.emit import Table, count, emit_json, emit_table, human, note
 
 
 def _pct(v: float | None) -> str:
@@ -22,7 +22,7 @@ def _num(v: float | None, digits: int = 4) -> str:
 
 
 class TrainingDisplay:
-    """A `convcli.nn.session.Reporter`: a rich progress bar per epoch (loss, accuracy, images/s,
+    """A `convcli.training.run.Reporter`: a rich progress bar per epoch (loss, accuracy, images/s,
     ETA) on a terminal and one line per finished epoch on stderr; silent with ``quiet``.
     Downloads (``--data mnist`` the first time) are shown even with ``quiet``, since they can
     take minutes and must not look like a hang: a line per file started and finished on stderr,
@@ -44,7 +44,7 @@ class TrainingDisplay:
             if sys.stderr.isatty():
                 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-                from convcli.render import console
+                from convcli.render.emit import console
 
                 self.fetch = Progress(TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                                       console=console(stderr=True), transient=True)
@@ -71,7 +71,7 @@ class TrainingDisplay:
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            from convcli.render import console
+            from convcli.render.emit import console
 
             self.progress = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
                                      TextColumn("{task.completed}/{task.total}"),
@@ -189,7 +189,7 @@ def show_predictions(results: list[dict], json_out: bool) -> None:
 
 
 class FilterDisplay:
-    """A `convcli.nn.filter_fit.FilterReporter`: a progress bar on a terminal, and about ten
+    """A `convcli.training.filter_fit.FilterReporter`: a progress bar on a terminal, and about ten
     lines on stderr with the MSE, the largest weight error and the current weights (up to 3x3),
     so the error is seen falling and the matrix converging; silent with ``quiet``."""
 
@@ -208,7 +208,7 @@ class FilterDisplay:
         if sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn
 
-            from convcli.render import console
+            from convcli.render.emit import console
 
             self.progress = Progress(TextColumn("step"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                                      TextColumn("mse {task.fields[mse]:.3e}"), console=console(stderr=True),

@@ -1,0 +1,238 @@
+"""Edge detection on image files: the core of ``convcli edges``.
+
+The filters and the arithmetic live in `convcli.images.gradients`: an x/y kernel pair (Sobel by default)
+gives the gradient magnitude, a single kernel such as the Laplacian its absolute response.
+
+What gets written for each input (names derive from the main output, ``<stem>_edges.png`` by
+default):
+
+- the main output: the magnitude mapped to 8 or 16 bits by a ``--scale``, or exact float32 values
+  in ``.tif``/``.npy``. The default ``abs`` divides by the 99.5th percentile of the magnitude
+  (`display_reference`), so the strongest 0.5% of pixels are white: scaled by the maximum, one
+  specular highlight would leave every other edge dim. ``minmax`` maps the exact range;
+  with a threshold ``t`` it is instead the binary map ``magnitude >= t * max``;
+- ``<main stem>_orientation.png``: the gradient direction as hue (0 deg red: brightness rises to
+  the right; 90 deg yellow-green: rises upward; 180 deg cyan: to the left; 270 deg blue-violet:
+  downward), brightness the magnitude, so flat areas stay black. A ``.tif``/``.npy`` main output
+  gets the angle itself, in degrees counter-clockwise from the +x axis, in (-180, 180];
+- ``<main stem>_panel.png``: input | x response | y response | magnitude, labelled; signed
+  responses are mapped with zero as mid-grey, both on one scale so they compare.
+
+With ``channels="rgb"`` each colour channel is filtered on its own and the magnitudes are written
+as colour: an edge between two colours of equal brightness, which grey conversion would erase,
+shows in the channels where it exists. The orientation then follows the strongest channel at each
+pixel (as OpenCV's Canny does for colour).
+
+One bad file among several does not stop the others: `detect_edges` records its error in its
+`EdgeResult` and carries on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from convcli.images.tonemap import SCALES, panel, to_display
+from convcli.errors import ConvcliError, InputError, OutputError
+from convcli.images.gradients import (PAIRS, EdgeFilter, EdgeMaps, display_reference, edge_filter,
+                               edge_maps, orientation_degrees)
+from convcli.images.read import DEFAULT_MAX_PIXELS, WRITE_FORMATS, read_image, write_image
+from convcli.ops.windows import numpy_pad_mode
+from convcli.outputs import PathLike
+from convcli.images.png import write_levels
+
+EXACT_SUFFIXES = (".tif", ".tiff", ".npy")
+
+
+@dataclass(frozen=True)
+class EdgeOptions:
+    """Everything ``convcli edges`` lets a user choose; see the module docstring."""
+
+    filter: str = "sobel"
+    channels: str = "gray"
+    mode: str = "reflect"
+    scale: str = "abs"
+    threshold: float | None = None
+    orientation: bool = False
+    panel: bool = False
+    bit_depth: int = 8
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def orientation_colours(angle: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    """(3, H, W) RGB in [0, 1]: hue from the (H, W) ``angle`` in degrees, value from the magnitude
+    (scaled as the ``abs`` default: `display_reference` is full brightness)."""
+    from PIL import Image
+
+    value = to_display(magnitude, "abs", display_reference(magnitude))
+    hue = np.rint(np.mod(angle, 360) * (255 / 360)).astype(np.uint8)
+    planes = [Image.fromarray(p) for p in (hue, np.full_like(hue, 255),
+                                           np.rint(value * 255).astype(np.uint8))]
+    rgb = np.asarray(Image.merge("HSV", planes).convert("RGB"), dtype=np.float32) / 255  # H, W, 3
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
+class EdgeResult:
+    """What happened to one input: its size, the response range, the files written, or the error."""
+
+    path: Path
+    filter: str
+    shape: tuple[int, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    seconds: float = 0.0
+    outputs: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class EdgeTargets:
+    """The files one input writes: the main output and, if asked for, orientation and panel."""
+
+    edges: Path
+    orientation: Path | None = None
+    panel: Path | None = None
+
+
+def plan_outputs(paths: Sequence[PathLike], output: PathLike | None, options: EdgeOptions) -> list[EdgeTargets]:
+    """Output files for every input, checked to be distinct before anything is written.
+
+    ``output`` is None (next to each input), a directory (an existing one, a name ending in
+    ``/``, or any name when there are several inputs; created if missing), or a file for one input.
+    """
+    outdir = None
+    if output is not None:
+        text = str(output)
+        out = Path(output)
+        if out.is_dir() or text.endswith(("/", "\\")) or len(paths) > 1:
+            if not out.is_dir() and out.suffix.lower() in WRITE_FORMATS:
+                raise OutputError(f"-o {out} names a file, but there are {len(paths)} inputs; "
+                                  "give a directory")
+            outdir = out
+            try:
+                outdir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"output directory {out}: {exc.strerror or exc}") from None
+    targets, seen = [], {}
+    for path in paths:
+        src = Path(path)
+        if output is not None and outdir is None:
+            main = Path(output)
+        else:
+            main = (outdir or src.parent) / f"{src.stem}_edges.png"
+        extra = main.suffix if main.suffix.lower() in EXACT_SUFFIXES else ".png"
+        target = EdgeTargets(
+            main,
+            main.with_name(f"{main.stem}_orientation{extra}") if options.orientation else None,
+            main.with_name(f"{main.stem}_panel.png") if options.panel else None)
+        for written in (target.edges, target.orientation, target.panel):
+            if written is not None and written in seen:
+                raise OutputError(f"inputs {seen[written]} and {src} would both write {written}; "
+                                  "rename one or use -o with separate runs")
+            if written is not None:
+                seen[written] = src
+        targets.append(target)
+    return targets
+
+
+def check_options(options: EdgeOptions) -> EdgeFilter:
+    """Refuse bad option values before any file is read; return the resolved filter."""
+    filt = edge_filter(options.filter)
+    numpy_pad_mode(options.mode, "--mode")
+    if options.scale not in SCALES:
+        raise InputError(f"--scale {options.scale!r} is not one of {', '.join(SCALES)}")
+    if options.threshold is not None and not 0 <= options.threshold <= 1:
+        raise InputError(f"--threshold {options.threshold} is not a fraction of the strongest "
+                         "edge: give a number from 0 to 1")
+    if options.orientation and filt.y is None:
+        raise InputError(f"--orientation needs an x/y pair; {filt.name} is a single kernel "
+                         f"(pairs: {', '.join(PAIRS)}, vertical)")
+    if options.channels not in ("gray", "rgb"):
+        raise InputError(f"--channels {options.channels!r} is not gray or rgb")
+    return filt
+
+
+def detect_edges(paths: Sequence[PathLike], options: EdgeOptions = EdgeOptions(),
+                 output: PathLike | None = None,
+                 on_file: Callable[[EdgeResult], None] | None = None) -> list[EdgeResult]:
+    """Run edge detection on every file and write its outputs; one result per input, in order.
+
+    Option errors and output-name clashes raise before anything is read. A file that cannot be
+    read or written gives a result with ``error`` set, and the next file is processed.
+    ``on_file`` is called with each result as soon as it is done (progress, notes).
+    """
+    filt = check_options(options)
+    targets = plan_outputs(paths, output, options)
+    results = []
+    for path, target in zip(paths, targets):
+        start = time.perf_counter()
+        try:
+            result = _one_file(Path(path), target, filt, options, paths)
+        except ConvcliError as err:
+            result = EdgeResult(Path(path), filt.name, error=str(err))
+        result = replace(result, seconds=time.perf_counter() - start)
+        results.append(result)
+        if on_file is not None:
+            on_file(result)
+    return results
+
+
+def _one_file(path: Path, target: EdgeTargets, filt: EdgeFilter, options: EdgeOptions,
+              inputs: Sequence[PathLike]) -> EdgeResult:
+    image = read_image(path, channels=options.channels, max_pixels=options.max_pixels)
+    volume = image.array                                                    # C, H, W
+    need = options.panel or options.orientation
+    maps = edge_maps(volume, filt, options.mode, components=need)
+    magnitude = maps.magnitude
+    top = float(magnitude.max())
+    exact = target.edges.suffix.lower() in EXACT_SUFFIXES
+    if options.threshold is not None:
+        edges = (magnitude >= options.threshold * top) if top > 0 else np.zeros_like(magnitude, bool)
+        written = [write_image(target.edges, edges.astype(np.float32), bit_depth=options.bit_depth,
+                               inputs=inputs)]
+    else:
+        ref = display_reference(magnitude) if options.scale == "abs" else None
+        written = [write_image(target.edges, magnitude, inputs=inputs) if exact else
+                   write_levels(target.edges, magnitude, options.scale, ref, options.bit_depth, inputs)]
+    if target.orientation is not None:
+        written.append(_write_orientation(target.orientation, maps, filt, inputs))
+    if target.panel is not None:
+        written.append(_write_panel(target.panel, volume, maps, filt, options, inputs))
+    return EdgeResult(path, filt.name, tuple(volume.shape), float(magnitude.min()), top,
+                      outputs=tuple(written), notes=image.notes)
+
+
+def _write_orientation(path: Path, maps: EdgeMaps, filt: EdgeFilter,
+                       inputs: Sequence[PathLike]) -> Path:
+    # the strongest channel at each pixel decides the direction
+    strongest = maps.magnitude.argmax(axis=0)[None]                         # 1, H, W
+    gx = np.take_along_axis(maps.gx, strongest, axis=0)[0]                  # H, W
+    gy = np.take_along_axis(maps.gy, strongest, axis=0)[0]
+    angle = orientation_degrees(gx, gy)
+    if path.suffix.lower() in EXACT_SUFFIXES:
+        return write_image(path, angle.astype(np.float32), inputs=inputs)
+    colours = orientation_colours(angle, np.hypot(gx, gy))
+    return write_image(path, colours, inputs=inputs)
+
+
+def _write_panel(path: Path, volume: np.ndarray, maps: EdgeMaps, filt: EdgeFilter,
+                 options: EdgeOptions, inputs: Sequence[PathLike]) -> Path:
+    shown = to_display(volume, "clip")
+    # x and y on one scale, zero mid-grey, so their strengths compare
+    ref = display_reference(maps.magnitude)
+    magnitude = to_display(maps.magnitude, options.scale, ref if options.scale == "abs" else None)
+    if filt.y is None:
+        tiles = [shown, to_display(maps.gx, "offset", ref), magnitude]
+        labels = ["input", f"{filt.x.name} response", f"|{filt.x.name}|"]
+    else:
+        tiles = [shown, to_display(maps.gx, "offset", ref), to_display(maps.gy, "offset", ref),
+                 magnitude]
+        labels = ["input", f"{filt.x.name} (x)", f"{filt.y.name} (y)", f"{filt.name} magnitude"]
+    return write_image(path, panel(tiles, labels), inputs=inputs)
+

@@ -1,0 +1,335 @@
+"""Reading images into ``(C, H, W)`` float32 volumes, and writing responses back to files.
+
+Reading (:func:`read_image`) goes through Pillow and makes every choice on purpose:
+
+- EXIF orientation is applied (Pillow does not do it on open), so a phone photo is upright.
+- 8-bit data is divided by 255 and 16-bit data by 65535, through numpy: Pillow's own
+  ``convert("L")`` would clip 16-bit values to 8 bits.
+- Alpha is composited onto a white background by default (how viewers show a transparent image
+  on a page); ``alpha="black"`` premultiplies instead and ``alpha="drop"`` ignores it.
+- Colour becomes grey by the Rec.601 weights 0.299 R + 0.587 G + 0.114 B (as Pillow and OpenCV
+  do); ``channels="rgb"`` keeps the three channels. A colour JPEG already stores that luma (its Y
+  plane): read as grey it is decoded directly, as OpenCV's ``IMREAD_GRAYSCALE`` does, which
+  matches weighting the decoded colours to within rounding except where decoding clipped a
+  saturated colour to 0 or 255.
+- Of an animated GIF or a multi-page TIFF, the first frame is read.
+- Images above ``max_pixels`` are refused before they are decoded (decompression bombs).
+
+Whatever the reader decided that changes the data (first frame only, alpha composited, CMYK
+converted) comes back as a one-line note for the CLI to print on stderr.
+
+Writing (:func:`write_image`) picks the format from the suffix. ``.npy`` and ``.tif`` keep the
+values exactly; 8- and 16-bit formats need values in [0, 1], which
+:func:`convcli.images.tonemap.to_display` produces from signed or unbounded responses with an explicit
+mapping.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import warnings
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from convcli.images.tonemap import SCALES, to_display
+from convcli.errors import InputError, OutputError
+from convcli.outputs import PathLike, atomic_write
+
+DEFAULT_MAX_PIXELS = 100_000_000
+READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
+WRITE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".npy": "NPY",
+                 ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
+REC601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_ALPHA = ("white", "black", "drop")
+# Pillow's decoders report corrupt data through all of these.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image read from a file.
+
+    Attributes
+    ----------
+    array
+        ``(C, H, W)`` float32: C is 1 (grey) or 3 (RGB). Integer images are scaled to [0, 1]
+        (8-bit by 1/255, 16-bit by 1/65535); floating-point (mode ``F``) images keep their values.
+    bit_depth
+        Bits per sample in the file as read: 1, 8, 16, or 32 for floating point.
+    mode
+        Pillow's mode of the decoded frame before conversion (``"RGB"``, ``"I;16"``, ``"P"``...).
+    format
+        Pillow's format name (``"PNG"``, ``"JPEG"``...).
+    notes
+        One line per conversion that changed the data, for the CLI to print on stderr.
+    path
+        The file read.
+    """
+
+    array: np.ndarray
+    bit_depth: int
+    mode: str
+    format: str
+    notes: tuple[str, ...]
+    path: Path
+
+
+def read_image(path: PathLike, channels: str = "gray", alpha: str = "white",
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read an image file into a ``(C, H, W)`` float32 volume.
+
+    Parameters
+    ----------
+    path
+        A PNG, JPEG, BMP, TIFF, WebP, GIF or PPM file.
+    channels
+        ``"gray"`` (C = 1, Rec.601 weights) or ``"rgb"`` (C = 3; a grey image is repeated).
+    alpha
+        Transparency: ``"white"`` composites onto white, ``"black"`` onto black (premultiplied
+        colour), ``"drop"`` ignores the alpha channel.
+    max_pixels
+        Largest width x height accepted; larger images are refused before decoding.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing, a directory, empty, not a supported image, truncated or corrupt,
+        above ``max_pixels``, or in a pixel mode that cannot be converted.
+    """
+    if channels not in ("gray", "rgb"):
+        raise InputError(f"channels must be 'gray' or 'rgb', got {channels!r}")
+    if alpha not in _ALPHA:
+        raise InputError(f"alpha must be one of {', '.join(_ALPHA)}; got {alpha!r}")
+    if max_pixels < 1:
+        raise InputError(f"max_pixels must be positive, got {max_pixels}")
+    src = Path(path)
+    _check_file(src)
+    notes: list[str] = []
+    with _pixel_limit(src, max_pixels):
+        try:
+            with Image.open(src, formats=READ_FORMATS) as im:
+                fmt = im.format or "?"
+                frames = getattr(im, "n_frames", 1)
+                if frames > 1:
+                    notes.append(f"{src} has {frames} frames; using the first")
+                mode = im.mode
+                if channels == "gray" and fmt == "JPEG" and mode == "RGB":
+                    # A JPEG stores Rec.601 luma (Y) beside its chroma: let libjpeg hand Y over
+                    # directly, as OpenCV's IMREAD_GRAYSCALE does; 4x faster than decoding colour.
+                    im.draft("L", im.size)
+                volume, depth = _decode(im, src, notes)  # H, W, C
+        except UnidentifiedImageError as exc:
+            raise InputError(f"{src} is not an image convcli reads "
+                             "(PNG, JPEG, BMP, TIFF, WebP, GIF, PPM)") from exc
+        except _DECODE_ERRORS as exc:
+            raise InputError(f"{src}: cannot decode the image (truncated or corrupt?): "
+                             f"{exc}") from exc
+    if volume.dtype == np.uint8:
+        if channels == "gray" and volume.shape[2] == 3:
+            volume = _grey(volume, 1 / 255)  # straight from the bytes: no float RGB copy
+        else:
+            volume = volume.astype(np.float32)
+            volume /= 255
+    volume = _apply_alpha(volume, alpha, src, notes)
+    if channels == "gray" and volume.shape[2] == 3:
+        volume = _grey(volume)
+    elif channels == "rgb" and volume.shape[2] == 1:
+        volume = np.repeat(volume, 3, axis=2)
+        notes.append(f"{src} is greyscale; repeated into 3 identical channels")
+    volume = volume.reshape(volume.shape[0], volume.shape[1], -1)
+    array = np.ascontiguousarray(volume.transpose(2, 0, 1), dtype=np.float32)  # C, H, W
+    return LoadedImage(array, depth, mode, fmt, tuple(notes), src)
+
+
+def _check_file(src: Path) -> None:
+    if not os.path.exists(src):  # not Path.exists: it raises on a name longer than the OS allows
+        raise InputError(f"{src}: no such file")
+    if src.is_dir():
+        raise InputError(f"{src} is a directory, not an image file")
+    if src.stat().st_size == 0:
+        raise InputError(f"{src} is empty")
+    if not os.access(src, os.R_OK):
+        raise InputError(f"{src}: permission denied")
+
+
+@contextmanager
+def _pixel_limit(src: Path, max_pixels: int) -> Iterator[None]:
+    """Make Pillow's decompression-bomb check enforce ``max_pixels`` and report it as InputError.
+
+    Pillow checks sizes on open and again per GIF frame and TIFF tile; it only warns between one
+    and two times its limit, so the warning is raised as an error too.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than that"
+        raise InputError(
+            f"{src} has {size}, above the limit of {max_pixels:,} pixels that guards against "
+            "decompression bombs; raise it with --max-pixels if you trust this file") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _decode(im: Image.Image, src: Path, notes: list[str]) -> tuple[np.ndarray, int]:
+    """Decode the first frame into ``(H, W, C)`` float32 and its bit depth; C may include alpha."""
+    rawmode = im.tile[0][3] if im.tile else ""
+    if im.mode in ("LA", "RGB", "RGBA") and ";16" in str(rawmode):
+        notes.append(f"{src} has 16 bits per channel with colour or alpha; Pillow reads it "
+                     "at 8 bits")
+    orientation = im.getexif().get(0x0112, 1)
+    im = ImageOps.exif_transpose(im)
+    if orientation in range(2, 9):
+        notes.append(f"{src}: applied EXIF orientation {orientation} (rotated/flipped upright)")
+    mode = im.mode
+    if mode == "1":
+        return np.asarray(im, dtype=np.float32)[..., None], 1
+    if mode in ("P", "PA"):
+        keep_alpha = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if keep_alpha else "RGB")
+    elif mode == "CMYK":
+        notes.append(f"{src} is CMYK; converted to RGB without colour management")
+        im = im.convert("RGB")
+    elif mode in ("YCbCr", "RGBX", "RGBa", "La"):
+        im = im.convert({"RGBa": "RGBA", "La": "LA"}.get(mode, "RGB"))
+    if im.mode in ("L", "LA", "RGB", "RGBA"):
+        return _with_channels(np.asarray(im)), 8  # uint8: read_image scales it
+    if im.mode.startswith("I;16"):
+        return _with_channels(np.asarray(im).astype(np.float32) / 65535), 16
+    if im.mode == "I":
+        values = np.asarray(im)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise InputError(f"{src}: 32-bit integer image with values in "
+                             f"[{values.min()}, {values.max()}], outside the 16-bit range; "
+                             "save it as 16-bit or floating point")
+        return _with_channels(values.astype(np.float32) / 65535), 16
+    if im.mode == "F":
+        values = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise InputError(f"{src}: floating-point image contains NaN or infinite values")
+        notes.append(f"{src} is floating point; values used as stored, not scaled to [0, 1]")
+        return _with_channels(values), 32
+    raise InputError(f"{src}: pixel mode {mode!r} is not supported; convert it to RGB or grey")
+
+
+def _grey(volume: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Rec.601 luma of an ``(H, W, 3)`` volume times ``scale``, as ``(H, W, 1)`` float32.
+
+    Plane by plane: ``volume @ REC601`` runs numpy's matmul loop once per pixel and takes ten
+    times as long on a photo.
+    """
+    weights = [np.float32(w * scale) for w in REC601]
+    out = volume[..., 0] * weights[0]
+    out += volume[..., 1] * weights[1]
+    out += volume[..., 2] * weights[2]
+    return out[..., None]
+
+
+def _with_channels(values: np.ndarray) -> np.ndarray:
+    return values if values.ndim == 3 else values[..., None]  # H, W, C
+
+
+def _apply_alpha(volume: np.ndarray, alpha: str, src: Path, notes: list[str]) -> np.ndarray:
+    """Drop or composite the alpha channel of an ``(H, W, 2|4)`` volume."""
+    if volume.shape[2] not in (2, 4):
+        return volume
+    colour, weight = volume[..., :-1], volume[..., -1:]
+    if weight.min() >= 1:
+        return colour
+    if alpha == "drop":
+        notes.append(f"{src} has transparent pixels; alpha ignored")
+        return colour
+    background = 1.0 if alpha == "white" else 0.0
+    notes.append(f"{src} has transparent pixels; composited onto {alpha}")
+    return colour * weight + background * (1 - weight)
+
+
+def output_format(path: PathLike) -> str:
+    """The format written for ``path``'s suffix (a value of :data:`WRITE_FORMATS`).
+
+    >>> output_format("edges.TIF")
+    'TIFF'
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in WRITE_FORMATS:
+        raise OutputError(f"output {path}: unknown suffix {suffix or '(none)'!r}; "
+                          f"supported: {' '.join(WRITE_FORMATS)}")
+    return WRITE_FORMATS[suffix]
+
+
+def write_image(path: PathLike, array: np.ndarray, *, bit_depth: int = 8,
+                scale: str | None = None, reference: float | None = None,
+                inputs: Iterable[PathLike] = ()) -> Path:
+    """Write an ``(H, W)`` or ``(C, H, W)`` array to ``path`` atomically, in its suffix's format.
+
+    - ``.npy``: the array exactly as given (any shape and dtype).
+    - ``.tif``/``.tiff``: float32, values as they are (negative ones too). One channel is one
+      page of mode ``F``; several channels are written as one page per channel, since Pillow
+      cannot write a multi-channel float32 TIFF. ``bit_depth`` and ``scale`` do not apply.
+    - ``.png``: 1 or 3 channels at 8 bits, or 1 channel at 16 bits (Pillow writes no 16-bit
+      colour PNG). ``.jpg`` (quality 95), ``.bmp``, ``.webp`` (lossless): 1 or 3 channels, 8 bits.
+
+    For the 8/16-bit formats the values are mapped by :func:`convcli.images.tonemap.to_display` with
+    ``scale`` (and ``reference``), then rounded to the nearest level. Without a scale the values
+    must already lie in [0, 1]: a signed response is never clipped silently.
+
+    Raises
+    ------
+    OutputError
+        For an unknown suffix, a shape or bit depth the format cannot hold, values outside [0, 1]
+        without a scale, or any reason :func:`convcli.outputs.atomic_write` refuses.
+    """
+    fmt = output_format(path)
+    data = np.asarray(array)
+    if fmt == "NPY":
+        return atomic_write(path, lambda f: np.save(f, data, allow_pickle=False), inputs)
+    volume = data[None] if data.ndim == 2 else data  # C, H, W
+    if volume.ndim != 3 or 0 in volume.shape:
+        raise OutputError(f"output {path}: expected an (H, W) or (C, H, W) image, "
+                          f"got shape {data.shape}")
+    if fmt == "TIFF":
+        pages = [Image.fromarray(_as_float32(plane, path)) for plane in volume]
+        return atomic_write(path, lambda f: pages[0].save(
+            f, format="TIFF", save_all=True, append_images=pages[1:]), inputs)
+    n_c = volume.shape[0]
+    if bit_depth not in (8, 16) or (bit_depth == 16 and (fmt != "PNG" or n_c != 1)):
+        raise OutputError(f"output {path}: cannot write {n_c} channel(s) at {bit_depth} bits as "
+                          f"{fmt}; 16 bits is for one-channel PNG, .tif or .npy keep any values")
+    if n_c not in (1, 3):
+        raise OutputError(f"output {path}: {fmt} holds 1 or 3 channels, got {n_c}; "
+                          "write .npy or .tif instead")
+    if scale is None:
+        if not (np.isfinite(volume).all() and volume.min() >= 0 and volume.max() <= 1):
+            raise OutputError(f"output {path}: values span [{volume.min():.4g}, "
+                              f"{volume.max():.4g}], outside [0, 1]; choose a scale "
+                              f"({', '.join(SCALES)}) or write .tif/.npy")
+        display = volume.astype(np.float64)
+    else:
+        display = to_display(volume, scale, reference)
+    top = 255 if bit_depth == 8 else 65535
+    levels = np.rint(display * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
+    image = Image.fromarray(levels[0] if n_c == 1 else levels.transpose(1, 2, 0))  # H, W, C
+    options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
+    return atomic_write(path, lambda f: image.save(f, format=fmt, **options), inputs)
+
+
+def _as_float32(plane: np.ndarray, path: PathLike) -> np.ndarray:
+    if not np.issubdtype(plane.dtype, np.number) or np.iscomplexobj(plane):
+        raise OutputError(f"output {path}: cannot write {plane.dtype} data as float32 TIFF")
+    with np.errstate(over="ignore"):
+        values = plane.astype(np.float32)
+    if np.isfinite(plane).all() and not np.isfinite(values).all():
+        raise OutputError(f"output {path}: values exceed the float32 range; write .npy instead")
+    return values

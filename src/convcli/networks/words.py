@@ -1,0 +1,372 @@
+"""Reading network specs: shell words, JSON spec files and zoo names, all into one :class:`Network`.
+
+A layer word is ``kind:positional,...,key=value,...``; nothing in it needs quoting in bash or zsh.
+The first word is the input, ``HxWxC`` as the course writes it (``39x39x3``; ``28x28`` means one
+channel). Every error is a :class:`SpecError` that quotes the word and names the bad part.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+from convcli.networks import spec as S
+from convcli.errors import ShapeError, SpecError
+from convcli.shapes import PADDING_MODES, parse_padding
+
+_INT = re.compile(r"[0-9]{1,12}")
+_FLOAT = re.compile(r"[0-9]{0,12}(\.[0-9]{0,12})?([eE]-?[0-9]{1,3})?")
+_SHAPE = re.compile(r"([0-9]{1,9})x([0-9]{1,9})(?:x([0-9]{1,9}))?")
+
+
+def _positive(text: str) -> int:
+    if not _INT.fullmatch(text) or int(text) < 1:
+        raise ValueError("a positive integer")
+    return int(text)
+
+
+def _natural(text: str) -> int:
+    if not _INT.fullmatch(text):
+        raise ValueError("a non-negative integer")
+    return int(text)
+
+
+def _padding(text: str) -> int | str:
+    try:
+        return parse_padding(text)
+    except ShapeError:
+        raise ValueError(f"a non-negative integer or one of {', '.join(PADDING_MODES)}") from None
+
+
+def _flag(text: str) -> bool:
+    value = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}.get(text.lower())
+    if value is None:
+        raise ValueError("0 or 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    if not text or not _FLOAT.fullmatch(text) or not 0 <= float(text) < 1:
+        raise ValueError("a number from 0 up to (not including) 1")
+    return float(text)
+
+
+def _positive_float(text: str) -> float:
+    if not text or not _FLOAT.fullmatch(text) or not float(text) > 0:
+        raise ValueError("a positive number")
+    return float(text)
+
+
+def _version(text: str) -> float:
+    if text not in ("1", "1.0", "1.5"):
+        raise ValueError("1 or 1.5")
+    return float(text)
+
+
+def _table(text: str) -> str:
+    if text != "lenet5":
+        raise ValueError("'lenet5' (the only connection table convcli knows)")
+    return text
+
+
+class _Kind(NamedTuple):
+    """How one word kind is read: the dataclass it builds, its positional keys, key converters."""
+
+    build: Callable[..., Any]
+    positional: tuple[str, ...]
+    keys: dict[str, Callable[[str], Any]]
+    fixed: tuple[tuple[str, Any], ...] = ()
+
+
+_CONV = {"channels": _positive, "f": _positive, "s": _positive, "p": _padding, "d": _positive,
+         "g": _positive, "bias": _flag}
+_POOL = {"f": _positive, "s": _positive, "p": _padding, "ceil": _flag}
+
+KINDS: dict[str, _Kind] = {
+    "conv": _Kind(S.Conv, ("channels", "f", "s", "p"), {**_CONV, "table": _table}),
+    "dwconv": _Kind(S.DWConv, ("f", "s", "p"), {k: _CONV[k] for k in "fspd"} | {"m": _positive, "bias": _flag}),
+    "convT": _Kind(S.ConvT, ("channels", "f", "s", "p"),
+                   {**_CONV, "p": _natural, "op": _natural}),
+    "maxpool": _Kind(S.Pool, ("f", "s", "p"), _POOL, (("kind", "max"),)),
+    "avgpool": _Kind(S.Pool, ("f", "s", "p"), {**_POOL, "count_pad": _flag}, (("kind", "avg"),)),
+    "gap": _Kind(S.GlobalPool, (), {}, (("kind", "avg"),)),
+    "gmp": _Kind(S.GlobalPool, (), {}, (("kind", "max"),)),
+    "adaptivepool": _Kind(S.AdaptivePool, ("size",), {"size": _positive}),
+    "subsample": _Kind(S.Subsample, ("f",), {"f": _positive}),
+    "bn": _Kind(S.BatchNorm, ("eps",), {"eps": _positive_float}),
+    "dropout": _Kind(S.Dropout, ("rate",), {"rate": _fraction}),
+    "flatten": _Kind(S.Flatten, (), {}),
+    "fc": _Kind(S.FC, ("units",), {"units": _positive, "bias": _flag}),
+    "rbf": _Kind(S.RBF, ("units",), {"units": _positive}),
+    "res": _Kind(S.BasicBlock, ("channels", "s"), {"channels": _positive, "s": _positive}),
+    "bottleneck": _Kind(S.Bottleneck, ("channels", "s"),
+                        {"channels": _positive, "s": _positive, "e": _positive, "v": _version}),
+    "inception": _Kind(S.Inception, ("c1", "r3-c3", "r5-c5", "pp"),
+                       {**{k: _positive for k in ("c1", "r3", "c3", "r5", "c5", "pp", "f5")},
+                        "bn": _flag, "reduce": _flag}),
+    "invres": _Kind(S.InvertedResidual, ("channels", "t", "s"),
+                    {"channels": _positive, "t": _positive, "s": _positive}),
+    "dwsep": _Kind(S.DWSeparable, ("channels", "s"), {"channels": _positive, "s": _positive}),
+    **{name: _Kind(S.Activation, (), {}, (("name", name),)) for name in S.ACTIVATIONS},
+}
+
+KIND_ALIASES = {
+    "conv2d": "conv", "depthwise": "dwconv", "dw": "dwconv", "convt": "convT", "deconv": "convT",
+    "convtranspose": "convT", "upconv": "convT", "pool": "maxpool", "max": "maxpool", "mp": "maxpool",
+    "avg": "avgpool", "ap": "avgpool", "globalavgpool": "gap", "globalmaxpool": "gmp",
+    "adaptiveavgpool": "adaptivepool", "aap": "adaptivepool", "batchnorm": "bn", "bn2d": "bn",
+    "linear": "fc", "dense": "fc", "drop": "dropout", "basic": "res", "resblock": "res",
+    "inv": "invres", "mbconv": "invres", "separable": "dwsep", "leaky_relu": "leakyrelu",
+    "lrelu": "leakyrelu", "silu": "swish",
+}
+
+KEY_ALIASES = {
+    "c": "channels", "out": "channels", "filters": "channels", "k": "f", "kernel": "f", "size": "f",
+    "stride": "s", "pad": "p", "padding": "p", "dilation": "d", "groups": "g", "mult": "m",
+    "multiplier": "m", "output_padding": "op", "n": "units", "expansion": "t", "ceil_mode": "ceil",
+}
+
+
+def _near(name: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def kind_of(name: str) -> str:
+    """The canonical kind for a word's kind name or alias, else a SpecError suggesting one."""
+    if name in KINDS:
+        return name
+    lowered = name.lower()
+    for table in (KINDS, KIND_ALIASES):
+        for key in table:
+            if key.lower() == lowered:
+                return KIND_ALIASES.get(key, key)
+    raise SpecError(f"unknown layer kind '{name}'{_near(lowered, sorted(KINDS) + sorted(KIND_ALIASES))}; "
+                    f"known: {', '.join(sorted(KINDS, key=str.lower))}")
+
+
+def parse_layer(word: str) -> S.Layer:
+    """One layer word into its spec dataclass.
+
+    >>> parse_layer("conv:10,f=3,s=2")
+    Conv(channels=10, f=3, s=2, p=0, d=1, g=1, bias=True, table=None)
+    >>> parse_layer("maxpool:2")
+    Pool(kind='max', f=2, s=None, p=0, ceil=False, count_pad=True)
+    """
+    try:
+        return _parse_layer(word)
+    except SpecError as err:
+        raise SpecError(f"in '{word}': {err}") from None
+
+
+def _parse_layer(word: str) -> S.Layer:
+    name, _, rest = word.partition(":")
+    kind = KINDS[kind_of(name.strip())]
+    values: dict[str, Any] = dict(kind.fixed)
+    args = [a.strip() for a in rest.split(",")] if rest.strip() else []
+    positional = list(kind.positional)
+    seen_key = False
+    for arg in args:
+        if not arg:
+            raise SpecError("empty argument (two commas in a row, or a trailing comma?)")
+        key, eq, text = arg.partition("=")
+        if eq:
+            seen_key = True
+            key = key.strip()
+            key = KEY_ALIASES.get(key.lower(), key.lower())
+            if key not in kind.keys:
+                raise SpecError(f"unknown key '{arg.partition('=')[0]}'{_near(key, sorted(kind.keys))}; "
+                                f"'{name}' takes {', '.join(kind.keys) or 'no arguments'}")
+            names, texts = [key], [text.strip()]
+        else:
+            if seen_key:
+                raise SpecError(f"positional value '{arg}' after a key=value argument")
+            if not positional:
+                raise SpecError(f"too many values: '{arg}' is one more than '{name}' takes"
+                                + (f" ({', '.join(kind.positional)})" if kind.positional else ""))
+            slot = positional.pop(0)
+            names = slot.split("-")
+            texts = arg.split("-") if len(names) > 1 else [arg]
+            if len(texts) != len(names):
+                raise SpecError(f"'{arg}' should be {slot}")
+        for key, text in zip(names, texts):
+            if key in values and key not in dict(kind.fixed):
+                raise SpecError(f"'{key}' is given twice")
+            try:
+                values[key] = kind.keys[key](text)
+            except ValueError as err:
+                raise SpecError(f"{key}={text!r} is not {err}") from None
+    missing = [f.name for f in fields(kind.build)
+               if f.default is MISSING and f.name not in values]
+    if missing:
+        raise SpecError(f"missing {', '.join(missing)}; '{name}' takes "
+                        f"{', '.join(kind.positional)} in that order, or key=value")
+    return kind.build(**values)
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """An input shape ``HxWxC`` (or ``HxW`` for one channel).
+
+    >>> parse_shape("39x39x3")
+    (39, 39, 3)
+    >>> parse_shape("28x28")
+    (28, 28, 1)
+    """
+    m = _SHAPE.fullmatch(text.strip().lower())
+    if not m:
+        raise SpecError(f"input shape '{text}' is not HxWxC (e.g. 39x39x3) or HxW")
+    h, w, c = int(m[1]), int(m[2]), int(m[3] or 1)
+    if min(h, w, c) < 1:
+        raise SpecError(f"input shape '{text}' has a zero size")
+    return h, w, c
+
+
+def parse_words(words: list[str], name: str = "") -> S.Network:
+    """An input shape word followed by layer words."""
+    if not words:
+        raise SpecError("empty network: give an input shape like 28x28x1 and at least one layer")
+    if not _SHAPE.fullmatch(words[0].strip().lower()):
+        raise SpecError(f"the first word '{words[0]}' must be the input shape (e.g. 39x39x3), "
+                        f"a zoo name or a .json spec file")
+    shape = parse_shape(words[0])
+    if len(words) == 1:
+        raise SpecError(f"empty network: no layers after the input {words[0]}")
+    steps = tuple(S.Step(parse_layer(w), w) for w in words[1:])
+    return S.Network(shape, steps, name=name)
+
+
+def parse_file(path: Path) -> S.Network:
+    """A JSON spec file: ``{"name": ..., "input": "32x32x3", "layers": [...]}``.
+
+    A layer is a word, ``{"residual": {"body": [...], "shortcut": [...], "act": "relu"}}`` or
+    ``{"concat": [[...], [...]]}``, nested as deep as needed.
+    """
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"spec file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(f"cannot read spec file '{path}': {getattr(err, 'strerror', None) or err}") from None
+    except json.JSONDecodeError as err:
+        raise SpecError(f"spec file '{path}' is not valid JSON: {err.msg} at line {err.lineno} "
+                        f"column {err.colno}") from None
+    if not isinstance(doc, dict) or "input" not in doc or "layers" not in doc:
+        raise SpecError(f"spec file '{path}' needs an object with \"input\" and \"layers\"")
+    shape = doc["input"]
+    if isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) for v in shape):
+        shape = "x".join(map(str, shape))
+    if not isinstance(shape, str):
+        raise SpecError(f"spec file '{path}': \"input\" must be \"HxWxC\" or [H, W, C]")
+    layers = _layer_list(doc["layers"], "layers")
+    if not layers:
+        raise SpecError(f"spec file '{path}': \"layers\" is empty")
+    steps = tuple(S.Step(layer, _describe(item)) for layer, item in zip(layers, doc["layers"]))
+    return S.Network(parse_shape(shape), steps, name=str(doc.get("name", Path(path).stem)), source=str(path))
+
+
+def _layer_list(items: Any, where: str) -> tuple:
+    if not isinstance(items, list):
+        raise SpecError(f"{where} must be a list of layers")
+    return tuple(_layer_item(item, f"{where}[{i}]") for i, item in enumerate(items))
+
+
+def _layer_item(item: Any, where: str) -> S.Layer:
+    if isinstance(item, str):
+        return parse_layer(item)
+    if isinstance(item, dict) and len(item) == 1 and "residual" in item:
+        block = item["residual"]
+        if not isinstance(block, dict) or "body" not in block:
+            raise SpecError(f"{where}: \"residual\" needs an object with \"body\"")
+        unknown = set(block) - {"body", "shortcut", "act"}
+        if unknown:
+            raise SpecError(f"{where}: unknown residual key '{sorted(unknown)[0]}' (body, shortcut, act)")
+        shortcut = block.get("shortcut", [])
+        act = block.get("act", "relu")
+        if act is not None and act not in S.ACTIVATIONS:
+            raise SpecError(f"{where}: act={act!r} is not an activation{_near(str(act), list(S.ACTIVATIONS))}")
+        return S.Residual(_layer_list(block["body"], f"{where}.body"),
+                          _layer_list(shortcut, f"{where}.shortcut"), act)
+    if isinstance(item, dict) and len(item) == 1 and "concat" in item:
+        branches = item["concat"]
+        if not isinstance(branches, list) or not branches:
+            raise SpecError(f"{where}: \"concat\" needs a list of branches (each a list of layers)")
+        return S.Concat(tuple(_layer_list(b, f"{where}.concat[{i}]") for i, b in enumerate(branches)))
+    raise SpecError(f"{where}: a layer is a word like \"conv:16,f=3\", {{\"residual\": ...}} or "
+                    f"{{\"concat\": ...}}, not {json.dumps(item)[:60]}")
+
+
+def _describe(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    key = next(iter(item))
+    return f"{key}(...)"
+
+
+def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
+    """What a user names on the command line: a zoo name, a ``.json`` spec file, or shell words.
+
+    ``input_shape`` (``HxWxC``) replaces the input of a zoo model or spec file.
+    """
+    from convcli.networks import zoo
+
+    if not words:
+        raise SpecError("no network given: name a zoo model (see 'convcli params --list'), a .json "
+                        "spec file, or an input shape and layers, e.g. 28x28x1 conv:6,f=5")
+    first = words[0]
+    if first.lower() in zoo.ZOO or first.lower().endswith(".json"):
+        if len(words) > 1:
+            raise SpecError(f"'{first}' is a whole network: no layer words may follow it "
+                            f"(got '{words[1]}')")
+        if first.lower() in zoo.ZOO:
+            return zoo.get(first, input_shape)
+        network = parse_file(Path(first))
+    else:
+        if not _SHAPE.fullmatch(first.strip().lower()) and ":" not in first and len(words) == 1:
+            raise SpecError(f"'{first}' is not a zoo model, a .json spec file or an input shape"
+                            f"{_near(first.lower(), list(zoo.ZOO))}; see 'convcli params --list'")
+        network = parse_words(words)
+    if input_shape is not None:
+        network = S.Network(parse_shape(input_shape), network.steps, network.name, network.source)
+    return network
+
+
+def _text(value: Any) -> str:
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
+def format_layer(layer: S.Layer) -> str:
+    """The word that writes ``layer``, the inverse of :func:`parse_layer` (defaults left out).
+
+    >>> format_layer(parse_layer("conv:64,f=3,s=2,p=1,bias=0"))
+    'conv:64,s=2,p=1,bias=0'
+    >>> format_layer(parse_layer("maxpool:3,2,ceil=1"))
+    'maxpool:3,s=2,ceil=1'
+    >>> format_layer(parse_layer("inception:64,96-128,16-32,32,f5=3"))
+    'inception:64,96-128,16-32,32,f5=3'
+    """
+    if isinstance(layer, (S.Residual, S.Concat)):
+        return "residual" if isinstance(layer, S.Residual) else "concat"
+    for name, kind in KINDS.items():
+        if kind.build is type(layer) and all(getattr(layer, k) == v for k, v in kind.fixed):
+            break
+    skip = dict(kind.fixed)
+    parts = []
+    for k, slot in enumerate(kind.positional):
+        names = slot.split("-")
+        required = all(getattr(type(layer), n, MISSING) is MISSING for n in names)
+        # required values are written in place, and so is a set first value: dropout:0.3, maxpool:3
+        if required or (k == 0 and len(names) == 1 and getattr(layer, slot) != getattr(type(layer), slot)):
+            parts.append("-".join(_text(getattr(layer, n)) for n in names))
+            skip.update(dict.fromkeys(names))
+    for f in fields(layer):
+        value = getattr(layer, f.name)
+        if f.name in skip or value == f.default:
+            continue
+        parts.append(f"{f.name}={_text(value)}")
+    return name + (":" + ",".join(parts) if parts else "")
+

@@ -1,0 +1,382 @@
+"""Handwritten-digit data for ``convcli train``: loading, splitting and normalisation statistics.
+
+Every loader returns `Dataset` objects holding float32 images ``(N, 1, H, W)`` scaled to [0, 1]
+and int64 labels ``(N,)``. `resolve_data` turns the ``--data`` word into a `DataSplits`:
+
+- ``digits``: the 8x8 UCI digits shipped with convcli (1,797 images, values 0..16, scaled /16).
+  It has no official test set, so a stratified 20% is held out with a *fixed* seed (``test_seed``,
+  default 0): the test set is the same whatever training seed is used, so runs compare.
+- ``mnist``: the four IDX files in ``cache_dir() / "mnist"``, downloaded and checked on first use
+  (see `convcli.training.download`); the official 60,000/10,000 train/test split.
+- a path: a directory of the four MNIST IDX files (raw or ``.gz``), a Keras-style ``.npz``
+  (``x_train``, ``y_train``, ``x_test``, ``y_test``), or an image folder ``root/<class>/*.png``
+  (classes sorted by name; split like ``digits``).
+
+The validation part is then carved from the training part, stratified by class, with ``seed``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+import zlib
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from convcli.training.download import ProgressCallback, cache_dir, fetch_mnist
+from convcli.errors import DataError
+
+DIGIT_NAMES = tuple(str(k) for k in range(10))
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff")
+IDX_IMAGES_MAGIC = 2051  # 0x0803: unsigned bytes, 3 dimensions (n, rows, cols)
+IDX_LABELS_MAGIC = 2049  # 0x0801: unsigned bytes, 1 dimension (n)
+# Standard MNIST file stems; mirrors also spell them "train-images.idx3-ubyte".
+MNIST_STEMS = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+               "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Images and labels of one part of a data set.
+
+    Attributes
+    ----------
+    images : ndarray, float32, ``(N, 1, H, W)``, values in [0, 1]
+    labels : ndarray, int64, ``(N,)``, values in ``range(len(class_names))``
+    class_names : tuple of str
+    name : str
+        Where the data came from: ``"digits"``, ``"mnist"`` or the path given.
+    part : str
+        ``"all"``, ``"train"``, ``"validation"`` or ``"test"``.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    name: str
+    part: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4 or len(self.images) != len(self.labels):
+            raise DataError(f"{self.name} ({self.part}): images {self.images.shape} and labels "
+                            f"{self.labels.shape} are not N images (N, C, H, W) and N labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray, part: str) -> Dataset:
+        """The images at ``index`` (a copy), as part ``part`` of the same data set."""
+        return Dataset(self.images[index], self.labels[index], self.class_names, self.name, part)
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplits:
+    """Train, validation and test parts, with the statistics a model needs to be saved with.
+
+    ``mean`` and ``std`` are the pixel mean and (population) standard deviation of ``train``
+    on the 0-1 scale; normalise every part with them, ``(x - mean) / std``.
+    ``test_fraction`` is None when the test part is the data set's official one.
+    """
+
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    mean: float
+    std: float
+    seed: int
+    validation_fraction: float
+    test_fraction: float | None
+    test_seed: int | None
+
+    def metadata(self) -> dict:
+        """The JSON-ready facts to store with a trained model."""
+        return {"data": self.train.name,
+                "class_names": list(self.train.class_names),
+                "image_shape": list(self.train.images.shape[1:]),
+                "mean": self.mean, "std": self.std, "seed": self.seed,
+                "validation_fraction": self.validation_fraction,
+                "test_fraction": self.test_fraction, "test_seed": self.test_seed,
+                "sizes": {"train": len(self.train), "validation": len(self.validation),
+                          "test": len(self.test)}}
+
+
+def load_digits() -> Dataset:
+    """The 1,797 8x8 UCI digits shipped with convcli, pixel values 0..16 scaled by 1/16.
+
+    Examples
+    --------
+    >>> d = load_digits()
+    >>> d.images.shape, d.images.dtype.name, d.labels[:5].tolist()
+    ((1797, 1, 8, 8), 'float32', [0, 1, 2, 3, 4])
+    """
+    resource = resources.files("convcli").joinpath("resources/digits.csv.gz")
+    with resource.open("rb") as raw, gzip.open(raw, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.int64)  # N, 64 pixels + label
+    images = table[:, :64].astype(np.float32).reshape(-1, 1, 8, 8) / np.float32(16)
+    return Dataset(images, table[:, 64].copy(), DIGIT_NAMES, "digits")
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """The uint8 array in an IDX file (raw or gzipped), checking the magic number and the size.
+
+    ``magic`` is `IDX_IMAGES_MAGIC` (gives ``(n, rows, cols)``) or `IDX_LABELS_MAGIC` (``(n,)``).
+    """
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as stream:
+            data = stream.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); download it again") from None
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    found = int.from_bytes(data[:4], "big")
+    if len(data) >= 4 and found != magic:
+        kind = "images" if magic == IDX_IMAGES_MAGIC else "labels"
+        raise DataError(f"{path}: magic number {found} is not {magic} (IDX {kind}); "
+                        "is this the right file, and decompressed correctly?")
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(data)} bytes); download it again")
+    shape = tuple(int(v) for v in np.frombuffer(data, ">u4", ndim, 4))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise DataError(f"{path}: header says shape {shape}, i.e. {expected:,} bytes, but the file "
+                        f"holds {len(data):,} bytes (truncated or corrupted); download it again")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+
+
+def find_mnist_files(directory: Path) -> dict[str, Path | None]:
+    """The four MNIST files in ``directory`` by role, None where missing.
+
+    Each may be raw or ``.gz``, spelled ``train-images-idx3-ubyte`` or ``train-images.idx3-ubyte``.
+    """
+    found: dict[str, Path | None] = {}
+    for role, stem in MNIST_STEMS.items():
+        dotted = stem.replace("-idx", ".idx")
+        candidates = [directory / (s + ext) for s in (stem, dotted) for ext in (".gz", "")]
+        found[role] = next((p for p in candidates if p.is_file()), None)
+    return found
+
+
+def load_mnist_dir(directory: Path) -> tuple[Dataset, Dataset]:
+    """MNIST's official train and test parts from a directory of the four IDX files."""
+    files = find_mnist_files(directory)
+    missing = [MNIST_STEMS[role] for role, p in files.items() if p is None]
+    if missing:
+        raise DataError(f"{directory}: missing {', '.join(s + '[.gz]' for s in missing)}; "
+                        "put the four MNIST IDX files there")
+    parts = []
+    for part in ("train", "test"):
+        images_path, labels_path = files[f"{part}_images"], files[f"{part}_labels"]
+        images = read_idx(images_path, IDX_IMAGES_MAGIC)
+        labels = read_idx(labels_path, IDX_LABELS_MAGIC)
+        if len(images) != len(labels):
+            raise DataError(f"{images_path} holds {len(images):,} images but {labels_path} holds "
+                            f"{len(labels):,} labels; the files do not belong together")
+        parts.append(_digit_dataset(images, labels, str(directory), part, labels_path))
+    return parts[0], parts[1]
+
+
+def load_npz(path: Path) -> tuple[Dataset, Dataset]:
+    """Train and test parts from a Keras-style ``mnist.npz`` (x_train, y_train, x_test, y_test).
+
+    Images are ``(N, H, W)`` uint8 (scaled /255) or float already in [0, 1].
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz archive ({exc})") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing arrays {', '.join(missing)} (found {sorted(arrays)}); "
+                        "expected Keras' mnist.npz layout x_train, y_train, x_test, y_test")
+    parts = []
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        if x.ndim == 4 and x.shape[-1] == 1:
+            x = x[..., 0]  # N, H, W, 1 (channels last) -> N, H, W
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{path}: x_{part} {x.shape} and y_{part} {y.shape} ({y.dtype}) "
+                            "are not N images (N, H, W) and N integer labels")
+        parts.append(_digit_dataset(x, y, str(path), part, path))
+    return parts[0], parts[1]
+
+
+def _digit_dataset(x: np.ndarray, y: np.ndarray, name: str, part: str, source: Path) -> Dataset:
+    if x.dtype == np.uint8:
+        images = x.astype(np.float32)
+        images /= 255
+    elif np.issubdtype(x.dtype, np.floating) and x.size and 0 <= x.min() and x.max() <= 1:
+        images = x.astype(np.float32)
+    else:
+        raise DataError(f"{source}: images of dtype {x.dtype} must be uint8 or floats in [0, 1]")
+    if len(y) and (y.min() < 0 or y.max() > 9):
+        raise DataError(f"{source}: labels range {y.min()}..{y.max()}, digits need 0..9")
+    return Dataset(images[:, None], y.astype(np.int64), DIGIT_NAMES, name, part)  # N, 1, H, W
+
+
+def load_image_folder(root: Path) -> Dataset:
+    """Grayscale images from ``root/<class>/*.png`` (and other Pillow formats), classes by name.
+
+    Colour is converted with Pillow's Rec.601 weights and alpha is ignored; 8-bit values are
+    scaled /255 and 16-bit ones /65535. All images must have the same size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(p for p in _list_dir(root) if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: no class subdirectories; expected root/<class>/*.png")
+    images, labels, size = [], [], None
+    for label, class_dir in enumerate(classes):
+        files = sorted(p for p in _list_dir(class_dir)
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise DataError(f"{class_dir}: class directory has no images "
+                            f"({', '.join(IMAGE_SUFFIXES)})")
+        for path in files:
+            try:
+                with Image.open(path) as image:
+                    if image.mode.startswith("I;16"):
+                        pixels = np.asarray(image, dtype=np.float32) / 65535
+                    else:
+                        pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255
+            except (OSError, UnidentifiedImageError, ValueError) as exc:
+                raise DataError(f"{path}: cannot read the image ({exc})") from None
+            if size is None:
+                size, first = pixels.shape, path
+            elif pixels.shape != size:
+                raise DataError(f"{path}: size {pixels.shape[1]}x{pixels.shape[0]} differs from "
+                                f"{size[1]}x{size[0]} of {first}; all images must be the same size")
+            images.append(pixels)
+            labels.append(label)
+    stack = np.stack(images)[:, None]  # N, 1, H, W
+    return Dataset(stack, np.array(labels, np.int64), tuple(p.name for p in classes), str(root))
+
+
+def _list_dir(directory: Path) -> list[Path]:
+    try:
+        return list(directory.iterdir())
+    except OSError as exc:
+        raise DataError(f"{directory}: cannot list the directory ({exc.strerror or exc})") from None
+
+
+def load_path(path: Path) -> tuple[Dataset, Dataset | None]:
+    """Load a data set from a path, detecting the layout; the test part is None if it has none."""
+    if not path.exists():
+        raise DataError(f"--data {path}: no such file or directory (and not digits or mnist)")
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return load_npz(path)
+        raise DataError(f"--data {path}: expected a directory of MNIST IDX files, an .npz archive "
+                        "or an image folder root/<class>/*.png")
+    entries = _list_dir(path)
+    if any(found is not None for found in find_mnist_files(path).values()):
+        return load_mnist_dir(path)
+    if (path / "mnist.npz").is_file():
+        return load_npz(path / "mnist.npz")
+    if any(p.is_dir() and not p.name.startswith(".") for p in entries):
+        return load_image_folder(path), None
+    raise DataError(f"--data {path}: {'empty directory' if not entries else 'no data found'}; "
+                    "expected the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...), "
+                    "an mnist.npz or class subdirectories of images")
+
+
+def load_data(spec: str, *, data_dir: Path | None = None, mirror: str | None = None,
+              progress: ProgressCallback | None = None,
+              timeout: float = 30.0) -> tuple[Dataset, Dataset | None]:
+    """Train and test parts for ``spec``: ``"digits"``, ``"mnist"`` or a path (see module doc).
+
+    For ``mnist``, ``data_dir`` overrides `convcli.training.download.cache_dir`; missing files are
+    downloaded from ``mirror`` (see `convcli.training.download.fetch_mnist`). The keywords win over a
+    directory of the same name; write ``./mnist`` for that.
+    """
+    word = spec.strip().lower()
+    if word == "digits":
+        return load_digits(), None
+    if word == "mnist":
+        directory = (data_dir or cache_dir()) / "mnist"
+        if any(p is None for p in find_mnist_files(directory).values()):
+            fetch_mnist(directory, mirror=mirror, progress=progress, timeout=timeout)
+        train, test = load_mnist_dir(directory)
+        return replace(train, name="mnist"), replace(test, name="mnist")
+    return load_path(Path(spec).expanduser())
+
+
+def resolve_data(spec: str, *, validation: float = 0.1, seed: int = 0, test_fraction: float = 0.2,
+                 test_seed: int = 0, data_dir: Path | None = None, mirror: str | None = None,
+                 progress: ProgressCallback | None = None, timeout: float = 30.0) -> DataSplits:
+    """Load ``spec`` with `load_data` and split it with `make_splits`: the one call ``train`` needs.
+
+    Examples
+    --------
+    >>> splits = resolve_data("digits", validation=0.1, seed=0)
+    >>> len(splits.train), len(splits.validation), len(splits.test)
+    (1295, 143, 359)
+    """
+    train, test = load_data(spec, data_dir=data_dir, mirror=mirror, progress=progress,
+                            timeout=timeout)
+    return make_splits(train, test, validation=validation, seed=seed,
+                       test_fraction=test_fraction, test_seed=test_seed)
+
+
+def stratified_split(labels: np.ndarray, fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(kept, held_out)``: ``round(fraction * count)`` of each class held out at random.
+
+    Both index arrays are sorted, so the parts keep the original order.
+
+    >>> kept, held = stratified_split(np.array([0, 0, 0, 0, 1, 1]), 0.5, seed=1)
+    >>> len(held), sorted(np.array([0, 0, 0, 0, 1, 1])[held].tolist())
+    (3, [0, 0, 1])
+    """
+    rng = np.random.default_rng(seed)
+    held = [rng.permutation(np.flatnonzero(labels == c))[:round(fraction * np.sum(labels == c))]
+            for c in np.unique(labels)]
+    held_out = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    kept = np.setdiff1d(np.arange(len(labels)), held_out)
+    return kept, held_out
+
+
+def make_splits(train: Dataset, test: Dataset | None = None, *, validation: float = 0.1,
+                seed: int = 0, test_fraction: float = 0.2, test_seed: int = 0) -> DataSplits:
+    """Split into train/validation/test and compute the training part's normalisation statistics.
+
+    When ``test`` is None a stratified ``test_fraction`` of ``train`` becomes the test part,
+    drawn with ``test_seed``; then a stratified ``validation`` fraction of what remains is drawn
+    with ``seed``. Fractions are in [0, 1) and must leave training images.
+    """
+    for what, value in (("validation", validation), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise DataError(f"{what}={value} must be a fraction in [0, 1)")
+    official = test is not None
+    if test is None:
+        kept, held = stratified_split(train.labels, test_fraction, test_seed)
+        train, test = train.subset(kept, "train"), train.subset(held, "test")
+    kept, held = stratified_split(train.labels, validation, seed)
+    fit, val = train.subset(kept, "train"), train.subset(held, "validation")
+    if len(fit) == 0:
+        raise DataError(f"{train.name}: validation={validation} leaves no training images")
+    mean, std = normalization_stats(fit.images)
+    return DataSplits(fit, val, test, mean, std, seed, validation,
+                      None if official else test_fraction, None if official else test_seed)
+
+
+def normalization_stats(images: np.ndarray) -> tuple[float, float]:
+    """Pixel mean and population standard deviation of ``images``, accumulated in float64.
+
+    Summed in chunks so MNIST's 47 million pixels need no float64 copy.
+
+    >>> normalization_stats(np.array([[0.0, 1.0], [1.0, 0.0]], np.float32))
+    (0.5, 0.5)
+    """
+    if images.size == 0:
+        raise DataError("cannot compute normalisation statistics of an empty training part")
+    total = squares = 0.0
+    for chunk in np.array_split(images.reshape(len(images), -1), max(1, len(images) // 4096)):
+        c = chunk.astype(np.float64)
+        total += c.sum()
+        squares += np.square(c).sum()
+    mean = total / images.size
+    return float(mean), float(np.sqrt(max(squares / images.size - mean * mean, 0.0)))

@@ -1,0 +1,185 @@
+"""shape-calc, params and flops through the CLI: exit codes, exact JSON, errors on stderr."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, run
+
+from convcli.cli.app import COMMANDS
+
+README = REPO / "README.md"
+
+
+def test_single_layer_prints_the_number():
+    result = run("shape-calc", "-n", "7", "-f", "3", "-s", "2", "-p", "0")
+    assert result.exit_code == 0 and result.stdout == "3\n"
+
+
+def test_single_layer_json_shows_the_formula():
+    data = json.loads(run("shape-calc", "-n", "224", "-f", "11", "-s", "4", "--json").stdout)
+    assert data["output"] == 54 and data["dropped"] == 1
+    assert data["formula"].startswith("floor((224 + 2*0 - 11) / 4) + 1 = 54")
+
+
+@pytest.mark.parametrize("args,out", [
+    (["-n", "6", "-f", "2", "--pool"], "3"),
+    (["-n", "5", "-f", "2", "--pool", "--ceil"], "3"),
+    (["-n", "4", "-f", "2", "-s", "2", "--transposed"], "8"),
+    (["-n", "7", "-f", "3", "-s", "2", "-p", "1", "--transposed", "--output-padding", "1"], "14"),
+    (["-n", "224", "-f", "3", "-s", "2", "-p", "same", "--convention", "tf"], "112"),
+    (["-n", "10", "-f", "3", "-d", "2"], "6"),
+    (["-n", "5", "-f", "3", "-p", "full"], "7"),
+])
+def test_single_layer_variants(args, out):
+    result = run("shape-calc", *args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == out
+
+
+def test_chain_json_is_the_documented_object():
+    result = run("shape-calc", "39x39x3", "conv:10,f=3", "conv:20,f=5,s=2", "conv:40,f=5,s=2", "flatten", "--json")
+    data = json.loads(result.stdout)
+    assert data["input"] == [39, 39, 3]
+    assert data["output_shape"] == [1960]
+    assert data["flatten_size"] == 1960
+    assert [layer["output_shape"] for layer in data["layers"]] == [[37, 37, 10], [17, 17, 20], [7, 7, 40], [1960]]
+    first = data["layers"][0]
+    assert first == {"index": 1, "word": "conv:10,f=3", "kind": "conv", "input_shape": [39, 39, 3],
+                     "output_shape": [37, 37, 10], "activations": 13690, "params": 280,
+                     "trainable_params": 280, "macs": 37 * 37 * 10 * 27, "flops": 2 * 37 * 37 * 10 * 27,
+                     "receptive_field": 3, "jump": 1, "start": 1.5, "warnings": []}
+    assert [layer["receptive_field"] for layer in data["layers"][:3]] == [3, 7, 15]
+    assert data["total"] == {"params": 280 + 5020 + 20040, "trainable_params": 25340,
+                             "non_trainable_params": 0, "macs": sum(l["macs"] for l in data["layers"]),
+                             "flops": 2 * sum(l["macs"] for l in data["layers"]),
+                             "activations": 13690 + 5780 + 1960 + 1960}
+
+
+def test_the_three_commands_print_the_same_object():
+    args = ["32x32x3", "conv:8,f=3,p=same", "bn", "relu", "maxpool:2", "flatten", "fc:10", "--json"]
+    objects = [json.loads(run(cmd, *args).stdout) for cmd in ("shape-calc", "params", "flops")]
+    assert objects[0] == objects[1] == objects[2]
+
+
+def test_dropped_rows_warn_on_stderr_only():
+    result = run("shape-calc", "224x224x3", "conv:64,f=11,s=4")
+    assert result.exit_code == 0
+    assert "54.25" in result.stderr and "54.25" not in result.stdout
+
+
+def test_params_keras_and_no_bias():
+    keras = json.loads(run("params", "vgg16-bn", "--keras", "--json").stdout)["total"]
+    assert keras["params"] == 138_365_992 + 8_448 and keras["non_trainable_params"] == 8_448
+    plain = json.loads(run("params", "8x8x3", "conv:4,f=3", "flatten", "fc:2", "--no-bias", "--json").stdout)
+    assert plain["total"]["params"] == 4 * 27 + 6 * 6 * 4 * 2
+
+
+def test_params_table_when_piped():
+    result = run("params", "lenet5")
+    assert result.exit_code == 0
+    assert "total params: 61,706" in result.stdout
+    assert re.search(r"fc:120\s+120\s+48,120", result.stdout)
+
+
+def test_params_list():
+    data = json.loads(run("params", "--list", "--json").stdout)
+    assert {row["name"] for row in data} >= {"lenet5", "lenet5-1998", "alexnet", "vgg16", "vgg16-bn", "resnet18",
+                                             "resnet34", "resnet50", "googlenet", "mobilenet-v1", "mobilenet-v2"}
+
+
+def test_flops_counts_and_says_what():
+    data = json.loads(run("flops", "resnet50", "--json").stdout)
+    assert data["total"]["macs"] == 4_089_184_256
+    assert data["total"]["flops"] == 2 * 4_089_184_256
+    assert "FLOPs = 2 x MACs" in data["flops_counted"]
+    more = json.loads(run("flops", "resnet50", "--include", "all", "--json").stdout)
+    assert more["total"]["flops"] > data["total"]["flops"]
+    assert "residual adds" in more["flops_counted"]
+
+
+def test_transposed_conv_is_counted_on_its_input():
+    data = json.loads(run("flops", "4x4x64", "convT:32,f=2,s=2", "--json").stdout)
+    assert data["total"]["macs"] == 4 * 4 * 64 * 32 * 4
+    assert data["output_shape"] == [8, 8, 32]
+
+
+def test_compare_conv():
+    data = json.loads(run("flops", "compare", "28x28x192", "conv:32,f=5,p=same", "--bottleneck", "16", "--json").stdout)
+    assert data["standard"]["macs"] == 120_422_400  # the course's 120M
+    assert data["bottleneck"]["macs"] == 12_443_648  # and 12.4M with a 16-channel bottleneck
+    assert data["standard"]["ratio"] == 1
+    assert data["depthwise_separable"]["ratio"] == pytest.approx(1 / 32 + 1 / 25)
+    assert data["depthwise_separable"]["closed_form"] == pytest.approx(1 / 32 + 1 / 25)
+    assert set(data["bottleneck"]) >= {"params", "macs", "ratio"}
+
+
+def test_compare_inception():
+    data = json.loads(run("flops", "compare", "28x28x192", "inception:64,96-128,16-32,32", "--json").stdout)
+    assert data["with_reductions"]["output_shape"] == data["without_reductions"]["output_shape"] == [28, 28, 256]
+    assert data["with_reductions"]["macs"] < data["without_reductions"]["macs"]
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["shape-calc", "10x10x3", "conv:5,f=20"], 1, "larger than the padded input"),
+    (["shape-calc", "10x10x3", "conv:5,f=3,s=2,p=same"], 1, "use p=tf"),
+    (["shape-calc", "10x10x3", "conv:6,f=3,g=4"], 1, "groups g=4"),
+    (["shape-calc", "10x10x3", "convv:3"], 1, "did you mean 'conv'"),
+    (["shape-calc", "10x10x3", "maxpool:2,p=2"], 1, "more than half"),
+    (["shape-calc", "10x10x3", "convT:3,s=2,op=2"], 1, "output_padding op=2"),
+    (["shape-calc", "4x4x3", "conv:3,f=3", "conv:3,f=3", "conv:3,f=3"], 1, "layer 2"),
+    (["shape-calc", "-n", "7", "-f", "3", "-s", "0"], 1, "s=0"),
+    (["shape-calc", "-n", "-3", "-f", "3"], 1, "n=-3"),
+    (["params", "resnet5"], 1, "did you mean 'resnet50'"),
+    (["params", "28x28x1"], 1, "no layers"),
+    (["flops", "compare", "8x8x3", "fc:3"], 1, "one ungrouped convolution"),
+    (["shape-calc", "-n", "7", "-f", "x"], 2, "'-f'"),
+    (["shape-calc"], 2, "give a network"),
+    (["shape-calc", "--bogus"], 2, "No such option"),
+    (["flops", "lenet5", "--include", "cats"], 2, "--include 'cats'"),
+])
+def test_bad_input_is_one_error_line(args, code, message):
+    result = run(*args)
+    assert result.exit_code == code
+    assert result.stdout == ""
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    if code == 2:  # a usage mistake also says where the help is
+        assert result.stderr.rstrip().endswith(f"see 'convcli {args[0]} -h'")
+
+
+def test_every_command_has_help_with_examples_and_is_in_the_readme():
+    readme = README.read_text()
+    for name in COMMANDS:
+        result = run(name, "--help")
+        assert result.exit_code == 0 and "Examples:" in result.stdout, name
+        assert f"convcli {name}" in readme, name
+
+
+def test_version_and_module_entry_point():
+    assert run("--version").stdout.startswith("convcli ")
+    done = subprocess.run([sys.executable, "-m", "convcli", "shape-calc", "-n", "7", "-f", "3", "-s", "2"],
+                          capture_output=True, text=True)
+    assert done.stdout == "3\n"
+
+
+def test_arithmetic_commands_do_not_import_numpy_or_pillow():
+    code = ("import sys; from convcli.cli.app import app\n"
+            "try:\n    app(['params', 'resnet50', '--json'])\nexcept SystemExit: pass\n"
+            "assert 'numpy' not in sys.modules and 'PIL' not in sys.modules, 'heavy import'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_mistyped_command_gets_a_suggestion():
+    result = run("pramas", "lenet5")
+    assert result.exit_code == 2 and "did you mean 'params'?" in result.stderr
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+
+
+def test_no_arguments_still_shows_the_help():
+    result = run()
+    assert result.exit_code == 2 and "Commands:" in result.stdout + result.stderr
