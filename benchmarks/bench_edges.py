@@ -36,8 +36,10 @@ gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1)
 magnitude = cv2.magnitude(gx, gy)
 cv2.imwrite(sys.argv[2], cv2.convertScaleAbs(magnitude, alpha=255 / float(magnitude.max())))
 """
-PEAK_WRAPPER = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-                "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+PEAK_WRAPPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+    "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
 
 def make_photo(folder: Path, megapixels: float) -> tuple[Path, int, int]:
@@ -105,12 +107,14 @@ def main() -> None:
         print(f"input: {photo.name}, {w}x{h} ({h * w / 1e6:.1f} MP), JPEG {photo.stat().st_size / 1e6:.1f} MB")
         convcli = [sys.executable, "-m", "convcli", "edges", str(photo), "-o", str(folder / "convcli.png")]
         runs = {"convcli edges": best_time(convcli, args.repeat)}
-        runs["OpenCV script"] = best_time([sys.executable, str(script), str(photo), str(folder / "cv.png")],
-                                          args.repeat)
+        runs["OpenCV script"] = best_time(
+            [sys.executable, str(script), str(photo), str(folder / "cv.png")], args.repeat
+        )
         magick = imagemagick()
         if magick:
             runs["ImageMagick convert"] = best_time(
-                [magick, str(photo), "-morphology", "Convolve", "Sobel", str(folder / "im.png")], args.repeat)
+                [magick, str(photo), "-morphology", "Convolve", "Sobel", str(folder / "im.png")], args.repeat
+            )
         ours = runs["convcli edges"]
         print(f"\nwall time, whole process, best of {args.repeat}:")
         for name, seconds in runs.items():
@@ -118,13 +122,16 @@ def main() -> None:
         if not magick:
             print("  ImageMagick: not installed (apt-get install imagemagick), skipped")
         print("targets: convcli / OpenCV script <= 1.5x; convcli / ImageMagick < 1")
-        peak = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *convcli], check=True,
-                              capture_output=True, text=True)
-        peak_mb = int(peak.stdout.split()[-1]) / 1024                   # ru_maxrss is in KiB on Linux
+        peak = subprocess.run(
+            [sys.executable, "-c", PEAK_WRAPPER, *convcli], check=True, capture_output=True, text=True
+        )
+        peak_mb = int(peak.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
         plane_mb = h * w * 4 / 2**20
-        print(f"\npeak memory of convcli edges: {peak_mb:.0f} MiB = {peak_mb / plane_mb:.1f}x the float32 "
-              f"grey plane ({plane_mb:.0f} MiB), {peak_mb / (3 * plane_mb):.1f}x the float32 RGB volume"
-              " (target <= 6x the plane)")
+        print(
+            f"\npeak memory of convcli edges: {peak_mb:.0f} MiB = {peak_mb / plane_mb:.1f}x the float32 "
+            f"grey plane ({plane_mb:.0f} MiB), {peak_mb / (3 * plane_mb):.1f}x the float32 RGB volume"
+            " (target <= 6x the plane)"
+        )
         print("\nin-process breakdown of one convcli run:")
         breakdown(photo, folder / "breakdown.png")
 

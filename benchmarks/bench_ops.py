@@ -56,8 +56,9 @@ def sobel_rows(repeat: int) -> list[tuple]:
     cv2 = optional("cv2")
     if cv2:
         cv2.setNumThreads(2)
-        anchor = best_ms(lambda: cv2.magnitude(cv2.Sobel(image, cv2.CV_32F, 1, 0),
-                                               cv2.Sobel(image, cv2.CV_32F, 0, 1)), repeat)
+        anchor = best_ms(
+            lambda: cv2.magnitude(cv2.Sobel(image, cv2.CV_32F, 1, 0), cv2.Sobel(image, cv2.CV_32F, 0, 1)), repeat
+        )
         rows.append((task, ours, "cv2.Sobel x2 + magnitude", anchor, "< 2"))
     return rows or [(task, ours, "(no anchor installed)", float("nan"), "")]
 
@@ -77,6 +78,7 @@ def torch_rows(repeat: int) -> list[tuple]:
         def run():
             y, cache = conv2d_forward(xa, wa, np.zeros(wa.shape[0], np.float32), **kw)
             return conv2d_backward(np.ones_like(y), cache)
+
         return run
 
     def pool_train():
@@ -106,6 +108,7 @@ def torch_rows(repeat: int) -> list[tuple]:
         def run():
             y = F.conv2d(xg, wg, bg, **kw)
             y.backward(torch.ones_like(y))
+
         return run
 
     def torch_pool_train():
@@ -129,12 +132,14 @@ def torch_rows(repeat: int) -> list[tuple]:
 def engine_rows(repeat: int) -> list[tuple]:
     """Conv forward+backward under each engine forced, against the engine `choose_engine` picks."""
     rng = np.random.default_rng(2)
-    shapes = {"8x64x56x56, 64 3x3 p1": ((8, 64, 56, 56), (64, 64, 3, 3), 1),
-              "8x16x56x56, 16 3x3 p1": ((8, 16, 56, 56), (16, 16, 3, 3), 1),
-              "64x32x16x16, 64 3x3 p1": ((64, 32, 16, 16), (64, 32, 3, 3), 1),
-              "64x3x32x32, 32 3x3 p1": ((64, 3, 32, 32), (32, 3, 3, 3), 1),
-              "64x1x32x32, 6 5x5 (LeNet C1)": ((64, 1, 32, 32), (6, 1, 5, 5), 0),
-              "64x6x14x14, 16 5x5 (LeNet C3)": ((64, 6, 14, 14), (16, 6, 5, 5), 0)}
+    shapes = {
+        "8x64x56x56, 64 3x3 p1": ((8, 64, 56, 56), (64, 64, 3, 3), 1),
+        "8x16x56x56, 16 3x3 p1": ((8, 16, 56, 56), (16, 16, 3, 3), 1),
+        "64x32x16x16, 64 3x3 p1": ((64, 32, 16, 16), (64, 32, 3, 3), 1),
+        "64x3x32x32, 32 3x3 p1": ((64, 3, 32, 32), (32, 3, 3, 3), 1),
+        "64x1x32x32, 6 5x5 (LeNet C1)": ((64, 1, 32, 32), (6, 1, 5, 5), 0),
+        "64x6x14x14, 16 5x5 (LeNet C3)": ((64, 6, 14, 14), (16, 6, 5, 5), 0),
+    }
     choose = conv_engines.choose_engine
     rows = []
     for task, (x_shape, w_shape, padding) in shapes.items():
@@ -143,6 +148,7 @@ def engine_rows(repeat: int) -> list[tuple]:
         def train(x=x, w=w, padding=padding):
             y, cache = conv2d_forward(x, w, padding=padding)
             return conv2d_backward(np.ones_like(y), cache)
+
         chosen = conv2d_forward(x, w, padding=padding)[1].engine
         times = {}
         for engine in conv_engines.ENGINES:
@@ -162,8 +168,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement (best is kept)")
     args = parser.parse_args()
     blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
-    print(f"numpy {np.__version__}, BLAS {blas.get('name', '?')} {blas.get('version', '')}, "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {os.cpu_count()} CPUs")
+    print(
+        f"numpy {np.__version__}, BLAS {blas.get('name', '?')} {blas.get('version', '')}, "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {os.cpu_count()} CPUs"
+    )
     rows = sobel_rows(args.repeat) + torch_rows(args.repeat) + engine_rows(args.repeat)
     print(f"{'task':42} {'convcli ms':>10}  {'anchor':32} {'anchor ms':>9} {'ratio':>6}  target")
     for task, ours, anchor, theirs, target in rows:

@@ -27,14 +27,21 @@ def main() -> None:
     convcli = shutil.which("convcli") or sys.exit("convcli is not on PATH: install the project first")
     commands = {
         'python -c "import typer"': [sys.executable, "-c", "import typer"],
-        "convcli shape-calc 39x39x3 conv:10,f=3 conv:20,f=5,s=2 conv:40,f=5,s=2 flatten":
-            [convcli, "shape-calc", "39x39x3", "conv:10,f=3", "conv:20,f=5,s=2", "conv:40,f=5,s=2", "flatten"],
+        "convcli shape-calc 39x39x3 conv:10,f=3 conv:20,f=5,s=2 conv:40,f=5,s=2 flatten": [
+            convcli,
+            "shape-calc",
+            "39x39x3",
+            "conv:10,f=3",
+            "conv:20,f=5,s=2",
+            "conv:40,f=5,s=2",
+            "flatten",
+        ],
         "convcli shape-calc -n 7 -f 3 -s 2": [convcli, "shape-calc", "-n", "7", "-f", "3", "-s", "2"],
         "convcli params resnet50": [convcli, "params", "resnet50"],
         "convcli flops mobilenet-v2 --json": [convcli, "flops", "mobilenet-v2", "--json"],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for name, cmd in commands.items():
+    for cmd in commands.values():
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # warm caches
     for _ in range(args.runs):
         for name, cmd in commands.items():

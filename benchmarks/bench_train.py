@@ -32,8 +32,8 @@ import time
 
 import numpy as np
 
-from convcli.training.recipes import RECIPES
 from convcli.training.loop import TrainConfig
+from convcli.training.recipes import RECIPES
 
 THREADS = 2
 MOMENTUM = TrainConfig.momentum
@@ -52,22 +52,31 @@ def load(data: str):
 
 def run_convcli(args) -> dict:
     from convcli.networks.report import analyse
+    from convcli.networks.zoo import get
     from convcli.nn.model import build_model
     from convcli.nn.optim import make_optimizer
     from convcli.training.loop import TrainConfig, evaluate, fit
-    from convcli.networks.zoo import get
 
     x, y, xt, yt = load(args.data)
     model = build_model(analyse(get("lenet5")), seed=args.seed)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch, optimizer="momentum", lr=args.lr,
-                         schedule=args.schedule, weight_decay=args.weight_decay, momentum=MOMENTUM, seed=args.seed)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch,
+        optimizer="momentum",
+        lr=args.lr,
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        momentum=MOMENTUM,
+        seed=args.seed,
+    )
     optimizer = make_optimizer("momentum", model, args.lr, args.weight_decay, MOMENTUM)
     accuracy = []
 
     def on_epoch(record):
         accuracy.append(evaluate(model, xt, yt, 10).accuracy)
-        print(f"  convcli epoch {record.epoch}: {record.seconds:.1f} s, test {100 * accuracy[-1]:.2f}%",
-              file=sys.stderr)
+        print(
+            f"  convcli epoch {record.epoch}: {record.seconds:.1f} s, test {100 * accuracy[-1]:.2f}%", file=sys.stderr
+        )
 
     records = fit(model, optimizer, x, y, config, on_epoch=on_epoch)
     return {"seconds": [r.seconds for r in records], "accuracy": accuracy, "images": len(x)}
@@ -82,14 +91,28 @@ def run_torch(args) -> dict:
     torch.set_num_threads(THREADS)
     torch.manual_seed(args.seed)
     x, y, xt, yt = load(args.data)
-    net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
-                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
-                        nn.ReLU(), nn.Linear(84, 10))
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
     # weight decay on weights only, as convcli applies it
     weights = [p for p in net.parameters() if p.ndim > 1]
     biases = [p for p in net.parameters() if p.ndim == 1]
-    opt = torch.optim.SGD([{"params": weights, "weight_decay": args.weight_decay},
-                           {"params": biases, "weight_decay": 0.0}], lr=args.lr, momentum=MOMENTUM)
+    opt = torch.optim.SGD(
+        [{"params": weights, "weight_decay": args.weight_decay}, {"params": biases, "weight_decay": 0.0}],
+        lr=args.lr,
+        momentum=MOMENTUM,
+    )
     xs, ys, xts = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(xt)
     seconds, accuracy = [], []
     batch = args.batch
@@ -100,7 +123,7 @@ def run_torch(args) -> dict:
         net.train()
         start = time.perf_counter()
         for b in range(0, len(x), batch):
-            idx = order[b:b + batch]
+            idx = order[b : b + batch]
             opt.zero_grad()
             nn.functional.cross_entropy(net(xs[idx]), ys[idx]).backward()
             opt.step()
@@ -138,33 +161,57 @@ def main() -> None:
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:  # alternated, so that a noisy minute hits both
-            cmd = [sys.executable, __file__, "--framework", name, "--data", args.data, "--epochs", str(args.epochs),
-                   "--batch", str(args.batch), "--seed", str(args.seed), "--lr", str(args.lr),
-                   "--schedule", args.schedule, "--weight-decay", str(args.weight_decay)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--framework",
+                name,
+                "--data",
+                args.data,
+                "--epochs",
+                str(args.epochs),
+                "--batch",
+                str(args.batch),
+                "--seed",
+                str(args.seed),
+                "--lr",
+                str(args.lr),
+                "--schedule",
+                args.schedule,
+                "--weight-decay",
+                str(args.weight_decay),
+            ]
             done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
             if done.returncode:
                 print(f"{name}: failed (exit {done.returncode})")
                 continue
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
     results = {name: rs for name, rs in runs.items() if rs}
-    print(f"LeNet-5 on MNIST, batch {args.batch}, SGD momentum {MOMENTUM}, lr {args.lr} ({args.schedule}), "
-          f"weight decay {args.weight_decay}, {THREADS} threads for torch, "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    print(
+        f"LeNet-5 on MNIST, batch {args.batch}, SGD momentum {MOMENTUM}, lr {args.lr} ({args.schedule}), "
+        f"weight decay {args.weight_decay}, {THREADS} threads for torch, "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
+    )
     print(f"seconds per epoch: mean over {args.epochs} epoch(s) of each run; best of {args.rounds} alternated run(s)")
     print(f"{'':10}{'s/epoch':>10}{'runs':>16}{'img/s':>10}{'peak MB':>10}{'test acc':>10}")
     best = {}
     for name, rs in results.items():
         per_run = [float(np.mean(r["seconds"])) for r in rs]
         best[name] = min(per_run)
-        print(f"{name:10}{best[name]:10.2f}{' '.join(f'{t:.2f}' for t in per_run):>16}"
-              f"{rs[0]['images'] / best[name]:10,.0f}{max(r['peak_mb'] for r in rs):10.0f}"
-              f"{100 * rs[0]['accuracy'][-1]:9.2f}%")
+        print(
+            f"{name:10}{best[name]:10.2f}{' '.join(f'{t:.2f}' for t in per_run):>16}"
+            f"{rs[0]['images'] / best[name]:10,.0f}{max(r['peak_mb'] for r in rs):10.0f}"
+            f"{100 * rs[0]['accuracy'][-1]:9.2f}%"
+        )
     if len(best) == 2:
         print(f"time per epoch, convcli / torch: {best['convcli'] / best['torch']:.2f}x (target <= 1.5x)")
     if "convcli" in results:
         acc = results["convcli"][0]["accuracy"]
-        print(f"convcli test accuracy by epoch: {', '.join(f'{100 * a:.2f}%' for a in acc)} "
-              f"(target >= 99.0% within 10 epochs)")
+        print(
+            f"convcli test accuracy by epoch: {', '.join(f'{100 * a:.2f}%' for a in acc)} "
+            f"(target >= 99.0% within 10 epochs)"
+        )
+
 
 if __name__ == "__main__":
     main()

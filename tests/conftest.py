@@ -53,8 +53,11 @@ def grey_png(path: Path, values) -> Path:
 def idx_file(array: np.ndarray) -> bytes:
     """``array`` as an uncompressed IDX file (images if 3-D, labels if 1-D)."""
     magic = 2051 if array.ndim == 3 else 2049
-    return (magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in array.shape)
-            + array.astype(np.uint8).tobytes())
+    return (
+        magic.to_bytes(4, "big")
+        + b"".join(n.to_bytes(4, "big") for n in array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -70,7 +73,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if behaviour == "drop":
-            self.wfile.write(body[:len(body) // 2])
+            self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
         else:
             self.wfile.write(body)

@@ -18,8 +18,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 
-def numeric_grad(f: Callable[[], float], v: np.ndarray, h: float = 1e-6, samples: int | None = 40,
-                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+def numeric_grad(
+    f: Callable[[], float],
+    v: np.ndarray,
+    h: float = 1e-6,
+    samples: int | None = 40,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Flat indices checked and ``(f(v + h) - f(v - h)) / 2h`` there, perturbing ``v`` in place.
 
     ``samples`` indices are drawn at random (all of them when None or when ``v`` is that small).
@@ -42,8 +47,9 @@ def numeric_grad(f: Callable[[], float], v: np.ndarray, h: float = 1e-6, samples
     return idx, out
 
 
-def numerical_gradients(f: Callable[..., np.ndarray], arrays: Sequence[np.ndarray], dy: np.ndarray,
-                        eps: float = 1e-6) -> list[np.ndarray]:
+def numerical_gradients(
+    f: Callable[..., np.ndarray], arrays: Sequence[np.ndarray], dy: np.ndarray, eps: float = 1e-6
+) -> list[np.ndarray]:
     """d sum(f(*arrays) * dy) / d array, for each array, by central differences at every element."""
     arrays = [np.array(a, dtype=np.float64) for a in arrays]
 
@@ -53,8 +59,13 @@ def numerical_gradients(f: Callable[..., np.ndarray], arrays: Sequence[np.ndarra
     return [numeric_grad(loss, a, eps, samples=None)[1].reshape(a.shape) for a in arrays]
 
 
-def assert_gradients_close(analytic: Sequence[np.ndarray], numeric: Sequence[np.ndarray],
-                           rtol: float = 1e-5, atol: float = 1e-7, names: Sequence[str] = ()) -> None:
+def assert_gradients_close(
+    analytic: Sequence[np.ndarray],
+    numeric: Sequence[np.ndarray],
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    names: Sequence[str] = (),
+) -> None:
     """Each analytic gradient matches its numeric one (same shape, close values)."""
     for k, (a, n) in enumerate(zip(analytic, numeric, strict=True)):
         name = names[k] if k < len(names) else f"gradient {k}"
@@ -62,8 +73,9 @@ def assert_gradients_close(analytic: Sequence[np.ndarray], numeric: Sequence[np.
         np.testing.assert_allclose(a, n, rtol=rtol, atol=atol, err_msg=name)
 
 
-def check_layer(layer, x: np.ndarray, train: bool = True, seed: int = 0, atol: float = 1e-6,
-                rtol: float = 1e-5) -> None:
+def check_layer(
+    layer, x: np.ndarray, train: bool = True, seed: int = 0, atol: float = 1e-6, rtol: float = 1e-5
+) -> None:
     """Assert ``layer.backward`` matches central differences for the input and every parameter."""
     rng = np.random.default_rng(seed)
     for key in layer.params:

@@ -23,7 +23,7 @@ def source_index(q: int, n: int, mode: str) -> int | None:
     if mode in ("circular", "wrap"):
         return q % n
     while not 0 <= q < n:
-        if mode == "reflect":      # edge pixel not repeated: ... 2 1 | 0 1 2 | 1 0 ...
+        if mode == "reflect":  # edge pixel not repeated: ... 2 1 | 0 1 2 | 1 0 ...
             q = -q if q < 0 else 2 * (n - 1) - q
         elif mode == "symmetric":  # edge pixel repeated:     ... 1 0 | 0 1 2 | 2 1 ...
             q = -q - 1 if q < 0 else 2 * n - 1 - q
@@ -32,8 +32,7 @@ def source_index(q: int, n: int, mode: str) -> int | None:
     return q
 
 
-def conv2d(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1,
-           mode="zeros", flip=False):
+def conv2d(x, w, b=None, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1, mode="zeros", flip=False):
     """Cross-correlation of x (N, C, H, W) with w (O, C/groups, fh, fw); pads (top, bottom, left, right)."""
     x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
     if flip:
@@ -72,8 +71,7 @@ def pool_out(n: int, f: int, s: int, p_lo: int, p_hi: int, d: int, ceil: bool) -
     return out
 
 
-def pool2d(x, size, stride=None, pads=(0, 0, 0, 0), dilation=(1, 1), ceil=False, mode="max",
-           count_include_pad=True):
+def pool2d(x, size, stride=None, pads=(0, 0, 0, 0), dilation=(1, 1), ceil=False, mode="max", count_include_pad=True):
     """Max or average pooling of x (N, C, H, W); pads (top, bottom, left, right)."""
     x = np.asarray(x, dtype=np.float64)
     n_batch, channels, h, wd = x.shape

@@ -125,8 +125,7 @@ def test_refuses_a_path_under_a_regular_file(tmp_path):
         atomic_write(plain / "out.png", lambda f: f.write(b"x"))
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root writes into read-only directories")
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only directories")
 def test_refuses_an_unwritable_directory(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()

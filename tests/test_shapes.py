@@ -59,13 +59,13 @@ def test_pool_axis_counts_windows(n, f, s, p, ceil):
     # PyTorch's rule: windows start every s from -p. In ceil mode a last window may run past the
     # padded end if it starts inside the input (or the left padding) and the window before it
     # had not reached the padded end yet.
-    starts = [t for t in range(-p, n + p, s)
-              if t + f <= n + p or (ceil and t < n and t - s + f < n + p)]
+    starts = [t for t in range(-p, n + p, s) if t + f <= n + p or (ceil and t < n and t - s + f < n + p)]
     assert pool_axis(n, f, s, p, ceil=ceil).out == len(starts)
 
 
-@given(n=small, f=st.integers(1, 6), s=st.integers(1, 4), p=st.integers(0, 3), d=st.integers(1, 3),
-       op=st.integers(0, 3))
+@given(
+    n=small, f=st.integers(1, 6), s=st.integers(1, 4), p=st.integers(0, 3), d=st.integers(1, 3), op=st.integers(0, 3)
+)
 def test_conv_transpose_axis_counts_positions(n, f, s, p, d, op):
     if op >= s and op >= d:
         with pytest.raises(ShapeError):
@@ -92,19 +92,21 @@ def test_same_padding_puts_the_odd_pixel_last():
     assert resolve_padding("tf", 5, 4, 2) == (1, 2)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: resolve_padding("same", 10, 3, 2),
-    lambda: conv_axis(0, 3),
-    lambda: conv_axis(5, 3, 0),
-    lambda: pool_axis(5, 2, 2, 2),
-    lambda: axis(5, 3, output_padding=1),
-    lambda: axis(5, 3, ceil=True),
-    lambda: resolve_padding("bogus", 5, 3),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: resolve_padding("same", 10, 3, 2),
+        lambda: conv_axis(0, 3),
+        lambda: conv_axis(5, 3, 0),
+        lambda: pool_axis(5, 2, 2, 2),
+        lambda: axis(5, 3, output_padding=1),
+        lambda: axis(5, 3, ceil=True),
+        lambda: resolve_padding("bogus", 5, 3),
+    ],
+)
 def test_invalid_settings_raise_shape_error(call):
     with pytest.raises(ShapeError):
         call()
-
 
 
 @pytest.mark.parametrize("n,f,s,p,d", [(7, 3, 2, 0, 1), (28, 5, 1, 2, 1), (32, 3, 2, 1, 2), (9, 4, 3, 1, 1)])
@@ -114,15 +116,19 @@ def test_conv_matches_torch(n, f, s, p, d):
     assert out.shape[-1] == conv_axis(n, f, s, p, d).out
 
 
-@pytest.mark.parametrize("n,f,s,p,ceil", [(5, 2, 2, 0, True), (112, 3, 2, 0, True), (7, 3, 2, 1, True),
-                                          (6, 3, 2, 1, False), (10, 4, 3, 2, True)])
+@pytest.mark.parametrize(
+    "n,f,s,p,ceil",
+    [(5, 2, 2, 0, True), (112, 3, 2, 0, True), (7, 3, 2, 1, True), (6, 3, 2, 1, False), (10, 4, 3, 2, True)],
+)
 def test_pool_matches_torch(n, f, s, p, ceil):
     torch = pytest.importorskip("torch")
     out = torch.nn.functional.max_pool2d(torch.zeros(1, 1, n, n), f, s, p, ceil_mode=ceil)
     assert out.shape[-1] == pool_axis(n, f, s, p, ceil=ceil).out
 
 
-@pytest.mark.parametrize("n,f,s,p,op,d", [(4, 2, 2, 0, 0, 1), (7, 3, 2, 1, 1, 1), (5, 3, 3, 0, 2, 1), (6, 3, 1, 1, 0, 2)])
+@pytest.mark.parametrize(
+    "n,f,s,p,op,d", [(4, 2, 2, 0, 0, 1), (7, 3, 2, 1, 1, 1), (5, 3, 3, 0, 2, 1), (6, 3, 1, 1, 0, 2)]
+)
 def test_conv_transpose_matches_torch(n, f, s, p, op, d):
     torch = pytest.importorskip("torch")
     layer = torch.nn.ConvTranspose2d(1, 1, f, s, p, output_padding=op, dilation=d)

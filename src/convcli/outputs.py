@@ -54,8 +54,9 @@ def check_output_path(path: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
         raise OutputError(f"output {out}: directory {parent} is not writable")
     for given in inputs:
         if _same_file(out, Path(given)):
-            raise OutputError(f"output {out} is also an input ({given}); refusing to overwrite "
-                              "an input, choose another output name")
+            raise OutputError(
+                f"output {out} is also an input ({given}); refusing to overwrite an input, choose another output name"
+            )
     return out
 
 
@@ -67,8 +68,7 @@ def _same_file(out: Path, given: Path) -> bool:
     return os.path.realpath(out) == os.path.realpath(given)
 
 
-def atomic_write(path: PathLike, write: Callable[[BinaryIO], None],
-                 inputs: Iterable[PathLike] = ()) -> Path:
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], inputs: Iterable[PathLike] = ()) -> Path:
     """Write a file through ``write(fileobj)`` atomically and return its path.
 
     ``write`` receives a binary file object open on a temporary file beside ``path``; once it

@@ -39,8 +39,9 @@ def effective_kernel(f: int, d: int = 1) -> int:
     return f + (f - 1) * (d - 1)
 
 
-def resolve_padding(padding: int | str | tuple[int, int], n: int, f: int, s: int = 1,
-                    d: int = 1, what: str = "padding") -> tuple[int, int]:
+def resolve_padding(
+    padding: int | str | tuple[int, int], n: int, f: int, s: int = 1, d: int = 1, what: str = "padding"
+) -> tuple[int, int]:
     """Padding before and after one axis, ``(p_lo, p_hi)``.
 
     ``padding`` is an int (both sides), a pair, or a mode:
@@ -67,8 +68,10 @@ def resolve_padding(padding: int | str | tuple[int, int], n: int, f: int, s: int
         lo = hi = 0
     elif padding == "same":
         if s != 1:
-            raise ShapeError(f"{what}=same needs stride 1 (got s={s}), as in PyTorch; "
-                             "use p=tf for TensorFlow's SAME, which allows any stride")
+            raise ShapeError(
+                f"{what}=same needs stride 1 (got s={s}), as in PyTorch; "
+                "use p=tf for TensorFlow's SAME, which allows any stride"
+            )
         total = f_eff - 1
         lo, hi = total // 2, total - total // 2
     elif padding == "full":
@@ -97,8 +100,9 @@ class AxisResult(NamedTuple):
     dropped: int = 0
 
 
-def conv_axis(n: int, f: int, s: int = 1, padding: int | str | tuple[int, int] = 0, d: int = 1,
-              what: str = "conv") -> AxisResult:
+def conv_axis(
+    n: int, f: int, s: int = 1, padding: int | str | tuple[int, int] = 0, d: int = 1, what: str = "conv"
+) -> AxisResult:
     """Output size of a convolution on one axis.
 
     ``out = floor((n + p_lo + p_hi - d(f-1) - 1)/s) + 1``, the course's
@@ -115,13 +119,23 @@ def conv_axis(n: int, f: int, s: int = 1, padding: int | str | tuple[int, int] =
     p_lo, p_hi = resolve_padding(padding, n, f, s, d)
     span = n + p_lo + p_hi - effective_kernel(f, d)
     if span < 0:
-        raise ShapeError(f"{what}: kernel f={f}" + (f" (dilated to {effective_kernel(f, d)})" if d > 1 else "")
-                         + f" is larger than the padded input {n + p_lo + p_hi} (n={n}, p={p_lo}+{p_hi})")
+        raise ShapeError(
+            f"{what}: kernel f={f}"
+            + (f" (dilated to {effective_kernel(f, d)})" if d > 1 else "")
+            + f" is larger than the padded input {n + p_lo + p_hi} (n={n}, p={p_lo}+{p_hi})"
+        )
     return AxisResult(span // s + 1, p_lo, p_hi, span % s)
 
 
-def pool_axis(n: int, f: int, s: int | None = None, padding: int | str | tuple[int, int] = 0,
-              d: int = 1, ceil: bool = False, what: str = "pool") -> AxisResult:
+def pool_axis(
+    n: int,
+    f: int,
+    s: int | None = None,
+    padding: int | str | tuple[int, int] = 0,
+    d: int = 1,
+    ceil: bool = False,
+    what: str = "pool",
+) -> AxisResult:
     """Output size of a pooling window on one axis; the stride defaults to the window size.
 
     Padding may be at most half the window (PyTorch's rule). With ``ceil`` a last partial
@@ -152,8 +166,9 @@ def pool_axis(n: int, f: int, s: int | None = None, padding: int | str | tuple[i
     return AxisResult(out, p_lo, p_hi, 0)
 
 
-def conv_transpose_axis(n: int, f: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0,
-                        what: str = "convT") -> AxisResult:
+def conv_transpose_axis(
+    n: int, f: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0, what: str = "convT"
+) -> AxisResult:
     """Output size of a transposed convolution on one axis.
 
     ``out = (n-1)s - 2p + d(f-1) + output_padding + 1``; output_padding must be smaller than the
@@ -168,8 +183,9 @@ def conv_transpose_axis(n: int, f: int, s: int = 1, p: int = 0, d: int = 1, outp
     if p < 0:
         raise ShapeError(f"{what}: padding p={p} is negative")
     if output_padding < 0 or (output_padding >= s and output_padding >= d):
-        raise ShapeError(f"{what}: output_padding op={output_padding} must be smaller than the "
-                         f"stride s={s} or the dilation d={d}")
+        raise ShapeError(
+            f"{what}: output_padding op={output_padding} must be smaller than the stride s={s} or the dilation d={d}"
+        )
     out = (n - 1) * s - 2 * p + d * (f - 1) + output_padding + 1
     if out <= 0:
         raise ShapeError(f"{what}: output size {out} is not positive (n={n}, f={f}, s={s}, p={p})")
@@ -182,8 +198,18 @@ def _check_positive(what: str, **values: int) -> None:
             raise ShapeError(f"{what}: {name}={value} must be a positive integer")
 
 
-def axis(n: int, f: int, s: int | None = None, padding: int | str = 0, d: int = 1, *, pool: bool = False,
-         ceil: bool = False, transposed: bool = False, output_padding: int = 0) -> AxisResult:
+def axis(
+    n: int,
+    f: int,
+    s: int | None = None,
+    padding: int | str = 0,
+    d: int = 1,
+    *,
+    pool: bool = False,
+    ceil: bool = False,
+    transposed: bool = False,
+    output_padding: int = 0,
+) -> AxisResult:
     """One layer on one axis, as ``convcli shape-calc -n N -f F ...`` asks for it.
 
     >>> axis(7, 3, 2).out

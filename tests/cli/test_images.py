@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference
-from conftest import SAMPLES, failed, run
-from conftest import grey_png
 from PIL import Image
 
 from convcli.images.kernels import KERNELS
 from convcli.shapes import conv_axis, pool_axis
+
+import reference
+from conftest import SAMPLES, failed, grey_png, run
 
 VERTICAL_EDGE = ";".join(["10,10,10,0,0,0"] * 6)
 POOL_4X4 = "1,3,2,1;2,9,1,1;1,3,2,3;5,6,1,2"
@@ -30,6 +30,7 @@ def cat(tmp_path):
 
 # Golden examples from the course.
 
+
 def test_course_vertical_edge():
     result = run("conv", VERTICAL_EDGE, "--kernel", "vertical")
     assert result.exit_code == 0
@@ -41,9 +42,13 @@ def test_course_vertical_edge():
 
 def test_course_max_and_average_pooling():
     assert json.loads(run("pool", POOL_4X4, "--size", "2", "--json").stdout) == {
-        "output": [[9, 2], [6, 3]], "shape": [2, 2]}
+        "output": [[9, 2], [6, 3]],
+        "shape": [2, 2],
+    }
     assert json.loads(run("pool", POOL_4X4, "--size", "2", "--mode", "avg", "--json").stdout) == {
-        "output": [[3.75, 1.25], [3.75, 2.0]], "shape": [2, 2]}
+        "output": [[3.75, 1.25], [3.75, 2.0]],
+        "shape": [2, 2],
+    }
     assert run("pool", POOL_4X4, "--size", "2").stdout == "9  2\n6  3\n"
 
 
@@ -67,19 +72,47 @@ def test_kernel_with_channels_sums_them():
     assert data == {"output": [[[11, 22], [33, 44]]], "shape": [1, 2, 2]}  # C_in = 2 -> C_out = 1
 
 
-@pytest.mark.parametrize("stride, dilation, padding, mode, flip", [
-    (1, 1, 1, "zeros", False), (2, 1, 0, "zeros", False), (1, 2, 2, "reflect", False),
-    (2, 1, 1, "replicate", True), (1, 1, 2, "circular", False),
-])
+@pytest.mark.parametrize(
+    "stride, dilation, padding, mode, flip",
+    [
+        (1, 1, 1, "zeros", False),
+        (2, 1, 0, "zeros", False),
+        (1, 2, 2, "reflect", False),
+        (2, 1, 1, "replicate", True),
+        (1, 1, 2, "circular", False),
+    ],
+)
 def test_conv_matches_the_naive_reference(stride, dilation, padding, mode, flip):
     x = np.random.default_rng(0).normal(size=(7, 8))
     k = np.array([[1, 2, 0], [-1, 0.5, 3]])
     typed = ";".join(",".join(repr(float(v)) for v in row) for row in x)
-    data = json.loads(run("conv", typed, "-k", "1,2,0;-1,0.5,3", "--stride", stride, "--dilation",
-                          dilation, "--padding", padding, "--mode", mode,
-                          *(["--flip"] if flip else []), "--json").stdout)
-    want = reference.conv2d(x[None, None], k[None, None], stride=(stride,) * 2, pads=(padding,) * 4,
-                            dilation=(dilation,) * 2, mode=mode, flip=flip)[0, 0]
+    data = json.loads(
+        run(
+            "conv",
+            typed,
+            "-k",
+            "1,2,0;-1,0.5,3",
+            "--stride",
+            stride,
+            "--dilation",
+            dilation,
+            "--padding",
+            padding,
+            "--mode",
+            mode,
+            *(["--flip"] if flip else []),
+            "--json",
+        ).stdout
+    )
+    want = reference.conv2d(
+        x[None, None],
+        k[None, None],
+        stride=(stride,) * 2,
+        pads=(padding,) * 4,
+        dilation=(dilation,) * 2,
+        mode=mode,
+        flip=flip,
+    )[0, 0]
     np.testing.assert_allclose(data["output"], want, atol=1e-9)
 
 
@@ -93,10 +126,20 @@ def test_flip_is_scipy_convolution():
 
 # Output sizes agree with shape-calc.
 
-@pytest.mark.parametrize("n, f, s, p, d", [
-    (7, 3, 2, "0", 1), (7, 3, 2, "1", 1), (9, 3, 1, "same", 1), (6, 2, 1, "same", 1),
-    (5, 3, 1, "full", 1), (10, 3, 1, "0", 2), (11, 3, 2, "tf", 1), (224, 11, 4, "2", 1),
-])
+
+@pytest.mark.parametrize(
+    "n, f, s, p, d",
+    [
+        (7, 3, 2, "0", 1),
+        (7, 3, 2, "1", 1),
+        (9, 3, 1, "same", 1),
+        (6, 2, 1, "same", 1),
+        (5, 3, 1, "full", 1),
+        (10, 3, 1, "0", 2),
+        (11, 3, 2, "tf", 1),
+        (224, 11, 4, "2", 1),
+    ],
+)
 def test_conv_size_is_shape_calc_size(n, f, s, p, d):
     typed = ";".join([",".join(["1"] * n)] * 3)
     kernel = ";".join([",".join(["1"] * f)])
@@ -105,14 +148,16 @@ def test_conv_size_is_shape_calc_size(n, f, s, p, d):
     padding = int(p) if p.isdigit() else p
     assert width == conv_axis(n, f, s, padding, d).out
     assert f"-> {json.loads(result.stdout)['shape'][0]}x{width}" in result.stderr
-    calc = run("shape-calc", "-n", n, "-f", f, "-s", s, "-p", p, "-d", d,
-               *(["--convention", "tf"] if p == "tf" else []))
+    calc = run(
+        "shape-calc", "-n", n, "-f", f, "-s", s, "-p", p, "-d", d, *(["--convention", "tf"] if p == "tf" else [])
+    )
     expected = calc.stdout.strip() if p != "tf" else str(-(-n // s))
     assert str(width) == expected
 
 
-@pytest.mark.parametrize("n, f, s, p, ceil", [(5, 2, 2, 0, True), (5, 2, 2, 0, False), (7, 3, 2, 1, True),
-                                              (6, 3, 1, 1, False)])
+@pytest.mark.parametrize(
+    "n, f, s, p, ceil", [(5, 2, 2, 0, True), (5, 2, 2, 0, False), (7, 3, 2, 1, True), (6, 3, 1, 1, False)]
+)
 def test_pool_size_is_shape_calc_size(n, f, s, p, ceil):
     typed = ";".join([",".join(map(str, range(n)))] * n)
     flags = ["--ceil"] if ceil else []
@@ -120,8 +165,9 @@ def test_pool_size_is_shape_calc_size(n, f, s, p, ceil):
     assert data["shape"] == [pool_axis(n, f, s, p, ceil=ceil).out] * 2
     calc = run("shape-calc", "-n", n, "-f", f, "-s", s, "-p", p, "--pool", *flags)
     assert calc.stdout.strip() == str(data["shape"][0])
-    want = reference.pool2d(np.array([list(range(n))] * n, float)[None, None], (f, f), (s, s),
-                            (p,) * 4, ceil=ceil)[0, 0]
+    want = reference.pool2d(np.array([list(range(n))] * n, float)[None, None], (f, f), (s, s), (p,) * 4, ceil=ceil)[
+        0, 0
+    ]
     np.testing.assert_array_equal(data["output"], want)
 
 
@@ -132,15 +178,20 @@ def test_uncovered_rows_are_warned_about():
 
 def test_avg_pool_count_pad_and_global():
     typed = "1,2;3,4"
-    with_pad = json.loads(run("pool", typed, "--size", "2", "--stride", "1", "--padding", "1",
-                              "--mode", "avg", "--json").stdout)["output"]
-    without = json.loads(run("pool", typed, "--size", "2", "--stride", "1", "--padding", "1",
-                             "--mode", "avg", "--no-count-pad", "--json").stdout)["output"]
+    with_pad = json.loads(
+        run("pool", typed, "--size", "2", "--stride", "1", "--padding", "1", "--mode", "avg", "--json").stdout
+    )["output"]
+    without = json.loads(
+        run(
+            "pool", typed, "--size", "2", "--stride", "1", "--padding", "1", "--mode", "avg", "--no-count-pad", "--json"
+        ).stdout
+    )["output"]
     assert with_pad[0][0] == 0.25 and without[0][0] == 1 and without[1][1] == 2.5
     assert json.loads(run("pool", typed, "--global", "--json").stdout) == {"output": [4], "shape": [1]}
 
 
 # Images through conv and pool.
+
 
 def test_conv_on_an_image_writes_one_file_per_kernel(cat):
     result = run("conv", cat, "-k", "sobel-x", "-k", "gaussian", "--json")
@@ -163,8 +214,12 @@ def test_typed_matrices_may_start_with_a_minus_sign():
 def test_conv_image_to_tif_keeps_exact_values(cat, tmp_path):
     ndimage = pytest.importorskip("scipy.ndimage")
     out = tmp_path / "stack.tif"
-    assert run("conv", cat, "-k", "sobel-x", "-k", "laplacian", "--padding", "same", "--mode", "reflect",
-               "-o", out).exit_code == 0
+    assert (
+        run(
+            "conv", cat, "-k", "sobel-x", "-k", "laplacian", "--padding", "same", "--mode", "reflect", "-o", out
+        ).exit_code
+        == 0
+    )
     grey = Image.open(cat).convert("RGB")
     x = np.asarray(grey, np.float32) @ np.float32([0.299, 0.587, 0.114]) / 255
     with Image.open(out) as tif:
@@ -207,6 +262,7 @@ def test_list_kernels():
 
 # edges.
 
+
 def test_edges_main_job(cat):
     result = run("edges", cat)
     assert result.exit_code == 0, result.stderr
@@ -220,11 +276,25 @@ def test_edges_json_and_a_directory_of_outputs(tmp_path, cat):
     step = grey_png(tmp_path / "step.png", np.repeat([[200] * 4 + [0] * 4], 8, axis=0))
     result = run("edges", cat, step, "-o", tmp_path / "out", "--filter", "scharr", "--json")
     data = json.loads(result.stdout)
-    assert [d["output"] for d in data] == [str(tmp_path / "out/chelsea_edges.png"), str(tmp_path / "out/step_edges.png")]
+    assert [d["output"] for d in data] == [
+        str(tmp_path / "out/chelsea_edges.png"),
+        str(tmp_path / "out/step_edges.png"),
+    ]
     assert data[1]["height"] == 8 and data[1]["filter"] == "scharr" and data[1]["error"] is None
     assert data[1]["range"] == [0, pytest.approx(16 * 200 / 255, rel=1e-6)]
-    assert set(data[0]) == {"file", "height", "width", "channels", "filter", "range", "seconds",
-                            "output", "outputs", "notes", "error"}
+    assert set(data[0]) == {
+        "file",
+        "height",
+        "width",
+        "channels",
+        "filter",
+        "range",
+        "seconds",
+        "output",
+        "outputs",
+        "notes",
+        "error",
+    }
 
 
 def test_edges_goes_on_after_a_bad_file_and_exits_1(tmp_path, cat):
@@ -247,8 +317,12 @@ def test_image_notes_go_to_stderr(tmp_path):
 def png_with_header(path, width, height):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                     + chunk(b"IEND", b""))
+
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -281,6 +355,7 @@ def test_sixteen_bit_output(tmp_path):
 
 # Bad input: Error naming the file or value, exit 1, no traceback, nothing written.
 
+
 def bad_files(tmp_path):
     noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     whole = io.BytesIO()
@@ -293,15 +368,18 @@ def bad_files(tmp_path):
     grey_png(tmp_path / "small.png", noise[:20, :20])
 
 
-@pytest.mark.parametrize("name, extra, words", [
-    ("missing.png", [], ["missing.png: no such file"]),
-    ("folder.png", [], ["folder.png is a directory"]),
-    ("empty.png", [], ["empty.png is empty"]),
-    ("cut.png", [], ["cut.png: cannot decode"]),
-    ("notes.png", [], ["notes.png is not an image"]),
-    ("bomb.png", [], ["bomb.png has 10,000,000,000 pixels", "--max-pixels"]),
-    ("small.png", ["--max-pixels", "100"], ["small.png has 400 pixels", "limit of 100"]),
-])
+@pytest.mark.parametrize(
+    "name, extra, words",
+    [
+        ("missing.png", [], ["missing.png: no such file"]),
+        ("folder.png", [], ["folder.png is a directory"]),
+        ("empty.png", [], ["empty.png is empty"]),
+        ("cut.png", [], ["cut.png: cannot decode"]),
+        ("notes.png", [], ["notes.png is not an image"]),
+        ("bomb.png", [], ["bomb.png has 10,000,000,000 pixels", "--max-pixels"]),
+        ("small.png", ["--max-pixels", "100"], ["small.png has 400 pixels", "limit of 100"]),
+    ],
+)
 @pytest.mark.parametrize("command", [["edges"], ["conv", "-k", "sobel-x"], ["pool"]])
 def test_bad_image_files(tmp_path, command, name, extra, words):
     bad_files(tmp_path)
@@ -316,22 +394,25 @@ def test_bad_image_files(tmp_path, command, name, extra, words):
     assert sorted(tmp_path.iterdir()) == before
 
 
-@pytest.mark.parametrize("args, words", [
-    (["-k", "1,0;1"], ["ragged rows: row 2 has 1 values"]),
-    (["-k", ""], ["--kernel is empty"]),
-    (["-k", ";"], ["kernel ';' is not known"]),
-    (["-k", "1,x;0,1"], ["non-numeric value 'x'"]),
-    (["-k", "1,nan;0,1"], ["'nan'", "not finite"]),
-    (["-k", "sobelx"], ["kernel 'sobelx' is not known; did you mean 'sobel-x'"]),
-    (["-k", "gaussian-5"], ["kernel gaussian-5 (height)", "larger than the padded input 4"]),
-    (["-k", "1,0;0,1|1,0;0,1"], ["kernel k1 has 2 channels", "has 1"]),
-    (["-k", "sobel-x", "--stride", "0"], ["--stride=0 must be positive"]),
-    (["-k", "sobel-x", "--stride", "-2"], ["--stride=-2 must be positive"]),
-    (["-k", "sobel-x", "--dilation", "0"], ["--dilation=0"]),
-    (["-k", "sobel-x", "-k", "gaussian-5", "--padding", "1"], ["gives a 2x2 output", "gives 4x4"]),
-    (["-k", "sobel-x", "--padding", "lots"], ["padding 'lots'"]),
-    ([], ["give at least one --kernel"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["-k", "1,0;1"], ["ragged rows: row 2 has 1 values"]),
+        (["-k", ""], ["--kernel is empty"]),
+        (["-k", ";"], ["kernel ';' is not known"]),
+        (["-k", "1,x;0,1"], ["non-numeric value 'x'"]),
+        (["-k", "1,nan;0,1"], ["'nan'", "not finite"]),
+        (["-k", "sobelx"], ["kernel 'sobelx' is not known; did you mean 'sobel-x'"]),
+        (["-k", "gaussian-5"], ["kernel gaussian-5 (height)", "larger than the padded input 4"]),
+        (["-k", "1,0;0,1|1,0;0,1"], ["kernel k1 has 2 channels", "has 1"]),
+        (["-k", "sobel-x", "--stride", "0"], ["--stride=0 must be positive"]),
+        (["-k", "sobel-x", "--stride", "-2"], ["--stride=-2 must be positive"]),
+        (["-k", "sobel-x", "--dilation", "0"], ["--dilation=0"]),
+        (["-k", "sobel-x", "-k", "gaussian-5", "--padding", "1"], ["gives a 2x2 output", "gives 4x4"]),
+        (["-k", "sobel-x", "--padding", "lots"], ["padding 'lots'"]),
+        ([], ["give at least one --kernel"]),
+    ],
+)
 def test_bad_kernels_and_settings(args, words):
     assert failed(run("conv", "1,2,3,4;5,6,7,8;1,2,3,4;5,6,7,8", *args), *words)
 
@@ -349,13 +430,16 @@ def test_several_inputs_need_an_output_directory(cat):
     assert not (cat.parent / "out.png").exists()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--size", "0"], ["--size=0 must be positive"]),
-    (["--size", "-3"], ["--size=-3 must be positive"]),
-    (["--stride", "0"], ["--stride=0 must be positive"]),
-    (["--size", "9"], ["window f=9 is larger than the padded input 4"]),
-    (["--size", "2", "--padding", "2"], ["padding p=2 is more than half the window f=2"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--size", "0"], ["--size=0 must be positive"]),
+        (["--size", "-3"], ["--size=-3 must be positive"]),
+        (["--stride", "0"], ["--stride=0 must be positive"]),
+        (["--size", "9"], ["window f=9 is larger than the padded input 4"]),
+        (["--size", "2", "--padding", "2"], ["padding p=2 is more than half the window f=2"]),
+    ],
+)
 def test_bad_pool_settings(args, words):
     assert failed(run("pool", POOL_4X4, *args), *words)
 

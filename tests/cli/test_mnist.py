@@ -12,12 +12,17 @@ import json
 
 import numpy as np
 import pytest
-from conftest import closed_port_url, idx_file, run, serve
 
 from convcli.training import datasets, download
 
-FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-         "t10k-labels-idx1-ubyte.gz")
+from conftest import closed_port_url, idx_file, run, serve
+
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,7 @@ def mirror(server):  # noqa: F811
         x = rng.integers(0, 40, (len(labels), 28, 28))
         for k, label in enumerate(labels):
             r, c = divmod(int(label), 4)
-            x[k, 4 + 6 * r:9 + 6 * r, 4 + 5 * c:9 + 5 * c] = 255
+            x[k, 4 + 6 * r : 9 + 6 * r, 4 + 5 * c : 9 + 5 * c] = 255
         return x
 
     train, test = np.arange(100) % 10, np.arange(20) % 10
@@ -53,22 +58,28 @@ def test_download_progress_on_stderr_then_cache(environment, server):  # noqa: F
     first = run("train", "lenet5", "--data", "mnist", "--epochs", 1, "-o", environment / "m.npz", "--json")
     assert first.exit_code == 0, first.stderr
     lines = first.stderr.splitlines()
-    assert [line.split(" (")[0] for line in lines] == [line for name in FILES
-                                                      for line in (f"downloading {name}", f"downloaded {name}")]
+    assert [line.split(" (")[0] for line in lines] == [
+        line for name in FILES for line in (f"downloading {name}", f"downloaded {name}")
+    ]
     assert lines[0].endswith(" MB)")
-    doc = json.loads(first.stdout)                                    # stdout is the JSON alone
+    doc = json.loads(first.stdout)  # stdout is the JSON alone
     assert doc["data"]["data"] == "mnist" and doc["data"]["sizes"] == {"train": 90, "validation": 10, "test": 20}
     assert sorted(p.name for p in (environment / "mnist").iterdir()) == sorted(FILES)
     # lenet5's recipe (convcli.training.recipes.RECIPES) on 28x28 data padded to 32x32
     assert doc["name"] == "lenet5" and doc["macs"] == 416_520
-    assert {k: doc["config"][k] for k in ("optimizer", "lr", "schedule", "weight_decay", "epochs", "batch_size")} \
-        == {"optimizer": "momentum", "lr": 0.01, "schedule": "cosine", "weight_decay": 5e-4, "epochs": 1,
-            "batch_size": 32}
+    assert {k: doc["config"][k] for k in ("optimizer", "lr", "schedule", "weight_decay", "epochs", "batch_size")} == {
+        "optimizer": "momentum",
+        "lr": 0.01,
+        "schedule": "cosine",
+        "weight_decay": 5e-4,
+        "epochs": 1,
+        "batch_size": 32,
+    }
 
     before = len(server.requests)
     again = run("evaluate", environment / "m.npz", "--json")
     assert again.exit_code == 0, again.stderr
-    assert again.stderr == "" and len(server.requests) == before          # the cache, no network
+    assert again.stderr == "" and len(server.requests) == before  # the cache, no network
     assert json.loads(again.stdout)["accuracy"] == doc["test_accuracy"]
 
 

@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, run
 
 from convcli.cli.app import COMMANDS
+
+from conftest import REPO, run
 
 README = REPO / "README.md"
 
@@ -24,15 +25,18 @@ def test_single_layer_json_shows_the_formula():
     assert data["formula"].startswith("floor((224 + 2*0 - 11) / 4) + 1 = 54")
 
 
-@pytest.mark.parametrize("args,out", [
-    (["-n", "6", "-f", "2", "--pool"], "3"),
-    (["-n", "5", "-f", "2", "--pool", "--ceil"], "3"),
-    (["-n", "4", "-f", "2", "-s", "2", "--transposed"], "8"),
-    (["-n", "7", "-f", "3", "-s", "2", "-p", "1", "--transposed", "--output-padding", "1"], "14"),
-    (["-n", "224", "-f", "3", "-s", "2", "-p", "same", "--convention", "tf"], "112"),
-    (["-n", "10", "-f", "3", "-d", "2"], "6"),
-    (["-n", "5", "-f", "3", "-p", "full"], "7"),
-])
+@pytest.mark.parametrize(
+    "args,out",
+    [
+        (["-n", "6", "-f", "2", "--pool"], "3"),
+        (["-n", "5", "-f", "2", "--pool", "--ceil"], "3"),
+        (["-n", "4", "-f", "2", "-s", "2", "--transposed"], "8"),
+        (["-n", "7", "-f", "3", "-s", "2", "-p", "1", "--transposed", "--output-padding", "1"], "14"),
+        (["-n", "224", "-f", "3", "-s", "2", "-p", "same", "--convention", "tf"], "112"),
+        (["-n", "10", "-f", "3", "-d", "2"], "6"),
+        (["-n", "5", "-f", "3", "-p", "full"], "7"),
+    ],
+)
 def test_single_layer_variants(args, out):
     result = run("shape-calc", *args)
     assert result.exit_code == 0, result.stderr
@@ -47,15 +51,31 @@ def test_chain_json_is_the_documented_object():
     assert data["flatten_size"] == 1960
     assert [layer["output_shape"] for layer in data["layers"]] == [[37, 37, 10], [17, 17, 20], [7, 7, 40], [1960]]
     first = data["layers"][0]
-    assert first == {"index": 1, "word": "conv:10,f=3", "kind": "conv", "input_shape": [39, 39, 3],
-                     "output_shape": [37, 37, 10], "activations": 13690, "params": 280,
-                     "trainable_params": 280, "macs": 37 * 37 * 10 * 27, "flops": 2 * 37 * 37 * 10 * 27,
-                     "receptive_field": 3, "jump": 1, "start": 1.5, "warnings": []}
+    assert first == {
+        "index": 1,
+        "word": "conv:10,f=3",
+        "kind": "conv",
+        "input_shape": [39, 39, 3],
+        "output_shape": [37, 37, 10],
+        "activations": 13690,
+        "params": 280,
+        "trainable_params": 280,
+        "macs": 37 * 37 * 10 * 27,
+        "flops": 2 * 37 * 37 * 10 * 27,
+        "receptive_field": 3,
+        "jump": 1,
+        "start": 1.5,
+        "warnings": [],
+    }
     assert [layer["receptive_field"] for layer in data["layers"][:3]] == [3, 7, 15]
-    assert data["total"] == {"params": 280 + 5020 + 20040, "trainable_params": 25340,
-                             "non_trainable_params": 0, "macs": sum(l["macs"] for l in data["layers"]),
-                             "flops": 2 * sum(l["macs"] for l in data["layers"]),
-                             "activations": 13690 + 5780 + 1960 + 1960}
+    assert data["total"] == {
+        "params": 280 + 5020 + 20040,
+        "trainable_params": 25340,
+        "non_trainable_params": 0,
+        "macs": sum(layer["macs"] for layer in data["layers"]),
+        "flops": 2 * sum(layer["macs"] for layer in data["layers"]),
+        "activations": 13690 + 5780 + 1960 + 1960,
+    }
 
 
 def test_the_three_commands_print_the_same_object():
@@ -86,8 +106,19 @@ def test_params_table_when_piped():
 
 def test_params_list():
     data = json.loads(run("params", "--list", "--json").stdout)
-    assert {row["name"] for row in data} >= {"lenet5", "lenet5-1998", "alexnet", "vgg16", "vgg16-bn", "resnet18",
-                                             "resnet34", "resnet50", "googlenet", "mobilenet-v1", "mobilenet-v2"}
+    assert {row["name"] for row in data} >= {
+        "lenet5",
+        "lenet5-1998",
+        "alexnet",
+        "vgg16",
+        "vgg16-bn",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "googlenet",
+        "mobilenet-v1",
+        "mobilenet-v2",
+    }
 
 
 def test_flops_counts_and_says_what():
@@ -122,24 +153,27 @@ def test_compare_inception():
     assert data["with_reductions"]["macs"] < data["without_reductions"]["macs"]
 
 
-@pytest.mark.parametrize("args,code,message", [
-    (["shape-calc", "10x10x3", "conv:5,f=20"], 1, "larger than the padded input"),
-    (["shape-calc", "10x10x3", "conv:5,f=3,s=2,p=same"], 1, "use p=tf"),
-    (["shape-calc", "10x10x3", "conv:6,f=3,g=4"], 1, "groups g=4"),
-    (["shape-calc", "10x10x3", "convv:3"], 1, "did you mean 'conv'"),
-    (["shape-calc", "10x10x3", "maxpool:2,p=2"], 1, "more than half"),
-    (["shape-calc", "10x10x3", "convT:3,s=2,op=2"], 1, "output_padding op=2"),
-    (["shape-calc", "4x4x3", "conv:3,f=3", "conv:3,f=3", "conv:3,f=3"], 1, "layer 2"),
-    (["shape-calc", "-n", "7", "-f", "3", "-s", "0"], 1, "s=0"),
-    (["shape-calc", "-n", "-3", "-f", "3"], 1, "n=-3"),
-    (["params", "resnet5"], 1, "did you mean 'resnet50'"),
-    (["params", "28x28x1"], 1, "no layers"),
-    (["flops", "compare", "8x8x3", "fc:3"], 1, "one ungrouped convolution"),
-    (["shape-calc", "-n", "7", "-f", "x"], 2, "'-f'"),
-    (["shape-calc"], 2, "give a network"),
-    (["shape-calc", "--bogus"], 2, "No such option"),
-    (["flops", "lenet5", "--include", "cats"], 2, "--include 'cats'"),
-])
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["shape-calc", "10x10x3", "conv:5,f=20"], 1, "larger than the padded input"),
+        (["shape-calc", "10x10x3", "conv:5,f=3,s=2,p=same"], 1, "use p=tf"),
+        (["shape-calc", "10x10x3", "conv:6,f=3,g=4"], 1, "groups g=4"),
+        (["shape-calc", "10x10x3", "convv:3"], 1, "did you mean 'conv'"),
+        (["shape-calc", "10x10x3", "maxpool:2,p=2"], 1, "more than half"),
+        (["shape-calc", "10x10x3", "convT:3,s=2,op=2"], 1, "output_padding op=2"),
+        (["shape-calc", "4x4x3", "conv:3,f=3", "conv:3,f=3", "conv:3,f=3"], 1, "layer 2"),
+        (["shape-calc", "-n", "7", "-f", "3", "-s", "0"], 1, "s=0"),
+        (["shape-calc", "-n", "-3", "-f", "3"], 1, "n=-3"),
+        (["params", "resnet5"], 1, "did you mean 'resnet50'"),
+        (["params", "28x28x1"], 1, "no layers"),
+        (["flops", "compare", "8x8x3", "fc:3"], 1, "one ungrouped convolution"),
+        (["shape-calc", "-n", "7", "-f", "x"], 2, "'-f'"),
+        (["shape-calc"], 2, "give a network"),
+        (["shape-calc", "--bogus"], 2, "No such option"),
+        (["flops", "lenet5", "--include", "cats"], 2, "--include 'cats'"),
+    ],
+)
 def test_bad_input_is_one_error_line(args, code, message):
     result = run(*args)
     assert result.exit_code == code
@@ -161,15 +195,18 @@ def test_every_command_has_help_with_examples_and_is_in_the_readme():
 
 def test_version_and_module_entry_point():
     assert run("--version").stdout.startswith("convcli ")
-    done = subprocess.run([sys.executable, "-m", "convcli", "shape-calc", "-n", "7", "-f", "3", "-s", "2"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "convcli", "shape-calc", "-n", "7", "-f", "3", "-s", "2"], capture_output=True, text=True
+    )
     assert done.stdout == "3\n"
 
 
 def test_arithmetic_commands_do_not_import_numpy_or_pillow():
-    code = ("import sys; from convcli.cli.app import app\n"
-            "try:\n    app(['params', 'resnet50', '--json'])\nexcept SystemExit: pass\n"
-            "assert 'numpy' not in sys.modules and 'PIL' not in sys.modules, 'heavy import'")
+    code = (
+        "import sys; from convcli.cli.app import app\n"
+        "try:\n    app(['params', 'resnet50', '--json'])\nexcept SystemExit: pass\n"
+        "assert 'numpy' not in sys.modules and 'PIL' not in sys.modules, 'heavy import'"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 

@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import failed
-from conftest import run
 from PIL import Image
 
 from convcli.networks.report import analyse
 from convcli.networks.words import parse_words
 from convcli.training.datasets import resolve_data
+
+from conftest import failed, run
 
 SMALL = ["8x8x1", "conv:8,f=3,p=same", "relu", "maxpool:2", "flatten", "fc:10"]
 
@@ -45,7 +45,7 @@ def test_summary_compares_networks(trained):
     assert doc["seconds_per_epoch"] == pytest.approx(np.mean([h["seconds"] for h in doc["history"]]))
     assert doc["name"] is None and doc["plot"] is None
     table = run("train", "mnist-inception", "--data", "digits", "--epochs", 1)
-    assert "8x8x1 but the network's input is 28x28x1" in table.stderr      # a preset is a SPEC like any other
+    assert "8x8x1 but the network's input is 28x28x1" in table.stderr  # a preset is a SPEC like any other
 
 
 def test_default_run_reaches_97_percent_on_the_built_in_digits():
@@ -59,8 +59,15 @@ def test_table_output_ends_with_the_summary(tmp_path):
     result = run("train", "--epochs", 1, "--plot", tmp_path / "curve.png")
     assert result.exit_code == 0, result.stderr
     summary = result.stdout.splitlines()[-3:]
-    assert summary[0] == "Summary" and summary[1].split() == ["network", "test", "acc", "params", "MACs/image",
-                                                              "s/epoch", "epochs"]
+    assert summary[0] == "Summary" and summary[1].split() == [
+        "network",
+        "test",
+        "acc",
+        "params",
+        "MACs/image",
+        "s/epoch",
+        "epochs",
+    ]
     assert summary[2].split()[0] == "digits-cnn" and summary[2].split()[2:4] == ["38,442", "913"]
     assert "38,442 parameters, 913 K MACs per image, 1,295 training images" in result.stderr
     assert f"curves in {tmp_path / 'curve.png'}" in result.stderr
@@ -77,12 +84,13 @@ def test_plot_is_redrawn_every_epoch_and_kept_on_resume(tmp_path):
     result = run("train", "--resume", model, "--epochs", 3, "--plot", plot, "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["plot"] == str(plot)
     with Image.open(plot) as im:
-        assert not np.array_equal(np.asarray(im.convert("RGB")), two)   # three epochs drawn now
+        assert not np.array_equal(np.asarray(im.convert("RGB")), two)  # three epochs drawn now
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "m.npz"]
 
 
-@pytest.mark.parametrize("plot, fragment", [("curve.jpg", "end the name in .png"),
-                                            ("missing/curve.png", "does not exist")])
+@pytest.mark.parametrize(
+    "plot, fragment", [("curve.jpg", "end the name in .png"), ("missing/curve.png", "does not exist")]
+)
 def test_plot_errors_come_before_training(tmp_path, plot, fragment):
     failed(run("train", *SMALL, "-o", tmp_path / "m.npz", "--plot", tmp_path / plot), fragment)
     assert list(tmp_path.iterdir()) == []
@@ -113,8 +121,8 @@ def test_evaluate_matches_training(trained):
 
 def test_predict_a_digit_image(trained, tmp_path):
     path, _ = trained
-    digit = resolve_data("digits").test.images[0, 0]                     # 8x8, white on black
-    photo = Image.new("L", (100, 90), 255)                                # dark ink on white paper
+    digit = resolve_data("digits").test.images[0, 0]  # 8x8, white on black
+    photo = Image.new("L", (100, 90), 255)  # dark ink on white paper
     photo.paste(Image.fromarray(((1 - digit) * 255).astype(np.uint8)).resize((64, 64)), (20, 10))
     photo.save(tmp_path / "d.png")
     result = run("predict", path, tmp_path / "d.png", "--top", 3, "--json")
@@ -129,8 +137,18 @@ def test_predict_a_digit_image(trained, tmp_path):
 
 def test_resume_continues_exactly(tmp_path):
     # with dropout, whose masks must be drawn as an uninterrupted run draws them
-    common = [*SMALL[:-1], "dropout:0.3", "fc:10", "--schedule", "none", "--optimizer", "momentum", "--lr", "0.05",
-              "--json"]
+    common = [
+        *SMALL[:-1],
+        "dropout:0.3",
+        "fc:10",
+        "--schedule",
+        "none",
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.05",
+        "--json",
+    ]
     straight = json.loads(run("train", *common, "--epochs", 2, "-o", tmp_path / "a.npz").stdout)
     assert run("train", *common, "--epochs", 1, "-o", tmp_path / "b.npz").exit_code == 0
     resumed = run("train", "--resume", tmp_path / "b.npz", "--epochs", 2, "--json")
@@ -148,17 +166,20 @@ def unchanged(path):
     return lambda: path.read_bytes() == before
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["nosuchnet"], ["nosuchnet"]),
-    (["lenet5-1998"], ["subsample", "cannot be trained"]),
-    (["alexnet"], ["224x224x3", "8x8x1"]),
-    (["28x28x1", "conv:4", "relu", "flatten", "fc:10"], ["8x8x1", "28x28x1"]),
-    ([*SMALL[:-1], "fc:7"], ["7 outputs", "10 classes"]),
-    ([*SMALL, "--lr", "0"], ["--lr 0"]),
-    ([*SMALL, "--lr", "100"], ["--lr 100"]),
-    ([*SMALL, "--batch-size", "0"], ["--batch-size 0"]),
-    ([*SMALL, "--epochs", "0"], ["--epochs 0"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["nosuchnet"], ["nosuchnet"]),
+        (["lenet5-1998"], ["subsample", "cannot be trained"]),
+        (["alexnet"], ["224x224x3", "8x8x1"]),
+        (["28x28x1", "conv:4", "relu", "flatten", "fc:10"], ["8x8x1", "28x28x1"]),
+        ([*SMALL[:-1], "fc:7"], ["7 outputs", "10 classes"]),
+        ([*SMALL, "--lr", "0"], ["--lr 0"]),
+        ([*SMALL, "--lr", "100"], ["--lr 100"]),
+        ([*SMALL, "--batch-size", "0"], ["--batch-size 0"]),
+        ([*SMALL, "--epochs", "0"], ["--epochs 0"]),
+    ],
+)
 def test_train_errors_leave_checkpoint_alone(trained, args, fragments):
     path, _ = trained
     same = unchanged(path)
@@ -169,8 +190,10 @@ def test_train_errors_leave_checkpoint_alone(trained, args, fragments):
 def test_resume_with_another_spec_is_refused(trained):
     path, _ = trained
     same = unchanged(path)
-    failed(run("train", "8x8x1", "conv:4", "relu", "flatten", "fc:10", "--resume", path, "--epochs", 5),
-          "is not the network in")
+    failed(
+        run("train", "8x8x1", "conv:4", "relu", "flatten", "fc:10", "--resume", path, "--epochs", 5),
+        "is not the network in",
+    )
     failed(run("train", "--resume", path, "--epochs", 3), "already been trained for 3 epochs")
     assert same()
 

@@ -5,8 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference
-from conftest import SAMPLES, grey_png
 from PIL import Image
 
 from convcli.errors import InputError, OutputError
@@ -19,6 +17,9 @@ from convcli.images.gradients import (
 )
 from convcli.images.kernels import KERNELS
 
+import reference
+from conftest import SAMPLES, grey_png
+
 
 def step_image():
     """8x8: bright (200) on the left half, dark (0) on the right."""
@@ -27,14 +28,18 @@ def step_image():
 
 # Filters by name.
 
-@pytest.mark.parametrize("name, x, y, shown", [
-    ("sobel", "sobel-x", "sobel-y", "sobel"),
-    ("sobel-x", "sobel-x", "sobel-y", "sobel"),
-    ("Scharr-Y", "scharr-x", "scharr-y", "scharr"),
-    ("roberts", "roberts-x", "roberts-y", "roberts"),
-    ("horizontal", "vertical", "horizontal", "vertical/horizontal"),
-    ("laplacian", "laplacian", None, "laplacian"),
-])
+
+@pytest.mark.parametrize(
+    "name, x, y, shown",
+    [
+        ("sobel", "sobel-x", "sobel-y", "sobel"),
+        ("sobel-x", "sobel-x", "sobel-y", "sobel"),
+        ("Scharr-Y", "scharr-x", "scharr-y", "scharr"),
+        ("roberts", "roberts-x", "roberts-y", "roberts"),
+        ("horizontal", "vertical", "horizontal", "vertical/horizontal"),
+        ("laplacian", "laplacian", None, "laplacian"),
+    ],
+)
 def test_filter_names(name, x, y, shown):
     f = edge_filter(name)
     assert (f.x.name, f.y.name if f.y else None, f.name) == (x, y, shown)
@@ -51,6 +56,7 @@ def test_unknown_filter_suggests_names():
 
 
 # Maps.
+
 
 @pytest.mark.parametrize("name", ["sobel", "scharr", "prewitt"])
 @pytest.mark.parametrize("components", [False, True])
@@ -73,8 +79,7 @@ def test_single_kernel_is_the_absolute_response(mode):
     image = np.random.default_rng(2).random((1, 7, 9))
     pads = (1, 1, 1, 1)
     want = reference.conv2d(image[None], KERNELS["laplacian"].array()[None, None], pads=pads, mode=mode)[0]
-    np.testing.assert_allclose(edge_maps(image, edge_filter("laplacian"), mode).magnitude, np.abs(want),
-                               atol=1e-12)
+    np.testing.assert_allclose(edge_maps(image, edge_filter("laplacian"), mode).magnitude, np.abs(want), atol=1e-12)
 
 
 def test_step_edge_gives_a_line_exactly_at_the_step():
@@ -91,8 +96,12 @@ def test_zeros_in_zeros_out():
 
 def test_orientation_points_where_brightness_rises():
     ramp = np.arange(9.0)
-    cases = {0: ramp[None, :].repeat(9, 0), 180: ramp[::-1][None, :].repeat(9, 0),
-             90: ramp[::-1][:, None].repeat(9, 1), -90: ramp[:, None].repeat(9, 1)}
+    cases = {
+        0: ramp[None, :].repeat(9, 0),
+        180: ramp[::-1][None, :].repeat(9, 0),
+        90: ramp[::-1][:, None].repeat(9, 1),
+        -90: ramp[:, None].repeat(9, 1),
+    }
     for angle, image in cases.items():
         maps = edge_maps(image[None], edge_filter("sobel"), "replicate", True)
         np.testing.assert_allclose(orientation_degrees(maps.gx, maps.gy)[0, 4, 4], angle)
@@ -106,6 +115,7 @@ def test_display_reference_is_the_995th_percentile():
 
 
 # Files.
+
 
 def test_default_output_is_written_next_to_the_input(tmp_path):
     src = grey_png(tmp_path / "step.png", step_image())
@@ -134,8 +144,7 @@ def test_threshold_gives_a_binary_map(tmp_path):
 def test_orientation_and_panel_files(tmp_path):
     src = grey_png(tmp_path / "step.png", step_image())
     [result] = detect_edges([src], EdgeOptions(orientation=True, panel=True))
-    assert [p.name for p in result.outputs] == ["step_edges.png", "step_edges_orientation.png",
-                                                "step_edges_panel.png"]
+    assert [p.name for p in result.outputs] == ["step_edges.png", "step_edges_orientation.png", "step_edges_panel.png"]
     hue = np.asarray(Image.open(result.outputs[1]).convert("HSV"))
     # brightness rises to the left: 180 degrees, hue 128 of 256, on the edge columns only
     assert abs(int(hue[4, 3, 0]) - 128) <= 1 and hue[4, 0, 2] == 0
@@ -186,11 +195,14 @@ def test_output_plans(tmp_path):
         plan_outputs(["a/cat.jpg", "b/cat.png"], tmp_path, EdgeOptions())
 
 
-@pytest.mark.parametrize("options, match", [
-    (EdgeOptions(threshold=1.5), "--threshold 1.5"),
-    (EdgeOptions(filter="laplacian", orientation=True), "--orientation needs an x/y pair"),
-    (EdgeOptions(mode="mirror"), "--mode='mirror' is not a border mode.*did you mean 'reflect'"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (EdgeOptions(threshold=1.5), "--threshold 1.5"),
+        (EdgeOptions(filter="laplacian", orientation=True), "--orientation needs an x/y pair"),
+        (EdgeOptions(mode="mirror"), "--mode='mirror' is not a border mode.*did you mean 'reflect'"),
+    ],
+)
 def test_bad_options_fail_before_any_file(tmp_path, options, match):
     with pytest.raises(InputError, match=match):
         detect_edges([tmp_path / "missing.png"], options)
@@ -205,8 +217,9 @@ def test_sample_photo_against_opencv(tmp_path):
     np.testing.assert_allclose(np.asarray(Image.open(result.outputs[0])), want, atol=8 / 255)
 
 
-@pytest.mark.parametrize("scale, reference", [("abs", None), ("abs", 0.7), ("offset", None), ("clip", None),
-                                              ("minmax", None)])
+@pytest.mark.parametrize(
+    "scale, reference", [("abs", None), ("abs", 0.7), ("offset", None), ("clip", None), ("minmax", None)]
+)
 @pytest.mark.parametrize("channels, bits", [(1, 8), (1, 16), (3, 8)])
 def test_strip_writer_gives_the_pixels_of_write_image(tmp_path, monkeypatch, scale, reference, channels, bits):
     import convcli.images.png

@@ -13,8 +13,23 @@ from convcli.images.kernels import KERNELS, get_kernel
 from convcli.ops.conv import conv2d
 from convcli.ops.filters import filter2d
 
-REQUIRED = ["vertical", "horizontal", "sobel-x", "sobel-y", "scharr-x", "scharr-y", "prewitt-x", "prewitt-y",
-            "roberts-x", "roberts-y", "laplacian", "laplacian-8", "box", "gaussian", "sharpen"]
+REQUIRED = [
+    "vertical",
+    "horizontal",
+    "sobel-x",
+    "sobel-y",
+    "scharr-x",
+    "scharr-y",
+    "prewitt-x",
+    "prewitt-y",
+    "roberts-x",
+    "roberts-y",
+    "laplacian",
+    "laplacian-8",
+    "box",
+    "gaussian",
+    "sharpen",
+]
 X_KERNELS = ["vertical", "sobel-x", "scharr-x", "prewitt-x"]
 STEP = np.where(np.arange(8) < 4, 10.0, 0.0)[None, :].repeat(7, axis=0)  # bright left half, dark right half
 
@@ -41,12 +56,13 @@ def test_flat_image_gives_the_kernel_sum(name):
 @pytest.mark.parametrize("name", X_KERNELS)
 def test_x_kernels_respond_positive_exactly_at_the_edge(name):
     k = get_kernel(name).array()
-    response = conv2d(STEP, k)                       # valid: output column c sees input columns c..c+2
-    edge_columns = [2, 3]                            # the windows that straddle columns 3 | 4
+    response = conv2d(STEP, k)  # valid: output column c sees input columns c..c+2
+    edge_columns = [2, 3]  # the windows that straddle columns 3 | 4
     assert (response[:, edge_columns] > 0).all()
     np.testing.assert_array_equal(np.delete(response, edge_columns, axis=1), 0)
-    np.testing.assert_array_equal(conv2d(STEP.T, get_kernel(get_kernel(name).partner).array()),
-                                  response.T)  # the y partner on the transposed image
+    np.testing.assert_array_equal(
+        conv2d(STEP.T, get_kernel(get_kernel(name).partner).array()), response.T
+    )  # the y partner on the transposed image
 
 
 def test_roberts_signs_follow_their_description():
@@ -90,8 +106,7 @@ def test_sign_is_opposite_to_opencv_sobel():
     cv2 = pytest.importorskip("cv2")
     image = np.random.default_rng(3).random((12, 15))
     ours = filter2d(image, get_kernel("sobel-x").array(), mode="reflect")
-    np.testing.assert_allclose(ours, -cv2.Sobel(image, cv2.CV_64F, 1, 0, borderType=cv2.BORDER_REFLECT_101),
-                               atol=1e-12)
+    np.testing.assert_allclose(ours, -cv2.Sobel(image, cv2.CV_64F, 1, 0, borderType=cv2.BORDER_REFLECT_101), atol=1e-12)
 
 
 def test_unknown_name_suggests_the_closest():

@@ -21,12 +21,15 @@ from convcli.images.matrix import (
 COURSE = [[3, 0, 1], [1, 5, 8], [2, 7, 2]]
 
 
-@pytest.mark.parametrize("text", [
-    "3,0,1;1,5,8;2,7,2",
-    "3 0 1; 1 5 8; 2 7 2",
-    "3, 0, 1 ;1,5,8;2,7,2;",
-    "3 0 1\n1 5 8\n\n2 7 2\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "3,0,1;1,5,8;2,7,2",
+        "3 0 1; 1 5 8; 2 7 2",
+        "3, 0, 1 ;1,5,8;2,7,2;",
+        "3 0 1\n1 5 8\n\n2 7 2\n",
+    ],
+)
 def test_separators(text):
     parsed = parse_matrix(text)
     assert parsed.integer and parsed.array.dtype == np.int64
@@ -45,19 +48,22 @@ def test_channels_stack_into_c_h_w():
     assert parsed.array[1].tolist() == [[5, 6], [7, 8]]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("3,0,1;1,5;2,7,2", "ragged rows: row 2 has 2 values but row 1 has 3"),
-    ("", "the matrix is empty"),
-    (" ; ;", "the matrix is empty"),
-    ("1,2|", "channel 2 is empty"),
-    ("1,2;3,4|5,6", "channel 2 is 1x2 but channel 1 is 2x2"),
-    ("1,x,3", "non-numeric value 'x' in row 1"),
-    ("1,2;3,4o", "non-numeric value '4o' in row 2"),
-    ("1,,3", "empty value in row 1"),
-    ("1,nan", "value 'nan' in row 1 is not finite"),
-    ("1;-inf", "value '-inf' in row 2 is not finite"),
-    ("99999999999999999999", "does not fit in 64 bits"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("3,0,1;1,5;2,7,2", "ragged rows: row 2 has 2 values but row 1 has 3"),
+        ("", "the matrix is empty"),
+        (" ; ;", "the matrix is empty"),
+        ("1,2|", "channel 2 is empty"),
+        ("1,2;3,4|5,6", "channel 2 is 1x2 but channel 1 is 2x2"),
+        ("1,x,3", "non-numeric value 'x' in row 1"),
+        ("1,2;3,4o", "non-numeric value '4o' in row 2"),
+        ("1,,3", "empty value in row 1"),
+        ("1,nan", "value 'nan' in row 1 is not finite"),
+        ("1;-inf", "value '-inf' in row 2 is not finite"),
+        ("99999999999999999999", "does not fit in 64 bits"),
+    ],
+)
 def test_bad_text_names_the_value(text, match):
     with pytest.raises(InputError, match=match) as caught:
         parse_matrix(text)
@@ -105,26 +111,32 @@ def test_read_npy(tmp_path):
     assert not floats.integer and floats.array.shape == (3, 2, 2)
 
 
-@pytest.mark.parametrize("name, content, match", [
-    ("empty.csv", b"", "empty.csv is empty"),
-    ("ragged.txt", b"1 2\n3\n", "ragged.txt: ragged rows: row 2 has 1 values"),
-    ("word.csv", b"1,2\n3,four\n", "word.csv: non-numeric value 'four' in row 2"),
-    ("binary.txt", b"\xff\xfe\x00\x81", "binary.txt: cannot read as text"),
-    ("broken.npy", b"\x93NUMPY garbage", "broken.npy: not a readable .npy"),
-    ("kernel.json", b"[[1, 2]]", r"kernel.json: matrix files are \.npy \.csv \.txt"),
-])
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("empty.csv", b"", "empty.csv is empty"),
+        ("ragged.txt", b"1 2\n3\n", "ragged.txt: ragged rows: row 2 has 1 values"),
+        ("word.csv", b"1,2\n3,four\n", "word.csv: non-numeric value 'four' in row 2"),
+        ("binary.txt", b"\xff\xfe\x00\x81", "binary.txt: cannot read as text"),
+        ("broken.npy", b"\x93NUMPY garbage", "broken.npy: not a readable .npy"),
+        ("kernel.json", b"[[1, 2]]", r"kernel.json: matrix files are \.npy \.csv \.txt"),
+    ],
+)
 def test_bad_files_name_the_file(tmp_path, name, content, match):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(InputError, match=match):
         read_matrix(str(tmp_path / name))
 
 
-@pytest.mark.parametrize("array, match", [
-    (np.arange(5), r"got shape \(5,\)"),
-    (np.zeros((0, 3)), r"got shape \(0, 3\)"),
-    (np.array([[1.0, np.inf]]), "NaN or infinite"),
-    (np.array([["a", "b"]]), "expected numbers"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (np.arange(5), r"got shape \(5,\)"),
+        (np.zeros((0, 3)), r"got shape \(0, 3\)"),
+        (np.array([[1.0, np.inf]]), "NaN or infinite"),
+        (np.array([["a", "b"]]), "expected numbers"),
+    ],
+)
 def test_bad_npy_arrays(tmp_path, array, match):
     np.save(tmp_path / "bad.npy", array)
     with pytest.raises(InputError, match=r"bad\.npy: .*" + match):
@@ -137,15 +149,11 @@ def test_a_directory_is_not_a_matrix(tmp_path):
 
 
 def test_format_integers_right_aligned():
-    assert format_matrix(np.array([[3, -10, 0], [1, 5, 120]]), integer=True) == (
-        "  3  -10    0\n"
-        "  1    5  120")
+    assert format_matrix(np.array([[3, -10, 0], [1, 5, 120]]), integer=True) == ("  3  -10    0\n  1    5  120")
 
 
 def test_format_floats_trimmed_to_four_decimals():
-    assert format_matrix(np.array([[0.5, 1 / 3], [-2.0, -1e-9]])) == (
-        "   0.5  0.3333\n"
-        "    -2       0")
+    assert format_matrix(np.array([[0.5, 1 / 3], [-2.0, -1e-9]])) == ("   0.5  0.3333\n    -2       0")
 
 
 def test_format_integer_flag_falls_back_when_values_are_not_whole():
@@ -155,12 +163,12 @@ def test_format_integer_flag_falls_back_when_values_are_not_whole():
 
 def test_format_channels_with_headers():
     assert format_matrix(np.arange(8).reshape(2, 2, 2), integer=True) == (
-        "channel 0:\n0  1\n2  3\n\nchannel 1:\n4  5\n6  7")
+        "channel 0:\n0  1\n2  3\n\nchannel 1:\n4  5\n6  7"
+    )
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.int64, st.tuples(st.integers(1, 4), st.integers(1, 5)),
-              elements=st.integers(-10**6, 10**6)))
+@given(arrays(np.int64, st.tuples(st.integers(1, 4), st.integers(1, 5)), elements=st.integers(-(10**6), 10**6)))
 def test_printed_integer_matrices_parse_back(array):
     parsed = parse_matrix(format_matrix(array, integer=True))
     assert parsed.integer
@@ -168,10 +176,13 @@ def test_printed_integer_matrices_parse_back(array):
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".txt", ".npy"])
-@pytest.mark.parametrize("array, integer", [
-    (np.array(COURSE), True),
-    (np.array([[[0.5, -1.25]], [[3.0, 0.0625]]]), False),
-])
+@pytest.mark.parametrize(
+    "array, integer",
+    [
+        (np.array(COURSE), True),
+        (np.array([[[0.5, -1.25]], [[3.0, 0.0625]]]), False),
+    ],
+)
 def test_write_matrix_round_trip(tmp_path, suffix, array, integer):
     out = write_matrix(tmp_path / f"m{suffix}", array, integer)
     parsed = read_matrix(str(out))

@@ -6,11 +6,12 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import SAMPLES
 from PIL import Image
 
 from convcli.errors import InputError, OutputError
 from convcli.images.read import LoadedImage, read_image, write_image
+
+from conftest import SAMPLES
 
 REC601 = np.float32([0.299, 0.587, 0.114])
 
@@ -22,12 +23,12 @@ def save(image, path, **options):
 
 def png_bytes(width, height, depth=8, colour=0, rows=None):
     """A PNG built by hand; without ``rows`` it is only a header claiming its size."""
+
     def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    body = b"" if rows is None else chunk(
-        b"IDAT", zlib.compress(b"".join(b"\x00" + row.tobytes() for row in rows)))
+    body = b"" if rows is None else chunk(b"IDAT", zlib.compress(b"".join(b"\x00" + row.tobytes() for row in rows)))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + body + chunk(b"IEND", b"")
 
 
@@ -36,6 +37,7 @@ def files_in(directory):
 
 
 # Bad inputs: an InputError that names the file.
+
 
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match=r"nothere\.png: no such file"):
@@ -108,6 +110,7 @@ def test_32_bit_integers_beyond_16_bits_are_refused(tmp_path):
 
 # Conversions.
 
+
 def test_sample_photo_matches_pillow_and_rec601(tmp_path):
     path = SAMPLES / "astronaut.png"
     gray = read_image(path)
@@ -124,8 +127,7 @@ def test_sample_photo_matches_pillow_and_rec601(tmp_path):
 
 
 def test_grayscale_uses_rec601_weights(tmp_path):
-    path = save(Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)),
-                tmp_path / "rgb.png")
+    path = save(Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)), tmp_path / "rgb.png")
     # float32 arithmetic: the weights are folded with 1/255, so within one ulp
     np.testing.assert_allclose(read_image(path).array[0, 0], REC601, rtol=2e-7)
 
@@ -137,8 +139,9 @@ def test_grey_image_as_rgb_repeats_the_channel(tmp_path):
     assert "repeated into 3" in loaded.notes[0]
 
 
-@pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("BMP", ".bmp"), ("TIFF", ".tif"),
-                                         ("WEBP", ".webp"), ("PPM", ".ppm")])
+@pytest.mark.parametrize(
+    "fmt, suffix", [("PNG", ".png"), ("BMP", ".bmp"), ("TIFF", ".tif"), ("WEBP", ".webp"), ("PPM", ".ppm")]
+)
 def test_lossless_formats_read_exactly(tmp_path, fmt, suffix):
     pixels = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     options = {"lossless": True} if fmt == "WEBP" else {}
@@ -199,11 +202,14 @@ def rgba_path(tmp_path, alpha):
     return save(Image.fromarray(pixel), tmp_path / "rgba.png")
 
 
-@pytest.mark.parametrize("mode, expected, note", [
-    ("white", 0.299 + (0.587 + 0.114) * (1 - 102 / 255), "composited onto white"),
-    ("black", 0.299 * 102 / 255, "composited onto black"),
-    ("drop", 0.299, "alpha ignored"),
-])
+@pytest.mark.parametrize(
+    "mode, expected, note",
+    [
+        ("white", 0.299 + (0.587 + 0.114) * (1 - 102 / 255), "composited onto white"),
+        ("black", 0.299 * 102 / 255, "composited onto black"),
+        ("drop", 0.299, "alpha ignored"),
+    ],
+)
 def test_alpha_is_handled_on_purpose(tmp_path, mode, expected, note):
     loaded = read_image(rgba_path(tmp_path, 102), alpha=mode)
     assert loaded.array[0, 0, 0] == pytest.approx(expected, abs=1e-6)
@@ -257,12 +263,12 @@ def test_float_image_keeps_its_values(tmp_path):
 
 # Writing.
 
+
 def test_png_8_bit_round_trip(tmp_path):
     levels = np.random.default_rng(2).integers(0, 256, (3, 5, 6))
     for volume, channels in [(levels[:1], "gray"), (levels, "rgb")]:
         out = write_image(tmp_path / f"{channels}.png", volume / 255)
-        np.testing.assert_array_equal(read_image(out, channels=channels).array,
-                                      volume.astype(np.float32) / 255)
+        np.testing.assert_array_equal(read_image(out, channels=channels).array, volume.astype(np.float32) / 255)
 
 
 def test_png_16_bit_round_trip(tmp_path):
@@ -315,14 +321,17 @@ def test_signed_values_need_a_scale(tmp_path):
     np.testing.assert_array_equal(loaded.array[0, 0], np.float32([64, 128, 255]) / 255)
 
 
-@pytest.mark.parametrize("name, volume, bits, match", [
-    ("out.gif", np.zeros((2, 2)), 8, r"unknown suffix '\.gif'.*\.png \.tif \.tiff \.npy"),
-    ("out", np.zeros((2, 2)), 8, "unknown suffix"),
-    ("out.jpg", np.zeros((2, 2)), 16, "16 bits is for one-channel PNG"),
-    ("out.png", np.zeros((3, 2, 2)), 16, "16 bits is for one-channel PNG"),
-    ("out.png", np.zeros((4, 2, 2)), 8, "1 or 3 channels, got 4"),
-    ("out.png", np.zeros((2, 2, 2, 2)), 8, "expected an"),
-])
+@pytest.mark.parametrize(
+    "name, volume, bits, match",
+    [
+        ("out.gif", np.zeros((2, 2)), 8, r"unknown suffix '\.gif'.*\.png \.tif \.tiff \.npy"),
+        ("out", np.zeros((2, 2)), 8, "unknown suffix"),
+        ("out.jpg", np.zeros((2, 2)), 16, "16 bits is for one-channel PNG"),
+        ("out.png", np.zeros((3, 2, 2)), 16, "16 bits is for one-channel PNG"),
+        ("out.png", np.zeros((4, 2, 2)), 8, "1 or 3 channels, got 4"),
+        ("out.png", np.zeros((2, 2, 2, 2)), 8, "expected an"),
+    ],
+)
 def test_outputs_a_format_cannot_hold_are_refused(tmp_path, name, volume, bits, match):
     with pytest.raises(OutputError, match=match):
         write_image(tmp_path / name, volume, bit_depth=bits)

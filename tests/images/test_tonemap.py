@@ -15,14 +15,17 @@ from convcli.images.tonemap import MIN_TILE, panel, to_display
 SIGNED = np.array([-4.0, 2.0, 0.0])
 
 
-@pytest.mark.parametrize("scale, reference, expected", [
-    ("abs", None, [1, 0.5, 0]),
-    ("abs", 8.0, [0.5, 0.25, 0]),
-    ("minmax", None, [0, 1, 4 / 6]),
-    ("offset", None, [0, 0.75, 0.5]),
-    ("offset", 2.0, [0, 1, 0.5]),
-    ("clip", None, [0, 1, 0]),
-])
+@pytest.mark.parametrize(
+    "scale, reference, expected",
+    [
+        ("abs", None, [1, 0.5, 0]),
+        ("abs", 8.0, [0.5, 0.25, 0]),
+        ("minmax", None, [0, 1, 4 / 6]),
+        ("offset", None, [0, 0.75, 0.5]),
+        ("offset", 2.0, [0, 1, 0.5]),
+        ("clip", None, [0, 1, 0]),
+    ],
+)
 def test_to_display_mappings(scale, reference, expected):
     out = to_display(SIGNED, scale, reference)
     assert out.dtype == np.float32
@@ -38,20 +41,25 @@ def test_to_display_constant_images(value):
     assert (to_display(flat, "offset") == (1 if value else 0.5)).all()
 
 
-@pytest.mark.parametrize("scale, array, reference, match", [
-    ("loud", SIGNED, None, "scale must be one of abs, minmax, offset, clip"),
-    ("abs", np.array([1.0, np.nan]), None, "NaN"),
-    ("abs", SIGNED, 0.0, "must be positive"),
-    ("minmax", SIGNED, 1.0, "abs or offset"),
-])
+@pytest.mark.parametrize(
+    "scale, array, reference, match",
+    [
+        ("loud", SIGNED, None, "scale must be one of abs, minmax, offset, clip"),
+        ("abs", np.array([1.0, np.nan]), None, "NaN"),
+        ("abs", SIGNED, 0.0, "must be positive"),
+        ("minmax", SIGNED, 1.0, "abs or offset"),
+    ],
+)
 def test_to_display_errors(scale, array, reference, match):
     with pytest.raises(OutputError, match=match):
         to_display(array, scale, reference)
 
 
 @settings(max_examples=60, deadline=None)
-@given(arrays(np.float64, st.integers(1, 20), elements=st.floats(-1e6, 1e6)),
-       st.sampled_from(["abs", "minmax", "offset", "clip"]))
+@given(
+    arrays(np.float64, st.integers(1, 20), elements=st.floats(-1e6, 1e6)),
+    st.sampled_from(["abs", "minmax", "offset", "clip"]),
+)
 def test_to_display_stays_in_range_and_keeps_order(values, scale):
     out = to_display(values, scale)
     assert out.min() >= 0 and out.max() <= 1
@@ -62,6 +70,7 @@ def test_to_display_stays_in_range_and_keeps_order(values, scale):
 
 # panel: a labelled row of tiles.
 
+
 def test_tiles_side_by_side_under_their_labels():
     rng = np.random.default_rng(0)
     left = rng.integers(0, 256, (120, 100)) / 255
@@ -71,9 +80,8 @@ def test_tiles_side_by_side_under_their_labels():
     height, width = out.shape[1:]
     assert width == 6 + 100 + 6 + 80 + 6
     top = height - 6 - 120  # tiles sit on the bottom gap, below the label strip
-    np.testing.assert_allclose(out[:, top:top + 120, 6:106], np.broadcast_to(left, (3, 120, 100)),
-                               atol=1e-6)
-    np.testing.assert_allclose(out[:, top:top + 120, 112:192], right, atol=1e-6)
+    np.testing.assert_allclose(out[:, top : top + 120, 6:106], np.broadcast_to(left, (3, 120, 100)), atol=1e-6)
+    np.testing.assert_allclose(out[:, top : top + 120, 112:192], right, atol=1e-6)
     strip = out[:, 6:top, :]
     assert (strip[:, :, 6:106] < 0.5).any() and (strip[:, :, 112:192] < 0.5).any()  # text
     assert (out[:, :, :6] == 1).all() and (out[:, -6:, :] == 1).all()  # white margins
@@ -89,7 +97,7 @@ def test_small_tiles_are_enlarged_with_nearest_neighbour():
     tiny = np.array([[0.0, 1.0], [1.0, 0.0]])
     out = panel([tiny], ["2x2"], gap=2)
     zoom = MIN_TILE // 2
-    tile = out[0, -2 - 2 * zoom:-2, 2:2 + 2 * zoom]
+    tile = out[0, -2 - 2 * zoom : -2, 2 : 2 + 2 * zoom]
     np.testing.assert_array_equal(tile, np.kron(tiny, np.ones((zoom, zoom))))
 
 
@@ -99,12 +107,15 @@ def test_panel_writes_exactly_to_8_bit_png(tmp_path):
     np.testing.assert_array_equal(written.array, out)
 
 
-@pytest.mark.parametrize("images, labels, match", [
-    ([np.zeros((4, 4))], ["a", "b"], "one label per image"),
-    ([], [], "one label per image"),
-    ([np.full((4, 4), 1.5)], ["hot"], "'hot': values must lie in"),
-    ([np.zeros((2, 4, 4))], ["two"], r"'two': expected \(H, W\)"),
-])
+@pytest.mark.parametrize(
+    "images, labels, match",
+    [
+        ([np.zeros((4, 4))], ["a", "b"], "one label per image"),
+        ([], [], "one label per image"),
+        ([np.full((4, 4), 1.5)], ["hot"], "'hot': values must lie in"),
+        ([np.zeros((2, 4, 4))], ["two"], r"'two': expected \(H, W\)"),
+    ],
+)
 def test_caller_mistakes(images, labels, match):
     with pytest.raises(ValueError, match=match):
         panel(images, labels)

@@ -30,52 +30,74 @@ def test_words_build_dataclasses():
     assert parse_layer("ReLU") == S.Activation("relu")
 
 
-@pytest.mark.parametrize("word", ["conv:10,f=3,s=2,p=1,d=2,g=2,bias=0", "maxpool:f=3,s=2,ceil=1",
-                                  "inception:64,96-128,16-32,32,f5=3,bn=1", "invres:24,s=2",
-                                  "bottleneck:64,s=2,v=1", "gap", "dropout:rate=0.2", "convT:3,op=1"])
+@pytest.mark.parametrize(
+    "word",
+    [
+        "conv:10,f=3,s=2,p=1,d=2,g=2,bias=0",
+        "maxpool:f=3,s=2,ceil=1",
+        "inception:64,96-128,16-32,32,f5=3,bn=1",
+        "invres:24,s=2",
+        "bottleneck:64,s=2,v=1",
+        "gap",
+        "dropout:rate=0.2",
+        "convT:3,op=1",
+    ],
+)
 def test_format_layer_round_trips(word):
     layer = parse_layer(word)
     assert parse_layer(format_layer(layer)) == layer
 
 
-@pytest.mark.parametrize("word,message", [
-    ("convv:3", "did you mean 'conv'"),
-    ("conv:10,k=3,stirde=2", "unknown key 'stirde'"),
-    ("conv:x", "channels='x' is not a positive integer"),
-    ("conv:0", "channels='0'"),
-    ("conv:-3", "channels='-3'"),
-    ("conv:3,f=1.5", "f='1.5'"),
-    ("conv:3,p=middle", "p='middle'"),
-    ("conv:3,f=3,f=5", "given twice"),
-    ("conv:3,f=3,5", "after a key=value"),
-    ("maxpool:2,2,0,1", "too many values"),
-    ("conv", "missing channels"),
-    ("conv:3,,f=3", "empty argument"),
-    ("dropout:1.5", "rate='1.5'"),
-])
+@pytest.mark.parametrize(
+    "word,message",
+    [
+        ("convv:3", "did you mean 'conv'"),
+        ("conv:10,k=3,stirde=2", "unknown key 'stirde'"),
+        ("conv:x", "channels='x' is not a positive integer"),
+        ("conv:0", "channels='0'"),
+        ("conv:-3", "channels='-3'"),
+        ("conv:3,f=1.5", "f='1.5'"),
+        ("conv:3,p=middle", "p='middle'"),
+        ("conv:3,f=3,f=5", "given twice"),
+        ("conv:3,f=3,5", "after a key=value"),
+        ("maxpool:2,2,0,1", "too many values"),
+        ("conv", "missing channels"),
+        ("conv:3,,f=3", "empty argument"),
+        ("dropout:1.5", "rate='1.5'"),
+    ],
+)
 def test_errors_quote_the_word_and_name_the_part(word, message):
     with pytest.raises(SpecError) as err:
         parse_layer(word)
     assert f"'{word}'" in str(err.value) and message in str(err.value)
 
 
-@pytest.mark.parametrize("words,message", [
-    ([], "no network given"),
-    (["28x28x1"], "no layers"),
-    (["conv:3"], "first word"),
-    (["resnet5"], "did you mean 'resnet50'"),
-    (["28x28x0", "relu"], "zero size"),
-    (["lenet5", "relu"], "whole network"),
-])
+@pytest.mark.parametrize(
+    "words,message",
+    [
+        ([], "no network given"),
+        (["28x28x1"], "no layers"),
+        (["conv:3"], "first word"),
+        (["resnet5"], "did you mean 'resnet50'"),
+        (["28x28x0", "relu"], "zero size"),
+        (["lenet5", "relu"], "whole network"),
+    ],
+)
 def test_network_errors(words, message):
     with pytest.raises(SpecError, match=message):
         load_network(words)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(list("convfpsdg:=,-x0123456789.;_ ") + ["relu", "pool", "same",
-                                                                               "tf", "inception", "res"]),
-                         max_size=12).map("".join), max_size=5))
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(list("convfpsdg:=,-x0123456789.;_ ") + ["relu", "pool", "same", "tf", "inception", "res"]),
+            max_size=12,
+        ).map("".join),
+        max_size=5,
+    )
+)
 def test_any_text_gives_a_spec_or_convclis_error(words):
     try:
         network = load_network(["12x12x3"] + words)
@@ -97,19 +119,37 @@ def test_arbitrary_unicode_word(word):
 
 
 def test_every_kind_parses_with_its_required_values():
-    samples = {"conv": "conv:4", "dwconv": "dwconv", "convT": "convT:4", "fc": "fc:4", "rbf": "rbf:4",
-               "res": "res:4", "bottleneck": "bottleneck:4", "invres": "invres:4", "dwsep": "dwsep:4",
-               "inception": "inception:1,2-3,4-5,6", "adaptivepool": "adaptivepool:2"}
+    samples = {
+        "conv": "conv:4",
+        "dwconv": "dwconv",
+        "convT": "convT:4",
+        "fc": "fc:4",
+        "rbf": "rbf:4",
+        "res": "res:4",
+        "bottleneck": "bottleneck:4",
+        "invres": "invres:4",
+        "dwsep": "dwsep:4",
+        "inception": "inception:1,2-3,4-5,6",
+        "adaptivepool": "adaptivepool:2",
+    }
     for kind in KINDS:
         parse_layer(samples.get(kind, kind))
 
 
 def test_spec_file_with_branches(tmp_path):
-    doc = {"name": "tiny", "input": "16x16x3", "layers": [
-        "conv:8,f=3,p=same", "relu",
-        {"residual": {"body": ["conv:8,f=3,p=1", "bn", "relu", "conv:8,f=3,p=1"], "act": "relu"}},
-        {"concat": [["conv:4,f=1"], ["maxpool:3,1,1", "conv:4,f=1"]]},
-        "gap", "flatten", "fc:10"]}
+    doc = {
+        "name": "tiny",
+        "input": "16x16x3",
+        "layers": [
+            "conv:8,f=3,p=same",
+            "relu",
+            {"residual": {"body": ["conv:8,f=3,p=1", "bn", "relu", "conv:8,f=3,p=1"], "act": "relu"}},
+            {"concat": [["conv:4,f=1"], ["maxpool:3,1,1", "conv:4,f=1"]]},
+            "gap",
+            "flatten",
+            "fc:10",
+        ],
+    }
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(doc))
     network = load_network([str(path)])
@@ -121,15 +161,18 @@ def test_spec_file_with_branches(tmp_path):
     assert load_network([str(path)], "32x32x3").input == (32, 32, 3)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("{", "not valid JSON"),
-    ('{"input": "8x8x1"}', "needs an object"),
-    ('{"input": "8x8x1", "layers": []}', "empty"),
-    ('{"input": "8x8x1", "layers": [{"residual": {"bodyy": []}}]}', "needs an object with \\\"body\\\""),
-    ('{"input": "8x8x1", "layers": [{"concat": []}]}', "list of branches"),
-    ('{"input": "8x8x1", "layers": [42]}', "a layer is a word"),
-    ('{"input": 5, "layers": ["relu"]}', "HxWxC"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("{", "not valid JSON"),
+        ('{"input": "8x8x1"}', "needs an object"),
+        ('{"input": "8x8x1", "layers": []}', "empty"),
+        ('{"input": "8x8x1", "layers": [{"residual": {"bodyy": []}}]}', 'needs an object with \\"body\\"'),
+        ('{"input": "8x8x1", "layers": [{"concat": []}]}', "list of branches"),
+        ('{"input": "8x8x1", "layers": [42]}', "a layer is a word"),
+        ('{"input": 5, "layers": ["relu"]}', "HxWxC"),
+    ],
+)
 def test_bad_spec_files(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gradcheck import check_layer, numeric_grad
 
 from convcli.nn import layers as L
 from convcli.nn.loss import softmax_cross_entropy
+
+from gradcheck import check_layer, numeric_grad
 
 RNG = np.random.default_rng(7)
 
@@ -16,15 +17,18 @@ def x4(n=2, c=3, h=7, w=7, scale=1.0):
     return RNG.standard_normal((n, c, h, w)) * scale
 
 
-@pytest.mark.parametrize("kw", [
-    dict(c_in=3, c_out=4, f=3),
-    dict(c_in=3, c_out=4, f=3, stride=2, padding=1),
-    dict(c_in=3, c_out=4, f=3, padding="same", dilation=2),
-    dict(c_in=3, c_out=4, f=4, padding="same"),
-    dict(c_in=3, c_out=2, f=3, stride=2, padding="tf"),
-    dict(c_in=4, c_out=4, f=3, padding=1, groups=4, bias=False),
-    dict(c_in=4, c_out=6, f=1, groups=2),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(c_in=3, c_out=4, f=3),
+        dict(c_in=3, c_out=4, f=3, stride=2, padding=1),
+        dict(c_in=3, c_out=4, f=3, padding="same", dilation=2),
+        dict(c_in=3, c_out=4, f=4, padding="same"),
+        dict(c_in=3, c_out=2, f=3, stride=2, padding="tf"),
+        dict(c_in=4, c_out=4, f=3, padding=1, groups=4, bias=False),
+        dict(c_in=4, c_out=6, f=1, groups=2),
+    ],
+)
 def test_conv_gradients(kw):
     c_in = kw["c_in"]
     layer = L.Conv2d(kw.pop("c_in"), kw.pop("c_out"), kw.pop("f"), np.random.default_rng(0), **kw)
@@ -37,14 +41,25 @@ def test_conv_forward_matches_loops():
     y = layer.forward(x.astype(np.float32), True)
     w, b = layer.params["w"], layer.params["b"]
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    ref = np.array([[[np.sum(xp[0, :, 2 * r:2 * r + 3, 2 * c:2 * c + 3] * w[o]) + b[o] for c in range(3)]
-                     for r in range(3)] for o in range(3)])
+    ref = np.array(
+        [
+            [[np.sum(xp[0, :, 2 * r : 2 * r + 3, 2 * c : 2 * c + 3] * w[o]) + b[o] for c in range(3)] for r in range(3)]
+            for o in range(3)
+        ]
+    )
     np.testing.assert_allclose(y[0], ref, atol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [dict(f=2, stride=2), dict(f=3, stride=2, padding=1, mode="max"),
-                                dict(f=3, stride=2, ceil=True), dict(f=2, stride=2, mode="avg"),
-                                dict(f=3, stride=1, padding=1, mode="avg", count_include_pad=False)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(f=2, stride=2),
+        dict(f=3, stride=2, padding=1, mode="max"),
+        dict(f=3, stride=2, ceil=True),
+        dict(f=2, stride=2, mode="avg"),
+        dict(f=3, stride=1, padding=1, mode="avg", count_include_pad=False),
+    ],
+)
 def test_pool_gradients(kw):
     check_layer(L.Pool2d(**kw), x4())
 
@@ -63,7 +78,7 @@ def test_flatten_and_linear_gradients():
 @pytest.mark.parametrize("name", sorted(L.ACTIVATIONS))
 def test_activation_gradients(name):
     x = x4(scale=4.0)
-    x[np.abs(x) < 1e-3] += 0.01    # keep away from kinks
+    x[np.abs(x) < 1e-3] += 0.01  # keep away from kinks
     x[np.abs(x - 6) < 1e-3] += 0.01
     check_layer(L.Activation(name), x)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gradcheck import numeric_grad
 
 from convcli.errors import TrainingError
 from convcli.networks.report import analyse
@@ -13,6 +12,8 @@ from convcli.networks.zoo import get
 from convcli.nn.loss import softmax_cross_entropy
 from convcli.nn.model import build_model
 from convcli.nn.optim import make_optimizer
+
+from gradcheck import numeric_grad
 
 
 def model_of(words: str, seed: int = 0):
@@ -36,13 +37,16 @@ def check_model_gradients(model, x, labels, rng):
         np.testing.assert_allclose(grad.reshape(-1)[idx], num, rtol=1e-4, atol=1e-7, err_msg=name)
 
 
-@pytest.mark.parametrize("words", [
-    "8x8x2 conv:4,f=3,p=1 relu maxpool:2 flatten fc:3",
-    "8x8x3 conv:4,f=3,p=1,bias=0 bn relu res:4 res:6,s=2 gap flatten fc:3",
-    "8x8x4 inception:2,2-3,1-2,2,bn=1 avgpool:2 flatten fc:3",
-    "8x8x4 conv:8,f=1 bn relu6 invres:8,t=2 invres:6,s=2 dwsep:5 gmp flatten fc:3",
-    "8x8x2 conv:4,f=3,d=2,p=same tanh dwconv:f=3,m=2 sigmoid adaptivepool:2 flatten fc:5 leakyrelu fc:3",
-])
+@pytest.mark.parametrize(
+    "words",
+    [
+        "8x8x2 conv:4,f=3,p=1 relu maxpool:2 flatten fc:3",
+        "8x8x3 conv:4,f=3,p=1,bias=0 bn relu res:4 res:6,s=2 gap flatten fc:3",
+        "8x8x4 inception:2,2-3,1-2,2,bn=1 avgpool:2 flatten fc:3",
+        "8x8x4 conv:8,f=1 bn relu6 invres:8,t=2 invres:6,s=2 dwsep:5 gmp flatten fc:3",
+        "8x8x2 conv:4,f=3,d=2,p=same tanh dwconv:f=3,m=2 sigmoid adaptivepool:2 flatten fc:5 leakyrelu fc:3",
+    ],
+)
 def test_model_gradients(words):
     rng = np.random.default_rng(3)
     model = model_of(words)
@@ -87,22 +91,29 @@ def test_lenet5_matches_the_published_parameter_count():
 
 
 def test_parameter_count_matches_params_for_blocks():
-    report = analyse(parse_words("16x16x3 conv:8,f=3,p=1,bias=0 bn relu res:8 res:16,s=2 "
-                                 "inception:4,4-8,2-4,4 invres:8,s=2 dwsep:8 gap flatten fc:10".split()))
+    report = analyse(
+        parse_words(
+            "16x16x3 conv:8,f=3,p=1,bias=0 bn relu res:8 res:16,s=2 "
+            "inception:4,4-8,2-4,4 invres:8,s=2 dwsep:8 gap flatten fc:10".split()
+        )
+    )
     assert build_model(report).n_params() == report.total("params")
 
 
-@pytest.mark.parametrize("words, named", [
-    ("32x32x1 conv:6,f=5 subsample:2 flatten fc:10", "subsample"),
-    ("32x32x1 conv:6,f=5 scaledtanh flatten fc:10", "scaledtanh"),
-    ("14x14x6 conv:16,f=5,table=lenet5 flatten fc:10", "table=lenet5"),
-    ("8x8x1 convT:4 flatten fc:10", "convT"),
-    ("8x8x1 conv:4 flatten rbf:10", "rbf"),
-    ("8x8x1 conv:4 gelu flatten fc:10", "gelu"),
-    ("8x8x1 conv:4 softmax flatten fc:10", "softmax"),
-    ("7x7x1 conv:4 adaptivepool:2 flatten fc:10", "adaptivepool"),
-    ("8x8x1 conv:4", "must end in class scores"),
-])
+@pytest.mark.parametrize(
+    "words, named",
+    [
+        ("32x32x1 conv:6,f=5 subsample:2 flatten fc:10", "subsample"),
+        ("32x32x1 conv:6,f=5 scaledtanh flatten fc:10", "scaledtanh"),
+        ("14x14x6 conv:16,f=5,table=lenet5 flatten fc:10", "table=lenet5"),
+        ("8x8x1 convT:4 flatten fc:10", "convT"),
+        ("8x8x1 conv:4 flatten rbf:10", "rbf"),
+        ("8x8x1 conv:4 gelu flatten fc:10", "gelu"),
+        ("8x8x1 conv:4 softmax flatten fc:10", "softmax"),
+        ("7x7x1 conv:4 adaptivepool:2 flatten fc:10", "adaptivepool"),
+        ("8x8x1 conv:4", "must end in class scores"),
+    ],
+)
 def test_untrainable_layers_are_named(words, named):
     with pytest.raises(TrainingError, match=named):
         model_of(words)
@@ -157,9 +168,16 @@ def test_forward_matches_torch():
     torch = pytest.importorskip("torch")
     model = model_of("8x8x2 conv:4,f=3,p=1 bn relu maxpool:2 conv:6,f=3,s=2,p=1,g=2 relu6 flatten fc:3")
     s = model.state_dict()
-    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-                              torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2),
-                              torch.nn.ReLU6(), torch.nn.Flatten(), torch.nn.Linear(24, 3))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2),
+        torch.nn.ReLU6(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(24, 3),
+    )
     with torch.no_grad():
         for i, (w, b) in {0: ("0.w", "0.b"), 4: ("4.w", "4.b"), 7: ("7.w", "7.b")}.items():
             net[i].weight.copy_(torch.from_numpy(s[w]))

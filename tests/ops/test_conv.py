@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference
-from gradcheck import assert_gradients_close, numerical_gradients
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,9 +18,18 @@ from convcli.ops.filters import (
 )
 from convcli.shapes import resolve_padding
 
+import reference
+from gradcheck import assert_gradients_close, numerical_gradients
+
 RNG = np.random.default_rng(2024)
-SCIPY_MODES = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap",
-               "wrap": "wrap", "symmetric": "reflect"}
+SCIPY_MODES = {
+    "zeros": "constant",
+    "reflect": "mirror",
+    "replicate": "nearest",
+    "circular": "wrap",
+    "wrap": "wrap",
+    "symmetric": "reflect",
+}
 
 
 def pads_of(padding, h, w, fh, fw, s=(1, 1), d=(1, 1)):
@@ -39,8 +46,10 @@ ENGINES = list(conv_module.ENGINES)
 
 def force_engine(monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
     """Make conv2d pick ``engine`` always (``flat`` only where the stride is 1, else ``im2col``)."""
+
     def choose(g, w):
         return "im2col" if engine == "flat" and (g.sh, g.sw) != (1, 1) else engine
+
     monkeypatch.setattr(conv_module, "choose_engine", choose)
 
 
@@ -63,62 +72,80 @@ CASES = [  # n, c_in, c_out, h, w, fh, fw, stride, padding, dilation, groups, mo
     (1, 1, 2, 8, 8, 3, 3, 1, "valid", 2, 1, "zeros", False),
     (2, 2, 2, 9, 10, 3, 2, (2, 1), 2, (2, 1), 1, "zeros", False),
     (2, 4, 4, 7, 7, 3, 3, 1, 1, 1, 2, "zeros", False),
-    (2, 4, 4, 7, 7, 3, 3, 2, 1, 1, 4, "zeros", False),       # depthwise
-    (1, 3, 6, 6, 6, 3, 3, 1, 1, 1, 3, "zeros", True),         # depthwise, multiplier 2
-    (2, 3, 5, 5, 5, 1, 1, 1, 0, 1, 1, "zeros", False),        # pointwise
-    (2, 3, 4, 8, 8, 1, 1, 2, 0, 1, 1, "zeros", False),        # strided pointwise
+    (2, 4, 4, 7, 7, 3, 3, 2, 1, 1, 4, "zeros", False),  # depthwise
+    (1, 3, 6, 6, 6, 3, 3, 1, 1, 1, 3, "zeros", True),  # depthwise, multiplier 2
+    (2, 3, 5, 5, 5, 1, 1, 1, 0, 1, 1, "zeros", False),  # pointwise
+    (2, 3, 4, 8, 8, 1, 1, 2, 0, 1, 1, "zeros", False),  # strided pointwise
     (1, 2, 2, 6, 5, 3, 3, 1, 2, 1, 1, "reflect", False),
     (1, 2, 2, 6, 5, 3, 3, 2, 2, 1, 1, "replicate", False),
     (1, 2, 2, 6, 5, 3, 3, 1, 2, 1, 1, "circular", True),
     (1, 1, 1, 5, 5, 3, 3, 1, 3, 1, 1, "wrap", False),
     (1, 2, 1, 5, 6, 3, 2, 1, (1, 2), 1, 1, "symmetric", False),
     (1, 1, 1, 5, 5, 5, 5, 1, "same", 1, 1, "reflect", False),
-    (1, 16, 1, 32, 32, 3, 3, 1, 1, 1, 1, "zeros", False),     # wide enough for the flat engine unforced
+    (1, 16, 1, 32, 32, 3, 3, 1, 1, 1, 1, "zeros", False),  # wide enough for the flat engine unforced
 ]
 
 
 @pytest.mark.parametrize("n, c_in, c_out, h, w, fh, fw, stride, padding, dilation, groups, mode, flip", CASES)
-def test_conv2d_matches_reference(n, c_in, c_out, h, w, fh, fw, stride, padding, dilation, groups, mode, flip,
-                                  engine):
+def test_conv2d_matches_reference(n, c_in, c_out, h, w, fh, fw, stride, padding, dilation, groups, mode, flip, engine):
     x = RNG.normal(size=(n, c_in, h, w))
     k = RNG.normal(size=(c_out, c_in // groups, fh, fw))
     b = RNG.normal(size=c_out)
     s, d = np.broadcast_to(stride, 2), np.broadcast_to(dilation, 2)
     y = conv2d(x, k, b, stride=stride, padding=padding, dilation=dilation, groups=groups, mode=mode, flip=flip)
-    expected = reference.conv2d(x, k, b, tuple(s), pads_of(padding, h, w, fh, fw, s, d), tuple(d),
-                                groups, mode, flip)
+    expected = reference.conv2d(x, k, b, tuple(s), pads_of(padding, h, w, fh, fw, s, d), tuple(d), groups, mode, flip)
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 2), groups=st.integers(1, 2), c_per_group=st.integers(1, 2), out_per_group=st.integers(1, 2),
-       h=st.integers(3, 8), w=st.integers(3, 8), fh=st.integers(1, 3), fw=st.integers(1, 3),
-       s=st.tuples(st.integers(1, 3), st.integers(1, 3)), d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-       p=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
-       mode=st.sampled_from(list(SCIPY_MODES)), flip=st.booleans(), engine=st.sampled_from(ENGINES))
-def test_conv2d_random_geometry_matches_reference(n, groups, c_per_group, out_per_group, h, w, fh, fw, s, d, p,
-                                                  mode, flip, engine):
+@given(
+    n=st.integers(1, 2),
+    groups=st.integers(1, 2),
+    c_per_group=st.integers(1, 2),
+    out_per_group=st.integers(1, 2),
+    h=st.integers(3, 8),
+    w=st.integers(3, 8),
+    fh=st.integers(1, 3),
+    fw=st.integers(1, 3),
+    s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    p=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+    mode=st.sampled_from(list(SCIPY_MODES)),
+    flip=st.booleans(),
+    engine=st.sampled_from(ENGINES),
+)
+def test_conv2d_random_geometry_matches_reference(
+    n, groups, c_per_group, out_per_group, h, w, fh, fw, s, d, p, mode, flip, engine
+):
     if h + p[0] + p[1] < d[0] * (fh - 1) + 1 or w + p[2] + p[3] < d[1] * (fw - 1) + 1:
         with pytest.raises(ShapeError, match="larger than the padded input"):
-            conv2d(np.zeros((n, groups * c_per_group, h, w)), np.zeros((groups * out_per_group, c_per_group, fh, fw)),
-                   stride=s, padding=((p[0], p[1]), (p[2], p[3])), dilation=d, groups=groups)
+            conv2d(
+                np.zeros((n, groups * c_per_group, h, w)),
+                np.zeros((groups * out_per_group, c_per_group, fh, fw)),
+                stride=s,
+                padding=((p[0], p[1]), (p[2], p[3])),
+                dilation=d,
+                groups=groups,
+            )
         return
     x = RNG.normal(size=(n, groups * c_per_group, h, w))
     k = RNG.normal(size=(groups * out_per_group, c_per_group, fh, fw))
     with pytest.MonkeyPatch.context() as monkeypatch:
         force_engine(monkeypatch, engine)
-        y = conv2d(x, k, stride=s, padding=((p[0], p[1]), (p[2], p[3])), dilation=d, groups=groups, mode=mode,
-                   flip=flip)
+        y = conv2d(
+            x, k, stride=s, padding=((p[0], p[1]), (p[2], p[3])), dilation=d, groups=groups, mode=mode, flip=flip
+        )
     np.testing.assert_allclose(y, reference.conv2d(x, k, None, s, p, d, groups, mode, flip), atol=1e-10)
 
 
 def test_engine_choice():
     def engine(x_shape, w_shape, **options):
         return conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), **options)[1].engine
+
     assert engine((1, 16, 32, 32), (1, 16, 3, 3), padding=1) == "flat"
-    assert engine((1, 16, 34, 34), (1, 16, 3, 3), stride=2) == "im2col"              # 16-pixel rows
-    assert engine((64, 1, 32, 32), (6, 1, 5, 5)) == "im2col"                         # LeNet-5's C1
-    assert engine((64, 6, 14, 14), (16, 6, 5, 5)) == "batch-last"                    # LeNet-5's C3
+    assert engine((1, 16, 34, 34), (1, 16, 3, 3), stride=2) == "im2col"  # 16-pixel rows
+    assert engine((64, 1, 32, 32), (6, 1, 5, 5)) == "im2col"  # LeNet-5's C1
+    assert engine((64, 6, 14, 14), (16, 6, 5, 5)) == "batch-last"  # LeNet-5's C3
 
 
 def test_course_vertical_edge():
@@ -155,8 +182,9 @@ def test_filters_match_scipy_ndimage_border_modes(mode, shape):
     np.testing.assert_allclose(conv2d(image, k, padding="same", mode=mode), expected, atol=1e-12)
     np.testing.assert_allclose(filter2d(image, k, mode=mode), expected, atol=1e-12)
     separable = np.outer(RNG.normal(size=shape[0]), RNG.normal(size=shape[1]))
-    np.testing.assert_allclose(filter2d(image, separable, mode=mode),
-                               ndimage.correlate(image, separable, mode=SCIPY_MODES[mode]), atol=1e-12)
+    np.testing.assert_allclose(
+        filter2d(image, separable, mode=mode), ndimage.correlate(image, separable, mode=SCIPY_MODES[mode]), atol=1e-12
+    )
 
 
 def test_separable_path_matches_direct_path_on_stacks():
@@ -164,29 +192,39 @@ def test_separable_path_matches_direct_path_on_stacks():
     sobel = np.outer([1, 2, 1], [1, 0, -1])
     direct = conv2d(images.reshape(6, 1, 40, 31), sobel, padding="same", mode="reflect").reshape(2, 3, 40, 31)
     np.testing.assert_allclose(filter2d(images, sobel), direct, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(correlate_separable(images, [1, 2, 1], [1, 0, -1], padding="valid"),
-                               direct[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        correlate_separable(images, [1, 2, 1], [1, 0, -1], padding="valid"),
+        direct[..., 1:-1, 1:-1],
+        rtol=1e-5,
+        atol=1e-5,
+    )
     assert filter2d(images, sobel, flip=True).dtype == np.float32
     np.testing.assert_allclose(filter2d(images, sobel, flip=True), -filter2d(images, sobel), atol=1e-5)
 
 
 def test_gradient_magnitude_matches_scipy_sobel():
     ndimage = pytest.importorskip("scipy.ndimage")
-    image = RNG.normal(size=(300, 70))    # several strips
+    image = RNG.normal(size=(300, 70))  # several strips
     sobel_x = np.outer([1, 2, 1], [1, 0, -1])
     expected = np.hypot(ndimage.sobel(image, axis=1, mode="mirror"), ndimage.sobel(image, axis=0, mode="mirror"))
     np.testing.assert_allclose(gradient_magnitude(image, sobel_x, sobel_x.T), expected, atol=1e-12)
     roberts = np.array([[1, 0], [0, -1]]), np.array([[0, 1], [-1, 0]])  # not separable: the direct path
-    gx, gy = (reference.conv2d(image[None, None, :20, :20], k[None, None], pads=(0, 1, 0, 1), mode="reflect")
-              for k in roberts)
+    gx, gy = (
+        reference.conv2d(image[None, None, :20, :20], k[None, None], pads=(0, 1, 0, 1), mode="reflect") for k in roberts
+    )
     np.testing.assert_allclose(gradient_magnitude(image[:20, :20], *roberts), np.hypot(gx, gy)[0, 0], atol=1e-12)
 
 
-@pytest.mark.parametrize("kernel, factored", [(np.outer([1, 2, 1], [1, 0, -1]), True),
-                                              (np.outer([1, 0, -1], [3, 10, 3]), True),
-                                              (np.full((3, 3), 1 / 9), True),
-                                              (np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]]), False),
-                                              (np.zeros((3, 3)), False)])
+@pytest.mark.parametrize(
+    "kernel, factored",
+    [
+        (np.outer([1, 2, 1], [1, 0, -1]), True),
+        (np.outer([1, 0, -1], [3, 10, 3]), True),
+        (np.full((3, 3), 1 / 9), True),
+        (np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]]), False),
+        (np.zeros((3, 3)), False),
+    ],
+)
 def test_rank1_factors(kernel, factored):
     factors = rank1_factors(kernel)
     assert (factors is not None) == factored
@@ -195,8 +233,14 @@ def test_rank1_factors(kernel, factored):
 
 
 TORCH_CASES = [  # stride, padding, dilation, groups, padding_mode
-    (1, 1, 1, 1, "zeros"), (2, 0, 1, 1, "zeros"), (1, "same", 2, 1, "zeros"), ((2, 1), (1, 2), (1, 2), 2, "zeros"),
-    (2, 1, 1, 4, "zeros"), (1, 2, 1, 1, "reflect"), (1, 1, 1, 2, "replicate"), (2, 2, 1, 1, "circular"),
+    (1, 1, 1, 1, "zeros"),
+    (2, 0, 1, 1, "zeros"),
+    (1, "same", 2, 1, "zeros"),
+    ((2, 1), (1, 2), (1, 2), 2, "zeros"),
+    (2, 1, 1, 4, "zeros"),
+    (1, 2, 1, 1, "reflect"),
+    (1, 1, 1, 2, "replicate"),
+    (2, 2, 1, 1, "circular"),
 ]
 
 
@@ -229,13 +273,14 @@ GRAD_CASES = [  # c_in, c_out, fh, fw, stride, padding, dilation, groups, flip, 
     (2, 2, 2, 3, 1, (0, 1), (2, 1), 1, True, False),
     (2, 3, 3, 2, 2, 1, 1, 1, False, True),
     (4, 4, 3, 3, (1, 2), "tf", 1, 2, False, True),
-    (3, 3, 3, 3, 2, 1, 2, 3, True, False),       # depthwise, dilated
+    (3, 3, 3, 3, 2, 1, 2, 3, True, False),  # depthwise, dilated
 ]
 
 
 @pytest.mark.parametrize("c_in, c_out, fh, fw, stride, padding, dilation, groups, flip, bias", GRAD_CASES)
-def test_backward_matches_central_differences(c_in, c_out, fh, fw, stride, padding, dilation, groups, flip, bias,
-                                              engine):
+def test_backward_matches_central_differences(
+    c_in, c_out, fh, fw, stride, padding, dilation, groups, flip, bias, engine
+):
     x = RNG.normal(size=(2, c_in, 6, 7))
     k = RNG.normal(size=(c_out, c_in // groups, fh, fw))
     b = RNG.normal(size=c_out) if bias else None
@@ -262,9 +307,14 @@ def test_weight_gradient_of_a_long_batch_taken_in_chunks(groups, engine, monkeyp
     dw = conv2d_backward(dy, cache)[1]
     windows = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))  # N, C, 26, 27, 5, 5
     per_out, per_in = 6 // groups, 4 // groups
-    expected = np.concatenate([
-        np.einsum("norc,nkrcij->okij", dy[:, g * per_out:(g + 1) * per_out], windows[:, g * per_in:(g + 1) * per_in])
-        for g in range(groups)])
+    expected = np.concatenate(
+        [
+            np.einsum(
+                "norc,nkrcij->okij", dy[:, g * per_out : (g + 1) * per_out], windows[:, g * per_in : (g + 1) * per_in]
+            )
+            for g in range(groups)
+        ]
+    )
     np.testing.assert_allclose(dw, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -275,30 +325,41 @@ def test_backward_keeps_float32(engine):
     assert all(g.dtype == np.float32 for g in conv2d_backward(np.ones_like(y), cache))
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: conv2d(np.zeros((1, 3, 5, 5)), np.zeros((2, 2, 3, 3))), ShapeError, "x has C_in=3"),
-    (lambda: conv2d(np.zeros((1, 4, 5, 5)), np.zeros((3, 2, 3, 3)), groups=2), ShapeError, "groups=2 must divide"),
-    (lambda: conv2d(np.zeros((1, 3, 5, 5)), np.zeros((3, 1, 3, 3)), groups=0), ShapeError, "groups=0"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((7, 3))), ShapeError, "larger than the padded input"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), stride=0), ShapeError, "stride=0"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), dilation=(1, -1)), ShapeError, "dilation"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), padding=-1), ShapeError, "negative"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), padding="half"), ShapeError, "padding='half'"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), padding=(1, 2, 3)), ShapeError, "not an int"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), stride=2, padding="same"), ShapeError, "stride 1"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), padding=1, mode="mirror"), InputError, "'reflect'"),
-    (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), np.zeros(2)), ShapeError, "b has shape"),
-    (lambda: conv2d(np.zeros(5), np.zeros((3, 3))), ShapeError, "x has shape"),
-    (lambda: conv2d(np.zeros((1, 1, 5, 5)), np.zeros((3, 3, 3))), ShapeError, "w has shape"),
-    (lambda: conv2d(np.zeros((5, 5), complex), np.zeros((3, 3))), InputError, "complex"),
-    (lambda: conv2d_forward(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), padding=1, mode="reflect"),
-     InputError, "only mode='zeros'"),
-    (lambda: conv2d_forward(np.zeros((5, 5)), np.zeros((3, 3))), ShapeError, "expected \\(N, C_in, H, W\\)"),
-    (lambda: conv2d_backward(np.zeros((1, 1, 2, 2)), conv2d_forward(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)))[1]),
-     ShapeError, "dy has shape"),
-    (lambda: filter2d(np.zeros((5, 5)), np.zeros(3)), ShapeError, "kernel has shape"),
-    (lambda: gradient_magnitude(np.zeros((5, 5)), np.zeros((3, 3)), np.zeros((2, 2))), ShapeError, "differ"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: conv2d(np.zeros((1, 3, 5, 5)), np.zeros((2, 2, 3, 3))), ShapeError, "x has C_in=3"),
+        (lambda: conv2d(np.zeros((1, 4, 5, 5)), np.zeros((3, 2, 3, 3)), groups=2), ShapeError, "groups=2 must divide"),
+        (lambda: conv2d(np.zeros((1, 3, 5, 5)), np.zeros((3, 1, 3, 3)), groups=0), ShapeError, "groups=0"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((7, 3))), ShapeError, "larger than the padded input"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), stride=0), ShapeError, "stride=0"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), dilation=(1, -1)), ShapeError, "dilation"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), padding=-1), ShapeError, "negative"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), padding="half"), ShapeError, "padding='half'"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), padding=(1, 2, 3)), ShapeError, "not an int"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), stride=2, padding="same"), ShapeError, "stride 1"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), padding=1, mode="mirror"), InputError, "'reflect'"),
+        (lambda: conv2d(np.zeros((5, 5)), np.zeros((3, 3)), np.zeros(2)), ShapeError, "b has shape"),
+        (lambda: conv2d(np.zeros(5), np.zeros((3, 3))), ShapeError, "x has shape"),
+        (lambda: conv2d(np.zeros((1, 1, 5, 5)), np.zeros((3, 3, 3))), ShapeError, "w has shape"),
+        (lambda: conv2d(np.zeros((5, 5), complex), np.zeros((3, 3))), InputError, "complex"),
+        (
+            lambda: conv2d_forward(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), padding=1, mode="reflect"),
+            InputError,
+            "only mode='zeros'",
+        ),
+        (lambda: conv2d_forward(np.zeros((5, 5)), np.zeros((3, 3))), ShapeError, "expected \\(N, C_in, H, W\\)"),
+        (
+            lambda: conv2d_backward(
+                np.zeros((1, 1, 2, 2)), conv2d_forward(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)))[1]
+            ),
+            ShapeError,
+            "dy has shape",
+        ),
+        (lambda: filter2d(np.zeros((5, 5)), np.zeros(3)), ShapeError, "kernel has shape"),
+        (lambda: gradient_magnitude(np.zeros((5, 5)), np.zeros((3, 3)), np.zeros((2, 2))), ShapeError, "differ"),
+    ],
+)
 def test_errors_name_the_problem(call, error, message):
     with pytest.raises(error, match=message):
         call()

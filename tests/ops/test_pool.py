@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference
-from gradcheck import assert_gradients_close, numerical_gradients
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +17,9 @@ from convcli.ops.pool import (
     pool2d_forward,
 )
 from convcli.shapes import resolve_padding
+
+import reference
+from gradcheck import assert_gradients_close, numerical_gradients
 
 RNG = np.random.default_rng(7)
 
@@ -51,23 +52,47 @@ def pads_of(padding, h, w, size, stride):
 @pytest.mark.parametrize("h, w, size, stride, padding, dilation, ceil", CASES)
 def test_pool2d_matches_reference(h, w, size, stride, padding, dilation, ceil, mode, count_include_pad):
     x = RNG.normal(size=(2, 3, h, w))
-    y = pool2d(x, size, stride=stride, padding=padding, dilation=dilation, ceil=ceil, mode=mode,
-               count_include_pad=count_include_pad)
+    y = pool2d(
+        x,
+        size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil=ceil,
+        mode=mode,
+        count_include_pad=count_include_pad,
+    )
     pair = lambda v: tuple(np.broadcast_to(v, 2))  # noqa: E731
-    expected = reference.pool2d(x, pair(size), stride and pair(stride), pads_of(padding, h, w, size, stride),
-                                pair(dilation), ceil, mode, count_include_pad)
+    expected = reference.pool2d(
+        x,
+        pair(size),
+        stride and pair(stride),
+        pads_of(padding, h, w, size, stride),
+        pair(dilation),
+        ceil,
+        mode,
+        count_include_pad,
+    )
     np.testing.assert_allclose(y, expected, rtol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
-@given(h=st.integers(2, 9), w=st.integers(2, 9), f=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-       s=st.tuples(st.integers(1, 3), st.integers(1, 3)), d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-       p=st.tuples(st.integers(0, 1), st.integers(0, 1)), ceil=st.booleans(), mode=st.sampled_from(["max", "avg"]),
-       include=st.booleans())
+@given(
+    h=st.integers(2, 9),
+    w=st.integers(2, 9),
+    f=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    p=st.tuples(st.integers(0, 1), st.integers(0, 1)),
+    ceil=st.booleans(),
+    mode=st.sampled_from(["max", "avg"]),
+    include=st.booleans(),
+)
 def test_pool2d_random_geometry_matches_reference(h, w, f, s, d, p, ceil, mode, include):
     x = RNG.normal(size=(1, 2, h, w))
-    kwargs = dict(stride=s, padding=((p[0], p[0]), (p[1], p[1])), dilation=d, ceil=ceil, mode=mode,
-                  count_include_pad=include)
+    kwargs = dict(
+        stride=s, padding=((p[0], p[0]), (p[1], p[1])), dilation=d, ceil=ceil, mode=mode, count_include_pad=include
+    )
     too_much_padding = 2 * p[0] > f[0] or 2 * p[1] > f[1]
     if too_much_padding or h + 2 * p[0] < d[0] * (f[0] - 1) + 1 or w + 2 * p[1] < d[1] * (f[1] - 1) + 1:
         with pytest.raises(ShapeError):
@@ -95,8 +120,13 @@ def test_dtypes_and_shapes():
 
 
 TORCH_CASES = [  # size, stride, padding, ceil_mode, count_include_pad
-    (2, None, 0, False, True), (3, 2, 1, False, True), (3, 2, 1, True, True), (3, 2, 1, True, False),
-    ((3, 2), (2, 1), (1, 1), True, False), (2, 2, 1, True, True), (3, 3, 1, True, False),
+    (2, None, 0, False, True),
+    (3, 2, 1, False, True),
+    (3, 2, 1, True, True),
+    (3, 2, 1, True, False),
+    ((3, 2), (2, 1), (1, 1), True, False),
+    (2, 2, 1, True, True),
+    (3, 3, 1, True, False),
 ]
 
 
@@ -109,8 +139,9 @@ def test_forward_and_backward_match_torch(size, stride, padding, ceil_mode, coun
         xt = torch.from_numpy(x).requires_grad_()
         extra = {"count_include_pad": count_include_pad} if mode == "avg" else {}
         yt = fn(xt, size, stride, padding, ceil_mode=ceil_mode, **extra)
-        y, cache = pool2d_forward(x, size, stride=stride, padding=ours_padding, ceil=ceil_mode, mode=mode,
-                                  count_include_pad=count_include_pad)
+        y, cache = pool2d_forward(
+            x, size, stride=stride, padding=ours_padding, ceil=ceil_mode, mode=mode, count_include_pad=count_include_pad
+        )
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, err_msg=mode)
         dy = RNG.normal(size=y.shape)
         yt.backward(torch.from_numpy(dy))
@@ -125,7 +156,7 @@ def test_max_pool_backward_sends_ties_to_the_first_maximum():
 
 GRAD_CASES = [  # size, stride, padding, dilation, ceil, mode, count_include_pad
     (2, None, 0, 1, False, "max", True),
-    (3, 2, 1, 1, True, "max", True),      # overlapping, padded, partial windows
+    (3, 2, 1, 1, True, "max", True),  # overlapping, padded, partial windows
     (3, 1, 1, 2, False, "max", True),
     (2, None, 0, 1, False, "avg", True),
     (3, 2, 1, 1, True, "avg", True),
@@ -137,8 +168,9 @@ GRAD_CASES = [  # size, stride, padding, dilation, ceil, mode, count_include_pad
 @pytest.mark.parametrize("size, stride, padding, dilation, ceil, mode, count_include_pad", GRAD_CASES)
 def test_backward_matches_central_differences(size, stride, padding, dilation, ceil, mode, count_include_pad):
     x = RNG.permutation(2 * 2 * 7 * 6).reshape(2, 2, 7, 6) / 10.0  # distinct values: no ties in max
-    options = dict(stride=stride, padding=padding, dilation=dilation, ceil=ceil, mode=mode,
-                   count_include_pad=count_include_pad)
+    options = dict(
+        stride=stride, padding=padding, dilation=dilation, ceil=ceil, mode=mode, count_include_pad=count_include_pad
+    )
     y, cache = pool2d_forward(x, size, **options)
     dy = RNG.normal(size=y.shape)
     numeric = numerical_gradients(lambda x_: pool2d(x_, size, **options), [x], dy)
@@ -156,22 +188,31 @@ def test_global_pool(mode):
     assert_gradients_close([global_pool2d_backward(dy, cache)], numeric, names=["dx"])
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: pool2d(np.zeros((4, 4)), 2, padding=2), ShapeError, "more than half the window"),
-    (lambda: pool2d(np.zeros((4, 4)), 2, padding=((0, 2), (0, 0))), ShapeError, "more than half the window"),
-    (lambda: pool2d(np.zeros((4, 4)), 5), ShapeError, "larger than the padded input"),
-    (lambda: pool2d(np.zeros((4, 4)), 0), ShapeError, "size"),
-    (lambda: pool2d(np.zeros((4, 4)), 2, stride=0), ShapeError, "stride"),
-    (lambda: pool2d(np.zeros((4, 4)), 2, mode="mean"), InputError, "mode='mean'"),
-    (lambda: pool2d(np.zeros(4), 2), ShapeError, "x has shape"),
-    (lambda: pool2d_forward(np.zeros((4, 4)), 2), ShapeError, "expected \\(N, C, H, W\\)"),
-    (lambda: pool2d_backward(np.zeros((1, 1, 3, 3)), pool2d_forward(np.zeros((1, 1, 4, 4)), 2)[1]), ShapeError,
-     "dy has shape"),
-    (lambda: global_pool2d(np.zeros((4, 4))), ShapeError, "x has shape"),
-    (lambda: global_pool2d(np.zeros((1, 1, 4, 4)), "sum"), InputError, "mode='sum'"),
-    (lambda: global_pool2d_backward(np.zeros((1, 2, 1, 1)), global_pool2d_forward(np.zeros((1, 1, 4, 4)))[1]),
-     ShapeError, "dy has shape"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: pool2d(np.zeros((4, 4)), 2, padding=2), ShapeError, "more than half the window"),
+        (lambda: pool2d(np.zeros((4, 4)), 2, padding=((0, 2), (0, 0))), ShapeError, "more than half the window"),
+        (lambda: pool2d(np.zeros((4, 4)), 5), ShapeError, "larger than the padded input"),
+        (lambda: pool2d(np.zeros((4, 4)), 0), ShapeError, "size"),
+        (lambda: pool2d(np.zeros((4, 4)), 2, stride=0), ShapeError, "stride"),
+        (lambda: pool2d(np.zeros((4, 4)), 2, mode="mean"), InputError, "mode='mean'"),
+        (lambda: pool2d(np.zeros(4), 2), ShapeError, "x has shape"),
+        (lambda: pool2d_forward(np.zeros((4, 4)), 2), ShapeError, "expected \\(N, C, H, W\\)"),
+        (
+            lambda: pool2d_backward(np.zeros((1, 1, 3, 3)), pool2d_forward(np.zeros((1, 1, 4, 4)), 2)[1]),
+            ShapeError,
+            "dy has shape",
+        ),
+        (lambda: global_pool2d(np.zeros((4, 4))), ShapeError, "x has shape"),
+        (lambda: global_pool2d(np.zeros((1, 1, 4, 4)), "sum"), InputError, "mode='sum'"),
+        (
+            lambda: global_pool2d_backward(np.zeros((1, 2, 1, 1)), global_pool2d_forward(np.zeros((1, 1, 4, 4)))[1]),
+            ShapeError,
+            "dy has shape",
+        ),
+    ],
+)
 def test_errors_name_the_problem(call, error, message):
     with pytest.raises(error, match=message):
         call()

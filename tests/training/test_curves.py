@@ -48,9 +48,16 @@ def test_log_ticks_are_powers_of_ten():
 
 
 def history(epochs, validation=True):
-    return [{"epoch": e, "train_loss": 1 / e, "train_accuracy": 1 - 0.2 / e,
-             "val_loss": 1.1 / e if validation else None, "val_accuracy": 1 - 0.25 / e if validation else None}
-            for e in range(1, epochs + 1)]
+    return [
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "train_accuracy": 1 - 0.2 / e,
+            "val_loss": 1.1 / e if validation else None,
+            "val_accuracy": 1 - 0.25 / e if validation else None,
+        }
+        for e in range(1, epochs + 1)
+    ]
 
 
 def colour_count(image: Image.Image, colour) -> int:
@@ -62,7 +69,7 @@ def test_training_curves_draw_both_parts():
     assert image.size == (2 * PANEL[0], PANEL[1])
     assert colour_count(image, BLUE) > 200 and colour_count(image, ORANGE) > 200
     alone = training_curves(history(5, validation=False))
-    assert colour_count(alone, BLUE) > 200 and colour_count(alone, ORANGE) == 0   # no validation, no legend entry
+    assert colour_count(alone, BLUE) > 200 and colour_count(alone, ORANGE) == 0  # no validation, no legend entry
 
 
 def test_lines_go_where_the_values_are():
@@ -85,7 +92,7 @@ def test_write_png_is_atomic_and_checked(tmp_path):
     path = write_png(tmp_path / "c.png", image)
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size == image.size
-    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]                # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]  # no temporary file left
     with pytest.raises(OutputError, match=r"end the name in \.png"):
         write_png(tmp_path / "c.jpg", image)
     (tmp_path / "d.png").mkdir()

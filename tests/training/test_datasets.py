@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED
 from PIL import Image
 
 from convcli.errors import DataError
@@ -31,10 +30,13 @@ from convcli.training.datasets import (
     stratified_split,
 )
 
+from conftest import SHARED
+
 DATA = SHARED / "data"
 MNIST_DIR = DATA / "mnist"
-needs_mnist = pytest.mark.skipif(not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
-                                 reason=f"real MNIST files not found in {MNIST_DIR}")
+needs_mnist = pytest.mark.skipif(
+    not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(), reason=f"real MNIST files not found in {MNIST_DIR}"
+)
 
 # Published class counts (shared/data/README.md; MNIST's training labels as LeCun distributes them).
 DIGITS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
@@ -47,14 +49,17 @@ def idx_bytes(array: np.ndarray, magic: int) -> bytes:
     return header + array.astype(np.uint8).tobytes()
 
 
-def write_mnist(directory: Path, n_train: int = 12, n_test: int = 5, gz: bool = True,
-                sep: str = "-") -> dict[str, np.ndarray]:
+def write_mnist(
+    directory: Path, n_train: int = 12, n_test: int = 5, gz: bool = True, sep: str = "-"
+) -> dict[str, np.ndarray]:
     """Four small IDX files of random 6x5 images; returns the arrays written."""
     rng = np.random.default_rng(7)
-    arrays = {"train-images": rng.integers(0, 256, (n_train, 6, 5)),
-              "train-labels": np.arange(n_train) % 10,
-              "t10k-images": rng.integers(0, 256, (n_test, 6, 5)),
-              "t10k-labels": np.arange(n_test) % 10}
+    arrays = {
+        "train-images": rng.integers(0, 256, (n_train, 6, 5)),
+        "train-labels": np.arange(n_train) % 10,
+        "t10k-images": rng.integers(0, 256, (n_test, 6, 5)),
+        "t10k-labels": np.arange(n_test) % 10,
+    }
     directory.mkdir(parents=True, exist_ok=True)
     for stem, array in arrays.items():
         kind = "idx3" if array.ndim == 3 else "idx1"
@@ -68,6 +73,7 @@ def write_mnist(directory: Path, n_train: int = 12, n_test: int = 5, gz: bool = 
 
 
 # --- digits -------------------------------------------------------------------------------------
+
 
 def test_digits_shape_dtype_and_class_counts():
     d = load_digits()
@@ -98,19 +104,20 @@ def test_digits_split_is_stratified_and_the_test_part_ignores_the_seed():
     a = resolve_data("digits", validation=0.1, seed=0)
     b = resolve_data("DIGITS", validation=0.1, seed=1)
     assert np.array_equal(a.test.images, b.test.images)
-    assert not np.array_equal(a.validation.labels, b.validation.labels) or \
-        not np.array_equal(a.validation.images, b.validation.images)
+    assert not np.array_equal(a.validation.labels, b.validation.labels) or not np.array_equal(
+        a.validation.images, b.validation.images
+    )
     test_counts = np.bincount(a.test.labels, minlength=10)
     assert test_counts.tolist() == [round(0.2 * c) for c in DIGITS_COUNTS]
     rest = np.array(DIGITS_COUNTS) - test_counts
     assert np.bincount(a.validation.labels).tolist() == [round(0.1 * c) for c in rest]
     assert len(a.train) + len(a.validation) + len(a.test) == 1797
     assert a.test_fraction == 0.2 and a.test_seed == 0 and a.metadata()["data"] == "digits"
-    assert (a.train.name, a.train.part, a.validation.part, a.test.part) == \
-        ("digits", "train", "validation", "test")
+    assert (a.train.name, a.train.part, a.validation.part, a.test.part) == ("digits", "train", "validation", "test")
 
 
 # --- MNIST from the real files -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mnist():
@@ -145,6 +152,7 @@ def test_mnist_validation_is_carved_from_train_by_seed(mnist):
 
 
 # --- IDX ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gz, sep", [(True, "-"), (False, "-"), (True, "."), (False, ".")])
 def test_idx_directory_raw_gz_and_dotted_names(tmp_path, gz, sep):
@@ -183,8 +191,7 @@ def test_idx_broken_gzip(tmp_path):
 
 def test_idx_count_mismatch(tmp_path):
     write_mnist(tmp_path)
-    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(idx_bytes(np.arange(4), IDX_LABELS_MAGIC)))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.arange(4), IDX_LABELS_MAGIC)))
     with pytest.raises(DataError, match=r"holds 5 images but .*t10k-labels.* holds 4 labels"):
         load_mnist_dir(tmp_path)
 
@@ -199,12 +206,14 @@ def test_idx_missing_file_is_named(tmp_path):
 def test_idx_label_out_of_range(tmp_path):
     write_mnist(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(idx_bytes(np.array([0, 1, 2, 3, 12]), IDX_LABELS_MAGIC)))
+        gzip.compress(idx_bytes(np.array([0, 1, 2, 3, 12]), IDX_LABELS_MAGIC))
+    )
     with pytest.raises(DataError, match="labels range 0..12"):
         load_mnist_dir(tmp_path)
 
 
 # --- npz ---------------------------------------------------------------------------------------
+
 
 def test_npz_round_trip(tmp_path):
     rng = np.random.default_rng(0)
@@ -212,8 +221,7 @@ def test_npz_round_trip(tmp_path):
     x_test = rng.integers(0, 256, (3, 7, 7), np.uint8)
     y_train, y_test = np.arange(8) % 10, np.array([9, 0, 4])
     np.savez(tmp_path / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    for train, test in (load_npz(tmp_path / "mnist.npz"), load_path(tmp_path / "mnist.npz"),
-                        load_path(tmp_path)):
+    for train, test in (load_npz(tmp_path / "mnist.npz"), load_path(tmp_path / "mnist.npz"), load_path(tmp_path)):
         assert np.array_equal(np.rint(train.images[:, 0] * 255).astype(np.uint8), x_train)
         assert np.array_equal(np.rint(test.images[:, 0] * 255).astype(np.uint8), x_test)
         assert train.labels.tolist() == y_train.tolist() and test.labels.tolist() == [9, 0, 4]
@@ -223,8 +231,13 @@ def test_npz_bad_contents(tmp_path):
     np.savez(tmp_path / "a.npz", x_train=np.zeros((2, 3, 3), np.uint8), y_train=np.zeros(2, int))
     with pytest.raises(DataError, match="a.npz: missing arrays x_test, y_test"):
         load_npz(tmp_path / "a.npz")
-    np.savez(tmp_path / "b.npz", x_train=np.full((2, 3, 3), 2.0), y_train=np.zeros(2, int),
-             x_test=np.zeros((1, 3, 3)), y_test=np.zeros(1, int))
+    np.savez(
+        tmp_path / "b.npz",
+        x_train=np.full((2, 3, 3), 2.0),
+        y_train=np.zeros(2, int),
+        x_test=np.zeros((1, 3, 3)),
+        y_test=np.zeros(1, int),
+    )
     with pytest.raises(DataError, match="b.npz: images of dtype float64 must be uint8 or floats"):
         load_npz(tmp_path / "b.npz")
     (tmp_path / "c.npz").write_bytes(b"not a zip")
@@ -233,6 +246,7 @@ def test_npz_bad_contents(tmp_path):
 
 
 # --- image folders -------------------------------------------------------------------------------
+
 
 def save_png(path: Path, pixels: np.ndarray, mode: str = "L") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,6 +305,7 @@ def test_empty_missing_and_unreadable_paths(tmp_path, monkeypatch):
 
 
 # --- splits and statistics -----------------------------------------------------------------------
+
 
 def test_stratified_split_is_deterministic_disjoint_and_proportional():
     labels = np.repeat(np.arange(4), [10, 20, 31, 7])

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SHARED, closed_port_url, idx_file, serve
 
 from convcli.errors import DataError
 from convcli.training.datasets import load_mnist_dir, resolve_data
@@ -22,19 +21,24 @@ from convcli.training.download import (
     mirror_url,
 )
 
+from conftest import SHARED, closed_port_url, idx_file, serve
+
 MNIST_DIR = SHARED / "data" / "mnist"
-needs_mnist = pytest.mark.skipif(not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(),
-                                 reason=f"real MNIST files not found in {MNIST_DIR}")
+needs_mnist = pytest.mark.skipif(
+    not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file(), reason=f"real MNIST files not found in {MNIST_DIR}"
+)
 
 
 @pytest.fixture(scope="module")
 def synthetic():
     """Small IDX files, gzipped, and their own md5 table (of the decompressed bytes)."""
     rng = np.random.default_rng(3)
-    raw = {"train-images-idx3-ubyte.gz": idx_file(rng.integers(0, 256, (20, 4, 3))),
-           "train-labels-idx1-ubyte.gz": idx_file(np.arange(20) % 10),
-           "t10k-images-idx3-ubyte.gz": idx_file(rng.integers(0, 256, (6, 4, 3))),
-           "t10k-labels-idx1-ubyte.gz": idx_file(np.arange(6) % 10)}
+    raw = {
+        "train-images-idx3-ubyte.gz": idx_file(rng.integers(0, 256, (20, 4, 3))),
+        "train-labels-idx1-ubyte.gz": idx_file(np.arange(20) % 10),
+        "t10k-images-idx3-ubyte.gz": idx_file(rng.integers(0, 256, (6, 4, 3))),
+        "t10k-labels-idx1-ubyte.gz": idx_file(np.arange(6) % 10),
+    }
     gz = {name: gzip.compress(data) for name, data in raw.items()}
     md5 = {name: hashlib.md5(data).hexdigest() for name, data in raw.items()}
     return gz, md5
@@ -44,8 +48,12 @@ def test_synthetic_download_is_verified_cached_and_not_repeated(server, syntheti
     gz, md5 = synthetic
     base = serve(server, "synth", gz)
     calls = []
-    directory = fetch_mnist(tmp_path / "mnist", mirror=base, checksums=md5,
-                            progress=lambda done, total, name: calls.append((done, total, name)))
+    directory = fetch_mnist(
+        tmp_path / "mnist",
+        mirror=base,
+        checksums=md5,
+        progress=lambda done, total, name: calls.append((done, total, name)),
+    )
     assert sorted(p.name for p in directory.iterdir()) == sorted(gz)
     for name, body in gz.items():
         assert (directory / name).read_bytes() == body
@@ -110,8 +118,7 @@ def test_failure_after_some_files_keeps_only_the_complete_ones(server, synthetic
     base = serve(server, "half", {n: b for n, b in gz.items() if n.startswith("train")})
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: HTTP 404"):
         fetch_mnist(tmp_path, mirror=base, checksums=md5)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-images-idx3-ubyte.gz",
-                                                          "train-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
 
 
 def test_offline_and_silent_servers(synthetic, tmp_path):

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PHOTOS as SAMPLES
-from conftest import run
 from PIL import Image
 from scipy.signal import correlate2d
 
@@ -17,11 +15,14 @@ from convcli.images.kernels import get_kernel
 from convcli.training.curves import PANEL
 from convcli.training.filter_fit import FilterRequest, learn_filter, load_crops
 
+from conftest import PHOTOS as SAMPLES
+from conftest import run
+
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_recovers_sobel_x_from_random_weights(seed):
     result = learn_filter(FilterRequest(SAMPLES, "sobel-x", seed=seed))
-    assert np.abs(result.initial - get_kernel("sobel-x").array()).max() > 0.5   # a real start
+    assert np.abs(result.initial - get_kernel("sobel-x").array()).max() > 0.5  # a real start
     np.testing.assert_allclose(result.learned, get_kernel("sobel-x").array(), atol=1e-2)
     assert result.max_error < 1e-2 and result.mse < 1e-6 < result.history[0]
 
@@ -81,15 +82,18 @@ def test_reporter_sees_every_step():
     assert seen[1:] == list(enumerate(result.history))
 
 
-@pytest.mark.parametrize("request_kw, error, fragment", [
-    (dict(target="sobelx"), InputError, "did you mean 'sobel-x'"),
-    (dict(steps=0), TrainingError, "--steps 0"),
-    (dict(lr=-1.0), TrainingError, "--lr -1"),
-    (dict(size=3), TrainingError, "--size 3 is too small"),
-    (dict(lr=5.0), TrainingError, "the loss diverged"),
-    (dict(images=()), InputError, "at least one image"),
-    (dict(plot=Path("curve.jpg")), OutputError, "end the name in .png"),
-])
+@pytest.mark.parametrize(
+    "request_kw, error, fragment",
+    [
+        (dict(target="sobelx"), InputError, "did you mean 'sobel-x'"),
+        (dict(steps=0), TrainingError, "--steps 0"),
+        (dict(lr=-1.0), TrainingError, "--lr -1"),
+        (dict(size=3), TrainingError, "--size 3 is too small"),
+        (dict(lr=5.0), TrainingError, "the loss diverged"),
+        (dict(images=()), InputError, "at least one image"),
+        (dict(plot=Path("curve.jpg")), OutputError, "end the name in .png"),
+    ],
+)
 def test_errors(request_kw, error, fragment):
     kw = dict(images=SAMPLES[:1], target="sobel-x", size=32) | request_kw
     with pytest.raises(error, match=fragment.replace("(", r"\(")):
@@ -110,8 +114,21 @@ def test_cli_table_and_progress():
 
 
 def test_cli_json_and_plot(tmp_path):
-    result = run("train-filter", SAMPLES[0], "-t", "laplacian", "--steps", 50, "--size", 48,
-                 "--seed", 3, "--plot", tmp_path / "loss.png", "--json")
+    result = run(
+        "train-filter",
+        SAMPLES[0],
+        "-t",
+        "laplacian",
+        "--steps",
+        50,
+        "--size",
+        48,
+        "--seed",
+        3,
+        "--plot",
+        tmp_path / "loss.png",
+        "--json",
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     doc = json.loads(result.stdout)
@@ -133,6 +150,6 @@ def test_cli_errors(tmp_path):
     assert result.exit_code == 1 and "missing.png: no such file" in result.stderr
     result = run("train-filter", SAMPLES[0], "--target", "sobel-x", "--plot", tmp_path / "no" / "c.png")
     assert result.exit_code == 1 and "does not exist" in result.stderr
-    assert run("train-filter", SAMPLES[0]).exit_code == 2                      # --target is required
+    assert run("train-filter", SAMPLES[0]).exit_code == 2  # --target is required
     helped = run("train-filter", "--help")
     assert helped.exit_code == 0 and "Examples:" in helped.stdout

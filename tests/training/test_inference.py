@@ -47,13 +47,13 @@ def test_colour_and_alpha_images(tmp_path):
     im.save(tmp_path / "one.png")
     one = mnist_style(read_gray(tmp_path / "one.png"))
     assert a.max() > 0.9 and one.max() > 0.9
-    assert one[:, 13:15].sum() > one[:, :10].sum() + one[:, 18:].sum()   # a vertical stroke in the middle
+    assert one[:, 13:15].sum() > one[:, :10].sum() + one[:, 18:].sum()  # a vertical stroke in the middle
 
 
 def test_sizes_for_other_networks(tmp_path):
     path = photo(tmp_path)
     assert load_digit_image(path, (28, 28)).shape == (1, 28, 28)
-    assert load_digit_image(path, (32, 32)).shape == (1, 28, 28)   # padded by 2 with the data
+    assert load_digit_image(path, (32, 32)).shape == (1, 28, 28)  # padded by 2 with the data
     assert load_digit_image(path, (8, 8)).shape == (1, 8, 8)
 
 

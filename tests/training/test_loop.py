@@ -42,8 +42,10 @@ def test_optimizers_match_torch(name, wd):
             m.bias.copy_(torch.from_numpy(s[f"{k}.b"]))
     net = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten(), fc)
     # weight decay on weights only, as convcli applies it
-    groups = [{"params": [conv.weight, fc.weight], "weight_decay": wd},
-              {"params": [conv.bias, fc.bias], "weight_decay": 0.0}]
+    groups = [
+        {"params": [conv.weight, fc.weight], "weight_decay": wd},
+        {"params": [conv.bias, fc.bias], "weight_decay": 0.0},
+    ]
     if name == "adam":
         topt = torch.optim.Adam(groups, lr=0.01)
     else:
@@ -72,7 +74,7 @@ def test_fit_learns_and_is_reproducible():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 4, 64)
     x = rng.standard_normal((64, 1, 6, 6)).astype(np.float32) * 0.3
-    x[np.arange(64), 0, y, y] += 3          # class k has a bright pixel at (k, k)
+    x[np.arange(64), 0, y, y] += 3  # class k has a bright pixel at (k, k)
     runs = []
     for _ in range(2):
         model = model_of()
@@ -121,7 +123,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert ckpt.same_network(loaded.network, network)
     assert loaded.meta["x"] == [1] and int(loaded.optim["steps"]) == 3
     assert all(np.array_equal(loaded.state[k], v) for k, v in model.state_dict().items())
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]   # no temporary left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary left behind
 
 
 def test_checkpoint_keeps_containers():

@@ -15,9 +15,16 @@ from convcli.errors import ConvcliError
 # Command name -> the module under convcli.cli that defines it. Only the module of the command
 # being run is imported (and turned into Click objects): start-up time is a feature.
 COMMANDS = {
-    "shape-calc": "networks", "params": "networks", "flops": "networks",
-    "edges": "images", "conv": "images", "pool": "images",
-    "train": "training", "train-filter": "training", "evaluate": "training", "predict": "training",
+    "shape-calc": "networks",
+    "params": "networks",
+    "flops": "networks",
+    "edges": "images",
+    "conv": "images",
+    "pool": "images",
+    "train": "training",
+    "train-filter": "training",
+    "evaluate": "training",
+    "predict": "training",
 }
 
 
@@ -58,8 +65,11 @@ class _Group(TyperGroup):
         sub = importlib.import_module(f"convcli.cli.{module}")
         # Build Click objects for this one command only, not for its whole module.
         single = command_app()
-        single.registered_commands = [info for info in sub.app.registered_commands
-                                      if (info.name or info.callback.__name__.replace("_", "-")) == name]
+        single.registered_commands = [
+            info
+            for info in sub.app.registered_commands
+            if (info.name or info.callback.__name__.replace("_", "-")) == name
+        ]
         return typer.main.get_command(single)
 
     def resolve_command(self, ctx, args):
@@ -67,8 +77,11 @@ class _Group(TyperGroup):
             import difflib
 
             near = difflib.get_close_matches(args[0], list(COMMANDS), n=1)
-            ctx.fail(f"No such command '{args[0]}'" + (f" (did you mean '{near[0]}'?)" if near else "")
-                     + f"; commands: {', '.join(COMMANDS)}.")
+            ctx.fail(
+                f"No such command '{args[0]}'"
+                + (f" (did you mean '{near[0]}'?)" if near else "")
+                + f"; commands: {', '.join(COMMANDS)}."
+            )
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):
@@ -83,8 +96,8 @@ app = typer.Typer(
     cls=_Group,
     name="convcli",
     help="A command-line toolkit for convolutional neural networks: output shapes, receptive "
-         "fields, parameter and MAC counts, edge detection, convolution and pooling, and CNNs "
-         "trained from scratch in numpy.",
+    "fields, parameter and MAC counts, edge detection, convolution and pooling, and CNNs "
+    "trained from scratch in numpy.",
     epilog="Run 'convcli COMMAND --help' for the options and examples of each command.",
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -96,8 +109,9 @@ app = typer.Typer(
 
 def command_app() -> typer.Typer:
     """The Typer app a command module registers its commands on."""
-    return typer.Typer(rich_markup_mode=None, add_completion=False,
-                       context_settings={"help_option_names": ["-h", "--help"]})
+    return typer.Typer(
+        rich_markup_mode=None, add_completion=False, context_settings={"help_option_names": ["-h", "--help"]}
+    )
 
 
 def _version(value: bool) -> None:
@@ -107,8 +121,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """A command-line toolkit for convolutional neural networks."""
 
 

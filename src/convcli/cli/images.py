@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -42,17 +41,27 @@ class PoolMode(str, Enum):
     avg = "avg"
 
 
-OutputOpt = typer.Option(None, "-o", "--output", metavar="PATH",
-                         help="Output file (its suffix picks the format: .png, .tif, .npy, ...) or directory.")
+OutputOpt = typer.Option(
+    None,
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="Output file (its suffix picks the format: .png, .tif, .npy, ...) or directory.",
+)
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 BitDepthOpt = typer.Option(8, "--bit-depth", help="8 or 16 bits per sample for PNG output (16: one channel).")
-MaxPixelsOpt = typer.Option(None, "--max-pixels", metavar="N", show_default=False,
-                            help="Refuse larger images (decompression bombs) [default: 100000000].")
+MaxPixelsOpt = typer.Option(
+    None,
+    "--max-pixels",
+    metavar="N",
+    show_default=False,
+    help="Refuse larger images (decompression bombs) [default: 100000000].",
+)
 ChannelsOpt = typer.Option(Channels.gray, "--channels", help="gray (Rec.601) or rgb (each channel on its own).")
 PaddingOpt = typer.Option("0", "--padding", "-p", help="An int, valid, same (stride 1), full or tf.")
 
 
-def _common(bit_depth: int, max_pixels: Optional[int]) -> dict:
+def _common(bit_depth: int, max_pixels: int | None) -> dict:
     if bit_depth not in (8, 16):
         raise usage_error(f"--bit-depth {bit_depth}: choose 8 or 16")
     if max_pixels is not None and max_pixels < 1:
@@ -62,25 +71,36 @@ def _common(bit_depth: int, max_pixels: Optional[int]) -> dict:
 
 @app.command()
 def edges(
-    images: List[Path] = typer.Argument(..., metavar="IMAGE...", show_default=False,
-                                        help="PNG, JPEG, BMP, TIFF, WebP, GIF or PPM files."),
-    filter_name: str = typer.Option("sobel", "--filter", "-f", metavar="NAME",
-                                    help="sobel, scharr, prewitt, roberts, vertical (either half of a "
-                                         "pair names the pair), or a single kernel: laplacian, laplacian-8."),
+    images: list[Path] = typer.Argument(
+        ..., metavar="IMAGE...", show_default=False, help="PNG, JPEG, BMP, TIFF, WebP, GIF or PPM files."
+    ),
+    filter_name: str = typer.Option(
+        "sobel",
+        "--filter",
+        "-f",
+        metavar="NAME",
+        help="sobel, scharr, prewitt, roberts, vertical (either half of a "
+        "pair names the pair), or a single kernel: laplacian, laplacian-8.",
+    ),
     panel: bool = typer.Option(False, "--all", help="Also write <out>_panel.png: input | x | y | magnitude, labelled."),
-    orientation: bool = typer.Option(False, "--orientation",
-                                     help="Also write <out>_orientation.png: direction as hue, strength as brightness."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", "-t", metavar="T",
-                                              help="Write a binary edge map: magnitude >= T x the maximum (0-1)."),
-    scale: Scale = typer.Option(Scale.abs, "--scale",
-                                help="8/16-bit mapping. abs: magnitude / its 99.5th percentile (the "
-                                     "strongest 0.5% white); minmax: the exact range; offset: zero "
-                                     "mid-grey; clip: raw values cut to [0, 1]."),
+    orientation: bool = typer.Option(
+        False, "--orientation", help="Also write <out>_orientation.png: direction as hue, strength as brightness."
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", "-t", metavar="T", help="Write a binary edge map: magnitude >= T x the maximum (0-1)."
+    ),
+    scale: Scale = typer.Option(
+        Scale.abs,
+        "--scale",
+        help="8/16-bit mapping. abs: magnitude / its 99.5th percentile (the "
+        "strongest 0.5% white); minmax: the exact range; offset: zero "
+        "mid-grey; clip: raw values cut to [0, 1].",
+    ),
     channels: Channels = ChannelsOpt,
     mode: Border = typer.Option(Border.reflect, "--mode", help="Border mode (reflect: OpenCV's default)."),
     bit_depth: int = BitDepthOpt,
-    max_pixels: Optional[int] = MaxPixelsOpt,
-    output: Optional[Path] = OutputOpt,
+    max_pixels: int | None = MaxPixelsOpt,
+    output: Path | None = OutputOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Edge maps of images: Sobel gradient magnitude by default, written as <stem>_edges.png.
@@ -101,9 +121,16 @@ def edges(
     from convcli.images.edges import EdgeOptions, detect_edges
     from convcli.render import images as render
 
-    options = EdgeOptions(filter=filter_name, channels=channels.value, mode=mode.value,
-                          scale=scale.value, threshold=threshold, orientation=orientation,
-                          panel=panel, **_common(bit_depth, max_pixels))
+    options = EdgeOptions(
+        filter=filter_name,
+        channels=channels.value,
+        mode=mode.value,
+        scale=scale.value,
+        threshold=threshold,
+        orientation=orientation,
+        panel=panel,
+        **_common(bit_depth, max_pixels),
+    )
     with render.progress(len(images)) as on_file:
         results = detect_edges(images, options, output, on_file)
     render.show_edges(results, json_out)
@@ -117,25 +144,35 @@ MATRIX_ARGS = {"ignore_unknown_options": True}
 
 @app.command(context_settings=MATRIX_ARGS)
 def conv(
-    source: Optional[str] = typer.Argument(None, metavar="INPUT", show_default=False,
-                                           help="An image, a .npy/.csv/.txt matrix, - (stdin) or a "
-                                                "typed matrix such as '3,0,1;1,5,8;2,7,2'."),
-    kernels: Optional[List[str]] = typer.Option(None, "--kernel", "-k", metavar="K",
-                                                help="A kernel name (see --list-kernels), a typed matrix "
-                                                     "or a matrix file; repeat for a stack."),
+    source: str | None = typer.Argument(
+        None,
+        metavar="INPUT",
+        show_default=False,
+        help="An image, a .npy/.csv/.txt matrix, - (stdin) or a typed matrix such as '3,0,1;1,5,8;2,7,2'.",
+    ),
+    kernels: list[str] | None = typer.Option(
+        None,
+        "--kernel",
+        "-k",
+        metavar="K",
+        help="A kernel name (see --list-kernels), a typed matrix or a matrix file; repeat for a stack.",
+    ),
     padding: str = PaddingOpt,
     mode: Border = typer.Option(Border.zeros, "--mode", help="What the padding holds."),
     stride: int = typer.Option(1, "--stride", "-s", help="Stride."),
     dilation: int = typer.Option(1, "--dilation", "-d", help="Dilation."),
-    flip: bool = typer.Option(False, "--flip", help="Flip the kernel: true convolution (scipy) "
-                                                    "instead of cross-correlation (CNNs)."),
+    flip: bool = typer.Option(
+        False, "--flip", help="Flip the kernel: true convolution (scipy) instead of cross-correlation (CNNs)."
+    ),
     channels: Channels = ChannelsOpt,
-    scale: AutoScale = typer.Option(AutoScale.auto, "--scale",
-                                    help="8/16-bit mapping; auto: offset (zero mid-grey) if signed, "
-                                         "clip if in [0, 1], else minmax."),
+    scale: AutoScale = typer.Option(
+        AutoScale.auto,
+        "--scale",
+        help="8/16-bit mapping; auto: offset (zero mid-grey) if signed, clip if in [0, 1], else minmax.",
+    ),
     bit_depth: int = BitDepthOpt,
-    max_pixels: Optional[int] = MaxPixelsOpt,
-    output: Optional[str] = OutputOpt,
+    max_pixels: int | None = MaxPixelsOpt,
+    output: str | None = OutputOpt,
     list_kernels: bool = typer.Option(False, "--list-kernels", help="List the named kernels and exit."),
     json_out: bool = JsonOpt,
 ) -> None:
@@ -165,29 +202,42 @@ def conv(
     from convcli.images.convpool import ConvSettings, convolve
     from convcli.shapes import parse_padding
 
-    settings = ConvSettings(parse_padding(padding), mode.value, stride, dilation, flip, channels.value,
-                            scale.value, **_common(bit_depth, max_pixels))
+    settings = ConvSettings(
+        parse_padding(padding),
+        mode.value,
+        stride,
+        dilation,
+        flip,
+        channels.value,
+        scale.value,
+        **_common(bit_depth, max_pixels),
+    )
     render.show_filtered(convolve(source, kernels or [], settings, output), json_out)
 
 
 @app.command(context_settings=MATRIX_ARGS)
 def pool(
-    source: str = typer.Argument(..., metavar="INPUT", show_default=False,
-                                 help="An image, a .npy/.csv/.txt matrix, - (stdin) or a typed matrix."),
+    source: str = typer.Argument(
+        ..., metavar="INPUT", show_default=False, help="An image, a .npy/.csv/.txt matrix, - (stdin) or a typed matrix."
+    ),
     mode: PoolMode = typer.Option(PoolMode.max, "--mode", help="max or avg."),
     size: int = typer.Option(2, "--size", "-f", help="Window size."),
-    stride: Optional[int] = typer.Option(None, "--stride", "-s", show_default=False,
-                                         help="Stride [default: the window size]."),
+    stride: int | None = typer.Option(
+        None, "--stride", "-s", show_default=False, help="Stride [default: the window size]."
+    ),
     padding: str = PaddingOpt,
     ceil: bool = typer.Option(False, "--ceil", help="Keep a last partial window (PyTorch ceil_mode)."),
-    count_pad: bool = typer.Option(True, "--count-pad/--no-count-pad",
-                                   help="avg: divide by the whole window, padding included (PyTorch's default)."),
+    count_pad: bool = typer.Option(
+        True,
+        "--count-pad/--no-count-pad",
+        help="avg: divide by the whole window, padding included (PyTorch's default).",
+    ),
     global_pool: bool = typer.Option(False, "--global", help="One value per channel (global pooling)."),
     channels: Channels = ChannelsOpt,
     scale: AutoScale = typer.Option(AutoScale.auto, "--scale", help="8/16-bit mapping (auto: clip for images)."),
     bit_depth: int = BitDepthOpt,
-    max_pixels: Optional[int] = MaxPixelsOpt,
-    output: Optional[str] = OutputOpt,
+    max_pixels: int | None = MaxPixelsOpt,
+    output: str | None = OutputOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Max or average pooling of an image (each channel) or a matrix.
@@ -205,9 +255,19 @@ def pool(
     """
     from convcli.images.convpool import PoolSettings
     from convcli.images.convpool import pool as run_pool
-    from convcli.shapes import parse_padding
     from convcli.render import images as render
+    from convcli.shapes import parse_padding
 
-    settings = PoolSettings(size, stride, parse_padding(padding), ceil, mode.value, count_pad,
-                            global_pool, channels.value, scale.value, **_common(bit_depth, max_pixels))
+    settings = PoolSettings(
+        size,
+        stride,
+        parse_padding(padding),
+        ceil,
+        mode.value,
+        count_pad,
+        global_pool,
+        channels.value,
+        scale.value,
+        **_common(bit_depth, max_pixels),
+    )
     render.show_filtered(run_pool(source, settings, output), json_out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import List, Optional
 
 import typer
 
@@ -11,9 +10,13 @@ from convcli.cli.app import command_app, usage_error
 
 app = command_app()
 
-SpecWords = typer.Argument(None, metavar="SPEC...", show_default=False,
-                           help="An input shape and layer words (28x28x1 conv:6,f=5 ...), a zoo "
-                                "name (see 'convcli params --list') or a .json spec file.")
+SpecWords = typer.Argument(
+    None,
+    metavar="SPEC...",
+    show_default=False,
+    help="An input shape and layer words (28x28x1 conv:6,f=5 ...), a zoo "
+    "name (see 'convcli params --list') or a .json spec file.",
+)
 InputOpt = typer.Option(None, "--input", metavar="HxWxC", help="Another input shape for a zoo model or spec file.")
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON (schema in the README).")
 ExpandOpt = typer.Option(False, "--expand", "-e", help="Show the layers inside blocks too.")
@@ -24,7 +27,7 @@ class Convention(str, Enum):
     tf = "tf"
 
 
-def _load(words: Optional[List[str]], input_shape: Optional[str], convention: Convention = Convention.pytorch):
+def _load(words: list[str] | None, input_shape: str | None, convention: Convention = Convention.pytorch):
     from convcli.networks import spec
     from convcli.networks.words import load_network
 
@@ -34,20 +37,22 @@ def _load(words: Optional[List[str]], input_shape: Optional[str], convention: Co
 
 @app.command("shape-calc")
 def shape_calc(
-    words: Optional[List[str]] = SpecWords,
-    n: Optional[int] = typer.Option(None, "-n", "--size", help="Single layer: input size on one axis."),
-    f: Optional[int] = typer.Option(None, "-f", "--kernel", help="Single layer: kernel (window) size."),
-    s: Optional[int] = typer.Option(None, "-s", "--stride",
-                                    help="Single layer: stride [default: 1; the window size with --pool]."),
+    words: list[str] | None = SpecWords,
+    n: int | None = typer.Option(None, "-n", "--size", help="Single layer: input size on one axis."),
+    f: int | None = typer.Option(None, "-f", "--kernel", help="Single layer: kernel (window) size."),
+    s: int | None = typer.Option(
+        None, "-s", "--stride", help="Single layer: stride [default: 1; the window size with --pool]."
+    ),
     p: str = typer.Option("0", "-p", "--padding", help="Single layer: an int, valid, same, full or tf."),
     d: int = typer.Option(1, "-d", "--dilation", help="Single layer: dilation."),
     pool: bool = typer.Option(False, "--pool", help="Single layer: a pooling window (stride defaults to f)."),
     ceil: bool = typer.Option(False, "--ceil", help="Single layer: pooling in ceil mode."),
     transposed: bool = typer.Option(False, "--transposed", help="Single layer: a transposed convolution."),
     output_padding: int = typer.Option(0, "--output-padding", help="Single layer: output padding (--transposed)."),
-    convention: Convention = typer.Option(Convention.pytorch, "--convention",
-                                          help="pytorch: 'same' needs stride 1; tf: 'same' is TensorFlow's SAME."),
-    input_shape: Optional[str] = InputOpt,
+    convention: Convention = typer.Option(
+        Convention.pytorch, "--convention", help="pytorch: 'same' needs stride 1; tf: 'same' is TensorFlow's SAME."
+    ),
+    input_shape: str | None = InputOpt,
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -76,10 +81,20 @@ def shape_calc(
         from convcli.shapes import axis, parse_padding
 
         padding = parse_padding(p, convention.value)
-        result = axis(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed,
-                      output_padding=output_padding)
-        render.show_axis(n, f, s, padding, d, result, pool=pool, ceil=ceil, transposed=transposed,
-                         output_padding=output_padding, json_out=json_out)
+        result = axis(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding)
+        render.show_axis(
+            n,
+            f,
+            s,
+            padding,
+            d,
+            result,
+            pool=pool,
+            ceil=ceil,
+            transposed=transposed,
+            output_padding=output_padding,
+            json_out=json_out,
+        )
         return
     from convcli.networks.report import analyse
 
@@ -92,10 +107,11 @@ def shape_calc(
 
 @app.command()
 def params(
-    words: Optional[List[str]] = SpecWords,
-    input_shape: Optional[str] = InputOpt,
-    keras: bool = typer.Option(False, "--keras", help="Count as Keras does: batch norm running "
-                                                      "statistics included, as non-trainable."),
+    words: list[str] | None = SpecWords,
+    input_shape: str | None = InputOpt,
+    keras: bool = typer.Option(
+        False, "--keras", help="Count as Keras does: batch norm running statistics included, as non-trainable."
+    ),
     bias: bool = typer.Option(True, "--bias/--no-bias", help="Count the biases of conv and fc layers."),
     list_zoo: bool = typer.Option(False, "--list", help="List the built-in architectures (the zoo)."),
     expand: bool = ExpandOpt,
@@ -132,7 +148,7 @@ def params(
         render.show_params(report, keras, expand)
 
 
-def _include(text: Optional[str]) -> frozenset:
+def _include(text: str | None) -> frozenset:
     from convcli.networks.costs import EXTRA_KINDS
 
     if not text:
@@ -148,13 +164,15 @@ def _include(text: Optional[str]) -> frozenset:
 
 @app.command()
 def flops(
-    words: Optional[List[str]] = SpecWords,
-    input_shape: Optional[str] = InputOpt,
-    include: Optional[str] = typer.Option(None, "--include", metavar="KINDS",
-                                          help="Also count, comma separated: bias, bn, act, pool, add, or all."),
+    words: list[str] | None = SpecWords,
+    input_shape: str | None = InputOpt,
+    include: str | None = typer.Option(
+        None, "--include", metavar="KINDS", help="Also count, comma separated: bias, bn, act, pool, add, or all."
+    ),
     bias: bool = typer.Option(True, "--bias/--no-bias", help="Count conv and fc layers with their biases."),
-    bottleneck: Optional[int] = typer.Option(None, "--bottleneck", metavar="K",
-                                             help="compare: channels of the 1x1 bottleneck [default: C_in/4]."),
+    bottleneck: int | None = typer.Option(
+        None, "--bottleneck", metavar="K", help="compare: channels of the 1x1 bottleneck [default: C_in/4]."
+    ),
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -181,8 +199,7 @@ def flops(
     kinds = _include(include)
     if words and words[0] == "compare":
         if len(words) != 3:
-            raise usage_error("compare takes an input shape and one layer: "
-                              "convcli flops compare 56x56x64 conv:128,f=3")
+            raise usage_error("compare takes an input shape and one layer: convcli flops compare 56x56x64 conv:128,f=3")
         from convcli.networks.compare import compare
 
         render.show_compare(compare(words[1], words[2], bottleneck), json_out)

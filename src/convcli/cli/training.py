@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,12 +12,20 @@ from convcli.cli.app import command_app
 
 app = command_app()
 
-DataOpt = typer.Option(None, "--data", metavar="DATA",
-                       help="digits (built in, 8x8), mnist (downloaded once), or a path: a directory "
-                            "of MNIST IDX files, an .npz, or an image folder root/<class>/*.png.")
-DataDirOpt = typer.Option(None, "--data-dir", metavar="DIR",
-                          help="Where 'mnist' is cached, in DIR/mnist [default: $CONVCLI_DATA, else "
-                               "~/.cache/convcli]; it is downloaded from $CONVCLI_MNIST_MIRROR if set.")
+DataOpt = typer.Option(
+    None,
+    "--data",
+    metavar="DATA",
+    help="digits (built in, 8x8), mnist (downloaded once), or a path: a directory "
+    "of MNIST IDX files, an .npz, or an image folder root/<class>/*.png.",
+)
+DataDirOpt = typer.Option(
+    None,
+    "--data-dir",
+    metavar="DIR",
+    help="Where 'mnist' is cached, in DIR/mnist [default: $CONVCLI_DATA, else "
+    "~/.cache/convcli]; it is downloaded from $CONVCLI_MNIST_MIRROR if set.",
+)
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 
 
@@ -37,35 +44,48 @@ class Schedule(str, Enum):
 
 @app.command()
 def train(
-    words: Optional[List[str]] = typer.Argument(
-        None, metavar="[SPEC...]", show_default=False,
+    words: list[str] | None = typer.Argument(
+        None,
+        metavar="[SPEC...]",
+        show_default=False,
         help="Layer words (8x8x1 conv:16,f=3 ...), a zoo name such as lenet5, a .json spec, or one "
-             "of digits-cnn, mnist-cnn, mnist-resnet, mnist-mobilenet, mnist-inception. Default: "
-             "digits-cnn for 8x8 data, mnist-cnn for 28x28."),
-    data: Optional[str] = DataOpt,
-    data_dir: Optional[Path] = DataDirOpt,
-    mirror: Optional[str] = typer.Option(None, "--mirror", metavar="URL",
-                                         help="Where --data mnist downloads from [default: $CONVCLI_MNIST_MIRROR, "
-                                              "else a public mirror]."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs [default: 20 for 8x8 data, else 10]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size",
-                                             help="[default: 32 for 8x8 data and lenet5, else 64]"),
-    optimizer: Optional[Optimizer] = typer.Option(
-        None, "--optimizer", help="momentum and nesterov: SGD with momentum 0.9 [default: adam; momentum for lenet5]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate [default: 0.003; 0.01 for lenet5]."),
-    schedule: Optional[Schedule] = typer.Option(None, "--schedule", help="Learning-rate schedule [default: cosine]."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay",
-                                                 help="L2 on the weights [default: 0; 5e-4 for lenet5]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seeds weights, validation split and shuffling [default: 0]."),
-    validation: Optional[float] = typer.Option(None, "--validation",
-                                               help="Fraction of the training images held out [default: 0.1]."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE.npz",
-                                          help="Checkpoint, written atomically after every epoch."),
-    resume: Optional[Path] = typer.Option(None, "--resume", metavar="FILE.npz",
-                                          help="Continue a checkpoint up to --epochs (saved to it unless -o)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png",
-                                        help="Draw loss and accuracy per epoch (train and validation), "
-                                             "redrawn after every epoch."),
+        "of digits-cnn, mnist-cnn, mnist-resnet, mnist-mobilenet, mnist-inception. Default: "
+        "digits-cnn for 8x8 data, mnist-cnn for 28x28.",
+    ),
+    data: str | None = DataOpt,
+    data_dir: Path | None = DataDirOpt,
+    mirror: str | None = typer.Option(
+        None,
+        "--mirror",
+        metavar="URL",
+        help="Where --data mnist downloads from [default: $CONVCLI_MNIST_MIRROR, else a public mirror].",
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Total epochs [default: 20 for 8x8 data, else 10]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="[default: 32 for 8x8 data and lenet5, else 64]"),
+    optimizer: Optimizer | None = typer.Option(
+        None, "--optimizer", help="momentum and nesterov: SGD with momentum 0.9 [default: adam; momentum for lenet5]."
+    ),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate [default: 0.003; 0.01 for lenet5]."),
+    schedule: Schedule | None = typer.Option(None, "--schedule", help="Learning-rate schedule [default: cosine]."),
+    weight_decay: float | None = typer.Option(
+        None, "--weight-decay", help="L2 on the weights [default: 0; 5e-4 for lenet5]."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Seeds weights, validation split and shuffling [default: 0]."),
+    validation: float | None = typer.Option(
+        None, "--validation", help="Fraction of the training images held out [default: 0.1]."
+    ),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", metavar="FILE.npz", help="Checkpoint, written atomically after every epoch."
+    ),
+    resume: Path | None = typer.Option(
+        None, "--resume", metavar="FILE.npz", help="Continue a checkpoint up to --epochs (saved to it unless -o)."
+    ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        metavar="FILE.png",
+        help="Draw loss and accuracy per epoch (train and validation), redrawn after every epoch.",
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Train a CNN in numpy and report test accuracy, the confusion matrix and a summary
@@ -90,12 +110,27 @@ def train(
       convcli train mnist-inception --data mnist --epochs 3
       convcli train --resume lenet5.npz --epochs 15
     """
-    from convcli.training.run import TrainRequest, train as run
     from convcli.render.training import TrainingDisplay, show_training
+    from convcli.training.run import TrainRequest
+    from convcli.training.run import train as run
 
-    request = TrainRequest(tuple(words or ()), data, data_dir, epochs, batch_size,
-                           optimizer.value if optimizer else None, lr, schedule.value if schedule else None,
-                           weight_decay, seed, validation, output, resume, plot, mirror)
+    request = TrainRequest(
+        tuple(words or ()),
+        data,
+        data_dir,
+        epochs,
+        batch_size,
+        optimizer.value if optimizer else None,
+        lr,
+        schedule.value if schedule else None,
+        weight_decay,
+        seed,
+        validation,
+        output,
+        resume,
+        plot,
+        mirror,
+    )
     display = TrainingDisplay(quiet=json_out)
     try:
         result = run(request, display)
@@ -108,17 +143,27 @@ def train(
 
 @app.command("train-filter")
 def train_filter(
-    images: List[Path] = typer.Argument(..., metavar="IMAGE...", show_default=False,
-                                        help="Images to learn from (grey; colour is converted)."),
-    target: str = typer.Option(..., "--target", "-t", metavar="KERNEL",
-                               help="The kernel to reproduce: a name from 'convcli conv --list-kernels'."),
+    images: list[Path] = typer.Argument(
+        ..., metavar="IMAGE...", show_default=False, help="Images to learn from (grey; colour is converted)."
+    ),
+    target: str = typer.Option(
+        ...,
+        "--target",
+        "-t",
+        metavar="KERNEL",
+        help="The kernel to reproduce: a name from 'convcli conv --list-kernels'.",
+    ),
     steps: int = typer.Option(300, "--steps", help="Gradient-descent steps (one step: every image)."),
-    lr: Optional[float] = typer.Option(None, "--lr", show_default=False,
-                                       help="Learning rate [default: 1 / (fH x fW), 1/9 for 3x3]."),
-    size: int = typer.Option(128, "--size", help="Shrink each image so its shorter side is at most this, "
-                                                 "then centre-crop all to the same square."),
+    lr: float | None = typer.Option(
+        None, "--lr", show_default=False, help="Learning rate [default: 1 / (fH x fW), 1/9 for 3x3]."
+    ),
+    size: int = typer.Option(
+        128,
+        "--size",
+        help="Shrink each image so its shorter side is at most this, then centre-crop all to the same square.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seeds the random initial weights."),
-    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Draw the loss per step (log scale)."),
+    plot: Path | None = typer.Option(None, "--plot", metavar="FILE.png", help="Draw the loss per step (log scale)."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Learn a kernel's weights by gradient descent: a one-kernel CNN trained until convolving
@@ -136,8 +181,8 @@ def train_filter(
       convcli train-filter photo.jpg -t laplacian --steps 500 --plot loss.png
       convcli train-filter photo.jpg -t gaussian-5 --json | jq .max_abs_error
     """
-    from convcli.training.filter_fit import FilterRequest, learn_filter
     from convcli.render.training import FilterDisplay, show_filter
+    from convcli.training.filter_fit import FilterRequest, learn_filter
 
     display = FilterDisplay(quiet=json_out)
     try:
@@ -150,8 +195,8 @@ def train_filter(
 @app.command()
 def evaluate(
     model: Path = typer.Argument(..., metavar="MODEL.npz", help="A checkpoint written by 'convcli train'."),
-    data: Optional[str] = DataOpt,
-    data_dir: Optional[Path] = DataDirOpt,
+    data: str | None = DataOpt,
+    data_dir: Path | None = DataDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Accuracy, per-class precision and recall, and the confusion matrix on a test set.
@@ -164,8 +209,8 @@ def evaluate(
       convcli evaluate digits.npz
       convcli evaluate lenet5.npz --data /path/to/mnist --json | jq .accuracy
     """
-    from convcli.training.run import evaluate_checkpoint
     from convcli.render.training import show_evaluation
+    from convcli.training.run import evaluate_checkpoint
 
     show_evaluation(evaluate_checkpoint(model, data, data_dir), json_out)
 
@@ -173,7 +218,7 @@ def evaluate(
 @app.command()
 def predict(
     model: Path = typer.Argument(..., metavar="MODEL.npz", help="A checkpoint written by 'convcli train'."),
-    images: List[Path] = typer.Argument(..., metavar="IMAGE...", help="Photos or scans of single digits."),
+    images: list[Path] = typer.Argument(..., metavar="IMAGE...", help="Photos or scans of single digits."),
     top: int = typer.Option(3, "--top", "-k", help="How many classes to list per image."),
     json_out: bool = JsonOpt,
 ) -> None:
@@ -188,7 +233,7 @@ def predict(
       convcli predict lenet5.npz seven.jpg
       convcli predict lenet5.npz *.png --top 1 --json | jq -r '.[].prediction'
     """
-    from convcli.training.run import predict_files
     from convcli.render.training import show_predictions
+    from convcli.training.run import predict_files
 
     show_predictions(predict_files(model, list(images), top), json_out)

@@ -33,15 +33,15 @@ from typing import TextIO
 
 import numpy as np
 
-from convcli.images.tonemap import SCALES
 from convcli.errors import InputError, OutputError, ShapeError
-from convcli.images.read import DEFAULT_MAX_PIXELS, read_image, write_image
 from convcli.images.kernels import get_kernel
 from convcli.images.matrix import MATRIX_SUFFIXES, is_matrix_text, parse_matrix, read_matrix, write_matrix
+from convcli.images.png import write_levels
+from convcli.images.read import DEFAULT_MAX_PIXELS, read_image, write_image
+from convcli.images.tonemap import SCALES
 from convcli.ops.conv import conv2d
 from convcli.ops.pool import global_pool2d, pool2d
 from convcli.ops.windows import int_pair, numpy_pad_mode, split_padding
-from convcli.images.png import write_levels
 from convcli.shapes import AxisResult, conv_axis, pool_axis
 
 TEXT_SUFFIXES = (".csv", ".txt")
@@ -60,8 +60,9 @@ class Source:
     notes: tuple[str, ...] = ()
 
 
-def load_source(arg: str, channels: str = "gray", max_pixels: int = DEFAULT_MAX_PIXELS,
-                stdin: TextIO | None = None) -> Source:
+def load_source(
+    arg: str, channels: str = "gray", max_pixels: int = DEFAULT_MAX_PIXELS, stdin: TextIO | None = None
+) -> Source:
     """Read an INPUT word: ``-``, a matrix file, an image file, or a typed matrix.
 
     >>> load_source("1,2;3,4").array.shape
@@ -124,11 +125,18 @@ class Geometry:
     dilation: tuple[int, int] = (1, 1)
 
 
-def _geometry(h: int, w: int, axes: tuple[AxisResult, AxisResult], window: tuple[int, int],
-              stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Geometry:
+def _geometry(
+    h: int,
+    w: int,
+    axes: tuple[AxisResult, AxisResult],
+    window: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int] = (1, 1),
+) -> Geometry:
     ah, aw = axes
-    return Geometry(h, w, ah.out, aw.out, window, stride, (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi),
-                    (ah.dropped, aw.dropped), dilation)
+    return Geometry(
+        h, w, ah.out, aw.out, window, stride, (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi), (ah.dropped, aw.dropped), dilation
+    )
 
 
 @dataclass(frozen=True)
@@ -189,8 +197,13 @@ class FilterResult:
         return self.output.shape[1:] if squeeze else self.output.shape
 
 
-def convolve(input_arg: str, kernel_args: Sequence[str], settings: ConvSettings = ConvSettings(),
-             output: str | None = None, stdin: TextIO | None = None) -> FilterResult:
+def convolve(
+    input_arg: str,
+    kernel_args: Sequence[str],
+    settings: ConvSettings = ConvSettings(),
+    output: str | None = None,
+    stdin: TextIO | None = None,
+) -> FilterResult:
     """``convcli conv``: read the input and kernels, convolve, write image outputs; see the module doc."""
     if not kernel_args:
         raise InputError("give at least one --kernel (a name such as sobel-x, or a matrix such as '1,0,-1')")
@@ -205,29 +218,42 @@ def convolve(input_arg: str, kernel_args: Sequence[str], settings: ConvSettings 
     for kernel in kernels:
         k = kernel.array
         if k.ndim == 3 and k.shape[0] != c:
-            raise ShapeError(f"kernel {kernel.name} has {k.shape[0]} channels but {source.name} has "
-                             f"{c}; give one channel per input channel or a 2-D kernel")
+            raise ShapeError(
+                f"kernel {kernel.name} has {k.shape[0]} channels but {source.name} has "
+                f"{c}; give one channel per input channel or a 2-D kernel"
+            )
         fh, fw = k.shape[-2:]
-        axes = (conv_axis(h, fh, stride[0], ph, dilation[0], what=f"kernel {kernel.name} (height)"),
-                conv_axis(w, fw, stride[1], pw, dilation[1], what=f"kernel {kernel.name} (width)"))
+        axes = (
+            conv_axis(h, fh, stride[0], ph, dilation[0], what=f"kernel {kernel.name} (height)"),
+            conv_axis(w, fw, stride[1], pw, dilation[1], what=f"kernel {kernel.name} (width)"),
+        )
         g = _geometry(h, w, axes, (fh, fw), stride, dilation)
         if geometry is not None and (g.oh, g.ow) != (geometry.oh, geometry.ow):
-            raise ShapeError(f"kernel {kernel.name} gives a {g.oh}x{g.ow} output but kernel "
-                             f"{kernels[0].name} gives {geometry.oh}x{geometry.ow}; stack kernels "
-                             "of one size or use --padding same")
+            raise ShapeError(
+                f"kernel {kernel.name} gives a {g.oh}x{g.ow} output but kernel "
+                f"{kernels[0].name} gives {geometry.oh}x{geometry.ow}; stack kernels "
+                "of one size or use --padding same"
+            )
         geometry = geometry or g
         x, weights = (source.array[None], k[None]) if k.ndim == 3 else (source.array[:, None], k[None, None])
-        y = conv2d(x, weights.astype(x.dtype), stride=stride, padding=settings.padding,
-                   dilation=dilation, mode=settings.mode, flip=settings.flip)  # N, 1, H', W'
-        stacks.append(y[:, 0] if k.ndim == 2 else y[0])                         # C_k, H', W'
+        y = conv2d(
+            x,
+            weights.astype(x.dtype),
+            stride=stride,
+            padding=settings.padding,
+            dilation=dilation,
+            mode=settings.mode,
+            flip=settings.flip,
+        )  # N, 1, H', W'
+        stacks.append(y[:, 0] if k.ndim == 2 else y[0])  # C_k, H', W'
     integer = source.integer and all(k.integer for k in kernels)
-    result = FilterResult(source, "conv", tuple(k.name for k in kernels),
-                          np.concatenate(stacks), integer, geometry)
+    result = FilterResult(source, "conv", tuple(k.name for k in kernels), np.concatenate(stacks), integer, geometry)
     return _write(result, [len(s) for s in stacks], output, settings)
 
 
-def pool(input_arg: str, settings: PoolSettings = PoolSettings(), output: str | None = None,
-         stdin: TextIO | None = None) -> FilterResult:
+def pool(
+    input_arg: str, settings: PoolSettings = PoolSettings(), output: str | None = None, stdin: TextIO | None = None
+) -> FilterResult:
     """``convcli pool``: pool every channel of the input; write image outputs; see the module doc."""
     _check_scale(settings.scale)
     if settings.mode not in ("max", "avg"):
@@ -238,18 +264,27 @@ def pool(input_arg: str, settings: PoolSettings = PoolSettings(), output: str | 
     c, h, w = source.array.shape
     label = f"{settings.mode}pool"
     if settings.global_pool:
-        y = global_pool2d(source.array[None], settings.mode)[0]                  # C, 1, 1
+        y = global_pool2d(source.array[None], settings.mode)[0]  # C, 1, 1
         g = Geometry(h, w, 1, 1, (h, w), (h, w), (0, 0, 0, 0), (0, 0))
-        result = FilterResult(source, f"global {label}", (f"global{label}",), y,
-                              source.integer and settings.mode == "max", g)
+        result = FilterResult(
+            source, f"global {label}", (f"global{label}",), y, source.integer and settings.mode == "max", g
+        )
         return _write(result, [c], output, settings, as_matrix=True)
     ph, pw = split_padding(settings.padding, "--padding")
-    axes = (pool_axis(h, size[0], stride[0], ph, 1, settings.ceil, what="pool (height)"),
-            pool_axis(w, size[1], stride[1], pw, 1, settings.ceil, what="pool (width)"))
-    y = pool2d(source.array, size, stride=stride, padding=settings.padding, ceil=settings.ceil,
-               mode=settings.mode, count_include_pad=settings.count_pad)         # C, H', W'
-    result = FilterResult(source, label, (label,), y, source.integer,
-                          _geometry(h, w, axes, size, stride))
+    axes = (
+        pool_axis(h, size[0], stride[0], ph, 1, settings.ceil, what="pool (height)"),
+        pool_axis(w, size[1], stride[1], pw, 1, settings.ceil, what="pool (width)"),
+    )
+    y = pool2d(
+        source.array,
+        size,
+        stride=stride,
+        padding=settings.padding,
+        ceil=settings.ceil,
+        mode=settings.mode,
+        count_include_pad=settings.count_pad,
+    )  # C, H', W'
+    result = FilterResult(source, label, (label,), y, source.integer, _geometry(h, w, axes, size, stride))
     return _write(result, [c], output, settings)
 
 
@@ -269,8 +304,9 @@ def auto_scale(values: np.ndarray) -> str:
     return "clip" if values.max() <= 1 else "minmax"
 
 
-def _write(result: FilterResult, counts: list[int], output: str | None, settings,
-           as_matrix: bool = False) -> FilterResult:
+def _write(
+    result: FilterResult, counts: list[int], output: str | None, settings, as_matrix: bool = False
+) -> FilterResult:
     """Write the files of an image input (or of any input given ``-o``); record them in the result."""
     source = result.source
     if output is None and (source.path is None or as_matrix):
@@ -287,7 +323,7 @@ def _write(result: FilterResult, counts: list[int], output: str | None, settings
     stem = source.path.stem if source.path is not None else "matrix"
     scales, written, start = [], [], 0
     for label, n in zip(result.labels, counts):
-        part = result.output[start:start + n]                                # n, H', W'
+        part = result.output[start : start + n]  # n, H', W'
         start += n
         path = folder / f"{stem}_{label}.png"
         scales.append(_scale(part, settings.scale, path))
@@ -302,16 +338,16 @@ def _scale(values: np.ndarray, scale: str, path: Path) -> str:
     return auto_scale(values) if scale == "auto" else scale
 
 
-def _write_one(path: Path, array: np.ndarray, integer: bool, scale: str, settings,
-               inputs: list[Path]) -> Path:
+def _write_one(path: Path, array: np.ndarray, integer: bool, scale: str, settings, inputs: list[Path]) -> Path:
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
         return write_matrix(path, array, integer, inputs)
     exact = suffix in EXACT_SUFFIXES
     if not exact and array.ndim == 3 and array.shape[0] not in (1, 3):
-        raise OutputError(f"output {path}: {array.shape[0]} channels do not fit an image file; "
-                          "write .tif, .npy or .csv, or give -o a directory (one file per kernel)")
+        raise OutputError(
+            f"output {path}: {array.shape[0]} channels do not fit an image file; "
+            "write .tif, .npy or .csv, or give -o a directory (one file per kernel)"
+        )
     if exact or array.ndim != 3:
-        return write_image(path, array, bit_depth=settings.bit_depth, scale=None if exact else scale,
-                           inputs=inputs)
+        return write_image(path, array, bit_depth=settings.bit_depth, scale=None if exact else scale, inputs=inputs)
     return write_levels(path, array, scale, bit_depth=settings.bit_depth, inputs=inputs)

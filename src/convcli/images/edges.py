@@ -36,14 +36,21 @@ from pathlib import Path
 
 import numpy as np
 
-from convcli.images.tonemap import SCALES, panel, to_display
 from convcli.errors import ConvcliError, InputError, OutputError
-from convcli.images.gradients import (PAIRS, EdgeFilter, EdgeMaps, display_reference, edge_filter,
-                               edge_maps, orientation_degrees)
+from convcli.images.gradients import (
+    PAIRS,
+    EdgeFilter,
+    EdgeMaps,
+    display_reference,
+    edge_filter,
+    edge_maps,
+    orientation_degrees,
+)
+from convcli.images.png import write_levels
 from convcli.images.read import DEFAULT_MAX_PIXELS, WRITE_FORMATS, read_image, write_image
+from convcli.images.tonemap import SCALES, panel, to_display
 from convcli.ops.windows import numpy_pad_mode
 from convcli.outputs import PathLike
-from convcli.images.png import write_levels
 
 EXACT_SUFFIXES = (".tif", ".tiff", ".npy")
 
@@ -70,8 +77,7 @@ def orientation_colours(angle: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
 
     value = to_display(magnitude, "abs", display_reference(magnitude))
     hue = np.rint(np.mod(angle, 360) * (255 / 360)).astype(np.uint8)
-    planes = [Image.fromarray(p) for p in (hue, np.full_like(hue, 255),
-                                           np.rint(value * 255).astype(np.uint8))]
+    planes = [Image.fromarray(p) for p in (hue, np.full_like(hue, 255), np.rint(value * 255).astype(np.uint8))]
     rgb = np.asarray(Image.merge("HSV", planes).convert("RGB"), dtype=np.float32) / 255  # H, W, 3
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
@@ -112,8 +118,7 @@ def plan_outputs(paths: Sequence[PathLike], output: PathLike | None, options: Ed
         out = Path(output)
         if out.is_dir() or text.endswith(("/", "\\")) or len(paths) > 1:
             if not out.is_dir() and out.suffix.lower() in WRITE_FORMATS:
-                raise OutputError(f"-o {out} names a file, but there are {len(paths)} inputs; "
-                                  "give a directory")
+                raise OutputError(f"-o {out} names a file, but there are {len(paths)} inputs; give a directory")
             outdir = out
             try:
                 outdir.mkdir(parents=True, exist_ok=True)
@@ -130,11 +135,14 @@ def plan_outputs(paths: Sequence[PathLike], output: PathLike | None, options: Ed
         target = EdgeTargets(
             main,
             main.with_name(f"{main.stem}_orientation{extra}") if options.orientation else None,
-            main.with_name(f"{main.stem}_panel.png") if options.panel else None)
+            main.with_name(f"{main.stem}_panel.png") if options.panel else None,
+        )
         for written in (target.edges, target.orientation, target.panel):
             if written is not None and written in seen:
-                raise OutputError(f"inputs {seen[written]} and {src} would both write {written}; "
-                                  "rename one or use -o with separate runs")
+                raise OutputError(
+                    f"inputs {seen[written]} and {src} would both write {written}; "
+                    "rename one or use -o with separate runs"
+                )
             if written is not None:
                 seen[written] = src
         targets.append(target)
@@ -148,19 +156,24 @@ def check_options(options: EdgeOptions) -> EdgeFilter:
     if options.scale not in SCALES:
         raise InputError(f"--scale {options.scale!r} is not one of {', '.join(SCALES)}")
     if options.threshold is not None and not 0 <= options.threshold <= 1:
-        raise InputError(f"--threshold {options.threshold} is not a fraction of the strongest "
-                         "edge: give a number from 0 to 1")
+        raise InputError(
+            f"--threshold {options.threshold} is not a fraction of the strongest edge: give a number from 0 to 1"
+        )
     if options.orientation and filt.y is None:
-        raise InputError(f"--orientation needs an x/y pair; {filt.name} is a single kernel "
-                         f"(pairs: {', '.join(PAIRS)}, vertical)")
+        raise InputError(
+            f"--orientation needs an x/y pair; {filt.name} is a single kernel (pairs: {', '.join(PAIRS)}, vertical)"
+        )
     if options.channels not in ("gray", "rgb"):
         raise InputError(f"--channels {options.channels!r} is not gray or rgb")
     return filt
 
 
-def detect_edges(paths: Sequence[PathLike], options: EdgeOptions = EdgeOptions(),
-                 output: PathLike | None = None,
-                 on_file: Callable[[EdgeResult], None] | None = None) -> list[EdgeResult]:
+def detect_edges(
+    paths: Sequence[PathLike],
+    options: EdgeOptions = EdgeOptions(),
+    output: PathLike | None = None,
+    on_file: Callable[[EdgeResult], None] | None = None,
+) -> list[EdgeResult]:
     """Run edge detection on every file and write its outputs; one result per input, in order.
 
     Option errors and output-name clashes raise before anything is read. A file that cannot be
@@ -183,10 +196,11 @@ def detect_edges(paths: Sequence[PathLike], options: EdgeOptions = EdgeOptions()
     return results
 
 
-def _one_file(path: Path, target: EdgeTargets, filt: EdgeFilter, options: EdgeOptions,
-              inputs: Sequence[PathLike]) -> EdgeResult:
+def _one_file(
+    path: Path, target: EdgeTargets, filt: EdgeFilter, options: EdgeOptions, inputs: Sequence[PathLike]
+) -> EdgeResult:
     image = read_image(path, channels=options.channels, max_pixels=options.max_pixels)
-    volume = image.array                                                    # C, H, W
+    volume = image.array  # C, H, W
     need = options.panel or options.orientation
     maps = edge_maps(volume, filt, options.mode, components=need)
     magnitude = maps.magnitude
@@ -194,25 +208,27 @@ def _one_file(path: Path, target: EdgeTargets, filt: EdgeFilter, options: EdgeOp
     exact = target.edges.suffix.lower() in EXACT_SUFFIXES
     if options.threshold is not None:
         edges = (magnitude >= options.threshold * top) if top > 0 else np.zeros_like(magnitude, bool)
-        written = [write_image(target.edges, edges.astype(np.float32), bit_depth=options.bit_depth,
-                               inputs=inputs)]
+        written = [write_image(target.edges, edges.astype(np.float32), bit_depth=options.bit_depth, inputs=inputs)]
     else:
         ref = display_reference(magnitude) if options.scale == "abs" else None
-        written = [write_image(target.edges, magnitude, inputs=inputs) if exact else
-                   write_levels(target.edges, magnitude, options.scale, ref, options.bit_depth, inputs)]
+        written = [
+            write_image(target.edges, magnitude, inputs=inputs)
+            if exact
+            else write_levels(target.edges, magnitude, options.scale, ref, options.bit_depth, inputs)
+        ]
     if target.orientation is not None:
         written.append(_write_orientation(target.orientation, maps, filt, inputs))
     if target.panel is not None:
         written.append(_write_panel(target.panel, volume, maps, filt, options, inputs))
-    return EdgeResult(path, filt.name, tuple(volume.shape), float(magnitude.min()), top,
-                      outputs=tuple(written), notes=image.notes)
+    return EdgeResult(
+        path, filt.name, tuple(volume.shape), float(magnitude.min()), top, outputs=tuple(written), notes=image.notes
+    )
 
 
-def _write_orientation(path: Path, maps: EdgeMaps, filt: EdgeFilter,
-                       inputs: Sequence[PathLike]) -> Path:
+def _write_orientation(path: Path, maps: EdgeMaps, filt: EdgeFilter, inputs: Sequence[PathLike]) -> Path:
     # the strongest channel at each pixel decides the direction
-    strongest = maps.magnitude.argmax(axis=0)[None]                         # 1, H, W
-    gx = np.take_along_axis(maps.gx, strongest, axis=0)[0]                  # H, W
+    strongest = maps.magnitude.argmax(axis=0)[None]  # 1, H, W
+    gx = np.take_along_axis(maps.gx, strongest, axis=0)[0]  # H, W
     gy = np.take_along_axis(maps.gy, strongest, axis=0)[0]
     angle = orientation_degrees(gx, gy)
     if path.suffix.lower() in EXACT_SUFFIXES:
@@ -221,8 +237,9 @@ def _write_orientation(path: Path, maps: EdgeMaps, filt: EdgeFilter,
     return write_image(path, colours, inputs=inputs)
 
 
-def _write_panel(path: Path, volume: np.ndarray, maps: EdgeMaps, filt: EdgeFilter,
-                 options: EdgeOptions, inputs: Sequence[PathLike]) -> Path:
+def _write_panel(
+    path: Path, volume: np.ndarray, maps: EdgeMaps, filt: EdgeFilter, options: EdgeOptions, inputs: Sequence[PathLike]
+) -> Path:
     shown = to_display(volume, "clip")
     # x and y on one scale, zero mid-grey, so their strengths compare
     ref = display_reference(maps.magnitude)
@@ -231,8 +248,6 @@ def _write_panel(path: Path, volume: np.ndarray, maps: EdgeMaps, filt: EdgeFilte
         tiles = [shown, to_display(maps.gx, "offset", ref), magnitude]
         labels = ["input", f"{filt.x.name} response", f"|{filt.x.name}|"]
     else:
-        tiles = [shown, to_display(maps.gx, "offset", ref), to_display(maps.gy, "offset", ref),
-                 magnitude]
+        tiles = [shown, to_display(maps.gx, "offset", ref), to_display(maps.gy, "offset", ref), magnitude]
         labels = ["input", f"{filt.x.name} (x)", f"{filt.y.name} (y)", f"{filt.name} magnitude"]
     return write_image(path, panel(tiles, labels), inputs=inputs)
-

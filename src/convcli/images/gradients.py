@@ -52,8 +52,10 @@ def edge_filter(name: str) -> EdgeFilter:
         raise InputError(f"--filter: {err} (pairs: {', '.join(PAIRS)})") from None
     if kernel.kind not in EDGE_KINDS:
         edges = ", ".join(k.name for k in KERNELS.values() if k.kind in EDGE_KINDS)
-        raise InputError(f"--filter {name!r} is a {kernel.kind} kernel, not an edge filter "
-                         f"({edges}); apply it with 'convcli conv --kernel {kernel.name}'")
+        raise InputError(
+            f"--filter {name!r} is a {kernel.kind} kernel, not an edge filter "
+            f"({edges}); apply it with 'convcli conv --kernel {kernel.name}'"
+        )
     if kernel.partner is None:
         return EdgeFilter(kernel.name, kernel, None)
     partner = KERNELS[kernel.partner]
@@ -71,8 +73,7 @@ class EdgeMaps:
     gy: np.ndarray | None = None
 
 
-def edge_maps(volume: np.ndarray, filt: EdgeFilter, mode: str = "reflect",
-              components: bool = False) -> EdgeMaps:
+def edge_maps(volume: np.ndarray, filt: EdgeFilter, mode: str = "reflect", components: bool = False) -> EdgeMaps:
     """Filter every (H, W) plane of ``volume``; the size is kept (``same`` padding).
 
     ``components`` keeps the signed x/y responses (for the panel and the orientation); without

@@ -100,54 +100,138 @@ class Kernel:
         return np.array(self.matrix, dtype=dtype)
 
 
-def _pair(stem: str, x_matrix: Matrix, smooth: tuple[float, ...], description: str,
-          source: str) -> list[Kernel]:
+def _pair(stem: str, x_matrix: Matrix, smooth: tuple[float, ...], description: str, source: str) -> list[Kernel]:
     """An x kernel built as ``outer(smooth, DIFFERENCE)`` and its transpose, the y kernel."""
     return [
-        Kernel(f"{stem}-x", x_matrix, f"{description}, x derivative (finds vertical edges)",
-               "positive where brightness falls from left to right", "edge", source,
-               f"{stem}-y", (smooth, DIFFERENCE)),
-        Kernel(f"{stem}-y", transpose(x_matrix), f"{description}, y derivative (finds horizontal edges)",
-               "positive where brightness falls from top to bottom", "edge", source,
-               f"{stem}-x", (DIFFERENCE, smooth)),
+        Kernel(
+            f"{stem}-x",
+            x_matrix,
+            f"{description}, x derivative (finds vertical edges)",
+            "positive where brightness falls from left to right",
+            "edge",
+            source,
+            f"{stem}-y",
+            (smooth, DIFFERENCE),
+        ),
+        Kernel(
+            f"{stem}-y",
+            transpose(x_matrix),
+            f"{description}, y derivative (finds horizontal edges)",
+            "positive where brightness falls from top to bottom",
+            "edge",
+            source,
+            f"{stem}-x",
+            (DIFFERENCE, smooth),
+        ),
     ]
 
 
 _COURSE = "Andrew Ng, deeplearning.ai Convolutional Neural Networks, week 1 (edge detection)"
 _ALL = [
-    Kernel("vertical", VERTICAL, "course vertical-edge filter", "positive where brightness falls "
-           "from left to right", "edge", _COURSE, "horizontal", (SMOOTH_PREWITT, DIFFERENCE)),
-    Kernel("horizontal", transpose(VERTICAL), "course horizontal-edge filter", "positive where "
-           "brightness falls from top to bottom", "edge", _COURSE, "vertical",
-           (DIFFERENCE, SMOOTH_PREWITT)),
-    *_pair("sobel", SOBEL_X, SMOOTH_SOBEL, "Sobel 3x3 gradient",
-           "Sobel & Feldman, 'A 3x3 isotropic gradient operator for image processing', 1968"),
-    *_pair("scharr", SCHARR_X, SMOOTH_SCHARR, "Scharr 3x3 gradient, more rotation-invariant than Sobel",
-           "H. Scharr, 'Optimale Operatoren in der digitalen Bildverarbeitung', PhD thesis, 2000"),
-    *_pair("prewitt", PREWITT_X, SMOOTH_PREWITT, "Prewitt 3x3 gradient",
-           "J. Prewitt, 'Object enhancement and extraction', Picture Processing and Psychopictorics, 1970"),
-    Kernel("roberts-x", ROBERTS_X, "Roberts cross, diagonal difference (top-left minus bottom-right)",
-           "positive where brightness falls from top-left to bottom-right", "edge",
-           "L. Roberts, 'Machine perception of three-dimensional solids', MIT, 1963", "roberts-y"),
-    Kernel("roberts-y", ROBERTS_Y, "Roberts cross, anti-diagonal difference (top-right minus bottom-left)",
-           "positive where brightness falls from top-right to bottom-left", "edge",
-           "L. Roberts, 'Machine perception of three-dimensional solids', MIT, 1963", "roberts-x"),
-    Kernel("laplacian", LAPLACIAN, "4-neighbour Laplacian (5-point stencil)",
-           "negative on a bright dot, positive on a dark one (as scipy.ndimage.laplace, OpenCV ksize=1)",
-           "laplacian", "the standard 5-point finite-difference stencil"),
-    Kernel("laplacian-8", LAPLACIAN_8, "8-neighbour Laplacian, diagonals included",
-           "negative on a bright dot, positive on a dark one", "laplacian",
-           "Gonzalez & Woods, Digital Image Processing, 3rd ed., section 3.6.2"),
-    Kernel("box", BOX, "3x3 mean (box blur)", "all weights 1/9", "smooth",
-           "the moving average", factors=(MEAN_3, MEAN_3)),
-    Kernel("gaussian", GAUSSIAN, "3x3 binomial Gaussian, [1, 2, 1]/4 on each axis", "all weights "
-           "positive, summing to 1", "smooth", "binomial approximation of the Gaussian (Pascal's triangle)",
-           factors=(BINOMIAL_3, BINOMIAL_3)),
-    Kernel("gaussian-5", GAUSSIAN_5, "5x5 binomial Gaussian, [1, 4, 6, 4, 1]/16 on each axis",
-           "all weights positive, summing to 1", "smooth",
-           "binomial approximation of the Gaussian (Pascal's triangle)", factors=(BINOMIAL_5, BINOMIAL_5)),
-    Kernel("sharpen", SHARPEN, "identity minus the 4-neighbour Laplacian", "sums to 1: flat areas "
-           "keep their value, edges are overshot", "sharpen", "unsharp masking with the 5-point Laplacian"),
+    Kernel(
+        "vertical",
+        VERTICAL,
+        "course vertical-edge filter",
+        "positive where brightness falls from left to right",
+        "edge",
+        _COURSE,
+        "horizontal",
+        (SMOOTH_PREWITT, DIFFERENCE),
+    ),
+    Kernel(
+        "horizontal",
+        transpose(VERTICAL),
+        "course horizontal-edge filter",
+        "positive where brightness falls from top to bottom",
+        "edge",
+        _COURSE,
+        "vertical",
+        (DIFFERENCE, SMOOTH_PREWITT),
+    ),
+    *_pair(
+        "sobel",
+        SOBEL_X,
+        SMOOTH_SOBEL,
+        "Sobel 3x3 gradient",
+        "Sobel & Feldman, 'A 3x3 isotropic gradient operator for image processing', 1968",
+    ),
+    *_pair(
+        "scharr",
+        SCHARR_X,
+        SMOOTH_SCHARR,
+        "Scharr 3x3 gradient, more rotation-invariant than Sobel",
+        "H. Scharr, 'Optimale Operatoren in der digitalen Bildverarbeitung', PhD thesis, 2000",
+    ),
+    *_pair(
+        "prewitt",
+        PREWITT_X,
+        SMOOTH_PREWITT,
+        "Prewitt 3x3 gradient",
+        "J. Prewitt, 'Object enhancement and extraction', Picture Processing and Psychopictorics, 1970",
+    ),
+    Kernel(
+        "roberts-x",
+        ROBERTS_X,
+        "Roberts cross, diagonal difference (top-left minus bottom-right)",
+        "positive where brightness falls from top-left to bottom-right",
+        "edge",
+        "L. Roberts, 'Machine perception of three-dimensional solids', MIT, 1963",
+        "roberts-y",
+    ),
+    Kernel(
+        "roberts-y",
+        ROBERTS_Y,
+        "Roberts cross, anti-diagonal difference (top-right minus bottom-left)",
+        "positive where brightness falls from top-right to bottom-left",
+        "edge",
+        "L. Roberts, 'Machine perception of three-dimensional solids', MIT, 1963",
+        "roberts-x",
+    ),
+    Kernel(
+        "laplacian",
+        LAPLACIAN,
+        "4-neighbour Laplacian (5-point stencil)",
+        "negative on a bright dot, positive on a dark one (as scipy.ndimage.laplace, OpenCV ksize=1)",
+        "laplacian",
+        "the standard 5-point finite-difference stencil",
+    ),
+    Kernel(
+        "laplacian-8",
+        LAPLACIAN_8,
+        "8-neighbour Laplacian, diagonals included",
+        "negative on a bright dot, positive on a dark one",
+        "laplacian",
+        "Gonzalez & Woods, Digital Image Processing, 3rd ed., section 3.6.2",
+    ),
+    Kernel(
+        "box", BOX, "3x3 mean (box blur)", "all weights 1/9", "smooth", "the moving average", factors=(MEAN_3, MEAN_3)
+    ),
+    Kernel(
+        "gaussian",
+        GAUSSIAN,
+        "3x3 binomial Gaussian, [1, 2, 1]/4 on each axis",
+        "all weights positive, summing to 1",
+        "smooth",
+        "binomial approximation of the Gaussian (Pascal's triangle)",
+        factors=(BINOMIAL_3, BINOMIAL_3),
+    ),
+    Kernel(
+        "gaussian-5",
+        GAUSSIAN_5,
+        "5x5 binomial Gaussian, [1, 4, 6, 4, 1]/16 on each axis",
+        "all weights positive, summing to 1",
+        "smooth",
+        "binomial approximation of the Gaussian (Pascal's triangle)",
+        factors=(BINOMIAL_5, BINOMIAL_5),
+    ),
+    Kernel(
+        "sharpen",
+        SHARPEN,
+        "identity minus the 4-neighbour Laplacian",
+        "sums to 1: flat areas keep their value, edges are overshot",
+        "sharpen",
+        "unsharp masking with the 5-point Laplacian",
+    ),
 ]
 
 KERNELS: dict[str, Kernel] = {k.name: k for k in _ALL}

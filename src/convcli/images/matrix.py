@@ -94,8 +94,9 @@ def parse_matrix(text: str, source: str | None = None) -> MatrixInput:
         shape = (len(rows), len(rows[0]))
         first = (len(channels[0]), len(channels[0][0]))
         if shape != first:
-            raise InputError(f"{where}: channel {number} is {shape[0]}x{shape[1]} but channel 1 "
-                             f"is {first[0]}x{first[1]}")
+            raise InputError(
+                f"{where}: channel {number} is {shape[0]}x{shape[1]} but channel 1 is {first[0]}x{first[1]}"
+            )
     values = [value for rows in channels for row in rows for value in row]
     integer = all(isinstance(value, int) for value in values)
     try:
@@ -113,8 +114,9 @@ def _parse_channel(text: str, where: str) -> list[list[int | float]]:
             continue
         row = [_number(token, len(rows) + 1, where) for token in _VALUE_SEP.split(line.strip())]
         if rows and len(row) != len(rows[0]):
-            raise InputError(f"{where}: ragged rows: row {len(rows) + 1} has {len(row)} values "
-                             f"but row 1 has {len(rows[0])}")
+            raise InputError(
+                f"{where}: ragged rows: row {len(rows) + 1} has {len(row)} values but row 1 has {len(rows[0])}"
+            )
         rows.append(row)
     return rows
 
@@ -161,8 +163,7 @@ def _read_file(path: Path) -> MatrixInput:
         raise InputError(f"{path} is a directory, not a matrix file")
     suffix = path.suffix.lower()
     if suffix not in MATRIX_SUFFIXES:
-        raise InputError(f"{path}: matrix files are {' '.join(MATRIX_SUFFIXES)}, "
-                         f"got {suffix or 'no suffix'}")
+        raise InputError(f"{path}: matrix files are {' '.join(MATRIX_SUFFIXES)}, got {suffix or 'no suffix'}")
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty")
     if suffix != ".npy":
@@ -176,8 +177,7 @@ def _read_file(path: Path) -> MatrixInput:
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable .npy array: {exc}") from exc
     if array.ndim not in (2, 3) or array.size == 0:
-        raise InputError(f"{path}: expected a non-empty (H, W) or (C, H, W) array, "
-                         f"got shape {array.shape}")
+        raise InputError(f"{path}: expected a non-empty (H, W) or (C, H, W) array, got shape {array.shape}")
     if array.dtype.kind not in "biuf":
         raise InputError(f"{path}: expected numbers, got dtype {array.dtype}")
     integer = array.dtype.kind in "biu"
@@ -218,8 +218,7 @@ def format_matrix(array: np.ndarray, integer: bool = False) -> str:
     """
     values = np.asarray(array)
     if values.ndim not in (1, 2, 3):
-        raise ShapeError(f"format_matrix: expected a 1-D, 2-D or 3-D array, got shape "
-                         f"{values.shape}")
+        raise ShapeError(f"format_matrix: expected a 1-D, 2-D or 3-D array, got shape {values.shape}")
     cells = _cells(np.atleast_2d(values), integer)
     width = max((len(cell) for cell in cells.flat), default=0)
 
@@ -231,8 +230,7 @@ def format_matrix(array: np.ndarray, integer: bool = False) -> str:
     return "\n\n".join(f"channel {i}:\n{block(rows)}" for i, rows in enumerate(cells))
 
 
-def write_matrix(path: PathLike, array: np.ndarray, integer: bool = False,
-                 inputs: Iterable[PathLike] = ()) -> Path:
+def write_matrix(path: PathLike, array: np.ndarray, integer: bool = False, inputs: Iterable[PathLike] = ()) -> Path:
     """Write a matrix atomically: ``.npy`` exactly, ``.csv`` comma-separated, ``.txt`` as printed.
 
     Text files follow the reading grammar, so :func:`read_matrix` reads them back; channels of a
@@ -255,6 +253,5 @@ def write_matrix(path: PathLike, array: np.ndarray, integer: bool = False,
         planes = _cells(values if values.ndim == 3 else np.atleast_2d(values)[None], integer)
         text = "\n|\n".join("\n".join(",".join(row) for row in plane) for plane in planes)
     else:
-        raise OutputError(f"output {path}: matrix files are {' '.join(MATRIX_SUFFIXES)}, "
-                          f"got {suffix or 'no suffix'}")
+        raise OutputError(f"output {path}: matrix files are {' '.join(MATRIX_SUFFIXES)}, got {suffix or 'no suffix'}")
     return atomic_write(path, lambda f: f.write((text + "\n").encode("utf-8")), inputs)

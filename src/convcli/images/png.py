@@ -24,8 +24,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from convcli.images.tonemap import to_display
 from convcli.images.read import write_image
+from convcli.images.tonemap import to_display
 from convcli.outputs import PathLike, atomic_write
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -35,8 +35,14 @@ STRIP_BYTES = 1 << 20
 """float64 working set of one strip: the mapping stays in cache."""
 
 
-def write_levels(path: PathLike, values: np.ndarray, scale: str, reference: float | None = None,
-                 bit_depth: int = 8, inputs: Sequence[PathLike] = ()) -> Path:
+def write_levels(
+    path: PathLike,
+    values: np.ndarray,
+    scale: str,
+    reference: float | None = None,
+    bit_depth: int = 8,
+    inputs: Sequence[PathLike] = (),
+) -> Path:
     """Write a (C, H, W) response as ``write_image`` would, fast for PNG.
 
     Anything but a PNG of 1 or 3 channels (16 bits: 1 channel) with scale ``abs``, ``offset``
@@ -53,24 +59,22 @@ def write_levels(path: PathLike, values: np.ndarray, scale: str, reference: floa
     c, h, w = values.shape
     fits = c in COLOUR_TYPES and (bit_depth == 8 or (bit_depth == 16 and c == 1))
     if path.suffix.lower() != ".png" or scale not in ("abs", "offset", "clip") or not fits:
-        return write_image(path, values, bit_depth=bit_depth, scale=scale, reference=reference,
-                           inputs=inputs)
+        return write_image(path, values, bit_depth=bit_depth, scale=scale, reference=reference, inputs=inputs)
     if scale != "clip" and reference is None:
         top = float(np.abs(values).max())
         reference = top if top > 0 else None
 
     def encode(f: BinaryIO) -> None:
         full, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.dtype(">u2"))
-        pixel = c * bit_depth // 8                                     # bytes per pixel
+        pixel = c * bit_depth // 8  # bytes per pixel
         f.write(SIGNATURE)
         _chunk(f, b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, COLOUR_TYPES[c], 0, 0, 0))
         stream = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
         rows = max(1, STRIP_BYTES // (8 * c * w))
         for r0 in range(0, h, rows):
-            shown = to_display(values[:, r0:r0 + rows], scale, reference)   # C, rows, W
+            shown = to_display(values[:, r0 : r0 + rows], scale, reference)  # C, rows, W
             levels = np.rint(shown * full).transpose(1, 2, 0).astype(dtype)  # rows, W, C
-            _chunk(f, b"IDAT", stream.compress(_sub_filter(levels.view(np.uint8).reshape(len(levels), -1),
-                                                           pixel)))
+            _chunk(f, b"IDAT", stream.compress(_sub_filter(levels.view(np.uint8).reshape(len(levels), -1), pixel)))
         _chunk(f, b"IDAT", stream.flush())
         _chunk(f, b"IEND", b"")
 
@@ -81,13 +85,12 @@ def _sub_filter(rows: np.ndarray, pixel: int) -> bytes:
     """Rows of bytes with PNG filter 1 (Sub): each byte minus the byte ``pixel`` places left."""
     out = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.uint8)
     out[:, 0] = 1
-    out[:, 1:pixel + 1] = rows[:, :pixel]
-    np.subtract(rows[:, pixel:], rows[:, :-pixel], out=out[:, pixel + 1:])  # wraps mod 256
+    out[:, 1 : pixel + 1] = rows[:, :pixel]
+    np.subtract(rows[:, pixel:], rows[:, :-pixel], out=out[:, pixel + 1 :])  # wraps mod 256
     return out.tobytes()
 
 
 def _chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
     if kind == b"IDAT" and not data:
         return
-    f.write(struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))

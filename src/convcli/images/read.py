@@ -39,14 +39,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from convcli.images.tonemap import SCALES, to_display
 from convcli.errors import InputError, OutputError
+from convcli.images.tonemap import SCALES, to_display
 from convcli.outputs import PathLike, atomic_write
 
 DEFAULT_MAX_PIXELS = 100_000_000
 READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
-WRITE_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".npy": "NPY",
-                 ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
+WRITE_FORMATS = {
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".npy": "NPY",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+}
 REC601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _ALPHA = ("white", "black", "drop")
 # Pillow's decoders report corrupt data through all of these.
@@ -82,8 +90,9 @@ class LoadedImage:
     path: Path
 
 
-def read_image(path: PathLike, channels: str = "gray", alpha: str = "white",
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def read_image(
+    path: PathLike, channels: str = "gray", alpha: str = "white", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
     """Read an image file into a ``(C, H, W)`` float32 volume.
 
     Parameters
@@ -127,11 +136,9 @@ def read_image(path: PathLike, channels: str = "gray", alpha: str = "white",
                     im.draft("L", im.size)
                 volume, depth = _decode(im, src, notes)  # H, W, C
         except UnidentifiedImageError as exc:
-            raise InputError(f"{src} is not an image convcli reads "
-                             "(PNG, JPEG, BMP, TIFF, WebP, GIF, PPM)") from exc
+            raise InputError(f"{src} is not an image convcli reads (PNG, JPEG, BMP, TIFF, WebP, GIF, PPM)") from exc
         except _DECODE_ERRORS as exc:
-            raise InputError(f"{src}: cannot decode the image (truncated or corrupt?): "
-                             f"{exc}") from exc
+            raise InputError(f"{src}: cannot decode the image (truncated or corrupt?): {exc}") from exc
     if volume.dtype == np.uint8:
         if channels == "gray" and volume.shape[2] == 3:
             volume = _grey(volume, 1 / 255)  # straight from the bytes: no float RGB copy
@@ -178,7 +185,8 @@ def _pixel_limit(src: Path, max_pixels: int) -> Iterator[None]:
         size = f"{int(found.group(1)):,} pixels" if found else "more pixels than that"
         raise InputError(
             f"{src} has {size}, above the limit of {max_pixels:,} pixels that guards against "
-            "decompression bombs; raise it with --max-pixels if you trust this file") from exc
+            "decompression bombs; raise it with --max-pixels if you trust this file"
+        ) from exc
     finally:
         Image.MAX_IMAGE_PIXELS = saved
 
@@ -187,8 +195,7 @@ def _decode(im: Image.Image, src: Path, notes: list[str]) -> tuple[np.ndarray, i
     """Decode the first frame into ``(H, W, C)`` float32 and its bit depth; C may include alpha."""
     rawmode = im.tile[0][3] if im.tile else ""
     if im.mode in ("LA", "RGB", "RGBA") and ";16" in str(rawmode):
-        notes.append(f"{src} has 16 bits per channel with colour or alpha; Pillow reads it "
-                     "at 8 bits")
+        notes.append(f"{src} has 16 bits per channel with colour or alpha; Pillow reads it at 8 bits")
     orientation = im.getexif().get(0x0112, 1)
     im = ImageOps.exif_transpose(im)
     if orientation in range(2, 9):
@@ -211,9 +218,11 @@ def _decode(im: Image.Image, src: Path, notes: list[str]) -> tuple[np.ndarray, i
     if im.mode == "I":
         values = np.asarray(im)
         if values.size and (values.min() < 0 or values.max() > 65535):
-            raise InputError(f"{src}: 32-bit integer image with values in "
-                             f"[{values.min()}, {values.max()}], outside the 16-bit range; "
-                             "save it as 16-bit or floating point")
+            raise InputError(
+                f"{src}: 32-bit integer image with values in "
+                f"[{values.min()}, {values.max()}], outside the 16-bit range; "
+                "save it as 16-bit or floating point"
+            )
         return _with_channels(values.astype(np.float32) / 65535), 16
     if im.mode == "F":
         values = np.asarray(im, dtype=np.float32)
@@ -264,14 +273,19 @@ def output_format(path: PathLike) -> str:
     """
     suffix = Path(path).suffix.lower()
     if suffix not in WRITE_FORMATS:
-        raise OutputError(f"output {path}: unknown suffix {suffix or '(none)'!r}; "
-                          f"supported: {' '.join(WRITE_FORMATS)}")
+        raise OutputError(f"output {path}: unknown suffix {suffix or '(none)'!r}; supported: {' '.join(WRITE_FORMATS)}")
     return WRITE_FORMATS[suffix]
 
 
-def write_image(path: PathLike, array: np.ndarray, *, bit_depth: int = 8,
-                scale: str | None = None, reference: float | None = None,
-                inputs: Iterable[PathLike] = ()) -> Path:
+def write_image(
+    path: PathLike,
+    array: np.ndarray,
+    *,
+    bit_depth: int = 8,
+    scale: str | None = None,
+    reference: float | None = None,
+    inputs: Iterable[PathLike] = (),
+) -> Path:
     """Write an ``(H, W)`` or ``(C, H, W)`` array to ``path`` atomically, in its suffix's format.
 
     - ``.npy``: the array exactly as given (any shape and dtype).
@@ -297,24 +311,27 @@ def write_image(path: PathLike, array: np.ndarray, *, bit_depth: int = 8,
         return atomic_write(path, lambda f: np.save(f, data, allow_pickle=False), inputs)
     volume = data[None] if data.ndim == 2 else data  # C, H, W
     if volume.ndim != 3 or 0 in volume.shape:
-        raise OutputError(f"output {path}: expected an (H, W) or (C, H, W) image, "
-                          f"got shape {data.shape}")
+        raise OutputError(f"output {path}: expected an (H, W) or (C, H, W) image, got shape {data.shape}")
     if fmt == "TIFF":
         pages = [Image.fromarray(_as_float32(plane, path)) for plane in volume]
-        return atomic_write(path, lambda f: pages[0].save(
-            f, format="TIFF", save_all=True, append_images=pages[1:]), inputs)
+        return atomic_write(
+            path, lambda f: pages[0].save(f, format="TIFF", save_all=True, append_images=pages[1:]), inputs
+        )
     n_c = volume.shape[0]
     if bit_depth not in (8, 16) or (bit_depth == 16 and (fmt != "PNG" or n_c != 1)):
-        raise OutputError(f"output {path}: cannot write {n_c} channel(s) at {bit_depth} bits as "
-                          f"{fmt}; 16 bits is for one-channel PNG, .tif or .npy keep any values")
+        raise OutputError(
+            f"output {path}: cannot write {n_c} channel(s) at {bit_depth} bits as "
+            f"{fmt}; 16 bits is for one-channel PNG, .tif or .npy keep any values"
+        )
     if n_c not in (1, 3):
-        raise OutputError(f"output {path}: {fmt} holds 1 or 3 channels, got {n_c}; "
-                          "write .npy or .tif instead")
+        raise OutputError(f"output {path}: {fmt} holds 1 or 3 channels, got {n_c}; write .npy or .tif instead")
     if scale is None:
         if not (np.isfinite(volume).all() and volume.min() >= 0 and volume.max() <= 1):
-            raise OutputError(f"output {path}: values span [{volume.min():.4g}, "
-                              f"{volume.max():.4g}], outside [0, 1]; choose a scale "
-                              f"({', '.join(SCALES)}) or write .tif/.npy")
+            raise OutputError(
+                f"output {path}: values span [{volume.min():.4g}, "
+                f"{volume.max():.4g}], outside [0, 1]; choose a scale "
+                f"({', '.join(SCALES)}) or write .tif/.npy"
+            )
         display = volume.astype(np.float64)
     else:
         display = to_display(volume, scale, reference)

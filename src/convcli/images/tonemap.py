@@ -120,16 +120,17 @@ def panel(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 6) -> 
     (3, 'float32')
     """
     if len(images) != len(labels) or not images:
-        raise ValueError(f"panel needs one label per image, got {len(images)} images and "
-                         f"{len(labels)} labels")
+        raise ValueError(f"panel needs one label per image, got {len(images)} images and {len(labels)} labels")
     tiles = [_tile(image, label) for image, label in zip(images, labels)]
     zoom = max(1, -(-MIN_TILE // max(t.height for t in tiles)))
     tiles = [t.resize((t.width * zoom, t.height * zoom), Image.Resampling.NEAREST) for t in tiles]
     tallest = max(t.height for t in tiles)
     if tallest > MAX_TILE:  # a 12-megapixel photo: four tiles side by side would be 16,000 wide
         shrink = MAX_TILE / tallest
-        tiles = [t.resize((max(1, round(t.width * shrink)), max(1, round(t.height * shrink))),
-                          Image.Resampling.BOX) for t in tiles]
+        tiles = [
+            t.resize((max(1, round(t.width * shrink)), max(1, round(t.height * shrink))), Image.Resampling.BOX)
+            for t in tiles
+        ]
     tile_h = max(t.height for t in tiles)
     font = ImageFont.load_default(size=int(np.clip(tile_h // 22, 12, 28)))
     ascent, descent = font.getmetrics()
@@ -156,12 +157,11 @@ def _tile(image: np.ndarray, label: str) -> Image.Image:
     elif values.ndim == 2:
         values = values[..., None]
     else:
-        raise ValueError(f"panel tile {label!r}: expected (H, W) or (C, H, W) with C = 1 or 3, "
-                         f"got shape {np.shape(image)}")
-    if values.size == 0 or not (np.isfinite(values).all() and values.min() >= 0
-                                and values.max() <= 1):
-        raise ValueError(f"panel tile {label!r}: values must lie in [0, 1]; map them with "
-                         "to_display first")
+        raise ValueError(
+            f"panel tile {label!r}: expected (H, W) or (C, H, W) with C = 1 or 3, got shape {np.shape(image)}"
+        )
+    if values.size == 0 or not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+        raise ValueError(f"panel tile {label!r}: values must lie in [0, 1]; map them with to_display first")
     levels = np.rint(np.broadcast_to(values, values.shape[:2] + (3,)) * 255).astype(np.uint8)
     return Image.fromarray(levels)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from convcli.networks import spec as S
 from convcli.errors import SpecError
+from convcli.networks import spec as S
 from convcli.networks.report import Report, analyse
 from convcli.networks.words import parse_layer, parse_shape
 
@@ -30,8 +30,10 @@ def compare_conv(input_shape: str, word: str, bottleneck: int | None = None) -> 
         "depthwise_separable": [(depthwise, _word("dwconv", depthwise)), (pointwise, _word("conv", pointwise))],
         "bottleneck": [(reduce, _word("conv", reduce)), (conv, word)],
     }
-    return {name: analyse(S.Network(shape, tuple(S.Step(l, w) for l, w in steps), name))
-            for name, steps in variants.items()}
+    return {
+        name: analyse(S.Network(shape, tuple(S.Step(layer, w) for layer, w in steps), name))
+        for name, steps in variants.items()
+    }
 
 
 def compare_inception(input_shape: str, word: str) -> dict[str, Report]:
@@ -42,8 +44,10 @@ def compare_inception(input_shape: str, word: str) -> dict[str, Report]:
     if not isinstance(module, S.Inception):
         raise SpecError(f"expected an inception word such as inception:64,96-128,16-32,32 (got '{word}')")
     naive = replace(module, reduce=False)
-    return {"without_reductions": analyse(S.Network(shape, (S.Step(naive, word + ",reduce=0"),), "without")),
-            "with_reductions": analyse(S.Network(shape, (S.Step(module, word),), "with"))}
+    return {
+        "without_reductions": analyse(S.Network(shape, (S.Step(naive, word + ",reduce=0"),), "without")),
+        "with_reductions": analyse(S.Network(shape, (S.Step(module, word),), "with")),
+    }
 
 
 def _word(kind: str, layer: S.Conv | S.DWConv) -> str:

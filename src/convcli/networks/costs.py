@@ -16,8 +16,7 @@ EXTRA_KINDS = {
 }
 
 
-def conv_params(c_in: int, c_out: int, f: int, g: int = 1, bias: bool = True,
-                connections: int | None = None) -> int:
+def conv_params(c_in: int, c_out: int, f: int, g: int = 1, bias: bool = True, connections: int | None = None) -> int:
     """``C_out (C_in/g) f^2 + b C_out``; with a sparse table, ``connections f^2 + b C_out``.
 
     >>> conv_params(3, 64, 11, bias=True)
@@ -29,8 +28,7 @@ def conv_params(c_in: int, c_out: int, f: int, g: int = 1, bias: bool = True,
     return links * f * f + (c_out if bias else 0)
 
 
-def conv_macs(h_out: int, w_out: int, c_in: int, c_out: int, f: int, g: int = 1,
-              connections: int | None = None) -> int:
+def conv_macs(h_out: int, w_out: int, c_in: int, c_out: int, f: int, g: int = 1, connections: int | None = None) -> int:
     """``H_out W_out C_out (C_in/g) f^2`` (or ``H_out W_out connections f^2``).
 
     >>> conv_macs(55, 55, 3, 64, 11)

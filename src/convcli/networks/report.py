@@ -7,13 +7,12 @@ Shapes are ``(H, W, C)`` for feature maps and ``(N,)`` once flattened.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
-from dataclasses import replace
-
+from convcli.errors import ShapeError, SpecError
 from convcli.networks import costs
 from convcli.networks import spec as S
-from convcli.errors import ShapeError, SpecError
 from convcli.networks.words import format_layer
 from convcli.shapes import conv_axis, conv_transpose_axis, effective_kernel, pool_axis
 
@@ -29,9 +28,8 @@ class Field(NamedTuple):
     j: int
     start: float
 
-    def through(self, f_eff: int, s: int, p_lo: int) -> "Field":
-        return Field(self.r + (f_eff - 1) * self.j, self.j * s,
-                     self.start + ((f_eff - 1) / 2 - p_lo) * self.j)
+    def through(self, f_eff: int, s: int, p_lo: int) -> Field:
+        return Field(self.r + (f_eff - 1) * self.j, self.j * s, self.start + ((f_eff - 1) / 2 - p_lo) * self.j)
 
 
 class LayerInfo(NamedTuple):
@@ -51,7 +49,7 @@ class LayerInfo(NamedTuple):
     extra: dict = {}
     field: Field | None = None
     warnings: tuple[str, ...] = ()
-    children: tuple[tuple[str, tuple["LayerInfo", ...]], ...] = ()
+    children: tuple[tuple[str, tuple[LayerInfo, ...]], ...] = ()
 
     @property
     def activations(self) -> int:
@@ -135,11 +133,25 @@ def _kind(layer: S.Layer) -> str:
     return _KIND_NAMES[type(layer)]
 
 
-_KIND_NAMES = {S.Conv: "conv", S.DWConv: "dwconv", S.ConvT: "convT", S.AdaptivePool: "adaptivepool",
-               S.Subsample: "subsample", S.BatchNorm: "bn", S.Dropout: "dropout", S.Flatten: "flatten",
-               S.FC: "fc", S.RBF: "rbf", S.Residual: "residual", S.Concat: "concat",
-               S.BasicBlock: "res", S.Bottleneck: "bottleneck", S.Inception: "inception",
-               S.InvertedResidual: "invres", S.DWSeparable: "dwsep"}
+_KIND_NAMES = {
+    S.Conv: "conv",
+    S.DWConv: "dwconv",
+    S.ConvT: "convT",
+    S.AdaptivePool: "adaptivepool",
+    S.Subsample: "subsample",
+    S.BatchNorm: "bn",
+    S.Dropout: "dropout",
+    S.Flatten: "flatten",
+    S.FC: "fc",
+    S.RBF: "rbf",
+    S.Residual: "residual",
+    S.Concat: "concat",
+    S.BasicBlock: "res",
+    S.Bottleneck: "bottleneck",
+    S.Inception: "inception",
+    S.InvertedResidual: "invres",
+    S.DWSeparable: "dwsep",
+}
 
 
 def _size(shape: Shape) -> int:
@@ -169,12 +181,20 @@ def _dropped(axes, f: int, s: int) -> tuple[str, ...]:
     for name, (n, ax) in zip(("row", "column"), axes):
         if ax.dropped:
             span = n + ax.p_lo + ax.p_hi - f
-            notes.append((f"({n} + {ax.p_lo + ax.p_hi} - {f})/{s} + 1 = {span / s + 1:g}, floored to "
-                          f"{span // s + 1}", ax.dropped, name))
+            notes.append(
+                (
+                    f"({n} + {ax.p_lo + ax.p_hi} - {f})/{s} + 1 = {span / s + 1:g}, floored to {span // s + 1}",
+                    ax.dropped,
+                    name,
+                )
+            )
     if len(notes) == 2 and notes[0][:2] == notes[1][:2]:
         notes = [(notes[0][0], notes[0][1], "row and column")]
-    return tuple(f"{text}: the last {k} {what}{'s' if k > 1 else ''} of the padded input "
-                 f"{'are' if k > 1 else 'is'} never covered" for text, k, what in notes)
+    return tuple(
+        f"{text}: the last {k} {what}{'s' if k > 1 else ''} of the padded input "
+        f"{'are' if k > 1 else 'is'} never covered"
+        for text, k, what in notes
+    )
 
 
 def _conv(layer, word, kind, shape, fld):
@@ -190,19 +210,27 @@ def _conv(layer, word, kind, shape, fld):
     aw = conv_axis(w, layer.f, layer.s, layer.p, layer.d)
     out = (ah.out, aw.out, c_out)
     f_eff = effective_kernel(layer.f, layer.d)
-    return LayerInfo(word, kind, layer, shape, out,
-                     params=costs.conv_params(c_in, c_out, layer.f, g, bias, connections),
-                     macs=costs.conv_macs(ah.out, aw.out, c_in, c_out, layer.f, g, connections),
-                     extra={"bias": _size(out) if bias else 0},
-                     field=fld.through(f_eff, layer.s, ah.p_lo) if fld else None,
-                     warnings=_dropped(((h, ah), (w, aw)), f_eff, layer.s))
+    return LayerInfo(
+        word,
+        kind,
+        layer,
+        shape,
+        out,
+        params=costs.conv_params(c_in, c_out, layer.f, g, bias, connections),
+        macs=costs.conv_macs(ah.out, aw.out, c_in, c_out, layer.f, g, connections),
+        extra={"bias": _size(out) if bias else 0},
+        field=fld.through(f_eff, layer.s, ah.p_lo) if fld else None,
+        warnings=_dropped(((h, ah), (w, aw)), f_eff, layer.s),
+    )
 
 
 def _table_links(layer: S.Conv, c_in: int) -> int | None:
     if layer.table is None:
         return None
     if (c_in, layer.channels) != (6, 16) or layer.g != 1:
-        raise SpecError(f"table={layer.table} connects 6 input maps to 16 (LeNet-5's C3), not {c_in} to {layer.channels}")
+        raise SpecError(
+            f"table={layer.table} connects 6 input maps to 16 (LeNet-5's C3), not {c_in} to {layer.channels}"
+        )
     return sum(len(inputs) for inputs in S.LENET5_C3)
 
 
@@ -213,10 +241,17 @@ def _conv_transpose(layer, word, kind, shape, fld):
     ah = conv_transpose_axis(h, layer.f, layer.s, layer.p, layer.d, layer.op)
     aw = conv_transpose_axis(w, layer.f, layer.s, layer.p, layer.d, layer.op)
     out = (ah.out, aw.out, layer.channels)
-    return LayerInfo(word, kind, layer, shape, out,
-                     params=costs.conv_transpose_params(c_in, layer.channels, layer.f, layer.g, layer.bias),
-                     macs=costs.conv_transpose_macs(h, w, c_in, layer.channels, layer.f, layer.g),
-                     extra={"bias": _size(out) if layer.bias else 0}, field=None)
+    return LayerInfo(
+        word,
+        kind,
+        layer,
+        shape,
+        out,
+        params=costs.conv_transpose_params(c_in, layer.channels, layer.f, layer.g, layer.bias),
+        macs=costs.conv_transpose_macs(h, w, c_in, layer.channels, layer.f, layer.g),
+        extra={"bias": _size(out) if layer.bias else 0},
+        field=None,
+    )
 
 
 def _pool(layer, word, kind, shape, fld):
@@ -225,27 +260,47 @@ def _pool(layer, word, kind, shape, fld):
     ah = pool_axis(h, layer.f, s, layer.p, 1, layer.ceil)
     aw = pool_axis(w, layer.f, s, layer.p, 1, layer.ceil)
     out = (ah.out, aw.out, c)
-    return LayerInfo(word, kind, layer, shape, out,
-                     extra={"pool": costs.pool_ops(_size(out), layer.f, layer.f, layer.kind)},
-                     field=fld.through(layer.f, s, ah.p_lo) if fld else None,
-                     warnings=_dropped(((h, ah), (w, aw)), layer.f, s))
+    return LayerInfo(
+        word,
+        kind,
+        layer,
+        shape,
+        out,
+        extra={"pool": costs.pool_ops(_size(out), layer.f, layer.f, layer.kind)},
+        field=fld.through(layer.f, s, ah.p_lo) if fld else None,
+        warnings=_dropped(((h, ah), (w, aw)), layer.f, s),
+    )
 
 
 def _subsample(layer, word, kind, shape, fld):
     h, w, c = _spatial(shape, kind)
     ah, aw = pool_axis(h, layer.f), pool_axis(w, layer.f)
     out = (ah.out, aw.out, c)
-    return LayerInfo(word, kind, layer, shape, out, params=2 * c, macs=_size(out),
-                     extra={"pool": costs.pool_ops(_size(out), layer.f, layer.f, "avg"), "bias": _size(out)},
-                     field=fld.through(layer.f, layer.f, 0) if fld else None,
-                     warnings=_dropped(((h, ah), (w, aw)), layer.f, layer.f))
+    return LayerInfo(
+        word,
+        kind,
+        layer,
+        shape,
+        out,
+        params=2 * c,
+        macs=_size(out),
+        extra={"pool": costs.pool_ops(_size(out), layer.f, layer.f, "avg"), "bias": _size(out)},
+        field=fld.through(layer.f, layer.f, 0) if fld else None,
+        warnings=_dropped(((h, ah), (w, aw)), layer.f, layer.f),
+    )
 
 
 def _global_pool(layer, word, kind, shape, fld):
     h, w, c = _spatial(shape, kind)
-    return LayerInfo(word, kind, layer, shape, (1, 1, c),
-                     extra={"pool": costs.pool_ops(c, h, w, layer.kind)},
-                     field=fld.through(h, 1, 0) if fld else None)
+    return LayerInfo(
+        word,
+        kind,
+        layer,
+        shape,
+        (1, 1, c),
+        extra={"pool": costs.pool_ops(c, h, w, layer.kind)},
+        field=fld.through(h, 1, 0) if fld else None,
+    )
 
 
 def _adaptive_pool(layer, word, kind, shape, fld):
@@ -254,11 +309,24 @@ def _adaptive_pool(layer, word, kind, shape, fld):
     out = (k, k, c)
     exact = h % k == 0 and w % k == 0
     f_h, f_w = -(-h // k), -(-w // k)
-    notes = () if exact else (f"input {h}x{w} is not a multiple of {k}: windows of unequal size "
-                              f"(receptive field not tracked past this layer)",)
-    return LayerInfo(word, kind, layer, shape, out,
-                     extra={"pool": costs.pool_ops(_size(out), f_h, f_w, layer.kind) if (h, w) != (k, k) else 0},
-                     field=fld.through(h // k, h // k, 0) if fld and exact else None, warnings=notes)
+    notes = (
+        ()
+        if exact
+        else (
+            f"input {h}x{w} is not a multiple of {k}: windows of unequal size "
+            f"(receptive field not tracked past this layer)",
+        )
+    )
+    return LayerInfo(
+        word,
+        kind,
+        layer,
+        shape,
+        out,
+        extra={"pool": costs.pool_ops(_size(out), f_h, f_w, layer.kind) if (h, w) != (k, k) else 0},
+        field=fld.through(h // k, h // k, 0) if fld and exact else None,
+        warnings=notes,
+    )
 
 
 def _elementwise(layer, word, kind, shape, fld):
@@ -284,15 +352,21 @@ def _flat_inputs(shape: Shape, kind: str) -> int:
 
 def _fc(layer, word, kind, shape, fld):
     n = _flat_inputs(shape, kind)
-    return LayerInfo(word, kind, layer, shape, (layer.units,),
-                     params=costs.fc_params(n, layer.units, layer.bias), macs=costs.fc_macs(n, layer.units),
-                     extra={"bias": layer.units if layer.bias else 0})
+    return LayerInfo(
+        word,
+        kind,
+        layer,
+        shape,
+        (layer.units,),
+        params=costs.fc_params(n, layer.units, layer.bias),
+        macs=costs.fc_macs(n, layer.units),
+        extra={"bias": layer.units if layer.bias else 0},
+    )
 
 
 def _rbf(layer, word, kind, shape, fld):
     n = _flat_inputs(shape, kind)
-    return LayerInfo(word, kind, layer, shape, (layer.units,), frozen=n * layer.units,
-                     macs=n * layer.units)
+    return LayerInfo(word, kind, layer, shape, (layer.units,), frozen=n * layer.units, macs=n * layer.units)
 
 
 def _sequence(layers: tuple, shape: Shape, fld: Field | None, where: str, bias: bool) -> tuple[LayerInfo, ...]:
@@ -317,10 +391,21 @@ def _combine(word, kind, layer, shape, out, branches, extra_add: int, act_extra:
     for info in infos:
         for k, v in info.extra.items():
             extra[k] = extra.get(k, 0) + v
-    return LayerInfo(word, kind, layer, shape, out,
-                     params=sum(i.params for i in infos), frozen=sum(i.frozen for i in infos),
-                     buffers=sum(i.buffers for i in infos), macs=sum(i.macs for i in infos),
-                     extra=extra, field=widest, warnings=(), children=tuple(branches))
+    return LayerInfo(
+        word,
+        kind,
+        layer,
+        shape,
+        out,
+        params=sum(i.params for i in infos),
+        frozen=sum(i.frozen for i in infos),
+        buffers=sum(i.buffers for i in infos),
+        macs=sum(i.macs for i in infos),
+        extra=extra,
+        field=widest,
+        warnings=(),
+        children=tuple(branches),
+    )
 
 
 def _residual(layer, word, kind, shape, fld, bias):
@@ -331,8 +416,9 @@ def _residual(layer, word, kind, shape, fld, bias):
         short = _sequence(layer.shortcut, shape, fld, "shortcut", bias)
         short_out = short[-1].out_shape if short else shape
         if short_out != out:
-            raise ShapeError(f"the body gives {_fmt(out)} but the shortcut gives {_fmt(short_out)}; "
-                             f"they must match to be added")
+            raise ShapeError(
+                f"the body gives {_fmt(out)} but the shortcut gives {_fmt(short_out)}; they must match to be added"
+            )
         branches.append(("shortcut", short))
     add = _size(out) if layer.shortcut is not None else 0
     act = _size(out) if layer.act else 0
@@ -340,8 +426,10 @@ def _residual(layer, word, kind, shape, fld, bias):
 
 
 def _concat(layer, word, kind, shape, fld, bias):
-    branches = [(f"branch {b}", _sequence(branch, shape, fld, f"branch {b}", bias))
-                for b, branch in enumerate(layer.branches, 1)]
+    branches = [
+        (f"branch {b}", _sequence(branch, shape, fld, f"branch {b}", bias))
+        for b, branch in enumerate(layer.branches, 1)
+    ]
     outs = [branch[-1].out_shape if branch else shape for _, branch in branches]
     if any(len(o) != 3 for o in outs) or len({o[:2] for o in outs}) != 1:
         raise ShapeError(f"branches give {', '.join(_fmt(o) for o in outs)}: concatenation needs the same H x W")
@@ -349,7 +437,20 @@ def _concat(layer, word, kind, shape, fld, bias):
     return _combine(word, kind, layer, shape, out, branches, 0, 0, fld)
 
 
-_HANDLERS = {S.Conv: _conv, S.DWConv: _conv, S.ConvT: _conv_transpose, S.Pool: _pool,
-             S.Subsample: _subsample, S.GlobalPool: _global_pool, S.AdaptivePool: _adaptive_pool,
-             S.BatchNorm: _elementwise, S.Activation: _elementwise, S.Dropout: _elementwise,
-             S.Flatten: _flatten, S.FC: _fc, S.RBF: _rbf, S.Residual: _residual, S.Concat: _concat}
+_HANDLERS = {
+    S.Conv: _conv,
+    S.DWConv: _conv,
+    S.ConvT: _conv_transpose,
+    S.Pool: _pool,
+    S.Subsample: _subsample,
+    S.GlobalPool: _global_pool,
+    S.AdaptivePool: _adaptive_pool,
+    S.BatchNorm: _elementwise,
+    S.Activation: _elementwise,
+    S.Dropout: _elementwise,
+    S.Flatten: _flatten,
+    S.FC: _fc,
+    S.RBF: _rbf,
+    S.Residual: _residual,
+    S.Concat: _concat,
+}

@@ -10,9 +10,8 @@ once the input channel count is known (see :func:`expand`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Union
 
-Padding = Union[int, str]
+Padding = int | str
 
 ACTIVATIONS = ("relu", "relu6", "leakyrelu", "tanh", "sigmoid", "softmax", "gelu", "swish", "scaledtanh")
 
@@ -216,9 +215,28 @@ class DWSeparable:
     s: int = 1
 
 
-Layer = Union[Conv, DWConv, ConvT, Pool, GlobalPool, AdaptivePool, Subsample, BatchNorm, Activation,
-              Dropout, Flatten, FC, RBF, Residual, Concat, BasicBlock, Bottleneck, Inception,
-              InvertedResidual, DWSeparable]
+Layer = (
+    Conv
+    | DWConv
+    | ConvT
+    | Pool
+    | GlobalPool
+    | AdaptivePool
+    | Subsample
+    | BatchNorm
+    | Activation
+    | Dropout
+    | Flatten
+    | FC
+    | RBF
+    | Residual
+    | Concat
+    | BasicBlock
+    | Bottleneck
+    | Inception
+    | InvertedResidual
+    | DWSeparable
+)
 
 BLOCKS = (BasicBlock, Bottleneck, Inception, InvertedResidual, DWSeparable)
 
@@ -250,15 +268,27 @@ def expand(block: Layer, c_in: int) -> Layer:
     given its input channel count ``c_in``. Other layers are returned unchanged."""
     if isinstance(block, BasicBlock):
         c, s = block.channels, block.s
-        body = (Conv(c, 3, s, 1, bias=False), BatchNorm(), Activation("relu"),
-                Conv(c, 3, 1, 1, bias=False), BatchNorm())
+        body = (
+            Conv(c, 3, s, 1, bias=False),
+            BatchNorm(),
+            Activation("relu"),
+            Conv(c, 3, 1, 1, bias=False),
+            BatchNorm(),
+        )
         return Residual(body, _projection(c_in, c, s), "relu")
     if isinstance(block, Bottleneck):
         c, s, out = block.channels, block.s, block.channels * block.e
         s1, s3 = (1, s) if block.v >= 1.5 else (s, 1)
-        body = (Conv(c, 1, s1, 0, bias=False), BatchNorm(), Activation("relu"),
-                Conv(c, 3, s3, 1, bias=False), BatchNorm(), Activation("relu"),
-                Conv(out, 1, 1, 0, bias=False), BatchNorm())
+        body = (
+            Conv(c, 1, s1, 0, bias=False),
+            BatchNorm(),
+            Activation("relu"),
+            Conv(c, 3, s3, 1, bias=False),
+            BatchNorm(),
+            Activation("relu"),
+            Conv(out, 1, 1, 0, bias=False),
+            BatchNorm(),
+        )
         return Residual(body, _projection(c_in, out, s), "relu")
     if isinstance(block, Inception):
         b = block
@@ -275,16 +305,30 @@ def expand(block: Layer, c_in: int) -> Layer:
     if isinstance(block, InvertedResidual):
         hidden = c_in * block.t
         expand_ = (Conv(hidden, 1, 1, 0, bias=False), BatchNorm(), Activation("relu6")) if block.t != 1 else ()
-        body = expand_ + (DWConv(3, block.s, 1, bias=False), BatchNorm(), Activation("relu6"),
-                          Conv(block.channels, 1, 1, 0, bias=False), BatchNorm())
+        body = expand_ + (
+            DWConv(3, block.s, 1, bias=False),
+            BatchNorm(),
+            Activation("relu6"),
+            Conv(block.channels, 1, 1, 0, bias=False),
+            BatchNorm(),
+        )
         if block.s == 1 and c_in == block.channels:
             return Residual(body, (), None)
         return Residual(body, None, None)
     if isinstance(block, DWSeparable):
         p = "same" if block.s == 1 else "tf"
-        return Residual((DWConv(3, block.s, p, bias=False), BatchNorm(), Activation("relu6"),
-                         Conv(block.channels, 1, 1, 0, bias=False), BatchNorm(), Activation("relu6")),
-                        None, None)
+        return Residual(
+            (
+                DWConv(3, block.s, p, bias=False),
+                BatchNorm(),
+                Activation("relu6"),
+                Conv(block.channels, 1, 1, 0, bias=False),
+                BatchNorm(),
+                Activation("relu6"),
+            ),
+            None,
+            None,
+        )
     return block
 
 
@@ -296,9 +340,24 @@ def _projection(c_in: int, c_out: int, s: int) -> tuple:
 
 # LeNet-5's C3 connection table (LeCun et al. 1998, Table I): the input maps S2 feeds into each of
 # the 16 output maps. 60 connections in all, so C3 has 60 * 25 + 16 = 1,516 parameters.
-LENET5_C3 = ((0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
-             (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
-             (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5))
+LENET5_C3 = (
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (0, 4, 5),
+    (0, 1, 5),
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (0, 3, 4, 5),
+    (0, 1, 4, 5),
+    (0, 1, 2, 5),
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)
 
 
 def tf_convention(network: Network) -> Network:
@@ -307,8 +366,11 @@ def tf_convention(network: Network) -> Network:
 
     def convert(layer):
         if isinstance(layer, Residual):
-            return Residual(tuple(map(convert, layer.body)),
-                            None if layer.shortcut is None else tuple(map(convert, layer.shortcut)), layer.act)
+            return Residual(
+                tuple(map(convert, layer.body)),
+                None if layer.shortcut is None else tuple(map(convert, layer.shortcut)),
+                layer.act,
+            )
         if isinstance(layer, Concat):
             return Concat(tuple(tuple(map(convert, b)) for b in layer.branches))
         if getattr(layer, "p", None) == "same":

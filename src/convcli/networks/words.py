@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
-from convcli.networks import spec as S
 from convcli.errors import ShapeError, SpecError
+from convcli.networks import spec as S
 from convcli.shapes import PADDING_MODES, parse_padding
 
 _INT = re.compile(r"[0-9]{1,12}")
@@ -43,8 +44,16 @@ def _padding(text: str) -> int | str:
 
 
 def _flag(text: str) -> bool:
-    value = {"1": True, "true": True, "yes": True, "on": True,
-             "0": False, "false": False, "no": False, "off": False}.get(text.lower())
+    value = {
+        "1": True,
+        "true": True,
+        "yes": True,
+        "on": True,
+        "0": False,
+        "false": False,
+        "no": False,
+        "off": False,
+    }.get(text.lower())
     if value is None:
         raise ValueError("0 or 1")
     return value
@@ -83,15 +92,21 @@ class _Kind(NamedTuple):
     fixed: tuple[tuple[str, Any], ...] = ()
 
 
-_CONV = {"channels": _positive, "f": _positive, "s": _positive, "p": _padding, "d": _positive,
-         "g": _positive, "bias": _flag}
+_CONV = {
+    "channels": _positive,
+    "f": _positive,
+    "s": _positive,
+    "p": _padding,
+    "d": _positive,
+    "g": _positive,
+    "bias": _flag,
+}
 _POOL = {"f": _positive, "s": _positive, "p": _padding, "ceil": _flag}
 
 KINDS: dict[str, _Kind] = {
     "conv": _Kind(S.Conv, ("channels", "f", "s", "p"), {**_CONV, "table": _table}),
     "dwconv": _Kind(S.DWConv, ("f", "s", "p"), {k: _CONV[k] for k in "fspd"} | {"m": _positive, "bias": _flag}),
-    "convT": _Kind(S.ConvT, ("channels", "f", "s", "p"),
-                   {**_CONV, "p": _natural, "op": _natural}),
+    "convT": _Kind(S.ConvT, ("channels", "f", "s", "p"), {**_CONV, "p": _natural, "op": _natural}),
     "maxpool": _Kind(S.Pool, ("f", "s", "p"), _POOL, (("kind", "max"),)),
     "avgpool": _Kind(S.Pool, ("f", "s", "p"), {**_POOL, "count_pad": _flag}, (("kind", "avg"),)),
     "gap": _Kind(S.GlobalPool, (), {}, (("kind", "avg"),)),
@@ -104,31 +119,71 @@ KINDS: dict[str, _Kind] = {
     "fc": _Kind(S.FC, ("units",), {"units": _positive, "bias": _flag}),
     "rbf": _Kind(S.RBF, ("units",), {"units": _positive}),
     "res": _Kind(S.BasicBlock, ("channels", "s"), {"channels": _positive, "s": _positive}),
-    "bottleneck": _Kind(S.Bottleneck, ("channels", "s"),
-                        {"channels": _positive, "s": _positive, "e": _positive, "v": _version}),
-    "inception": _Kind(S.Inception, ("c1", "r3-c3", "r5-c5", "pp"),
-                       {**{k: _positive for k in ("c1", "r3", "c3", "r5", "c5", "pp", "f5")},
-                        "bn": _flag, "reduce": _flag}),
-    "invres": _Kind(S.InvertedResidual, ("channels", "t", "s"),
-                    {"channels": _positive, "t": _positive, "s": _positive}),
+    "bottleneck": _Kind(
+        S.Bottleneck, ("channels", "s"), {"channels": _positive, "s": _positive, "e": _positive, "v": _version}
+    ),
+    "inception": _Kind(
+        S.Inception,
+        ("c1", "r3-c3", "r5-c5", "pp"),
+        {**{k: _positive for k in ("c1", "r3", "c3", "r5", "c5", "pp", "f5")}, "bn": _flag, "reduce": _flag},
+    ),
+    "invres": _Kind(
+        S.InvertedResidual, ("channels", "t", "s"), {"channels": _positive, "t": _positive, "s": _positive}
+    ),
     "dwsep": _Kind(S.DWSeparable, ("channels", "s"), {"channels": _positive, "s": _positive}),
     **{name: _Kind(S.Activation, (), {}, (("name", name),)) for name in S.ACTIVATIONS},
 }
 
 KIND_ALIASES = {
-    "conv2d": "conv", "depthwise": "dwconv", "dw": "dwconv", "convt": "convT", "deconv": "convT",
-    "convtranspose": "convT", "upconv": "convT", "pool": "maxpool", "max": "maxpool", "mp": "maxpool",
-    "avg": "avgpool", "ap": "avgpool", "globalavgpool": "gap", "globalmaxpool": "gmp",
-    "adaptiveavgpool": "adaptivepool", "aap": "adaptivepool", "batchnorm": "bn", "bn2d": "bn",
-    "linear": "fc", "dense": "fc", "drop": "dropout", "basic": "res", "resblock": "res",
-    "inv": "invres", "mbconv": "invres", "separable": "dwsep", "leaky_relu": "leakyrelu",
-    "lrelu": "leakyrelu", "silu": "swish",
+    "conv2d": "conv",
+    "depthwise": "dwconv",
+    "dw": "dwconv",
+    "convt": "convT",
+    "deconv": "convT",
+    "convtranspose": "convT",
+    "upconv": "convT",
+    "pool": "maxpool",
+    "max": "maxpool",
+    "mp": "maxpool",
+    "avg": "avgpool",
+    "ap": "avgpool",
+    "globalavgpool": "gap",
+    "globalmaxpool": "gmp",
+    "adaptiveavgpool": "adaptivepool",
+    "aap": "adaptivepool",
+    "batchnorm": "bn",
+    "bn2d": "bn",
+    "linear": "fc",
+    "dense": "fc",
+    "drop": "dropout",
+    "basic": "res",
+    "resblock": "res",
+    "inv": "invres",
+    "mbconv": "invres",
+    "separable": "dwsep",
+    "leaky_relu": "leakyrelu",
+    "lrelu": "leakyrelu",
+    "silu": "swish",
 }
 
 KEY_ALIASES = {
-    "c": "channels", "out": "channels", "filters": "channels", "k": "f", "kernel": "f", "size": "f",
-    "stride": "s", "pad": "p", "padding": "p", "dilation": "d", "groups": "g", "mult": "m",
-    "multiplier": "m", "output_padding": "op", "n": "units", "expansion": "t", "ceil_mode": "ceil",
+    "c": "channels",
+    "out": "channels",
+    "filters": "channels",
+    "k": "f",
+    "kernel": "f",
+    "size": "f",
+    "stride": "s",
+    "pad": "p",
+    "padding": "p",
+    "dilation": "d",
+    "groups": "g",
+    "mult": "m",
+    "multiplier": "m",
+    "output_padding": "op",
+    "n": "units",
+    "expansion": "t",
+    "ceil_mode": "ceil",
 }
 
 
@@ -146,8 +201,10 @@ def kind_of(name: str) -> str:
         for key in table:
             if key.lower() == lowered:
                 return KIND_ALIASES.get(key, key)
-    raise SpecError(f"unknown layer kind '{name}'{_near(lowered, sorted(KINDS) + sorted(KIND_ALIASES))}; "
-                    f"known: {', '.join(sorted(KINDS, key=str.lower))}")
+    raise SpecError(
+        f"unknown layer kind '{name}'{_near(lowered, sorted(KINDS) + sorted(KIND_ALIASES))}; "
+        f"known: {', '.join(sorted(KINDS, key=str.lower))}"
+    )
 
 
 def parse_layer(word: str) -> S.Layer:
@@ -180,15 +237,19 @@ def _parse_layer(word: str) -> S.Layer:
             key = key.strip()
             key = KEY_ALIASES.get(key.lower(), key.lower())
             if key not in kind.keys:
-                raise SpecError(f"unknown key '{arg.partition('=')[0]}'{_near(key, sorted(kind.keys))}; "
-                                f"'{name}' takes {', '.join(kind.keys) or 'no arguments'}")
+                raise SpecError(
+                    f"unknown key '{arg.partition('=')[0]}'{_near(key, sorted(kind.keys))}; "
+                    f"'{name}' takes {', '.join(kind.keys) or 'no arguments'}"
+                )
             names, texts = [key], [text.strip()]
         else:
             if seen_key:
                 raise SpecError(f"positional value '{arg}' after a key=value argument")
             if not positional:
-                raise SpecError(f"too many values: '{arg}' is one more than '{name}' takes"
-                                + (f" ({', '.join(kind.positional)})" if kind.positional else ""))
+                raise SpecError(
+                    f"too many values: '{arg}' is one more than '{name}' takes"
+                    + (f" ({', '.join(kind.positional)})" if kind.positional else "")
+                )
             slot = positional.pop(0)
             names = slot.split("-")
             texts = arg.split("-") if len(names) > 1 else [arg]
@@ -201,11 +262,11 @@ def _parse_layer(word: str) -> S.Layer:
                 values[key] = kind.keys[key](text)
             except ValueError as err:
                 raise SpecError(f"{key}={text!r} is not {err}") from None
-    missing = [f.name for f in fields(kind.build)
-               if f.default is MISSING and f.name not in values]
+    missing = [f.name for f in fields(kind.build) if f.default is MISSING and f.name not in values]
     if missing:
-        raise SpecError(f"missing {', '.join(missing)}; '{name}' takes "
-                        f"{', '.join(kind.positional)} in that order, or key=value")
+        raise SpecError(
+            f"missing {', '.join(missing)}; '{name}' takes {', '.join(kind.positional)} in that order, or key=value"
+        )
     return kind.build(**values)
 
 
@@ -231,8 +292,9 @@ def parse_words(words: list[str], name: str = "") -> S.Network:
     if not words:
         raise SpecError("empty network: give an input shape like 28x28x1 and at least one layer")
     if not _SHAPE.fullmatch(words[0].strip().lower()):
-        raise SpecError(f"the first word '{words[0]}' must be the input shape (e.g. 39x39x3), "
-                        f"a zoo name or a .json spec file")
+        raise SpecError(
+            f"the first word '{words[0]}' must be the input shape (e.g. 39x39x3), a zoo name or a .json spec file"
+        )
     shape = parse_shape(words[0])
     if len(words) == 1:
         raise SpecError(f"empty network: no layers after the input {words[0]}")
@@ -253,15 +315,16 @@ def parse_file(path: Path) -> S.Network:
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"cannot read spec file '{path}': {getattr(err, 'strerror', None) or err}") from None
     except json.JSONDecodeError as err:
-        raise SpecError(f"spec file '{path}' is not valid JSON: {err.msg} at line {err.lineno} "
-                        f"column {err.colno}") from None
+        raise SpecError(
+            f"spec file '{path}' is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from None
     if not isinstance(doc, dict) or "input" not in doc or "layers" not in doc:
-        raise SpecError(f"spec file '{path}' needs an object with \"input\" and \"layers\"")
+        raise SpecError(f'spec file \'{path}\' needs an object with "input" and "layers"')
     shape = doc["input"]
     if isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) for v in shape):
         shape = "x".join(map(str, shape))
     if not isinstance(shape, str):
-        raise SpecError(f"spec file '{path}': \"input\" must be \"HxWxC\" or [H, W, C]")
+        raise SpecError(f'spec file \'{path}\': "input" must be "HxWxC" or [H, W, C]')
     layers = _layer_list(doc["layers"], "layers")
     if not layers:
         raise SpecError(f"spec file '{path}': \"layers\" is empty")
@@ -281,7 +344,7 @@ def _layer_item(item: Any, where: str) -> S.Layer:
     if isinstance(item, dict) and len(item) == 1 and "residual" in item:
         block = item["residual"]
         if not isinstance(block, dict) or "body" not in block:
-            raise SpecError(f"{where}: \"residual\" needs an object with \"body\"")
+            raise SpecError(f'{where}: "residual" needs an object with "body"')
         unknown = set(block) - {"body", "shortcut", "act"}
         if unknown:
             raise SpecError(f"{where}: unknown residual key '{sorted(unknown)[0]}' (body, shortcut, act)")
@@ -289,15 +352,16 @@ def _layer_item(item: Any, where: str) -> S.Layer:
         act = block.get("act", "relu")
         if act is not None and act not in S.ACTIVATIONS:
             raise SpecError(f"{where}: act={act!r} is not an activation{_near(str(act), list(S.ACTIVATIONS))}")
-        return S.Residual(_layer_list(block["body"], f"{where}.body"),
-                          _layer_list(shortcut, f"{where}.shortcut"), act)
+        return S.Residual(_layer_list(block["body"], f"{where}.body"), _layer_list(shortcut, f"{where}.shortcut"), act)
     if isinstance(item, dict) and len(item) == 1 and "concat" in item:
         branches = item["concat"]
         if not isinstance(branches, list) or not branches:
-            raise SpecError(f"{where}: \"concat\" needs a list of branches (each a list of layers)")
+            raise SpecError(f'{where}: "concat" needs a list of branches (each a list of layers)')
         return S.Concat(tuple(_layer_list(b, f"{where}.concat[{i}]") for i, b in enumerate(branches)))
-    raise SpecError(f"{where}: a layer is a word like \"conv:16,f=3\", {{\"residual\": ...}} or "
-                    f"{{\"concat\": ...}}, not {json.dumps(item)[:60]}")
+    raise SpecError(
+        f'{where}: a layer is a word like "conv:16,f=3", {{"residual": ...}} or '
+        f'{{"concat": ...}}, not {json.dumps(item)[:60]}'
+    )
 
 
 def _describe(item: Any) -> str:
@@ -315,20 +379,23 @@ def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
     from convcli.networks import zoo
 
     if not words:
-        raise SpecError("no network given: name a zoo model (see 'convcli params --list'), a .json "
-                        "spec file, or an input shape and layers, e.g. 28x28x1 conv:6,f=5")
+        raise SpecError(
+            "no network given: name a zoo model (see 'convcli params --list'), a .json "
+            "spec file, or an input shape and layers, e.g. 28x28x1 conv:6,f=5"
+        )
     first = words[0]
     if first.lower() in zoo.ZOO or first.lower().endswith(".json"):
         if len(words) > 1:
-            raise SpecError(f"'{first}' is a whole network: no layer words may follow it "
-                            f"(got '{words[1]}')")
+            raise SpecError(f"'{first}' is a whole network: no layer words may follow it (got '{words[1]}')")
         if first.lower() in zoo.ZOO:
             return zoo.get(first, input_shape)
         network = parse_file(Path(first))
     else:
         if not _SHAPE.fullmatch(first.strip().lower()) and ":" not in first and len(words) == 1:
-            raise SpecError(f"'{first}' is not a zoo model, a .json spec file or an input shape"
-                            f"{_near(first.lower(), list(zoo.ZOO))}; see 'convcli params --list'")
+            raise SpecError(
+                f"'{first}' is not a zoo model, a .json spec file or an input shape"
+                f"{_near(first.lower(), list(zoo.ZOO))}; see 'convcli params --list'"
+            )
         network = parse_words(words)
     if input_shape is not None:
         network = S.Network(parse_shape(input_shape), network.steps, network.name, network.source)
@@ -351,9 +418,9 @@ def format_layer(layer: S.Layer) -> str:
     """
     if isinstance(layer, (S.Residual, S.Concat)):
         return "residual" if isinstance(layer, S.Residual) else "concat"
-    for name, kind in KINDS.items():
-        if kind.build is type(layer) and all(getattr(layer, k) == v for k, v in kind.fixed):
-            break
+    name, kind = next(
+        (n, k) for n, k in KINDS.items() if k.build is type(layer) and all(getattr(layer, a) == v for a, v in k.fixed)
+    )
     skip = dict(kind.fixed)
     parts = []
     for k, slot in enumerate(kind.positional):
@@ -369,4 +436,3 @@ def format_layer(layer: S.Layer) -> str:
             continue
         parts.append(f"{f.name}={_text(value)}")
     return name + (":" + ",".join(parts) if parts else "")
-

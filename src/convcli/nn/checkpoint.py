@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from convcli import __version__
-from convcli.networks import spec as S
 from convcli.errors import InputError, OutputError, SpecError
+from convcli.networks import spec as S
 from convcli.networks.words import format_layer, parse_layer
 
 FORMAT = "convcli-checkpoint"
@@ -88,11 +88,14 @@ def load(path: Path) -> Checkpoint:
     except (KeyError, ValueError):
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError(f"{path} is not a convcli checkpoint (no convcli metadata); "
-                         "train one with 'convcli train -o FILE.npz'")
+        raise InputError(
+            f"{path} is not a convcli checkpoint (no convcli metadata); train one with 'convcli train -o FILE.npz'"
+        )
     if meta.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"checkpoint {path} has format version {meta.get('format_version')}, "
-                         f"this convcli reads version {FORMAT_VERSION}")
+        raise InputError(
+            f"checkpoint {path} has format version {meta.get('format_version')}, "
+            f"this convcli reads version {FORMAT_VERSION}"
+        )
     state = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
     optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
     try:
@@ -105,8 +108,11 @@ def load(path: Path) -> Checkpoint:
 def network_to_json(network: S.Network) -> dict:
     """The network as ``{"input": [H, W, C], "layers": [...]}``: words, with containers as
     ``{"residual": {...}}`` and ``{"concat": [...]}`` (the spec-file syntax)."""
-    return {"name": network.name, "input": list(network.input),
-            "layers": [_layer_to_json(layer) for layer in network.layers]}
+    return {
+        "name": network.name,
+        "input": list(network.input),
+        "layers": [_layer_to_json(layer) for layer in network.layers],
+    }
 
 
 def network_from_json(doc: dict) -> S.Network:
@@ -123,9 +129,13 @@ def spec_words(network: S.Network) -> str:
 
 def _layer_to_json(layer: S.Layer):
     if isinstance(layer, S.Residual):
-        return {"residual": {"body": [_layer_to_json(x) for x in layer.body],
-                             "shortcut": None if layer.shortcut is None else [_layer_to_json(x) for x in layer.shortcut],
-                             "act": layer.act}}
+        return {
+            "residual": {
+                "body": [_layer_to_json(x) for x in layer.body],
+                "shortcut": None if layer.shortcut is None else [_layer_to_json(x) for x in layer.shortcut],
+                "act": layer.act,
+            }
+        }
     if isinstance(layer, S.Concat):
         return {"concat": [[_layer_to_json(x) for x in branch] for branch in layer.branches]}
     word = format_layer(layer)
@@ -150,4 +160,3 @@ def _layer_from_json(item) -> S.Layer:
 def same_network(a: S.Network, b: S.Network) -> bool:
     """Same input and layers (names and words may differ)."""
     return a.input == b.input and a.layers == b.layers
-

@@ -43,8 +43,7 @@ def glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int
     return rng.uniform(-a, a, shape).astype(np.float32)
 
 
-def init_weight(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int,
-                scheme: str) -> np.ndarray:
+def init_weight(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int, scheme: str) -> np.ndarray:
     if scheme == "he":
         return he_normal(rng, shape, fan_in)
     return glorot_uniform(rng, shape, fan_in, fan_out)
@@ -53,9 +52,20 @@ def init_weight(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, f
 class Conv2d(Layer):
     """Convolution; ``groups == C_in`` is depthwise. Weights (C_out, C_in/groups, f, f)."""
 
-    def __init__(self, c_in: int, c_out: int, f: int, rng: np.random.Generator, *, stride: int = 1,
-                 padding: object = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
-                 init: str = "he") -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        f: int,
+        rng: np.random.Generator,
+        *,
+        stride: int = 1,
+        padding: object = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        init: str = "he",
+    ) -> None:
         super().__init__()
         fan_in, fan_out = c_in // groups * f * f, c_out // groups * f * f
         self.params["w"] = init_weight(rng, (c_out, c_in // groups, f, f), fan_in, fan_out, init)
@@ -65,8 +75,15 @@ class Conv2d(Layer):
         self.input_grad = True  # the model turns it off for its first layer while training
 
     def forward(self, x, train):
-        y, self._cache = conv2d_forward(x, self.params["w"], self.params.get("b"), stride=self.stride,
-                                            padding=self.padding, dilation=self.dilation, groups=self.groups)
+        y, self._cache = conv2d_forward(
+            x,
+            self.params["w"],
+            self.params.get("b"),
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+        )
         return y
 
     def backward(self, dy):
@@ -80,16 +97,30 @@ class Conv2d(Layer):
 class Pool2d(Layer):
     """Max or average pooling over f x f windows."""
 
-    def __init__(self, f: int, *, stride: int, padding: object = 0, ceil: bool = False,
-                 mode: str = "max", count_include_pad: bool = True) -> None:
+    def __init__(
+        self,
+        f: int,
+        *,
+        stride: int,
+        padding: object = 0,
+        ceil: bool = False,
+        mode: str = "max",
+        count_include_pad: bool = True,
+    ) -> None:
         super().__init__()
         self.f, self.stride, self.padding, self.ceil = f, stride, padding, ceil
         self.mode, self.count_include_pad = mode, count_include_pad
 
     def forward(self, x, train):
-        y, self._cache = pool2d_forward(x, self.f, stride=self.stride, padding=self.padding,
-                                            ceil=self.ceil, mode=self.mode,
-                                            count_include_pad=self.count_include_pad)
+        y, self._cache = pool2d_forward(
+            x,
+            self.f,
+            stride=self.stride,
+            padding=self.padding,
+            ceil=self.ceil,
+            mode=self.mode,
+            count_include_pad=self.count_include_pad,
+        )
         return y
 
     def backward(self, dy):
@@ -125,15 +156,14 @@ class Flatten(Layer):
 class Linear(Layer):
     """Fully connected: ``y = x @ w.T + b`` with w (units, n_in); a (N, C, 1, 1) input is flattened."""
 
-    def __init__(self, n_in: int, units: int, rng: np.random.Generator, *, bias: bool = True,
-                 init: str = "he") -> None:
+    def __init__(self, n_in: int, units: int, rng: np.random.Generator, *, bias: bool = True, init: str = "he") -> None:
         super().__init__()
         self.params["w"] = init_weight(rng, (units, n_in), n_in, units, init)
         if bias:
             self.params["b"] = np.zeros(units, np.float32)
 
     def forward(self, x, train):
-        x2 = x.reshape(len(x), -1)                                         # N, n_in
+        x2 = x.reshape(len(x), -1)  # N, n_in
         self._cache = (x.shape, x2)
         y = x2 @ self.params["w"].T
         if "b" in self.params:
@@ -178,8 +208,10 @@ LEAKY_SLOPE = 0.01  # PyTorch's nn.LeakyReLU default
 ACTIVATIONS = {
     "relu": (lambda x: np.maximum(x, 0), lambda x, y: x > 0),
     "relu6": (lambda x: np.clip(x, 0, 6), lambda x, y: (x > 0) & (x < 6)),
-    "leakyrelu": (lambda x: np.where(x > 0, x, x * LEAKY_SLOPE),
-                  lambda x, y: np.where(x > 0, 1, LEAKY_SLOPE).astype(x.dtype)),
+    "leakyrelu": (
+        lambda x: np.where(x > 0, x, x * LEAKY_SLOPE),
+        lambda x, y: np.where(x > 0, 1, LEAKY_SLOPE).astype(x.dtype),
+    ),
     "tanh": (np.tanh, lambda x, y: 1 - y * y),
     "sigmoid": (_sigmoid, lambda x, y: y * (1 - y)),
     "swish": (lambda x: x * _sigmoid(x), lambda x, y: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
@@ -209,8 +241,12 @@ class BatchNorm(Layer):
             mean, var = x.mean(axis=axes), x.var(axis=axes)
             m = x.size // x.shape[1]
             unbiased = var * (m / max(m - 1, 1))
-            self.buffers["mean"] = ((1 - self.momentum) * self.buffers["mean"] + self.momentum * mean).astype(np.float32)
-            self.buffers["var"] = ((1 - self.momentum) * self.buffers["var"] + self.momentum * unbiased).astype(np.float32)
+            self.buffers["mean"] = ((1 - self.momentum) * self.buffers["mean"] + self.momentum * mean).astype(
+                np.float32
+            )
+            self.buffers["var"] = ((1 - self.momentum) * self.buffers["var"] + self.momentum * unbiased).astype(
+                np.float32
+            )
         else:
             mean, var = self.buffers["mean"].astype(x.dtype), self.buffers["var"].astype(x.dtype)
         inv = 1 / np.sqrt(var + self.eps)
@@ -226,8 +262,9 @@ class BatchNorm(Layer):
         if not train:
             return g * inv.reshape(shape)
         # d/dx of (x - mean) / std through the batch mean and variance
-        return inv.reshape(shape) * (g - g.mean(axis=axes, keepdims=True)
-                                     - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+        return inv.reshape(shape) * (
+            g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True)
+        )
 
 
 class Dropout(Layer):

@@ -18,7 +18,7 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
     (True, [-0.375, 0.125, 0.125, 0.125])
     """
     n = len(labels)
-    z = logits - logits.max(axis=1, keepdims=True)                         # N, K
+    z = logits - logits.max(axis=1, keepdims=True)  # N, K
     e = np.exp(z)
     total = e.sum(axis=1, keepdims=True)
     loss = float(np.mean(np.log(total[:, 0]) - z[np.arange(n), labels]))

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from convcli.networks import spec as S
 from convcli.errors import TrainingError
+from convcli.networks import spec as S
 from convcli.networks.report import LayerInfo, Report, walk
 from convcli.nn import layers as L
 
@@ -158,8 +158,9 @@ class Model:
                 for key in store:
                     value = state[f"{path}{key}"]
                     if value.shape != store[key].shape:
-                        raise TrainingError(f"weight '{path}{key}' has shape {value.shape}, "
-                                            f"the network needs {store[key].shape}")
+                        raise TrainingError(
+                            f"weight '{path}{key}' has shape {value.shape}, the network needs {store[key].shape}"
+                        )
                     store[key] = np.asarray(value, np.float32).copy()
 
 
@@ -181,8 +182,10 @@ def trainable_layers(report: Report) -> tuple[LayerInfo, ...]:
     if infos and isinstance(infos[-1].layer, S.Activation) and infos[-1].layer.name == "softmax":
         infos = infos[:-1]
     if not infos or len(infos[-1].out_shape) != 1 and infos[-1].out_shape[:2] != (1, 1):
-        raise TrainingError("the network must end in class scores (e.g. 'flatten fc:10' or 'gap flatten fc:10'), "
-                            f"but it ends in {'x'.join(map(str, report.output_shape))}")
+        raise TrainingError(
+            "the network must end in class scores (e.g. 'flatten fc:10' or 'gap flatten fc:10'), "
+            f"but it ends in {'x'.join(map(str, report.output_shape))}"
+        )
     for info in walk(infos):
         _check(info)
     return infos
@@ -209,23 +212,39 @@ def build_model(report: Report, seed: int = 0) -> Model:
     return Model(_sequence(infos, rng, scheme), report)
 
 
-SUPPORTED = (S.Conv, S.DWConv, S.Pool, S.GlobalPool, S.AdaptivePool, S.BatchNorm, S.Activation, S.Dropout,
-             S.Flatten, S.FC, S.Residual, S.Concat)
+SUPPORTED = (
+    S.Conv,
+    S.DWConv,
+    S.Pool,
+    S.GlobalPool,
+    S.AdaptivePool,
+    S.BatchNorm,
+    S.Activation,
+    S.Dropout,
+    S.Flatten,
+    S.FC,
+    S.Residual,
+    S.Concat,
+)
 
 
 def _check(info: LayerInfo) -> None:
     layer = info.layer
     act = layer.name if isinstance(layer, S.Activation) else getattr(layer, "act", None)
     if act is not None and act not in L.ACTIVATIONS:
-        raise TrainingError(f"layer '{info.word}': activation '{act}' cannot be trained by convcli's numpy "
-                            f"layers (supported: {', '.join(L.ACTIVATIONS)}; softmax only as the last layer)")
+        raise TrainingError(
+            f"layer '{info.word}': activation '{act}' cannot be trained by convcli's numpy "
+            f"layers (supported: {', '.join(L.ACTIVATIONS)}; softmax only as the last layer)"
+        )
     h, w = info.in_shape[:2] if len(info.in_shape) == 3 else (0, 0)
     unequal = isinstance(layer, S.AdaptivePool) and (h % layer.size or w % layer.size or h != w)
     if not isinstance(layer, SUPPORTED) or getattr(layer, "table", None) is not None or unequal:
-        raise TrainingError(f"layer '{info.word}' ({_why(info)}) cannot be trained by convcli's numpy layers; "
-                            "supported: conv, dwconv, maxpool, avgpool, gap, gmp, adaptivepool (equal windows), "
-                            "bn, dropout, flatten, fc, relu, relu6, leakyrelu, tanh, sigmoid, swish, and the "
-                            "blocks built from them")
+        raise TrainingError(
+            f"layer '{info.word}' ({_why(info)}) cannot be trained by convcli's numpy layers; "
+            "supported: conv, dwconv, maxpool, avgpool, gap, gmp, adaptivepool (equal windows), "
+            "bn, dropout, flatten, fc, relu, relu6, leakyrelu, tanh, sigmoid, swish, and the "
+            "blocks built from them"
+        )
 
 
 def _sequence(infos, rng, scheme) -> Sequential:
@@ -244,8 +263,7 @@ def _pool_first(act: L.Layer, pool: L.Layer) -> bool:
     with nothing positive. Pooling first runs the ReLU on a quarter of the values (2x2 windows), as
     frameworks fuse them. Neither layer has weights, so the parameter names do not change.
     """
-    return (type(act) is L.Activation and act.name == "relu"
-            and type(pool) is L.Pool2d and pool.mode == "max")
+    return type(act) is L.Activation and act.name == "relu" and type(pool) is L.Pool2d and pool.mode == "max"
 
 
 def _build(info: LayerInfo, rng: np.random.Generator, scheme: str) -> L.Layer:
@@ -259,14 +277,40 @@ def _build(info: LayerInfo, rng: np.random.Generator, scheme: str) -> L.Layer:
         return Concat([_sequence(branch, rng, scheme) for _, branch in info.children])
     c_in = info.in_shape[-1]
     if isinstance(layer, S.Conv):
-        return L.Conv2d(c_in, layer.channels, layer.f, rng, stride=layer.s, padding=layer.p, dilation=layer.d,
-                        groups=layer.g, bias=layer.bias, init=scheme)
+        return L.Conv2d(
+            c_in,
+            layer.channels,
+            layer.f,
+            rng,
+            stride=layer.s,
+            padding=layer.p,
+            dilation=layer.d,
+            groups=layer.g,
+            bias=layer.bias,
+            init=scheme,
+        )
     if isinstance(layer, S.DWConv):
-        return L.Conv2d(c_in, c_in * layer.m, layer.f, rng, stride=layer.s, padding=layer.p, dilation=layer.d,
-                        groups=c_in, bias=layer.bias, init=scheme)
+        return L.Conv2d(
+            c_in,
+            c_in * layer.m,
+            layer.f,
+            rng,
+            stride=layer.s,
+            padding=layer.p,
+            dilation=layer.d,
+            groups=c_in,
+            bias=layer.bias,
+            init=scheme,
+        )
     if isinstance(layer, S.Pool):
-        return L.Pool2d(layer.f, stride=layer.stride, padding=layer.p, ceil=layer.ceil, mode=layer.kind,
-                        count_include_pad=layer.count_pad)
+        return L.Pool2d(
+            layer.f,
+            stride=layer.stride,
+            padding=layer.p,
+            ceil=layer.ceil,
+            mode=layer.kind,
+            count_include_pad=layer.count_pad,
+        )
     if isinstance(layer, S.GlobalPool):
         return L.GlobalPool2d(layer.kind)
     if isinstance(layer, S.AdaptivePool):
@@ -290,5 +334,7 @@ def _why(info: LayerInfo) -> str:
     if isinstance(layer, S.Conv):
         return f"sparse connection table={layer.table}"
     if isinstance(layer, S.AdaptivePool):
-        return f"input {info.in_shape[0]}x{info.in_shape[1]} does not split into equal {layer.size}x{layer.size} windows"
+        return (
+            f"input {info.in_shape[0]}x{info.in_shape[1]} does not split into equal {layer.size}x{layer.size} windows"
+        )
     return info.kind

@@ -53,8 +53,9 @@ class Optimizer:
 class SGD(Optimizer):
     """``v = mu * v + g``; step ``lr * v``, or ``lr * (g + mu * v)`` with Nesterov; ``mu = 0`` is plain SGD."""
 
-    def __init__(self, model: Model, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, model: Model, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
+    ) -> None:
         super().__init__(model, lr, weight_decay)
         self.momentum, self.nesterov = momentum, nesterov
 
@@ -70,8 +71,14 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Kingma & Ba 2015 with bias correction: ``m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps)``."""
 
-    def __init__(self, model: Model, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: Model,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(model, lr, weight_decay)
         self.betas, self.eps = betas, eps
 
@@ -80,12 +87,11 @@ class Adam(Optimizer):
         m = b1 * self.state.get(f"{name}.m", 0) + (1 - b1) * g
         v = b2 * self.state.get(f"{name}.v", 0) + (1 - b2) * g * g
         self.state[f"{name}.m"], self.state[f"{name}.v"] = m, v
-        m_hat, v_hat = m / (1 - b1 ** self.steps), v / (1 - b2 ** self.steps)
+        m_hat, v_hat = m / (1 - b1**self.steps), v / (1 - b2**self.steps)
         return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
-def make_optimizer(name: str, model: Model, lr: float, weight_decay: float = 0.0,
-                   momentum: float = 0.9) -> Optimizer:
+def make_optimizer(name: str, model: Model, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> Optimizer:
     """The optimiser called ``name`` (one of ``OPTIMIZERS``)."""
     if name == "sgd":
         return SGD(model, lr, weight_decay=weight_decay)
@@ -96,8 +102,9 @@ def make_optimizer(name: str, model: Model, lr: float, weight_decay: float = 0.0
     raise TrainingError(f"--optimizer {name!r} is not one of {', '.join(OPTIMIZERS)}")
 
 
-def scheduled_lr(schedule: str, base_lr: float, epoch: int, epochs: int, step_size: int | None = None,
-                 gamma: float = 0.1) -> float:
+def scheduled_lr(
+    schedule: str, base_lr: float, epoch: int, epochs: int, step_size: int | None = None, gamma: float = 0.1
+) -> float:
     """The learning rate for ``epoch`` (0-based) of ``epochs``.
 
     - ``none``: constant.

@@ -68,9 +68,18 @@ class ConvCache:
     engine: str
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride: object = 1,
-           padding: object = 0, dilation: object = 1, groups: int = 1, mode: str = "zeros",
-           flip: bool = False) -> np.ndarray:
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    stride: object = 1,
+    padding: object = 0,
+    dilation: object = 1,
+    groups: int = 1,
+    mode: str = "zeros",
+    flip: bool = False,
+) -> np.ndarray:
     """Convolve (cross-correlate) a batch with a bank of kernels.
 
     Parameters
@@ -109,9 +118,18 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride:
     return y[0, 0] if ndim == 2 and y.shape[1] == 1 else y[0]
 
 
-def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
-                   stride: object = 1, padding: object = 0, dilation: object = 1, groups: int = 1,
-                   mode: str = "zeros", flip: bool = False) -> tuple[np.ndarray, ConvCache]:
+def conv2d_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    stride: object = 1,
+    padding: object = 0,
+    dilation: object = 1,
+    groups: int = 1,
+    mode: str = "zeros",
+    flip: bool = False,
+) -> tuple[np.ndarray, ConvCache]:
     """`conv2d` on an NCHW batch, also returning the cache `conv2d_backward` needs.
 
     Only ``mode="zeros"`` has a backward, so only it is accepted here.
@@ -124,8 +142,10 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     ((2, 3, 8, 8), (4, 3, 3, 3), (4,))
     """
     if mode != "zeros":
-        raise InputError(f"conv2d_forward: mode={mode!r} has no backward; only mode='zeros' does "
-                         "(use conv2d for a forward pass with other borders)")
+        raise InputError(
+            f"conv2d_forward: mode={mode!r} has no backward; only mode='zeros' does "
+            "(use conv2d for a forward pass with other borders)"
+        )
     x, w = np.asarray(x), np.asarray(w)
     if x.ndim != 4:
         raise ShapeError(f"conv2d_forward: x has shape {x.shape}, expected (N, C_in, H, W)")
@@ -135,8 +155,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     return y, ConvCache(x.shape, g, w4, cols, groups, b is not None, flip, engine)
 
 
-def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True
-                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+def conv2d_backward(
+    dy: np.ndarray, cache: ConvCache, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of a `conv2d_forward` output: ``(dx, dw, db)``, ``db`` None without bias.
 
     ``dy`` has the forward output's shape (N, C_out, H', W'); ``dx`` has the input's, ``dw`` the
@@ -146,8 +167,10 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True
     g, w, groups = cache.g, cache.w, cache.groups
     dy = np.asarray(dy, dtype=w.dtype)
     if dy.shape != (cache.shape[0], w.shape[0], g.oh, g.ow):
-        raise ShapeError(f"conv2d_backward: dy has shape {dy.shape}, expected the output's "
-                         f"{(cache.shape[0], w.shape[0], g.oh, g.ow)}")
+        raise ShapeError(
+            f"conv2d_backward: dy has shape {dy.shape}, expected the output's "
+            f"{(cache.shape[0], w.shape[0], g.oh, g.ow)}"
+        )
     db = dy.sum(axis=(0, 2, 3)) if cache.bias else None
     dxp, dw = ENGINES[cache.engine][1](dy, w, cache.cols, g, groups, need_dx)
     if cache.flip:
@@ -164,9 +187,17 @@ def _as_batch(x: object, w: object) -> tuple[np.ndarray, np.ndarray, int]:
     return x.reshape((1,) * (4 - x.ndim) + x.shape), (w[None, None] if w.ndim == 2 else w), x.ndim
 
 
-def _prepare(x: np.ndarray, w: np.ndarray, b: object, stride: object, padding: object,
-             dilation: object, groups: int, mode: str,
-             flip: bool) -> tuple[Windows, np.ndarray, np.ndarray, np.ndarray | None]:
+def _prepare(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: object,
+    stride: object,
+    padding: object,
+    dilation: object,
+    groups: int,
+    mode: str,
+    flip: bool,
+) -> tuple[Windows, np.ndarray, np.ndarray, np.ndarray | None]:
     """Check shapes, settle dtypes, pad; returns ``(windows, padded x, kernel as applied, bias)``."""
     if w.ndim != 4:
         raise ShapeError(f"conv2d: w has shape {w.shape}, expected (C_out, C_in/groups, fH, fW)")
@@ -176,8 +207,10 @@ def _prepare(x: np.ndarray, w: np.ndarray, b: object, stride: object, padding: o
     if c_in % groups or c_out % groups:
         raise ShapeError(f"conv2d: groups={groups} must divide C_in={c_in} and C_out={c_out}")
     if c_per_group * groups != c_in:
-        raise ShapeError(f"conv2d: w has shape {w.shape}, i.e. {c_per_group} input channels per group, "
-                         f"but x has C_in={c_in} channels (groups={groups} expects {c_in // groups})")
+        raise ShapeError(
+            f"conv2d: w has shape {w.shape}, i.e. {c_per_group} input channels per group, "
+            f"but x has C_in={c_in} channels (groups={groups} expects {c_in // groups})"
+        )
     x = as_float(x, "conv2d: x")
     w = as_float(w, "conv2d: w").astype(x.dtype, copy=False)
     if b is not None:
@@ -188,8 +221,9 @@ def _prepare(x: np.ndarray, w: np.ndarray, b: object, stride: object, padding: o
     return g, pad2d(x, g.margins, mode), (w[:, :, ::-1, ::-1] if flip else w), b
 
 
-def _forward(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: Windows, groups: int,
-             engine: str) -> tuple[np.ndarray, np.ndarray]:
+def _forward(
+    xp: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: Windows, groups: int, engine: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Output (N, C_out, oh, ow) and the column buffer, from the padded input."""
     y, cols = ENGINES[engine][0](xp, w, g, groups)
     if b is not None:
@@ -211,38 +245,46 @@ def _flat_taps(g: Windows) -> tuple[int, int, list[tuple[int, int, slice]]]:
     padded plane."""
     wp = g.padded[1]
     length = (g.oh - 1) * wp + g.ow
-    return wp, length, [(i, j, slice(i * g.dh * wp + j * g.dw, i * g.dh * wp + j * g.dw + length))
-                        for i in range(g.fh) for j in range(g.fw)]
+    return (
+        wp,
+        length,
+        [
+            (i, j, slice(i * g.dh * wp + j * g.dw, i * g.dh * wp + j * g.dw + length))
+            for i in range(g.fh)
+            for j in range(g.fw)
+        ],
+    )
 
 
 def _forward_flat(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
     (n, c), c_out = xp.shape[:2], w.shape[0]
     wp, length, taps = _flat_taps(g)
-    xf = np.ascontiguousarray(xp).reshape(n, groups, c // groups, -1)       # N, G, C/G, Hp*Wp
-    wt = _taps_first(w, groups)                                             # fh, fw, G, C_out/G, C/G
-    y = np.empty((n, groups, c_out // groups, g.oh * wp), dtype=xp.dtype)   # N, G, C_out/G, oh*Wp
+    xf = np.ascontiguousarray(xp).reshape(n, groups, c // groups, -1)  # N, G, C/G, Hp*Wp
+    wt = _taps_first(w, groups)  # fh, fw, G, C_out/G, C/G
+    y = np.empty((n, groups, c_out // groups, g.oh * wp), dtype=xp.dtype)  # N, G, C_out/G, oh*Wp
     acc, tmp = y[..., :length], None
     np.matmul(wt[0, 0], xf[..., :length], out=acc)
     for i, j, span in taps[1:]:
         tmp = np.matmul(wt[i, j], xf[..., span], out=tmp)
         acc += tmp
-    return y.reshape(n, c_out, g.oh, wp)[..., :g.ow], xf
+    return y.reshape(n, c_out, g.oh, wp)[..., : g.ow], xf
 
 
-def _backward_flat(dy: np.ndarray, w: np.ndarray, xf: np.ndarray, g: Windows,
-                   groups: int, need_dx: bool) -> tuple[np.ndarray | None, np.ndarray]:
+def _backward_flat(
+    dy: np.ndarray, w: np.ndarray, xf: np.ndarray, g: Windows, groups: int, need_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray]:
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
     wp, length, taps = _flat_taps(g)
     dyf = pad2d(dy, (0, 0, 0, wp - g.ow)).reshape(n, groups, c_out // groups, -1)  # N, G, C_out/G, oh*Wp
     dyf = dyf[..., :length]
     wt = _taps_first(w, groups)
-    dwt = np.empty_like(wt)                                                 # fh, fw, G, C_out/G, C/G
-    dxf = np.zeros_like(xf) if need_dx else None                            # N, G, C/G, Hp*Wp
+    dwt = np.empty_like(wt)  # fh, fw, G, C_out/G, C/G
+    dxf = np.zeros_like(xf) if need_dx else None  # N, G, C/G, Hp*Wp
     tmp = None
     for i, j, span in taps:
         dwt[i, j] = np.matmul(dyf, xf[..., span].swapaxes(-1, -2)).sum(axis=0)
         if need_dx:
-            tmp = np.matmul(wt[i, j].swapaxes(-1, -2), dyf, out=tmp)        # N, G, C/G, L
+            tmp = np.matmul(wt[i, j].swapaxes(-1, -2), dyf, out=tmp)  # N, G, C/G, L
             dxf[..., span] += tmp
     dw = dwt.transpose(2, 3, 4, 0, 1).reshape(c_out, c // groups, g.fh, g.fw)
     return (dxf.reshape((n, c) + g.padded) if need_dx else None), dw
@@ -254,21 +296,23 @@ def _taps_first(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(w.reshape(groups, c_out // groups, c_group, fh, fw).transpose(3, 4, 0, 1, 2))
 
 
-def _forward_columns(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int,
-                     batch_last: bool) -> tuple[np.ndarray, np.ndarray]:
+def _forward_columns(
+    xp: np.ndarray, w: np.ndarray, g: Windows, groups: int, batch_last: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """The im2col and batch-last engines: one matmul over `windows.im2col`'s columns."""
     n, c_out = xp.shape[0], w.shape[0]
     order, axes = column_layout(n, g, batch_last)
     cols = im2col(xp, g, batch_last).reshape(groups, -1, n * g.oh * g.ow)  # G, C/G*fh*fw, columns
-    y = np.matmul(w.reshape(groups, c_out // groups, -1), cols)             # G, C_out/G, columns
+    y = np.matmul(w.reshape(groups, c_out // groups, -1), cols)  # G, C_out/G, columns
     return y.reshape((c_out,) + axes).transpose(np.argsort(order)), cols
 
 
-def _backward_columns(dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows, groups: int,
-                      need_dx: bool, batch_last: bool) -> tuple[np.ndarray | None, np.ndarray]:
+def _backward_columns(
+    dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows, groups: int, need_dx: bool, batch_last: bool
+) -> tuple[np.ndarray | None, np.ndarray]:
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
     order, axes = column_layout(n, g, batch_last)
-    dy2 = dy.transpose(order).reshape(groups, c_out // groups, -1)           # G, C_out/G, columns
+    dy2 = dy.transpose(order).reshape(groups, c_out // groups, -1)  # G, C_out/G, columns
     dw = _weight_grad(dy2, cols).reshape(w.shape)
     if not need_dx:
         return None, dw
@@ -292,15 +336,17 @@ def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
     if m < 2 or m * k > 1024 or q < 4:
         return np.matmul(cols, dy2.swapaxes(-1, -2)).swapaxes(-1, -2)
     cut = q * DW_CHUNK
-    a = dy2[..., :cut].reshape(g, m, q, DW_CHUNK).transpose(0, 2, 1, 3)    # G, q, M, chunk
-    b = cols[..., :cut].reshape(g, k, q, DW_CHUNK).transpose(0, 2, 3, 1)   # G, q, chunk, K
+    a = dy2[..., :cut].reshape(g, m, q, DW_CHUNK).transpose(0, 2, 1, 3)  # G, q, M, chunk
+    b = cols[..., :cut].reshape(g, k, q, DW_CHUNK).transpose(0, 2, 3, 1)  # G, q, chunk, K
     dw = np.matmul(a, b).sum(axis=1)
     if cut < p:
         dw += np.matmul(dy2[..., cut:], cols[..., cut:].swapaxes(-1, -2))
     return dw
 
 
-ENGINES = {"im2col": (partial(_forward_columns, batch_last=False), partial(_backward_columns, batch_last=False)),
-           "batch-last": (partial(_forward_columns, batch_last=True), partial(_backward_columns, batch_last=True)),
-           "flat": (_forward_flat, _backward_flat)}
+ENGINES = {
+    "im2col": (partial(_forward_columns, batch_last=False), partial(_backward_columns, batch_last=False)),
+    "batch-last": (partial(_forward_columns, batch_last=True), partial(_backward_columns, batch_last=True)),
+    "flat": (_forward_flat, _backward_flat),
+}
 """Engine name -> (forward, backward); `choose_engine` picks the name."""

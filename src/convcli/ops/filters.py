@@ -48,8 +48,9 @@ def rank1_factors(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return col, row
 
 
-def filter2d(x: np.ndarray, kernel: np.ndarray, *, padding: object = "same", mode: str = "reflect",
-             flip: bool = False) -> np.ndarray:
+def filter2d(
+    x: np.ndarray, kernel: np.ndarray, *, padding: object = "same", mode: str = "reflect", flip: bool = False
+) -> np.ndarray:
     """Cross-correlate every (H, W) plane of ``x`` with one (fH, fW) kernel.
 
     Parameters
@@ -79,8 +80,9 @@ def filter2d(x: np.ndarray, kernel: np.ndarray, *, padding: object = "same", mod
     return y.reshape(np.shape(x)[:-2] + y.shape[-2:])
 
 
-def correlate_separable(x: np.ndarray, col: Sequence[float], row: Sequence[float], *,
-                        padding: object = "same", mode: str = "reflect") -> np.ndarray:
+def correlate_separable(
+    x: np.ndarray, col: Sequence[float], row: Sequence[float], *, padding: object = "same", mode: str = "reflect"
+) -> np.ndarray:
     """`filter2d` with the kernel ``np.outer(col, row)``, always as two 1-D passes.
 
     >>> correlate_separable(np.eye(3), [1, 2, 1], [1, 0, -1], mode="zeros")
@@ -90,15 +92,17 @@ def correlate_separable(x: np.ndarray, col: Sequence[float], row: Sequence[float
     """
     col, row = np.asarray(col, dtype=np.float64), np.asarray(row, dtype=np.float64)
     if col.ndim != 1 or row.ndim != 1 or not col.size or not row.size:
-        raise ShapeError(f"correlate_separable: col and row must be non-empty 1-D, got shapes "
-                         f"{col.shape} and {row.shape}")
+        raise ShapeError(
+            f"correlate_separable: col and row must be non-empty 1-D, got shapes {col.shape} and {row.shape}"
+        )
     planes, g, _ = _setup(x, np.outer(col, row), padding, False)
     y = _separable(pad2d(planes, g.margins, mode), [(col, row)], g, magnitude=False)
     return y.reshape(np.shape(x)[:-2] + y.shape[-2:])
 
 
-def gradient_magnitude(x: np.ndarray, kernel_x: np.ndarray, kernel_y: np.ndarray, *,
-                       padding: object = "same", mode: str = "reflect") -> np.ndarray:
+def gradient_magnitude(
+    x: np.ndarray, kernel_x: np.ndarray, kernel_y: np.ndarray, *, padding: object = "same", mode: str = "reflect"
+) -> np.ndarray:
     """``sqrt(gx^2 + gy^2)`` of the responses to an x/y kernel pair, plane by plane.
 
     >>> sobel_x = np.outer([1, 2, 1], [1, 0, -1])
@@ -129,8 +133,7 @@ def _setup(x: object, kernel: object, padding: object, flip: bool) -> tuple[np.n
     return planes, g, (k[::-1, ::-1] if flip else k)
 
 
-def _separable(xp: np.ndarray, factors: list[tuple[np.ndarray, np.ndarray]], g: Windows,
-               magnitude: bool) -> np.ndarray:
+def _separable(xp: np.ndarray, factors: list[tuple[np.ndarray, np.ndarray]], g: Windows, magnitude: bool) -> np.ndarray:
     """Row pass then column pass of each rank-1 kernel, strip by strip; one kernel's response,
     or the magnitude of two."""
     n_planes, dtype = xp.shape[0], xp.dtype
@@ -141,18 +144,18 @@ def _separable(xp: np.ndarray, factors: list[tuple[np.ndarray, np.ndarray]], g: 
     down = np.empty((len(factors) + 1, n_planes, strip, g.ow), dtype=dtype)  # responses + scratch
     for r0 in range(0, g.oh, strip):
         rows = min(strip, g.oh - r0)
-        src = xp[:, r0:r0 + rows + g.fh - 1]
+        src = xp[:, r0 : r0 + rows + g.fh - 1]
         for k, (col, row) in enumerate(factors):
-            h = across[:, :rows + g.fh - 1]
-            _correlate1d(src, row, -1, h, across_tmp[:, :rows + g.fh - 1])
-            dst = out[:, r0:r0 + rows] if not magnitude else down[k, :, :rows]
+            h = across[:, : rows + g.fh - 1]
+            _correlate1d(src, row, -1, h, across_tmp[:, : rows + g.fh - 1])
+            dst = out[:, r0 : r0 + rows] if not magnitude else down[k, :, :rows]
             _correlate1d(h, col, -2, dst, down[-1, :, :rows])
         if magnitude:
             gx, gy = down[0, :, :rows], down[1, :, :rows]
             np.multiply(gx, gx, out=gx)
             np.multiply(gy, gy, out=gy)
             np.add(gx, gy, out=gx)
-            np.sqrt(gx, out=out[:, r0:r0 + rows])
+            np.sqrt(gx, out=out[:, r0 : r0 + rows])
     return out
 
 
@@ -168,7 +171,7 @@ def _correlate1d(src: np.ndarray, taps: np.ndarray, axis: int, out: np.ndarray, 
 
     # Python floats, so a float32 image is multiplied in float32 (NEP 50)
     weights = [(k, w) for k, w in enumerate(np.asarray(taps, dtype=np.float64).tolist()) if w != 0]
-    weights.sort(key=lambda kw: abs(kw[1]) != 1)                 # unit taps first
+    weights.sort(key=lambda kw: abs(kw[1]) != 1)  # unit taps first
     if not weights:
         out.fill(0)
         return

@@ -45,9 +45,17 @@ class GlobalPoolCache:
     argmax: np.ndarray | None = None
 
 
-def pool2d(x: np.ndarray, size: object, *, stride: object = None, padding: object = 0,
-           dilation: object = 1, ceil: bool = False, mode: str = "max",
-           count_include_pad: bool = True) -> np.ndarray:
+def pool2d(
+    x: np.ndarray,
+    size: object,
+    *,
+    stride: object = None,
+    padding: object = 0,
+    dilation: object = 1,
+    ceil: bool = False,
+    mode: str = "max",
+    count_include_pad: bool = True,
+) -> np.ndarray:
     """Pool each channel over ``size`` windows.
 
     Parameters
@@ -74,12 +82,20 @@ def pool2d(x: np.ndarray, size: object, *, stride: object = None, padding: objec
         raise ShapeError(f"pool2d: x has shape {x.shape}, expected (N, C, H, W), (C, H, W) or (H, W)")
     x4 = x.reshape((1,) * (4 - x.ndim) + x.shape)
     y, _ = _forward(x4, size, stride, padding, dilation, ceil, mode, count_include_pad, keep=False)
-    return y.reshape(y.shape[4 - x.ndim:])
+    return y.reshape(y.shape[4 - x.ndim :])
 
 
-def pool2d_forward(x: np.ndarray, size: object, *, stride: object = None, padding: object = 0,
-                   dilation: object = 1, ceil: bool = False, mode: str = "max",
-                   count_include_pad: bool = True) -> tuple[np.ndarray, PoolCache]:
+def pool2d_forward(
+    x: np.ndarray,
+    size: object,
+    *,
+    stride: object = None,
+    padding: object = 0,
+    dilation: object = 1,
+    ceil: bool = False,
+    mode: str = "max",
+    count_include_pad: bool = True,
+) -> tuple[np.ndarray, PoolCache]:
     """`pool2d` on an NCHW batch, also returning the cache `pool2d_backward` needs.
 
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
@@ -101,9 +117,10 @@ def pool2d_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
     g = cache.g
     dy = np.asarray(dy, dtype=cache.dtype)
     if dy.shape != cache.shape[:2] + (g.oh, g.ow):
-        raise ShapeError(f"pool2d_backward: dy has shape {dy.shape}, expected the output's "
-                         f"{cache.shape[:2] + (g.oh, g.ow)}")
-    dxp = np.zeros(cache.shape[:2] + g.padded, dtype=cache.dtype)          # N, C, Hp, Wp
+        raise ShapeError(
+            f"pool2d_backward: dy has shape {dy.shape}, expected the output's {cache.shape[:2] + (g.oh, g.ow)}"
+        )
+    dxp = np.zeros(cache.shape[:2] + g.padded, dtype=cache.dtype)  # N, C, Hp, Wp
     if cache.argmax is None:
         dy = dy / cache.divisor
     for t, (_, _, at) in enumerate(g.taps()):
@@ -131,8 +148,8 @@ def global_pool2d_forward(x: np.ndarray, mode: str = "avg") -> tuple[np.ndarray,
         raise ShapeError(f"global_pool2d: x has shape {x.shape}, expected (N, C, H, W)")
     if mode == "avg":
         return x.mean(axis=(2, 3), keepdims=True), GlobalPoolCache(x.shape, x.dtype)
-    flat = x.reshape(x.shape[:2] + (-1,))                                   # N, C, H*W
-    argmax = flat.argmax(axis=-1)[..., None]                                # N, C, 1
+    flat = x.reshape(x.shape[:2] + (-1,))  # N, C, H*W
+    argmax = flat.argmax(axis=-1)[..., None]  # N, C, 1
     y = np.take_along_axis(flat, argmax, axis=-1)[..., None]
     return y, GlobalPoolCache(x.shape, x.dtype, argmax)
 
@@ -154,14 +171,23 @@ def _check_mode(mode: str, what: str) -> None:
         raise InputError(f"{what}: mode={mode!r} is not one of {', '.join(POOL_MODES)}")
 
 
-def _forward(x: np.ndarray, size: object, stride: object, padding: object, dilation: object,
-             ceil: bool, mode: str, count_include_pad: bool, keep: bool) -> tuple[np.ndarray, PoolCache | None]:
+def _forward(
+    x: np.ndarray,
+    size: object,
+    stride: object,
+    padding: object,
+    dilation: object,
+    ceil: bool,
+    mode: str,
+    count_include_pad: bool,
+    keep: bool,
+) -> tuple[np.ndarray, PoolCache | None]:
     _check_mode(mode, "pool2d")
     x = as_float(x, "pool2d: x")
     g = pool_windows(x.shape[2], x.shape[3], size, stride, padding, dilation, ceil)
-    xp = pad2d(x, g.margins, value=-np.inf if mode == "max" else 0.0)      # N, C, Hp, Wp
+    xp = pad2d(x, g.margins, value=-np.inf if mode == "max" else 0.0)  # N, C, Hp, Wp
     taps = [at for _, _, at in g.taps()]
-    y = xp[(..., *taps[0])].copy()                                          # N, C, oh, ow
+    y = xp[(..., *taps[0])].copy()  # N, C, oh, ow
     reduce = np.maximum if mode == "max" else np.add
     for at in taps[1:]:
         reduce(y, xp[(..., *at)], out=y)
@@ -172,8 +198,8 @@ def _forward(x: np.ndarray, size: object, stride: object, padding: object, dilat
     if not keep:
         return y, None
     index = np.min_scalar_type(len(taps) - 1).type
-    argmax = np.zeros(y.shape, dtype=index)                                 # N, C, oh, ow
-    searching = xp[(..., *taps[0])] != y      # windows whose first maximum is still to be found
+    argmax = np.zeros(y.shape, dtype=index)  # N, C, oh, ow
+    searching = xp[(..., *taps[0])] != y  # windows whose first maximum is still to be found
     for t, at in enumerate(taps[1:], start=1):
         hit = xp[(..., *at)] == y
         hit &= searching
@@ -186,10 +212,12 @@ def _divisor(g: Windows, count_include_pad: bool, dtype: np.dtype) -> np.ndarray
     """How many window taps each output averages: inside the padded plane, or only real pixels."""
     top, bottom, left, right = g.pads
     counts = []
-    for out, f, s, d, lo, n, hi in ((g.oh, g.fh, g.sh, g.dh, top, g.h, bottom),
-                                    (g.ow, g.fw, g.sw, g.dw, left, g.w, right)):
+    for out, f, s, d, lo, n, hi in (
+        (g.oh, g.fh, g.sh, g.dh, top, g.h, bottom),
+        (g.ow, g.fw, g.sw, g.dw, left, g.w, right),
+    ):
         start, stop = (-lo, n + hi) if count_include_pad else (0, n)
         at = np.arange(out)[:, None] * s - lo + np.arange(f)[None, :] * d  # input index of each tap
         counts.append(((at >= start) & (at < stop)).sum(axis=1))
-    divisor = np.outer(*counts)                                             # oh, ow
+    divisor = np.outer(*counts)  # oh, ow
     return float(g.fh * g.fw) if (divisor == g.fh * g.fw).all() else divisor.astype(dtype)

@@ -43,8 +43,14 @@ BORDER_MODES: dict[str, str] = {
 }
 """convcli border mode -> the ``numpy.pad`` mode that implements it."""
 
-FOREIGN_MODES = {"constant": "zeros", "mirror": "reflect", "reflect_101": "reflect", "nearest": "replicate",
-                 "edge": "replicate", "grid-wrap": "circular"}
+FOREIGN_MODES = {
+    "constant": "zeros",
+    "mirror": "reflect",
+    "reflect_101": "reflect",
+    "nearest": "replicate",
+    "edge": "replicate",
+    "grid-wrap": "circular",
+}
 """Other libraries' names that are not ours, for the error message (scipy's ``reflect`` is ours too,
 meaning something else, so no name is silently translated)."""
 
@@ -116,8 +122,7 @@ def split_padding(padding: object, what: str = "padding") -> tuple[object, objec
             return ((operator.index(top), operator.index(bottom)), (operator.index(left), operator.index(right)))
     except (TypeError, ValueError):
         pass
-    raise ShapeError(f"{what}={padding!r} is not an int, a mode, a (lo, hi) pair or "
-                     "((top, bottom), (left, right))")
+    raise ShapeError(f"{what}={padding!r} is not an int, a mode, a (lo, hi) pair or ((top, bottom), (left, right))")
 
 
 @dataclass(frozen=True)
@@ -164,11 +169,19 @@ class Windows:
     @property
     def overlapping(self) -> bool:
         """Whether two windows can share an input pixel (stride smaller than the dilated window)."""
-        return (self.sh < (self.fh - 1) * self.dh + 1 or self.sw < (self.fw - 1) * self.dw + 1)
+        return self.sh < (self.fh - 1) * self.dh + 1 or self.sw < (self.fw - 1) * self.dw + 1
 
 
-def conv_windows(h: int, w: int, fh: int, fw: int, stride: object = 1, padding: object = 0,
-                 dilation: object = 1, what: str = "conv2d") -> Windows:
+def conv_windows(
+    h: int,
+    w: int,
+    fh: int,
+    fw: int,
+    stride: object = 1,
+    padding: object = 0,
+    dilation: object = 1,
+    what: str = "conv2d",
+) -> Windows:
     """Window geometry of a convolution; sizes from `shapes.conv_axis`.
 
     >>> conv_windows(6, 6, 3, 3).oh
@@ -181,8 +194,16 @@ def conv_windows(h: int, w: int, fh: int, fw: int, stride: object = 1, padding: 
     return Windows(h, w, fh, fw, sh, sw, dh, dw, ah.out, aw.out, (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi))
 
 
-def pool_windows(h: int, w: int, size: object, stride: object = None, padding: object = 0,
-                 dilation: object = 1, ceil: bool = False, what: str = "pool2d") -> Windows:
+def pool_windows(
+    h: int,
+    w: int,
+    size: object,
+    stride: object = None,
+    padding: object = 0,
+    dilation: object = 1,
+    ceil: bool = False,
+    what: str = "pool2d",
+) -> Windows:
     """Window geometry of a pooling; sizes from `shapes.pool_axis`, stride defaulting to size.
 
     >>> pool_windows(5, 5, 2, ceil=True).margins
@@ -201,8 +222,7 @@ def pool_windows(h: int, w: int, size: object, stride: object = None, padding: o
     return Windows(h, w, fh, fw, sh, sw, dh, dw, oh, ow, (top, bottom, left, right), (below, beyond))
 
 
-def pad2d(x: np.ndarray, pads: tuple[int, int, int, int], mode: str = "zeros",
-          value: float = 0.0) -> np.ndarray:
+def pad2d(x: np.ndarray, pads: tuple[int, int, int, int], mode: str = "zeros", value: float = 0.0) -> np.ndarray:
     """Pad the last two axes by ``(top, bottom, left, right)``; returns ``x`` itself if no padding.
 
     ``mode="zeros"`` fills with ``value`` (``-inf`` for max pooling).
@@ -218,7 +238,7 @@ def pad2d(x: np.ndarray, pads: tuple[int, int, int, int], mode: str = "zeros",
     h, w = x.shape[-2:]
     # one fill and one copy: faster than np.pad's per-side bookkeeping
     xp = np.full(x.shape[:-2] + (h + top + bottom, w + left + right), value, dtype=x.dtype)
-    xp[..., top:top + h, left:left + w] = x
+    xp[..., top : top + h, left : left + w] = x
     return xp
 
 
@@ -227,7 +247,7 @@ def crop2d(xp: np.ndarray, g: Windows) -> np.ndarray:
     top, _, left, _ = g.pads
     if g.padded == (g.h, g.w):
         return xp
-    return np.ascontiguousarray(xp[..., top:top + g.h, left:left + g.w])
+    return np.ascontiguousarray(xp[..., top : top + g.h, left : left + g.w])
 
 
 def column_layout(n: int, g: Windows, batch_last: bool = False) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -245,9 +265,9 @@ def im2col(xp: np.ndarray, g: Windows, batch_last: bool = False) -> np.ndarray:
     ``ow * N`` with the batch last.
     """
     order, axes = column_layout(len(xp), g, batch_last)
-    xc = np.ascontiguousarray(xp.transpose(order))                          # C, N, Hp, Wp or C, Hp, Wp, N
+    xc = np.ascontiguousarray(xp.transpose(order))  # C, N, Hp, Wp or C, Hp, Wp, N
     col = np.empty((xc.shape[0], g.fh, g.fw) + axes, dtype=xp.dtype)
-    lead = (slice(None),) * order.index(2)                                  # the axes before the rows
+    lead = (slice(None),) * order.index(2)  # the axes before the rows
     for i, j, at in g.taps():
         col[:, i, j] = xc[lead + at]
     return col
@@ -258,7 +278,7 @@ def col2im(dcol: np.ndarray, g: Windows, batch_last: bool = False) -> np.ndarray
     (N, C, Hp, Wp), as a view."""
     n = dcol.shape[-1 if batch_last else 3]
     order, _ = column_layout(n, g, batch_last)
-    padded = (n, dcol.shape[0]) + g.padded                                  # N, C, Hp, Wp
+    padded = (n, dcol.shape[0]) + g.padded  # N, C, Hp, Wp
     dxc = np.zeros(tuple(padded[k] for k in order), dtype=dcol.dtype)
     lead = (slice(None),) * order.index(2)
     for i, j, at in g.taps():

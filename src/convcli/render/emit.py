@@ -78,8 +78,9 @@ def _plain_table(table: Table) -> None:
     widths = [max([len(name)] + [len(row[i]) for row in table.rows]) for i, (name, _) in enumerate(table.columns)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if j == "right" else c.ljust(w)
-                         for c, w, (_, j) in zip(cells, widths, table.columns)).rstrip()
+        return "  ".join(
+            c.rjust(w) if j == "right" else c.ljust(w) for c, w, (_, j) in zip(cells, widths, table.columns)
+        ).rstrip()
 
     emit(line([name for name, _ in table.columns]))
     for row in table.rows:

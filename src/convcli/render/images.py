@@ -58,11 +58,16 @@ def edges_dict(result) -> dict:
     """One edges result as the JSON object documented for ``convcli edges --json``."""
     c, h, w = result.shape or (None, None, None)
     return {
-        "file": str(result.path), "height": h, "width": w, "channels": c, "filter": result.filter,
+        "file": str(result.path),
+        "height": h,
+        "width": w,
+        "channels": c,
+        "filter": result.filter,
         "range": None if result.error else [result.low, result.high],
         "seconds": round(result.seconds, 4),
         "output": str(result.outputs[0]) if result.outputs else None,
-        "outputs": [str(p) for p in result.outputs], "notes": list(result.notes),
+        "outputs": [str(p) for p in result.outputs],
+        "notes": list(result.notes),
         "error": result.error,
     }
 
@@ -75,16 +80,32 @@ def show_edges(results: list, json_out: bool) -> None:
     failed = sum(1 for r in results if r.error)
     if failed == len(results):  # nothing to summarise: the errors are on stderr already
         return
-    table = Table([("file", "left"), ("size (HxW)", "right"), ("filter", "left"),
-                   ("response range", "right"), ("time", "right"), ("output", "left")])
+    table = Table(
+        [
+            ("file", "left"),
+            ("size (HxW)", "right"),
+            ("filter", "left"),
+            ("response range", "right"),
+            ("time", "right"),
+            ("output", "left"),
+        ]
+    )
     for r in results:
         if r.error:
             table.rows.append([str(r.path), "-", r.filter, "-", f"{r.seconds:.2f} s", "failed (see above)"])
             table.dim_rows.add(len(table.rows) - 1)
             continue
         size = f"{r.shape[1]}x{r.shape[2]}" + ("x3" if r.shape[0] == 3 else "")
-        table.rows.append([str(r.path), size, r.filter, _range(r.low, r.high), f"{r.seconds:.2f} s",
-                           ", ".join(str(p) for p in r.outputs)])
+        table.rows.append(
+            [
+                str(r.path),
+                size,
+                r.filter,
+                _range(r.low, r.high),
+                f"{r.seconds:.2f} s",
+                ", ".join(str(p) for p in r.outputs),
+            ]
+        )
     emit_table(table)
     if failed:
         note(f"{failed} of {len(results)} files failed")
@@ -97,11 +118,13 @@ def _pair(values: tuple[int, int]) -> str:
 def _size_line(result) -> str:
     """``conv: 6x6 -> 4x4 (window 3x3, stride 1, padding 0)``, the sizes shape-calc gives."""
     g = result.geometry
-    t, b, l, r = g.pads
-    pads = f"{t}" if t == b == l == r else f"{t}+{b} x {l}+{r}"
+    top, bottom, left, right = g.pads
+    pads = f"{top}" if top == bottom == left == right else f"{top}+{bottom} x {left}+{right}"
     dilation = "" if g.dilation == (1, 1) else f", dilation {_pair(g.dilation)}"
-    return (f"{result.operation}: {g.h}x{g.w} -> {g.oh}x{g.ow} (window {g.window[0]}x{g.window[1]}, "
-            f"stride {_pair(g.stride)}, padding {pads}{dilation})")
+    return (
+        f"{result.operation}: {g.h}x{g.w} -> {g.oh}x{g.ow} (window {g.window[0]}x{g.window[1]}, "
+        f"stride {_pair(g.stride)}, padding {pads}{dilation})"
+    )
 
 
 def _plain(values, integer: bool):
@@ -122,8 +145,7 @@ def show_filtered(result, json_out: bool) -> None:
     g = result.geometry
     if any(g.dropped):
         lost = [f"{n} {what}" for n, what in zip(g.dropped, ("row(s) at the bottom", "column(s) at the right")) if n]
-        warn(f"{' and '.join(lost)} covered by no window: (n + 2p - f) is not a multiple of the "
-             "stride")
+        warn(f"{' and '.join(lost)} covered by no window: (n + 2p - f) is not a multiple of the stride")
     image = result.source.path is not None and result.outputs
     if not image:
         values = result.output.reshape(result.matrix_shape)
@@ -137,29 +159,59 @@ def show_filtered(result, json_out: bool) -> None:
         return
     c, h, w = result.source.array.shape
     summary = {
-        "input": result.source.name, "input_shape": [c, h, w], "operation": result.operation,
-        "kernels": list(result.labels), "output_shape": list(result.output.shape),
+        "input": result.source.name,
+        "input_shape": [c, h, w],
+        "operation": result.operation,
+        "kernels": list(result.labels),
+        "output_shape": list(result.output.shape),
         "range": [float(result.output.min()), float(result.output.max())],
-        "scale": list(result.scales), "outputs": [str(p) for p in result.outputs],
+        "scale": list(result.scales),
+        "outputs": [str(p) for p in result.outputs],
         "dropped": list(g.dropped),
     }
     if json_out:
         emit_json(summary)
         return
     note(_size_line(result))
-    table = Table([("input", "left"), ("size (CxHxW)", "right"), (result.operation, "left"),
-                   ("output size", "right"), ("range", "right"), ("scale", "left"), ("output", "left")])
-    table.rows.append([result.source.name, f"{c}x{h}x{w}", ", ".join(result.labels),
-                       "x".join(map(str, result.output.shape)),
-                       _range(*summary["range"]), ", ".join(result.scales),
-                       ", ".join(summary["outputs"])])
+    table = Table(
+        [
+            ("input", "left"),
+            ("size (CxHxW)", "right"),
+            (result.operation, "left"),
+            ("output size", "right"),
+            ("range", "right"),
+            ("scale", "left"),
+            ("output", "left"),
+        ]
+    )
+    table.rows.append(
+        [
+            result.source.name,
+            f"{c}x{h}x{w}",
+            ", ".join(result.labels),
+            "x".join(map(str, result.output.shape)),
+            _range(*summary["range"]),
+            ", ".join(result.scales),
+            ", ".join(summary["outputs"]),
+        ]
+    )
     emit_table(table)
 
 
 def kernel_dicts(kernels) -> list[dict]:
-    return [{"name": k.name, "shape": list(k.shape), "matrix": [list(row) for row in k.matrix],
-             "kind": k.kind, "description": k.description, "sign": k.sign, "partner": k.partner,
-             "source": k.source} for k in kernels]
+    return [
+        {
+            "name": k.name,
+            "shape": list(k.shape),
+            "matrix": [list(row) for row in k.matrix],
+            "kind": k.kind,
+            "description": k.description,
+            "sign": k.sign,
+            "partner": k.partner,
+            "source": k.source,
+        }
+        for k in kernels
+    ]
 
 
 def show_kernels(kernels, json_out: bool) -> None:
@@ -167,9 +219,10 @@ def show_kernels(kernels, json_out: bool) -> None:
     if json_out:
         emit_json(kernel_dicts(kernels))
         return
-    table = Table([("name", "left"), ("matrix", "left"), ("kind", "left"), ("description", "left"),
-                   ("sign convention", "left")],
-                  title="Kernels (applied by cross-correlation; --flip for true convolution)")
+    table = Table(
+        [("name", "left"), ("matrix", "left"), ("kind", "left"), ("description", "left"), ("sign convention", "left")],
+        title="Kernels (applied by cross-correlation; --flip for true convolution)",
+    )
     for k in kernels:
         table.rows.append([k.name, matrix_text(k), k.kind, k.description, k.sign])
     emit_table(table)

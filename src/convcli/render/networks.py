@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from convcli.networks.costs import EXTRA_KINDS
 from convcli.render.emit import Table, count, emit_json, emit_table, human, warn
+
+if TYPE_CHECKING:
+    from convcli.networks.report import LayerInfo, Report
 
 
 def counted(include: frozenset[str]) -> str:
     """The sentence that says exactly what the FLOPs figure counts."""
     extra = "".join(f" + {EXTRA_KINDS[k]}" for k in sorted(include))
-    return ("MACs: multiply-accumulates of conv, convT and fc layers (torchvision's 'GFLOPS' and "
-            f"ptflops' 'GMac' count these). FLOPs = 2 x MACs{extra}.")
+    return (
+        "MACs: multiply-accumulates of conv, convT and fc layers (torchvision's 'GFLOPS' and "
+        f"ptflops' 'GMac' count these). FLOPs = 2 x MACs{extra}."
+    )
 
 
 def _flops(info: LayerInfo, include: frozenset[str]) -> int:
@@ -20,20 +27,26 @@ def _flops(info: LayerInfo, include: frozenset[str]) -> int:
 def _layer_dict(index: int, info: LayerInfo, keras: bool, include: frozenset[str]) -> dict:
     fld = info.field
     item = {
-        "index": index, "word": info.word, "kind": info.kind,
-        "input_shape": list(info.in_shape), "output_shape": list(info.out_shape),
+        "index": index,
+        "word": info.word,
+        "kind": info.kind,
+        "input_shape": list(info.in_shape),
+        "output_shape": list(info.out_shape),
         "activations": info.activations,
         "params": info.params + info.frozen + (info.buffers if keras else 0),
         "trainable_params": info.params,
-        "macs": info.macs, "flops": _flops(info, include),
-        "receptive_field": fld.r if fld else None, "jump": fld.j if fld else None,
+        "macs": info.macs,
+        "flops": _flops(info, include),
+        "receptive_field": fld.r if fld else None,
+        "jump": fld.j if fld else None,
         "start": fld.start if fld else None,
         "warnings": list(info.warnings),
     }
     if info.children:
-        item["children"] = [{"branch": name, "layers": [_layer_dict(i, c, keras, include)
-                                                       for i, c in enumerate(branch, 1)]}
-                            for name, branch in info.children]
+        item["children"] = [
+            {"branch": name, "layers": [_layer_dict(i, c, keras, include) for i, c in enumerate(branch, 1)]}
+            for name, branch in info.children
+        ]
     return item
 
 
@@ -50,8 +63,10 @@ def report_dict(report: Report, keras: bool = False, include: frozenset[str] = f
         "convention": "keras" if keras else "pytorch",
         "layers": [_layer_dict(i, info, keras, include) for i, info in enumerate(report.layers, 1)],
         "total": {
-            "params": trainable + non_trainable, "trainable_params": trainable,
-            "non_trainable_params": non_trainable, "macs": report.total("macs"),
+            "params": trainable + non_trainable,
+            "trainable_params": trainable,
+            "non_trainable_params": non_trainable,
+            "macs": report.total("macs"),
             "flops": 2 * report.total("macs") + report.extra(include),
             "activations": sum(i.activations for i in report.layers),
         },
@@ -95,13 +110,31 @@ def _title(report: Report) -> str:
 
 
 def show_shapes(report: Report, expand: bool = False) -> None:
-    table = Table([("#", "right"), ("layer", "left"), ("output", "right"), ("activations", "right"),
-                   ("RF", "right"), ("jump", "right"), ("start", "right")], title=_title(report))
+    table = Table(
+        [
+            ("#", "right"),
+            ("layer", "left"),
+            ("output", "right"),
+            ("activations", "right"),
+            ("RF", "right"),
+            ("jump", "right"),
+            ("start", "right"),
+        ],
+        title=_title(report),
+    )
     for index, word, info, depth in _rows(report, expand):
         fld = info.field
-        table.rows.append([index, word, _shape(info.out_shape), count(info.activations),
-                           str(fld.r) if fld else "-", str(fld.j) if fld else "-",
-                           f"{fld.start:g}" if fld else "-"])
+        table.rows.append(
+            [
+                index,
+                word,
+                _shape(info.out_shape),
+                count(info.activations),
+                str(fld.r) if fld else "-",
+                str(fld.j) if fld else "-",
+                f"{fld.start:g}" if fld else "-",
+            ]
+        )
         if depth:
             table.dim_rows.add(len(table.rows) - 1)
     table.footer.append(f"output: {_shape(report.output_shape)}")
@@ -125,25 +158,37 @@ def show_params(report: Report, keras: bool = False, expand: bool = False) -> No
         if depth:
             table.dim_rows.add(len(table.rows) - 1)
     data = report_dict(report, keras)["total"]
-    table.footer += [f"trainable params: {count(data['trainable_params'])}",
-                     f"non-trainable params: {count(data['non_trainable_params'])}"
-                     + ("" if keras else " (batch norm running statistics not counted; --keras counts them)"
-                        if report.total("buffers") else ""),
-                     f"total params: {count(data['params'])} ({human(data['params'])})"]
+    table.footer += [
+        f"trainable params: {count(data['trainable_params'])}",
+        f"non-trainable params: {count(data['non_trainable_params'])}"
+        + (
+            ""
+            if keras
+            else " (batch norm running statistics not counted; --keras counts them)"
+            if report.total("buffers")
+            else ""
+        ),
+        f"total params: {count(data['params'])} ({human(data['params'])})",
+    ]
     emit_table(table)
 
 
 def show_flops(report: Report, include: frozenset[str], expand: bool = False) -> None:
-    table = Table([("#", "right"), ("layer", "left"), ("output", "right"), ("MACs", "right"),
-                   ("FLOPs", "right")], title=_title(report))
+    table = Table(
+        [("#", "right"), ("layer", "left"), ("output", "right"), ("MACs", "right"), ("FLOPs", "right")],
+        title=_title(report),
+    )
     for index, word, info, depth in _rows(report, expand):
         table.rows.append([index, word, _shape(info.out_shape), count(info.macs), count(_flops(info, include))])
         if depth:
             table.dim_rows.add(len(table.rows) - 1)
     macs = report.total("macs")
     flops = 2 * macs + report.extra(include)
-    table.footer += [f"total MACs: {count(macs)} ({human(macs)} MACs)",
-                     f"total FLOPs: {count(flops)} ({human(flops)} FLOPs)", counted(include)]
+    table.footer += [
+        f"total MACs: {count(macs)} ({human(macs)} MACs)",
+        f"total FLOPs: {count(flops)} ({human(flops)} FLOPs)",
+        counted(include),
+    ]
     emit_table(table)
 
 
@@ -158,8 +203,10 @@ def show_axis(n, f, s, padding, d, result, *, pool, ceil, transposed, output_pad
     stride = (f if pool else 1) if s is None else s
     f_eff = effective_kernel(f, d)
     if transposed:
-        formula = (f"(n-1)s - 2p + d(f-1) + op + 1 = ({n}-1)*{stride} - 2*{result.p_lo} + {d}*({f}-1) "
-                   f"+ {output_padding} + 1 = {result.out}")
+        formula = (
+            f"(n-1)s - 2p + d(f-1) + op + 1 = ({n}-1)*{stride} - 2*{result.p_lo} + {d}*({f}-1) "
+            f"+ {output_padding} + 1 = {result.out}"
+        )
     else:
         rounding = "ceil" if ceil else "floor"
         pad = f"2*{result.p_lo}" if result.p_lo == result.p_hi else f"{result.p_lo} + {result.p_hi}"
@@ -171,11 +218,25 @@ def show_axis(n, f, s, padding, d, result, *, pool, ceil, transposed, output_pad
             formula += f"   (TensorFlow SAME: ceil({n}/{stride}), padding {result.p_lo} before, {result.p_hi} after)"
         if ceil and result.out != (n + result.p_lo + result.p_hi - f_eff) // stride + 1:
             formula += "   (ceil mode keeps the last partial window)"
-    dropped = (f"(n + 2p - f) = {n + result.p_lo + result.p_hi - f_eff} is not a multiple of s={stride}: "
-               f"the last {result.dropped} row(s)/column(s) are never covered" if result.dropped else None)
+    dropped = (
+        f"(n + 2p - f) = {n + result.p_lo + result.p_hi - f_eff} is not a multiple of s={stride}: "
+        f"the last {result.dropped} row(s)/column(s) are never covered"
+        if result.dropped
+        else None
+    )
     if json_out:
-        emit_json({"n": n, "f": f, "s": stride, "p": [result.p_lo, result.p_hi], "d": d,
-                   "output": result.out, "dropped": result.dropped, "formula": formula})
+        emit_json(
+            {
+                "n": n,
+                "f": f,
+                "s": stride,
+                "p": [result.p_lo, result.p_hi],
+                "d": d,
+                "output": result.out,
+                "dropped": result.dropped,
+                "formula": formula,
+            }
+        )
         return
     from convcli.render.emit import emit, is_terminal
 
@@ -188,11 +249,21 @@ def show_zoo(rows: list[dict], json_out: bool) -> None:
     if json_out:
         emit_json(rows)
         return
-    table = Table([("name", "left"), ("input", "right"), ("params", "right"), ("MACs", "right"),
-                   ("description", "left"), ("as built by", "left")], title="The zoo")
+    table = Table(
+        [
+            ("name", "left"),
+            ("input", "right"),
+            ("params", "right"),
+            ("MACs", "right"),
+            ("description", "left"),
+            ("as built by", "left"),
+        ],
+        title="The zoo",
+    )
     for r in rows:
-        table.rows.append([r["name"], _shape(tuple(r["input"])), count(r["params"]), human(r["macs"]),
-                           r["description"], r["source"]])
+        table.rows.append(
+            [r["name"], _shape(tuple(r["input"])), count(r["params"]), human(r["macs"]), r["description"], r["source"]]
+        )
     emit_table(table)
 
 
@@ -205,11 +276,14 @@ def show_compare(reports: dict[str, Report], json_out: bool) -> None:
     base_params, base_macs = base.total("params"), base.total("macs")
     data: dict = {"input": list(base.input_shape)}
     for name, report in reports.items():
-        data[name] = {"params": report.total("params"), "macs": report.total("macs"),
-                      "ratio": report.total("macs") / base_macs,
-                      "params_ratio": report.total("params") / base_params,
-                      "layers": [step.word for step in report.network.steps],
-                      "output_shape": list(report.output_shape)}
+        data[name] = {
+            "params": report.total("params"),
+            "macs": report.total("macs"),
+            "ratio": report.total("macs") / base_macs,
+            "params_ratio": report.total("params") / base_params,
+            "layers": [step.word for step in report.network.steps],
+            "output_shape": list(report.output_shape),
+        }
     conv = base.network.steps[0].layer
     if "depthwise_separable" in data:
         data["depthwise_separable"]["closed_form"] = separable_ratio(conv.channels, conv.f)
@@ -217,15 +291,19 @@ def show_compare(reports: dict[str, Report], json_out: bool) -> None:
     if json_out:
         emit_json(data)
         return
-    table = Table([("design", "left"), ("layers", "left"), ("params", "right"), ("MACs", "right"),
-                   ("MACs vs first", "right")],
-                  title=f"input {_shape(base.input_shape)} -> {_shape(base.output_shape)}")
+    table = Table(
+        [("design", "left"), ("layers", "left"), ("params", "right"), ("MACs", "right"), ("MACs vs first", "right")],
+        title=f"input {_shape(base.input_shape)} -> {_shape(base.output_shape)}",
+    )
     for name in names:
         d = data[name]
-        table.rows.append([name.replace("_", " "), " ".join(d["layers"]), count(d["params"]),
-                           count(d["macs"]), f"{d['ratio']:.4f}"])
+        table.rows.append(
+            [name.replace("_", " "), " ".join(d["layers"]), count(d["params"]), count(d["macs"]), f"{d['ratio']:.4f}"]
+        )
     if "depthwise_separable" in data:
-        table.footer.append(f"closed form 1/C + 1/f^2 = 1/{conv.channels} + 1/{conv.f}^2 = "
-                            f"{data['depthwise_separable']['closed_form']:.5f} "
-                            f"(measured {data['depthwise_separable']['ratio']:.5f})")
+        table.footer.append(
+            f"closed form 1/C + 1/f^2 = 1/{conv.channels} + 1/{conv.f}^2 = "
+            f"{data['depthwise_separable']['closed_form']:.5f} "
+            f"(measured {data['depthwise_separable']['ratio']:.5f})"
+        )
     emit_table(table)

@@ -46,8 +46,14 @@ class TrainingDisplay:
 
                 from convcli.render.emit import console
 
-                self.fetch = Progress(TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                      console=console(stderr=True), transient=True)
+                self.fetch = Progress(
+                    TextColumn(name),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    console=console(stderr=True),
+                    transient=True,
+                )
                 self.fetch.add_task("", total=total)
                 self.fetch.start()
         if self.fetch is not None:
@@ -66,26 +72,34 @@ class TrainingDisplay:
         if self.quiet:
             return
         note(f"training {words}")
-        note(f"{count(model.n_params())} parameters, {human(macs)} MACs per image, {count(n_train)} "
-             f"training images, epochs {start_epoch + 1}..{epochs}")
+        note(
+            f"{count(model.n_params())} parameters, {human(macs)} MACs per image, {count(n_train)} "
+            f"training images, epochs {start_epoch + 1}..{epochs}"
+        )
         if self.live:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             from convcli.render.emit import console
 
-            self.progress = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-                                     TextColumn("{task.completed}/{task.total}"),
-                                     TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.2%}"),
-                                     TextColumn("{task.fields[rate]:,.0f} img/s"), TimeRemainingColumn(),
-                                     console=console(stderr=True), transient=True)
+            self.progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.2%}"),
+                TextColumn("{task.fields[rate]:,.0f} img/s"),
+                TimeRemainingColumn(),
+                console=console(stderr=True),
+                transient=True,
+            )
             self.progress.start()
 
     def batch(self, done, total, loss, accuracy) -> None:
         if self.progress is None:
             return
         if self.task is None:
-            self.task = self.progress.add_task("", total=total, epoch=self.epoch_no, epochs=self.epochs,
-                                               loss=loss, acc=accuracy, rate=0.0)
+            self.task = self.progress.add_task(
+                "", total=total, epoch=self.epoch_no, epochs=self.epochs, loss=loss, acc=accuracy, rate=0.0
+            )
         task = self.progress.tasks[self.task]
         rate = done / task.elapsed if task.elapsed else 0.0
         self.progress.update(self.task, completed=done, loss=loss, acc=accuracy, rate=rate)
@@ -96,9 +110,11 @@ class TrainingDisplay:
             self.task = None
         self.epoch_no = record.epoch + 1
         if not self.quiet:
-            note(f"epoch {record.epoch}/{self.epochs}  lr {record.lr:.3g}  loss {record.train_loss:.4f}  "
-                 f"train {_pct(record.train_accuracy)}  val loss {_num(record.val_loss)}  "
-                 f"val {_pct(record.val_accuracy)}  {record.seconds:.1f} s  {record.images_per_second:,.0f} img/s")
+            note(
+                f"epoch {record.epoch}/{self.epochs}  lr {record.lr:.3g}  loss {record.train_loss:.4f}  "
+                f"train {_pct(record.train_accuracy)}  val loss {_num(record.val_loss)}  "
+                f"val {_pct(record.val_accuracy)}  {record.seconds:.1f} s  {record.images_per_second:,.0f} img/s"
+            )
 
     def close(self) -> None:
         self._stop_fetch()
@@ -117,49 +133,105 @@ def _evaluation_dict(ev, names) -> dict:
     def clean(v):
         return None if math.isnan(v) else float(v)
 
-    return {"n": ev.n, "loss": ev.loss, "accuracy": ev.accuracy, "confusion": ev.confusion.tolist(),
-            "per_class": [{"class": n, "precision": clean(p), "recall": clean(r), "support": int(s)}
-                          for n, p, r, s in zip(names, ev.precision, ev.recall, ev.confusion.sum(axis=1))]}
+    return {
+        "n": ev.n,
+        "loss": ev.loss,
+        "accuracy": ev.accuracy,
+        "confusion": ev.confusion.tolist(),
+        "per_class": [
+            {"class": n, "precision": clean(p), "recall": clean(r), "support": int(s)}
+            for n, p, r, s in zip(names, ev.precision, ev.recall, ev.confusion.sum(axis=1))
+        ],
+    }
 
 
 def _summary_table(result) -> Table:
     """One row: network, test accuracy, params, MACs, time per epoch. The same columns for every
     network, so runs of different families on the same data line up."""
     per_epoch = result.seconds_per_epoch
-    row = [result.name or "(spec)", _pct(result.test.accuracy if result.test else None), count(result.n_params),
-           human(result.macs), "-" if per_epoch is None else f"{per_epoch:.1f}", str(len(result.history))]
-    return Table([("network", "left"), ("test acc", "right"), ("params", "right"), ("MACs/image", "right"),
-                  ("s/epoch", "right"), ("epochs", "right")], [row], title="Summary")
+    row = [
+        result.name or "(spec)",
+        _pct(result.test.accuracy if result.test else None),
+        count(result.n_params),
+        human(result.macs),
+        "-" if per_epoch is None else f"{per_epoch:.1f}",
+        str(len(result.history)),
+    ]
+    return Table(
+        [
+            ("network", "left"),
+            ("test acc", "right"),
+            ("params", "right"),
+            ("MACs/image", "right"),
+            ("s/epoch", "right"),
+            ("epochs", "right"),
+        ],
+        [row],
+        title="Summary",
+    )
 
 
 def show_training(result, json_out: bool) -> None:
     """The history table, the final test accuracy, the confusion matrix and a one-row summary
     (or JSON)."""
     if json_out:
-        doc = {"name": result.name or None, "spec": result.words, "params": result.n_params, "macs": result.macs,
-               "seconds_per_epoch": result.seconds_per_epoch, "config": result.config.to_dict(),
-               "data": result.data, "history": result.history, "interrupted": result.interrupted,
-               "checkpoint": str(result.output) if result.output else None,
-               "plot": str(result.plot) if result.plot else None,
-               "test_accuracy": result.test.accuracy if result.test else None}
+        doc = {
+            "name": result.name or None,
+            "spec": result.words,
+            "params": result.n_params,
+            "macs": result.macs,
+            "seconds_per_epoch": result.seconds_per_epoch,
+            "config": result.config.to_dict(),
+            "data": result.data,
+            "history": result.history,
+            "interrupted": result.interrupted,
+            "checkpoint": str(result.output) if result.output else None,
+            "plot": str(result.plot) if result.plot else None,
+            "test_accuracy": result.test.accuracy if result.test else None,
+        }
         if result.test:
             doc["test"] = _evaluation_dict(result.test, result.class_names)
         emit_json(doc)
         return
-    rows = [[str(h["epoch"]), f"{h['lr']:.3g}", _num(h["train_loss"]), _pct(h["train_accuracy"]),
-             _num(h["val_loss"]), _pct(h["val_accuracy"]), f"{h['seconds']:.1f}",
-             f"{h['images_per_second']:,.0f}"] for h in result.history]
-    emit_table(Table([("epoch", "right"), ("lr", "right"), ("loss", "right"), ("train acc", "right"),
-                      ("val loss", "right"), ("val acc", "right"), ("seconds", "right"), ("img/s", "right")],
-                     rows, title="Training history"))
+    rows = [
+        [
+            str(h["epoch"]),
+            f"{h['lr']:.3g}",
+            _num(h["train_loss"]),
+            _pct(h["train_accuracy"]),
+            _num(h["val_loss"]),
+            _pct(h["val_accuracy"]),
+            f"{h['seconds']:.1f}",
+            f"{h['images_per_second']:,.0f}",
+        ]
+        for h in result.history
+    ]
+    emit_table(
+        Table(
+            [
+                ("epoch", "right"),
+                ("lr", "right"),
+                ("loss", "right"),
+                ("train acc", "right"),
+                ("val loss", "right"),
+                ("val acc", "right"),
+                ("seconds", "right"),
+                ("img/s", "right"),
+            ],
+            rows,
+            title="Training history",
+        )
+    )
     if result.interrupted:
         done = result.history[-1]["epoch"] if result.history else 0
         kept = f"; {result.output} holds epoch {done}" if result.output and done else ""
         note(f"interrupted after {done} complete epoch{'s' if done != 1 else ''}{kept}")
         return
-    note(f"test accuracy {_pct(result.test.accuracy)} on {count(result.test.n)} images"
-         + (f"; saved {result.output}" if result.output else "")
-         + (f"; curves in {result.plot}" if result.plot else ""))
+    note(
+        f"test accuracy {_pct(result.test.accuracy)} on {count(result.test.n)} images"
+        + (f"; saved {result.output}" if result.output else "")
+        + (f"; curves in {result.plot}" if result.plot else "")
+    )
     emit_table(_confusion_table(result.test.confusion, result.class_names, "Confusion matrix (test)"))
     emit_table(_summary_table(result))
 
@@ -172,9 +244,14 @@ def show_evaluation(result, json_out: bool) -> None:
         return
     support = ev.confusion.sum(axis=1)
     rows = [[n, _pct(p), _pct(r), str(s)] for n, p, r, s in zip(names, ev.precision, ev.recall, support)]
-    emit_table(Table([("class", "left"), ("precision", "right"), ("recall", "right"), ("support", "right")],
-                     rows, title=f"{result.path} on {result.data} (test part)",
-                     footer=[f"accuracy {_pct(ev.accuracy)} on {count(ev.n)} images, loss {ev.loss:.4f}"]))
+    emit_table(
+        Table(
+            [("class", "left"), ("precision", "right"), ("recall", "right"), ("support", "right")],
+            rows,
+            title=f"{result.path} on {result.data} (test part)",
+            footer=[f"accuracy {_pct(ev.accuracy)} on {count(ev.n)} images, loss {ev.loss:.4f}"],
+        )
+    )
     emit_table(_confusion_table(ev.confusion, names, "Confusion matrix"))
 
 
@@ -183,8 +260,10 @@ def show_predictions(results: list[dict], json_out: bool) -> None:
     if json_out:
         emit_json(results)
         return
-    rows = [[r["file"], r["prediction"], "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])]
-            for r in results]
+    rows = [
+        [r["file"], r["prediction"], "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])]
+        for r in results
+    ]
     emit_table(Table([("file", "left"), ("prediction", "left"), ("top classes (probability)", "left")], rows))
 
 
@@ -203,16 +282,23 @@ class FilterDisplay:
         if self.quiet:
             return
         fh, fw = target.shape
-        note(f"learning {target.name} ({fh}x{fw}) from random weights: {images} image{'s' if images > 1 else ''}, "
-             f"{size}x{size} crops, {steps} steps")
+        note(
+            f"learning {target.name} ({fh}x{fw}) from random weights: {images} image{'s' if images > 1 else ''}, "
+            f"{size}x{size} crops, {steps} steps"
+        )
         if sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn
 
             from convcli.render.emit import console
 
-            self.progress = Progress(TextColumn("step"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                     TextColumn("mse {task.fields[mse]:.3e}"), console=console(stderr=True),
-                                     transient=True)
+            self.progress = Progress(
+                TextColumn("step"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("mse {task.fields[mse]:.3e}"),
+                console=console(stderr=True),
+                transient=True,
+            )
             self.task = self.progress.add_task("", total=steps, mse=float("nan"))
             self.progress.start()
 
@@ -223,8 +309,10 @@ class FilterDisplay:
             self.progress.update(self.task, completed=step, mse=mse)
         if step % self.every == 0 or step == steps:
             shown = "  w " + " | ".join(_rows(weights, "5.2f", 2)) if weights.size <= 9 else ""
-            note(f"step {step:>{len(str(steps))}}/{steps}  mse {mse:.3e}  "
-                 f"max |w - target| {abs(weights - self.target).max():.2e}{shown}")
+            note(
+                f"step {step:>{len(str(steps))}}/{steps}  mse {mse:.3e}  "
+                f"max |w - target| {abs(weights - self.target).max():.2e}{shown}"
+            )
 
     def close(self) -> None:
         if self.progress is not None:
@@ -234,6 +322,7 @@ class FilterDisplay:
 
 def _rows(matrix, fmt: str, digits: int | None = None) -> list[str]:
     """Each row of ``matrix`` as text; ``digits`` rounds first so that no '-0.00' is shown."""
+
     def cell(v: float) -> str:
         return format(float(v) if digits is None else round(float(v), digits) + 0.0, fmt)  # -0.0 + 0.0 is 0.0
 
@@ -244,21 +333,44 @@ def show_filter(result, json_out: bool) -> None:
     """The learned matrix beside the target and their difference, with the final MSE (or JSON)."""
     target = result.target.array()
     if json_out:
-        emit_json({"target": result.target.name, "shape": list(target.shape), "target_matrix": target.tolist(),
-                   "initial": result.initial.tolist(), "learned": result.learned.tolist(),
-                   "error": (result.learned - target).tolist(), "max_abs_error": result.max_error,
-                   "mse": result.mse, "steps": result.steps, "lr": result.lr, "momentum": result.momentum,
-                   "seed": result.seed, "images": [str(p) for p in result.images], "crop": result.crop,
-                   "seconds": result.seconds, "plot": str(result.plot) if result.plot else None,
-                   "history": [{"step": k, "mse": v} for k, v in enumerate(result.history)]})
+        emit_json(
+            {
+                "target": result.target.name,
+                "shape": list(target.shape),
+                "target_matrix": target.tolist(),
+                "initial": result.initial.tolist(),
+                "learned": result.learned.tolist(),
+                "error": (result.learned - target).tolist(),
+                "max_abs_error": result.max_error,
+                "mse": result.mse,
+                "steps": result.steps,
+                "lr": result.lr,
+                "momentum": result.momentum,
+                "seed": result.seed,
+                "images": [str(p) for p in result.images],
+                "crop": result.crop,
+                "seconds": result.seconds,
+                "plot": str(result.plot) if result.plot else None,
+                "history": [{"step": k, "mse": v} for k, v in enumerate(result.history)],
+            }
+        )
         return
     for text in result.notes:
         note(text)
-    rows = [list(r) for r in zip(_rows(result.learned, "8.4f", 4), _rows(target, "8.4f", 4),
-                                 _rows(result.learned - target, "9.1e"))]
+    rows = [
+        list(r)
+        for r in zip(_rows(result.learned, "8.4f", 4), _rows(target, "8.4f", 4), _rows(result.learned - target, "9.1e"))
+    ]
     n = len(result.images)
-    emit_table(Table([("learned", "left"), ("target", "left"), ("learned - target", "left")], rows,
-                     title=f"{result.target.name}: learned after {result.steps} steps "
-                           f"({n} image{'s' if n > 1 else ''}, {result.crop}x{result.crop} crops)",
-                     footer=[f"final MSE {result.mse:.3e}, max |learned - target| {result.max_error:.2e}, "
-                             f"{result.seconds:.2f} s" + (f"; loss curve in {result.plot}" if result.plot else "")]))
+    emit_table(
+        Table(
+            [("learned", "left"), ("target", "left"), ("learned - target", "left")],
+            rows,
+            title=f"{result.target.name}: learned after {result.steps} steps "
+            f"({n} image{'s' if n > 1 else ''}, {result.crop}x{result.crop} crops)",
+            footer=[
+                f"final MSE {result.mse:.3e}, max |learned - target| {result.max_error:.2e}, "
+                f"{result.seconds:.2f} s" + (f"; loss curve in {result.plot}" if result.plot else "")
+            ],
+        )
+    )

@@ -20,7 +20,7 @@ from convcli.errors import OutputError
 
 WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
 BLUE, ORANGE = (31, 119, 180), (230, 120, 20)
-PANEL = (520, 380)                       # width, height of one chart in pixels
+PANEL = (520, 380)  # width, height of one chart in pixels
 MARGIN = {"left": 72, "right": 18, "top": 40, "bottom": 52}
 FONT_SIZE = 14
 
@@ -44,7 +44,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[
     >>> nice_ticks(1, 10, integer=True)
     [0, 2, 4, 6, 8, 10]
     """
-    if hi - lo <= max(1e-9 * max(abs(lo), abs(hi)), 1e-300):     # one value: a band around it
+    if hi - lo <= max(1e-9 * max(abs(lo), abs(hi)), 1e-300):  # one value: a band around it
         pad = abs(lo) * 0.1 or 1.0
         lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / n
@@ -65,15 +65,23 @@ def log_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     every = max(1, math.ceil((max(b, a + 1) - a) / n))
     a, b = every * math.floor(a / every), every * math.ceil(max(b, a + 1) / every)
-    return [10.0 ** e for e in range(a, b + 1, every)]
+    return [10.0**e for e in range(a, b + 1, every)]
 
 
 def _fmt_number(v: float) -> str:
     return f"{v:g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.0e}"
 
 
-def chart(series: Sequence[Series], title: str, x_label: str, y_label: str, *, log_y: bool = False,
-          y_format: Callable[[float], str] = _fmt_number, integer_x: bool = True) -> Image.Image:
+def chart(
+    series: Sequence[Series],
+    title: str,
+    x_label: str,
+    y_label: str,
+    *,
+    log_y: bool = False,
+    y_format: Callable[[float], str] = _fmt_number,
+    integer_x: bool = True,
+) -> Image.Image:
     """One line chart of ``series`` as an RGB image of size `PANEL`."""
     font = ImageFont.load_default(size=FONT_SIZE)
     image = Image.new("RGB", PANEL, WHITE)
@@ -131,16 +139,26 @@ def _along(points: list[tuple[float, float]], k: int = 8) -> list[tuple[float, f
     return out
 
 
-def _legend(draw: ImageDraw.ImageDraw, series: Sequence[Series], font, area: tuple[int, int, int, int],
-            points: list[tuple[float, float]]) -> None:
+def _legend(
+    draw: ImageDraw.ImageDraw,
+    series: Sequence[Series],
+    font,
+    area: tuple[int, int, int, int],
+    points: list[tuple[float, float]],
+) -> None:
     """The legend box in the corner of ``area`` that covers the fewest data points."""
     shown = [s for s in series if any(y is not None for y in s.y)]
     w, h = max(draw.textlength(s.label, font=font) for s in shown) + 40, 8 + 20 * len(shown)
     left, top, right, bottom = area
-    corners = [(right - w - 6, top + 6), (right - w - 6, bottom - h - 6), (left + 8, top + 6),
-               (left + 8, bottom - h - 6)]
-    x, y = min(corners, key=lambda c: sum(c[0] - 6 <= u <= c[0] + w + 6 and c[1] - 6 <= v <= c[1] + h + 6
-                                          for u, v in points))
+    corners = [
+        (right - w - 6, top + 6),
+        (right - w - 6, bottom - h - 6),
+        (left + 8, top + 6),
+        (left + 8, bottom - h - 6),
+    ]
+    x, y = min(
+        corners, key=lambda c: sum(c[0] - 6 <= u <= c[0] + w + 6 and c[1] - 6 <= v <= c[1] + h + 6 for u, v in points)
+    )
     draw.rectangle([(x, y), (x + w, y + h)], fill=WHITE, outline=GRID)
     for k, s in enumerate(shown):
         row = y + 14 + 20 * k
@@ -177,20 +195,23 @@ def training_curves(history: Sequence[dict], title: str = "") -> Image.Image:
     epochs = [h["epoch"] for h in history]
 
     def pair(key: str) -> list[Series]:
-        return [Series("train", epochs, [h[f"train_{key}"] for h in history], BLUE, "dot"),
-                Series("validation", epochs, [h[f"val_{key}"] for h in history], ORANGE, "square")]
+        return [
+            Series("train", epochs, [h[f"train_{key}"] for h in history], BLUE, "dot"),
+            Series("validation", epochs, [h[f"val_{key}"] for h in history], ORANGE, "square"),
+        ]
 
     prefix = f"{title}: " if title else ""
-    return side_by_side([
-        chart(pair("loss"), f"{prefix}loss", "epoch", "cross-entropy loss"),
-        chart(pair("accuracy"), f"{prefix}accuracy", "epoch", "accuracy", y_format=_percent),
-    ])
+    return side_by_side(
+        [
+            chart(pair("loss"), f"{prefix}loss", "epoch", "cross-entropy loss"),
+            chart(pair("accuracy"), f"{prefix}accuracy", "epoch", "accuracy", y_format=_percent),
+        ]
+    )
 
 
 def loss_curve(mse: Sequence[float], title: str) -> Image.Image:
     """The MSE of ``convcli train-filter`` after each step (``mse[0]``: before any), on a log scale."""
-    return chart([Series("MSE", range(len(mse)), list(mse), BLUE, "")], title, "step",
-                 "mean squared error", log_y=True)
+    return chart([Series("MSE", range(len(mse)), list(mse), BLUE, "")], title, "step", "mean squared error", log_y=True)
 
 
 def check_png(path: Path) -> None:

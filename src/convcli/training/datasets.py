@@ -26,16 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from convcli.training.download import ProgressCallback, cache_dir, fetch_mnist
 from convcli.errors import DataError
+from convcli.training.download import ProgressCallback, cache_dir, fetch_mnist
 
 DIGIT_NAMES = tuple(str(k) for k in range(10))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff")
 IDX_IMAGES_MAGIC = 2051  # 0x0803: unsigned bytes, 3 dimensions (n, rows, cols)
 IDX_LABELS_MAGIC = 2049  # 0x0801: unsigned bytes, 1 dimension (n)
 # Standard MNIST file stems; mirrors also spell them "train-images.idx3-ubyte".
-MNIST_STEMS = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-               "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+MNIST_STEMS = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,8 +65,10 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or len(self.images) != len(self.labels):
-            raise DataError(f"{self.name} ({self.part}): images {self.images.shape} and labels "
-                            f"{self.labels.shape} are not N images (N, C, H, W) and N labels")
+            raise DataError(
+                f"{self.name} ({self.part}): images {self.images.shape} and labels "
+                f"{self.labels.shape} are not N images (N, C, H, W) and N labels"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -93,14 +99,18 @@ class DataSplits:
 
     def metadata(self) -> dict:
         """The JSON-ready facts to store with a trained model."""
-        return {"data": self.train.name,
-                "class_names": list(self.train.class_names),
-                "image_shape": list(self.train.images.shape[1:]),
-                "mean": self.mean, "std": self.std, "seed": self.seed,
-                "validation_fraction": self.validation_fraction,
-                "test_fraction": self.test_fraction, "test_seed": self.test_seed,
-                "sizes": {"train": len(self.train), "validation": len(self.validation),
-                          "test": len(self.test)}}
+        return {
+            "data": self.train.name,
+            "class_names": list(self.train.class_names),
+            "image_shape": list(self.train.images.shape[1:]),
+            "mean": self.mean,
+            "std": self.std,
+            "seed": self.seed,
+            "validation_fraction": self.validation_fraction,
+            "test_fraction": self.test_fraction,
+            "test_seed": self.test_seed,
+            "sizes": {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)},
+        }
 
 
 def load_digits() -> Dataset:
@@ -125,7 +135,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     ``magic`` is `IDX_IMAGES_MAGIC` (gives ``(n, rows, cols)``) or `IDX_LABELS_MAGIC` (``(n,)``).
     """
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as stream:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as stream:
             data = stream.read()
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({exc}); download it again") from None
@@ -134,15 +144,19 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     found = int.from_bytes(data[:4], "big")
     if len(data) >= 4 and found != magic:
         kind = "images" if magic == IDX_IMAGES_MAGIC else "labels"
-        raise DataError(f"{path}: magic number {found} is not {magic} (IDX {kind}); "
-                        "is this the right file, and decompressed correctly?")
+        raise DataError(
+            f"{path}: magic number {found} is not {magic} (IDX {kind}); "
+            "is this the right file, and decompressed correctly?"
+        )
     if len(data) < header:
         raise DataError(f"{path}: truncated IDX header ({len(data)} bytes); download it again")
     shape = tuple(int(v) for v in np.frombuffer(data, ">u4", ndim, 4))
     expected = header + int(np.prod(shape))
     if len(data) != expected:
-        raise DataError(f"{path}: header says shape {shape}, i.e. {expected:,} bytes, but the file "
-                        f"holds {len(data):,} bytes (truncated or corrupted); download it again")
+        raise DataError(
+            f"{path}: header says shape {shape}, i.e. {expected:,} bytes, but the file "
+            f"holds {len(data):,} bytes (truncated or corrupted); download it again"
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
@@ -164,16 +178,19 @@ def load_mnist_dir(directory: Path) -> tuple[Dataset, Dataset]:
     files = find_mnist_files(directory)
     missing = [MNIST_STEMS[role] for role, p in files.items() if p is None]
     if missing:
-        raise DataError(f"{directory}: missing {', '.join(s + '[.gz]' for s in missing)}; "
-                        "put the four MNIST IDX files there")
+        raise DataError(
+            f"{directory}: missing {', '.join(s + '[.gz]' for s in missing)}; put the four MNIST IDX files there"
+        )
     parts = []
     for part in ("train", "test"):
         images_path, labels_path = files[f"{part}_images"], files[f"{part}_labels"]
         images = read_idx(images_path, IDX_IMAGES_MAGIC)
         labels = read_idx(labels_path, IDX_LABELS_MAGIC)
         if len(images) != len(labels):
-            raise DataError(f"{images_path} holds {len(images):,} images but {labels_path} holds "
-                            f"{len(labels):,} labels; the files do not belong together")
+            raise DataError(
+                f"{images_path} holds {len(images):,} images but {labels_path} holds "
+                f"{len(labels):,} labels; the files do not belong together"
+            )
         parts.append(_digit_dataset(images, labels, str(directory), part, labels_path))
     return parts[0], parts[1]
 
@@ -190,16 +207,20 @@ def load_npz(path: Path) -> tuple[Dataset, Dataset]:
         raise DataError(f"{path}: not a readable .npz archive ({exc})") from None
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
-        raise DataError(f"{path}: missing arrays {', '.join(missing)} (found {sorted(arrays)}); "
-                        "expected Keras' mnist.npz layout x_train, y_train, x_test, y_test")
+        raise DataError(
+            f"{path}: missing arrays {', '.join(missing)} (found {sorted(arrays)}); "
+            "expected Keras' mnist.npz layout x_train, y_train, x_test, y_test"
+        )
     parts = []
     for part in ("train", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         if x.ndim == 4 and x.shape[-1] == 1:
             x = x[..., 0]  # N, H, W, 1 (channels last) -> N, H, W
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{path}: x_{part} {x.shape} and y_{part} {y.shape} ({y.dtype}) "
-                            "are not N images (N, H, W) and N integer labels")
+            raise DataError(
+                f"{path}: x_{part} {x.shape} and y_{part} {y.shape} ({y.dtype}) "
+                "are not N images (N, H, W) and N integer labels"
+            )
         parts.append(_digit_dataset(x, y, str(path), part, path))
     return parts[0], parts[1]
 
@@ -230,11 +251,9 @@ def load_image_folder(root: Path) -> Dataset:
         raise DataError(f"{root}: no class subdirectories; expected root/<class>/*.png")
     images, labels, size = [], [], None
     for label, class_dir in enumerate(classes):
-        files = sorted(p for p in _list_dir(class_dir)
-                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = sorted(p for p in _list_dir(class_dir) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
-            raise DataError(f"{class_dir}: class directory has no images "
-                            f"({', '.join(IMAGE_SUFFIXES)})")
+            raise DataError(f"{class_dir}: class directory has no images ({', '.join(IMAGE_SUFFIXES)})")
         for path in files:
             try:
                 with Image.open(path) as image:
@@ -247,8 +266,10 @@ def load_image_folder(root: Path) -> Dataset:
             if size is None:
                 size, first = pixels.shape, path
             elif pixels.shape != size:
-                raise DataError(f"{path}: size {pixels.shape[1]}x{pixels.shape[0]} differs from "
-                                f"{size[1]}x{size[0]} of {first}; all images must be the same size")
+                raise DataError(
+                    f"{path}: size {pixels.shape[1]}x{pixels.shape[0]} differs from "
+                    f"{size[1]}x{size[0]} of {first}; all images must be the same size"
+                )
             images.append(pixels)
             labels.append(label)
     stack = np.stack(images)[:, None]  # N, 1, H, W
@@ -269,8 +290,10 @@ def load_path(path: Path) -> tuple[Dataset, Dataset | None]:
     if path.is_file():
         if path.suffix.lower() == ".npz":
             return load_npz(path)
-        raise DataError(f"--data {path}: expected a directory of MNIST IDX files, an .npz archive "
-                        "or an image folder root/<class>/*.png")
+        raise DataError(
+            f"--data {path}: expected a directory of MNIST IDX files, an .npz archive "
+            "or an image folder root/<class>/*.png"
+        )
     entries = _list_dir(path)
     if any(found is not None for found in find_mnist_files(path).values()):
         return load_mnist_dir(path)
@@ -278,14 +301,21 @@ def load_path(path: Path) -> tuple[Dataset, Dataset | None]:
         return load_npz(path / "mnist.npz")
     if any(p.is_dir() and not p.name.startswith(".") for p in entries):
         return load_image_folder(path), None
-    raise DataError(f"--data {path}: {'empty directory' if not entries else 'no data found'}; "
-                    "expected the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...), "
-                    "an mnist.npz or class subdirectories of images")
+    raise DataError(
+        f"--data {path}: {'empty directory' if not entries else 'no data found'}; "
+        "expected the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...), "
+        "an mnist.npz or class subdirectories of images"
+    )
 
 
-def load_data(spec: str, *, data_dir: Path | None = None, mirror: str | None = None,
-              progress: ProgressCallback | None = None,
-              timeout: float = 30.0) -> tuple[Dataset, Dataset | None]:
+def load_data(
+    spec: str,
+    *,
+    data_dir: Path | None = None,
+    mirror: str | None = None,
+    progress: ProgressCallback | None = None,
+    timeout: float = 30.0,
+) -> tuple[Dataset, Dataset | None]:
     """Train and test parts for ``spec``: ``"digits"``, ``"mnist"`` or a path (see module doc).
 
     For ``mnist``, ``data_dir`` overrides `convcli.training.download.cache_dir`; missing files are
@@ -304,9 +334,18 @@ def load_data(spec: str, *, data_dir: Path | None = None, mirror: str | None = N
     return load_path(Path(spec).expanduser())
 
 
-def resolve_data(spec: str, *, validation: float = 0.1, seed: int = 0, test_fraction: float = 0.2,
-                 test_seed: int = 0, data_dir: Path | None = None, mirror: str | None = None,
-                 progress: ProgressCallback | None = None, timeout: float = 30.0) -> DataSplits:
+def resolve_data(
+    spec: str,
+    *,
+    validation: float = 0.1,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    test_seed: int = 0,
+    data_dir: Path | None = None,
+    mirror: str | None = None,
+    progress: ProgressCallback | None = None,
+    timeout: float = 30.0,
+) -> DataSplits:
     """Load ``spec`` with `load_data` and split it with `make_splits`: the one call ``train`` needs.
 
     Examples
@@ -315,14 +354,11 @@ def resolve_data(spec: str, *, validation: float = 0.1, seed: int = 0, test_frac
     >>> len(splits.train), len(splits.validation), len(splits.test)
     (1295, 143, 359)
     """
-    train, test = load_data(spec, data_dir=data_dir, mirror=mirror, progress=progress,
-                            timeout=timeout)
-    return make_splits(train, test, validation=validation, seed=seed,
-                       test_fraction=test_fraction, test_seed=test_seed)
+    train, test = load_data(spec, data_dir=data_dir, mirror=mirror, progress=progress, timeout=timeout)
+    return make_splits(train, test, validation=validation, seed=seed, test_fraction=test_fraction, test_seed=test_seed)
 
 
-def stratified_split(labels: np.ndarray, fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(kept, held_out)``: ``round(fraction * count)`` of each class held out at random.
 
     Both index arrays are sorted, so the parts keep the original order.
@@ -332,15 +368,23 @@ def stratified_split(labels: np.ndarray, fraction: float,
     (3, [0, 0, 1])
     """
     rng = np.random.default_rng(seed)
-    held = [rng.permutation(np.flatnonzero(labels == c))[:round(fraction * np.sum(labels == c))]
-            for c in np.unique(labels)]
+    held = [
+        rng.permutation(np.flatnonzero(labels == c))[: round(fraction * np.sum(labels == c))] for c in np.unique(labels)
+    ]
     held_out = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
     kept = np.setdiff1d(np.arange(len(labels)), held_out)
     return kept, held_out
 
 
-def make_splits(train: Dataset, test: Dataset | None = None, *, validation: float = 0.1,
-                seed: int = 0, test_fraction: float = 0.2, test_seed: int = 0) -> DataSplits:
+def make_splits(
+    train: Dataset,
+    test: Dataset | None = None,
+    *,
+    validation: float = 0.1,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    test_seed: int = 0,
+) -> DataSplits:
     """Split into train/validation/test and compute the training part's normalisation statistics.
 
     When ``test`` is None a stratified ``test_fraction`` of ``train`` becomes the test part,
@@ -359,8 +403,17 @@ def make_splits(train: Dataset, test: Dataset | None = None, *, validation: floa
     if len(fit) == 0:
         raise DataError(f"{train.name}: validation={validation} leaves no training images")
     mean, std = normalization_stats(fit.images)
-    return DataSplits(fit, val, test, mean, std, seed, validation,
-                      None if official else test_fraction, None if official else test_seed)
+    return DataSplits(
+        fit,
+        val,
+        test,
+        mean,
+        std,
+        seed,
+        validation,
+        None if official else test_fraction,
+        None if official else test_seed,
+    )
 
 
 def normalization_stats(images: np.ndarray) -> tuple[float, float]:

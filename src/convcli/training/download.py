@@ -77,15 +77,22 @@ def mirror_url(mirror: str | None = None) -> str:
 
 def manual_hint(directory: Path, names: list[str] | tuple[str, ...]) -> str:
     """How to put the MNIST files in place by hand, for the end of an error message."""
-    return (f"to install MNIST by hand, download {', '.join(names)} from {DEFAULT_MIRROR} "
-            f"(or any MNIST mirror, via --mirror URL or ${MIRROR_ENV}) into {directory}, "
-            "or pass --data DIR with a directory of the IDX files (.gz or raw), "
-            "a Keras mnist.npz or an image folder")
+    return (
+        f"to install MNIST by hand, download {', '.join(names)} from {DEFAULT_MIRROR} "
+        f"(or any MNIST mirror, via --mirror URL or ${MIRROR_ENV}) into {directory}, "
+        "or pass --data DIR with a directory of the IDX files (.gz or raw), "
+        "a Keras mnist.npz or an image folder"
+    )
 
 
-def fetch_mnist(directory: Path, *, mirror: str | None = None,
-                checksums: Mapping[str, str] = MNIST_MD5,
-                progress: ProgressCallback | None = None, timeout: float = 30.0) -> Path:
+def fetch_mnist(
+    directory: Path,
+    *,
+    mirror: str | None = None,
+    checksums: Mapping[str, str] = MNIST_MD5,
+    progress: ProgressCallback | None = None,
+    timeout: float = 30.0,
+) -> Path:
     """Make sure every file of ``checksums`` is in ``directory``, downloading the missing ones.
 
     Parameters
@@ -117,9 +124,11 @@ def fetch_mnist(directory: Path, *, mirror: str | None = None,
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"cannot create the data cache directory {directory}: "
-                        f"{exc.strerror or exc}; set ${DATA_ENV} to a writable directory "
-                        "or pass --data DIR") from None
+        raise DataError(
+            f"cannot create the data cache directory {directory}: "
+            f"{exc.strerror or exc}; set ${DATA_ENV} to a writable directory "
+            "or pass --data DIR"
+        ) from None
     for name, md5 in checksums.items():
         target = directory / name
         if not target.exists():
@@ -130,8 +139,9 @@ def fetch_mnist(directory: Path, *, mirror: str | None = None,
     return directory
 
 
-def download_file(url: str, target: Path, *, md5: str, progress: ProgressCallback | None = None,
-                  timeout: float = 30.0) -> None:
+def download_file(
+    url: str, target: Path, *, md5: str, progress: ProgressCallback | None = None, timeout: float = 30.0
+) -> None:
     """Download the gzip file at ``url`` to ``target`` if its gunzipped content has md5 ``md5``.
 
     The bytes go to a temporary file next to ``target`` that is renamed onto it only after the
@@ -147,15 +157,16 @@ def download_file(url: str, target: Path, *, md5: str, progress: ProgressCallbac
             _stream(url, out, target.name, progress, timeout)
         actual = gunzipped_md5(tmp, url)
         if actual != md5:
-            raise DataError(f"{url}: checksum mismatch, the decompressed content has md5 {actual}, "
-                            f"expected {md5} (a corrupted or different file; try another mirror)")
+            raise DataError(
+                f"{url}: checksum mismatch, the decompressed content has md5 {actual}, "
+                f"expected {md5} (a corrupted or different file; try another mirror)"
+            )
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _stream(url: str, out: BinaryIO, name: str, progress: ProgressCallback | None,
-            timeout: float) -> None:
+def _stream(url: str, out: BinaryIO, name: str, progress: ProgressCallback | None, timeout: float) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": f"convcli/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -27,11 +27,11 @@ from typing import Protocol
 
 import numpy as np
 
-from convcli.ops.conv import ConvCache, conv2d_backward, conv2d_forward
 from convcli.errors import InputError, TrainingError
 from convcli.images.kernels import Kernel, get_kernel
-from convcli.training.curves import check_png, loss_curve, write_png
+from convcli.ops.conv import ConvCache, conv2d_backward, conv2d_forward
 from convcli.outputs import check_output_path
+from convcli.training.curves import check_png, loss_curve, write_png
 
 MOMENTUM = 0.9
 DEFAULT_STEPS = 300
@@ -99,7 +99,7 @@ def load_crops(paths: tuple[Path, ...], size: int) -> tuple[np.ndarray, int, lis
     for path in paths:
         loaded = read_image(path, channels="gray")
         notes.extend(loaded.notes)
-        plane = loaded.array[0]                                                 # H, W
+        plane = loaded.array[0]  # H, W
         short = min(plane.shape)
         if short > size:
             h, w = (round(n * size / short) for n in plane.shape)
@@ -109,16 +109,16 @@ def load_crops(paths: tuple[Path, ...], size: int) -> tuple[np.ndarray, int, lis
     crops = []
     for path, plane in zip(paths, planes):
         top, left = (plane.shape[0] - s) // 2, (plane.shape[1] - s) // 2
-        crop = plane[top:top + s, left:left + s].astype(np.float64)
+        crop = plane[top : top + s, left : left + s].astype(np.float64)
         if crop.std() < 1e-6:
             raise InputError(f"{path}: the image is one flat grey level; a filter cannot be learned from it")
         crops.append((crop - crop.mean()) / crop.std())
-    return np.stack(crops)[:, None], s, notes                                   # N, 1, s, s
+    return np.stack(crops)[:, None], s, notes  # N, 1, s, s
 
 
 def _mse(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, ConvCache]:
     """Loss, its gradient with respect to the output, and the forward's cache."""
-    out, cache = conv2d_forward(x, w[None, None])                           # N, 1, s-fH+1, s-fW+1
+    out, cache = conv2d_forward(x, w[None, None])  # N, 1, s-fH+1, s-fW+1
     diff = out - y
     return float(np.mean(diff * diff)), 2 * diff / diff.size, cache
 
@@ -149,8 +149,9 @@ def learn_filter(r: FilterRequest, reporter: FilterReporter | None = None) -> Fi
     if not 0 < lr <= 10:
         raise TrainingError(f"--lr {lr:g} is out of range: give a learning rate in (0, 10]")
     if r.size < max(fh, fw) + 1:
-        raise TrainingError(f"--size {r.size} is too small for the {fh}x{fw} kernel {target.name}: "
-                            f"give at least {max(fh, fw) + 1}")
+        raise TrainingError(
+            f"--size {r.size} is too small for the {fh}x{fw} kernel {target.name}: give at least {max(fh, fw) + 1}"
+        )
     if not r.images:
         raise InputError("give at least one image to learn from")
     if r.plot is not None:
@@ -158,11 +159,13 @@ def learn_filter(r: FilterRequest, reporter: FilterReporter | None = None) -> Fi
         check_output_path(r.plot, r.images)
     x, crop, notes = load_crops(r.images, r.size)
     if crop < max(fh, fw) + 1:
-        raise InputError(f"the images must be at least {max(fh, fw) + 1} pixels on each side to learn "
-                         f"a {fh}x{fw} kernel; the smallest is {crop}")
+        raise InputError(
+            f"the images must be at least {max(fh, fw) + 1} pixels on each side to learn "
+            f"a {fh}x{fw} kernel; the smallest is {crop}"
+        )
     y, _ = conv2d_forward(x, t[None, None])
     rng = np.random.default_rng(r.seed)
-    w = rng.standard_normal(t.shape) / np.sqrt(t.size)                         # LeCun normal: var 1/fan_in
+    w = rng.standard_normal(t.shape) / np.sqrt(t.size)  # LeCun normal: var 1/fan_in
     initial, velocity = w.copy(), np.zeros_like(w)
     if reporter:
         reporter.start(r.steps, target, len(x), crop)
@@ -177,13 +180,16 @@ def learn_filter(r: FilterRequest, reporter: FilterReporter | None = None) -> Fi
         w = w - lr * velocity
         mse, dout, cache = _mse(x, w, y)
         if not np.isfinite(mse) or mse > 1e12:
-            raise TrainingError(f"the loss diverged ({mse:.3g}) at step {k} with --lr {lr:g}: "
-                                f"try a lower learning rate, e.g. --lr {lr / 10:g}")
+            raise TrainingError(
+                f"the loss diverged ({mse:.3g}) at step {k} with --lr {lr:g}: "
+                f"try a lower learning rate, e.g. --lr {lr / 10:g}"
+            )
         history.append(mse)
     if reporter:
         reporter.step(r.steps, r.steps, mse, w)
     seconds = time.perf_counter() - start
     if r.plot is not None:
         write_png(r.plot, loss_curve(history, f"learning {target.name}: loss per step"))
-    return FilterResult(target, initial, w, history, lr, MOMENTUM, r.seed, tuple(r.images), crop, seconds,
-                        notes, r.plot)
+    return FilterResult(
+        target, initial, w, history, lr, MOMENTUM, r.seed, tuple(r.images), crop, seconds, notes, r.plot
+    )

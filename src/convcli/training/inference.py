@@ -64,7 +64,7 @@ def mnist_style(gray: np.ndarray, where: str = "image") -> np.ndarray:
         raise InputError(f"{where}: no digit found (the image is one flat gray level)")
     ink = np.clip((ink - low) / (high - low), 0, 1)
     rows, cols = np.flatnonzero((ink > INK).any(axis=1)), np.flatnonzero((ink > INK).any(axis=0))
-    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return _centre_by_mass(_fit_box(ink, BOX))
 
 
@@ -87,7 +87,7 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     top = int(np.clip(round((FIELD - 1) / 2 - cy), 0, FIELD - h))
     left = int(np.clip(round((FIELD - 1) / 2 - cx), 0, FIELD - w))
     out = np.zeros((FIELD, FIELD), np.float32)
-    out[top:top + h, left:left + w] = digit
+    out[top : top + h, left : left + w] = digit
     return out
 
 
@@ -103,6 +103,6 @@ def load_digit_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     if tuple(size) in ((FIELD, FIELD), (FIELD + 4, FIELD + 4)):
         return digit[None]
     # the UCI 8x8 digits fill their field: resize the 20x20 box, not the 28x28 field
-    box = digit[(FIELD - BOX) // 2:(FIELD + BOX) // 2, (FIELD - BOX) // 2:(FIELD + BOX) // 2]
+    box = digit[(FIELD - BOX) // 2 : (FIELD + BOX) // 2, (FIELD - BOX) // 2 : (FIELD + BOX) // 2]
     im = Image.fromarray(np.ascontiguousarray(box)).resize((size[1], size[0]), Image.Resampling.BOX)
     return np.clip(np.asarray(im, np.float32), 0, 1)[None]

@@ -73,13 +73,14 @@ def check_input(image_shape: tuple[int, int, int], input_shape: tuple[int, int, 
     c_data, h_data, w_data = image_shape
     h, w, c = input_shape
     if (h_data, w_data, c_data) != (h, w, c) and (h_data, w_data, c_data, h, w, c) != (28, 28, 1, 32, 32, 1):
-        raise TrainingError(f"the data's images are {h_data}x{w_data}x{c_data} but the network's input is "
-                            f"{h}x{w}x{c}: give a spec whose input matches the data (28x28 data also fits "
-                            f"a 32x32x1 input, padded as LeNet-5)")
+        raise TrainingError(
+            f"the data's images are {h_data}x{w_data}x{c_data} but the network's input is "
+            f"{h}x{w}x{c}: give a spec whose input matches the data (28x28 data also fits "
+            f"a 32x32x1 input, padded as LeNet-5)"
+        )
 
 
-def prepare_images(images: np.ndarray, input_shape: tuple[int, int, int], mean: float,
-                   std: float) -> np.ndarray:
+def prepare_images(images: np.ndarray, input_shape: tuple[int, int, int], mean: float, std: float) -> np.ndarray:
     """Images (N, C, h, w) in [0, 1] as the network's float32 input: normalised ``(x - mean) / std``
     and, for 28x28 data into a 32x32 network, zero-padded by 2 first as LeCun did.
 
@@ -95,14 +96,24 @@ def check_classes(model: Model, class_names: tuple[str, ...]) -> None:
     """The network's output width must equal the number of classes in the data."""
     k = model.report.layers[-1].out_shape[-1]
     if k != len(class_names):
-        raise TrainingError(f"the network ends in {k} outputs but the data has {len(class_names)} classes: "
-                            f"end the spec with fc:{len(class_names)}")
+        raise TrainingError(
+            f"the network ends in {k} outputs but the data has {len(class_names)} classes: "
+            f"end the spec with fc:{len(class_names)}"
+        )
 
 
-def fit(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, config: TrainConfig, *,
-        validation: tuple[np.ndarray, np.ndarray] | None = None, start_epoch: int = 0,
-        on_batch: Callable[[int, int, float, float], None] | None = None,
-        on_epoch: Callable[[EpochRecord], None] | None = None) -> list[EpochRecord]:
+def fit(
+    model: Model,
+    optimizer: Optimizer,
+    x: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+    *,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    start_epoch: int = 0,
+    on_batch: Callable[[int, int, float, float], None] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> list[EpochRecord]:
     """Train ``model`` on prepared images ``x`` (N, C, H, W) and labels ``y`` from ``start_epoch``
     to ``config.epochs``; returns the new epochs' records.
 
@@ -121,12 +132,14 @@ def fit(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, config
         model.train()
         start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
         for b in range(0, len(x), config.batch_size):
-            idx = order[b:b + config.batch_size]
+            idx = order[b : b + config.batch_size]
             logits = model.forward(x[idx])
             loss, dlogits = softmax_cross_entropy(logits, y[idx])
             if not np.isfinite(loss):
-                raise TrainingError(f"the loss became {loss} in epoch {epoch + 1} (batch {b // config.batch_size + 1}) "
-                                    f"with --lr {config.lr:g}: try a lower learning rate, e.g. --lr {config.lr / 10:g}")
+                raise TrainingError(
+                    f"the loss became {loss} in epoch {epoch + 1} (batch {b // config.batch_size + 1}) "
+                    f"with --lr {config.lr:g}: try a lower learning rate, e.g. --lr {config.lr / 10:g}"
+                )
             model.backward(dlogits, input_grad=False)
             optimizer.step()
             loss_sum += loss * len(idx)
@@ -136,9 +149,16 @@ def fit(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, config
                 on_batch(seen, len(x), loss_sum / seen, correct / seen)
         seconds = time.perf_counter() - start
         val = evaluate(model, *validation, n_classes) if validation is not None and len(validation[1]) else None
-        record = EpochRecord(epoch + 1, optimizer.lr, loss_sum / seen, correct / seen,
-                             val.loss if val else None, val.accuracy if val else None,
-                             seconds, seen / seconds if seconds else 0.0)
+        record = EpochRecord(
+            epoch + 1,
+            optimizer.lr,
+            loss_sum / seen,
+            correct / seen,
+            val.loss if val else None,
+            val.accuracy if val else None,
+            seconds,
+            seen / seconds if seconds else 0.0,
+        )
         records.append(record)
         if on_epoch:
             on_epoch(record)
@@ -148,7 +168,7 @@ def fit(model: Model, optimizer: Optimizer, x: np.ndarray, y: np.ndarray, config
 def predict_logits(model: Model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Logits (N, K) in evaluation mode, in batches to bound memory."""
     model.eval()
-    return np.concatenate([model.forward(x[b:b + batch_size]) for b in range(0, len(x), batch_size)])
+    return np.concatenate([model.forward(x[b : b + batch_size]) for b in range(0, len(x), batch_size)])
 
 
 def evaluate(model: Model, x: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:

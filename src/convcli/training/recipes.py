@@ -15,7 +15,6 @@ from __future__ import annotations
 # names too.
 from convcli.networks.zoo import DIGIT_NETWORKS as TRAINABLE  # noqa: F401  (re-exported)
 
-
 # image size of the data -> the network used when no spec is given
 DEFAULT_FOR_SIZE = {(8, 8): "digits-cnn", (28, 28): "mnist-cnn"}
 

@@ -12,15 +12,23 @@ from typing import Protocol
 
 import numpy as np
 
-from convcli.networks import spec as S
 from convcli.errors import InputError, TrainingError
+from convcli.networks import spec as S
 from convcli.networks.report import analyse
 from convcli.nn import checkpoint as ckpt
-from convcli.training.recipes import DEFAULT_FOR_SIZE, default_settings
 from convcli.nn.model import Model, build_model, trainable_layers
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
-from convcli.training.loop import (EpochRecord, Evaluation, TrainConfig, check_classes, check_input, evaluate,
-                              fit, prepare_images)
+from convcli.training.loop import (
+    EpochRecord,
+    Evaluation,
+    TrainConfig,
+    check_classes,
+    check_input,
+    evaluate,
+    fit,
+    prepare_images,
+)
+from convcli.training.recipes import DEFAULT_FOR_SIZE, default_settings
 
 LR_RANGE = (0.0, 10.0)
 MAX_BATCH = 65536
@@ -103,8 +111,11 @@ def _config(r: TrainRequest, saved: dict, name: str, image_size: tuple[int, int]
     """The checkpoint's settings when resuming, else the network's defaults (see
     `convcli.training.recipes.default_settings`), overridden by what the user gave."""
     base = TrainConfig(**saved) if saved else TrainConfig(**default_settings(name, image_size))
-    given = {k: getattr(r, k) for k in ("epochs", "batch_size", "optimizer", "lr", "schedule",
-                                         "weight_decay", "seed") if getattr(r, k) is not None}
+    given = {
+        k: getattr(r, k)
+        for k in ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "seed")
+        if getattr(r, k) is not None
+    }
     return replace(base, **given)
 
 
@@ -117,8 +128,8 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     if output is not None:
         ckpt.check_output(output)
     if r.plot is not None:
-        from convcli.training.curves import check_png
         from convcli.outputs import check_output_path
+        from convcli.training.curves import check_png
 
         check_png(r.plot)
         check_output_path(r.plot)
@@ -126,22 +137,32 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     network = load_spec(r.words) if r.words else None
     if saved is not None:
         if network is not None and not ckpt.same_network(network, saved.network):
-            raise TrainingError(f"the spec given ({ckpt.spec_words(network)}) is not the network in "
-                                f"{r.resume} ({saved.meta['spec_words']}); leave SPEC out to resume it")
+            raise TrainingError(
+                f"the spec given ({ckpt.spec_words(network)}) is not the network in "
+                f"{r.resume} ({saved.meta['spec_words']}); leave SPEC out to resume it"
+            )
         network = saved.network
         done, epochs = int(saved.meta["epoch"]), r.epochs or saved.meta["config"]["epochs"]
         if done >= epochs:
-            raise TrainingError(f"{r.resume} has already been trained for {done} epochs: "
-                                f"give --epochs above {done} to train further")
+            raise TrainingError(
+                f"{r.resume} has already been trained for {done} epochs: give --epochs above {done} to train further"
+            )
     report = analyse(network) if network is not None else None
     if report is not None:
         trainable_layers(report)  # fail on an untrainable layer before loading any data
     data = r.data or (saved.meta["data"]["data"] if saved else "digits")
     seed = r.seed if r.seed is not None else (saved.meta["config"]["seed"] if saved else 0)
-    validation = r.validation if r.validation is not None else (
-        saved.meta["data"]["validation_fraction"] if saved else 0.1)
-    splits = resolve_data(data, validation=validation, seed=seed, data_dir=r.data_dir, mirror=r.mirror,
-                          progress=reporter.download if reporter else None)
+    validation = (
+        r.validation if r.validation is not None else (saved.meta["data"]["validation_fraction"] if saved else 0.1)
+    )
+    splits = resolve_data(
+        data,
+        validation=validation,
+        seed=seed,
+        data_dir=r.data_dir,
+        mirror=r.mirror,
+        progress=reporter.download if reporter else None,
+    )
     size = tuple(splits.train.images.shape[2:])
     if report is None:
         if size not in DEFAULT_FOR_SIZE:
@@ -153,8 +174,9 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     model = build_model(report, seed=config.seed)
     check_classes(model, splits.train.class_names)
     mean, std = (saved.meta["data"]["mean"], saved.meta["data"]["std"]) if saved else (splits.mean, splits.std)
-    x, xv, xt = (prepare_images(part.images, network.input, mean, std)
-                 for part in (splits.train, splits.validation, splits.test))
+    x, xv, xt = (
+        prepare_images(part.images, network.input, mean, std) for part in (splits.train, splits.validation, splits.test)
+    )
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay, config.momentum)
     history: list[dict] = []
     start = 0
@@ -164,16 +186,31 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
             optimizer.load_state_dict(saved.optim)
         history, start = list(saved.meta["history"]), int(saved.meta["epoch"])
     words = ckpt.spec_words(network)
-    meta = {"spec": ckpt.network_to_json(network), "spec_words": words, "config": config.to_dict(),
-            "data": {**splits.metadata(), "data": data, "mean": mean, "std": std}}
-    result = TrainResult(network.name, words, config, history, model.n_params(), splits.train.class_names,
-                         output, data=meta["data"], macs=report.total("macs"), plot=r.plot)
+    meta = {
+        "spec": ckpt.network_to_json(network),
+        "spec_words": words,
+        "config": config.to_dict(),
+        "data": {**splits.metadata(), "data": data, "mean": mean, "std": std},
+    }
+    result = TrainResult(
+        network.name,
+        words,
+        config,
+        history,
+        model.n_params(),
+        splits.train.class_names,
+        output,
+        data=meta["data"],
+        macs=report.total("macs"),
+        plot=r.plot,
+    )
 
     def on_epoch(record: EpochRecord) -> None:
         history.append(record.__dict__.copy())
         if output is not None:
-            ckpt.save(output, model.state_dict(), optimizer.state_dict(),
-                      {**meta, "epoch": record.epoch, "history": history})
+            ckpt.save(
+                output, model.state_dict(), optimizer.state_dict(), {**meta, "epoch": record.epoch, "history": history}
+            )
         if r.plot is not None:
             from convcli.training.curves import training_curves, write_png
 
@@ -184,16 +221,28 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     if reporter:
         reporter.start(config.epochs, start, len(x), model, words, result.macs)
     try:
-        fit(model, optimizer, x, splits.train.labels, config, validation=(xv, splits.validation.labels),
-            start_epoch=start, on_batch=reporter.batch if reporter else None, on_epoch=on_epoch)
+        fit(
+            model,
+            optimizer,
+            x,
+            splits.train.labels,
+            config,
+            validation=(xv, splits.validation.labels),
+            start_epoch=start,
+            on_batch=reporter.batch if reporter else None,
+            on_epoch=on_epoch,
+        )
     except KeyboardInterrupt:
         result.interrupted = True
         return result
     result.test = evaluate(model, xt, splits.test.labels, len(splits.train.class_names))
     if output is not None:
-        ckpt.save(output, model.state_dict(), optimizer.state_dict(),
-                  {**meta, "epoch": config.epochs, "history": history,
-                   "test_accuracy": result.test.accuracy})
+        ckpt.save(
+            output,
+            model.state_dict(),
+            optimizer.state_dict(),
+            {**meta, "epoch": config.epochs, "history": history, "test_accuracy": result.test.accuracy},
+        )
     return result
 
 
@@ -225,8 +274,10 @@ def evaluate_checkpoint(path: Path, data: str | None = None, data_dir: Path | No
     splits = resolve_data(data, validation=info["validation_fraction"], seed=info["seed"], data_dir=data_dir)
     names = tuple(info["class_names"])
     if tuple(splits.test.class_names) != names:
-        raise TrainingError(f"--data {data} has classes {', '.join(splits.test.class_names)} but the model "
-                            f"was trained on {', '.join(names)}")
+        raise TrainingError(
+            f"--data {data} has classes {', '.join(splits.test.class_names)} but the model "
+            f"was trained on {', '.join(names)}"
+        )
     x = prepare_images(splits.test.images, saved.network.input, info["mean"], info["std"])
     return EvaluateResult(path, data, names, evaluate(model, x, splits.test.labels, len(names)))
 
@@ -244,7 +295,12 @@ def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
     probs = model.probabilities(prepare_images(images, saved.network.input, info["mean"], info["std"]))
     results = []
     for f, p in zip(files, probs):
-        order = np.argsort(-p, kind="stable")[:min(top, len(names))]
-        results.append({"file": str(f), "prediction": names[order[0]],
-                        "top": [{"class": names[k], "probability": float(p[k])} for k in order]})
+        order = np.argsort(-p, kind="stable")[: min(top, len(names))]
+        results.append(
+            {
+                "file": str(f),
+                "prediction": names[order[0]],
+                "top": [{"class": names[k], "probability": float(p[k])} for k in order],
+            }
+        )
     return results
