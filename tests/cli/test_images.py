@@ -402,7 +402,7 @@ def test_bad_image_files(tmp_path, command, name, extra, words):
         (["-k", ";"], ["kernel ';' is not known"]),
         (["-k", "1,x;0,1"], ["non-numeric value 'x'"]),
         (["-k", "1,nan;0,1"], ["'nan'", "not finite"]),
-        (["-k", "sobelx"], ["kernel 'sobelx' is not known; did you mean 'sobel-x'"]),
+        (["-k", "sobelx"], ["kernel 'sobelx' is not known (did you mean 'sobel-x'"]),
         (["-k", "gaussian-5"], ["kernel gaussian-5 (height)", "larger than the padded input 4"]),
         (["-k", "1,0;0,1|1,0;0,1"], ["kernel k1 has 2 channels", "has 1"]),
         (["-k", "sobel-x", "--stride", "0"], ["--stride=0 must be positive"]),

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from convcli import __version__
-from convcli.errors import ConvcliError
+from convcli.errors import ConvcliError, did_you_mean
 
 # Command name -> the module under convcli.cli that defines it. Only the module of the command
 # being run is imported (and turned into Click objects): start-up time is a feature.
@@ -74,14 +74,7 @@ class _Group(TyperGroup):
 
     def resolve_command(self, ctx, args):
         if args and args[0] not in COMMANDS and not args[0].startswith("-"):
-            import difflib
-
-            near = difflib.get_close_matches(args[0], list(COMMANDS), n=1)
-            ctx.fail(
-                f"No such command '{args[0]}'"
-                + (f" (did you mean '{near[0]}'?)" if near else "")
-                + f"; commands: {', '.join(COMMANDS)}."
-            )
+            ctx.fail(f"No such command '{args[0]}'{did_you_mean(args[0], COMMANDS)}; commands: {', '.join(COMMANDS)}.")
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):

@@ -17,11 +17,10 @@ The registry is plain Python numbers so that importing it costs no numpy (comman
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from convcli.errors import InputError
+from convcli.errors import InputError, did_you_mean
 
 if TYPE_CHECKING:
     import numpy as np
@@ -246,10 +245,9 @@ def get_kernel(name: str) -> Kernel:
     >>> get_kernel("sobelx")
     Traceback (most recent call last):
     ...
-    convcli.errors.InputError: kernel 'sobelx' is not known; did you mean 'sobel-x', 'sobel-y'?
+    convcli.errors.InputError: kernel 'sobelx' is not known (did you mean 'sobel-x' or 'sobel-y'?)
     """
     if name in KERNELS:
         return KERNELS[name]
-    close = difflib.get_close_matches(str(name).lower(), KERNELS, n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"known: {', '.join(KERNELS)}"
-    raise InputError(f"kernel {name!r} is not known; {hint}")
+    hint = did_you_mean(str(name).lower(), KERNELS, n=3) or f"; known: {', '.join(KERNELS)}"
+    raise InputError(f"kernel {name!r} is not known{hint}")

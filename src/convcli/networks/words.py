@@ -7,7 +7,6 @@ channel). Every error is a :class:`SpecError` that quotes the word and names the
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from convcli.errors import ShapeError, SpecError
+from convcli.errors import ShapeError, SpecError, did_you_mean
 from convcli.networks import spec as S
 from convcli.shapes import PADDING_MODES, parse_padding
 
@@ -187,11 +186,6 @@ KEY_ALIASES = {
 }
 
 
-def _near(name: str, choices: list[str]) -> str:
-    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
-    return f" (did you mean '{match[0]}'?)" if match else ""
-
-
 def kind_of(name: str) -> str:
     """The canonical kind for a word's kind name or alias, else a SpecError suggesting one."""
     if name in KINDS:
@@ -202,7 +196,7 @@ def kind_of(name: str) -> str:
             if key.lower() == lowered:
                 return KIND_ALIASES.get(key, key)
     raise SpecError(
-        f"unknown layer kind '{name}'{_near(lowered, sorted(KINDS) + sorted(KIND_ALIASES))}; "
+        f"unknown layer kind '{name}'{did_you_mean(lowered, sorted(KINDS) + sorted(KIND_ALIASES), cutoff=0.5)}; "
         f"known: {', '.join(sorted(KINDS, key=str.lower))}"
     )
 
@@ -238,7 +232,7 @@ def _parse_layer(word: str) -> S.Layer:
             key = KEY_ALIASES.get(key.lower(), key.lower())
             if key not in kind.keys:
                 raise SpecError(
-                    f"unknown key '{arg.partition('=')[0]}'{_near(key, sorted(kind.keys))}; "
+                    f"unknown key '{arg.partition('=')[0]}'{did_you_mean(key, sorted(kind.keys), cutoff=0.5)}; "
                     f"'{name}' takes {', '.join(kind.keys) or 'no arguments'}"
                 )
             names, texts = [key], [text.strip()]
@@ -351,7 +345,9 @@ def _layer_item(item: Any, where: str) -> S.Layer:
         shortcut = block.get("shortcut", [])
         act = block.get("act", "relu")
         if act is not None and act not in S.ACTIVATIONS:
-            raise SpecError(f"{where}: act={act!r} is not an activation{_near(str(act), list(S.ACTIVATIONS))}")
+            raise SpecError(
+                f"{where}: act={act!r} is not an activation{did_you_mean(str(act), list(S.ACTIVATIONS), cutoff=0.5)}"
+            )
         return S.Residual(_layer_list(block["body"], f"{where}.body"), _layer_list(shortcut, f"{where}.shortcut"), act)
     if isinstance(item, dict) and len(item) == 1 and "concat" in item:
         branches = item["concat"]
@@ -394,7 +390,7 @@ def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
         if not _SHAPE.fullmatch(first.strip().lower()) and ":" not in first and len(words) == 1:
             raise SpecError(
                 f"'{first}' is not a zoo model, a .json spec file or an input shape"
-                f"{_near(first.lower(), list(zoo.ZOO))}; see 'convcli params --list'"
+                f"{did_you_mean(first.lower(), list(zoo.ZOO), cutoff=0.5)}; see 'convcli params --list'"
             )
         network = parse_words(words)
     if input_shape is not None:

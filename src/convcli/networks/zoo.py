@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from convcli.errors import SpecError
+from convcli.errors import SpecError, did_you_mean
 from convcli.networks import spec as S
-from convcli.networks.words import _near, parse_shape, parse_words
+from convcli.networks.words import parse_shape, parse_words
 
 
 def _repeat(word: str, n: int) -> str:
@@ -183,7 +183,9 @@ def get(name: str, input_shape: str | None = None) -> S.Network:
     """The zoo network ``name``, optionally on another input shape ``HxWxC``."""
     entry = ZOO.get(name.lower())
     if entry is None:
-        raise SpecError(f"unknown zoo model '{name}'{_near(name.lower(), list(ZOO))}; see 'convcli params --list'")
+        raise SpecError(
+            f"unknown zoo model '{name}'{did_you_mean(name.lower(), ZOO, cutoff=0.5)}; see 'convcli params --list'"
+        )
     words = entry.words.split()
     if input_shape is not None:
         parse_shape(input_shape)

@@ -23,14 +23,13 @@ our ``reflect`` (no repeat, OpenCV's default) is scipy's ``mirror``.
 
 from __future__ import annotations
 
-import difflib
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from convcli.errors import InputError, ShapeError
+from convcli.errors import InputError, ShapeError, did_you_mean
 from convcli.shapes import conv_axis, pool_axis
 
 BORDER_MODES: dict[str, str] = {
@@ -64,9 +63,8 @@ def numpy_pad_mode(mode: str, what: str = "mode") -> str:
     if mode in BORDER_MODES:
         return BORDER_MODES[mode]
     foreign = FOREIGN_MODES.get(str(mode))
-    close = [foreign] if foreign else difflib.get_close_matches(str(mode), BORDER_MODES, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise InputError(f"{what}={mode!r} is not a border mode (one of {', '.join(BORDER_MODES)}){hint}")
+    hint = f" (did you mean {foreign!r}?)" if foreign else did_you_mean(str(mode), BORDER_MODES)
+    raise InputError(f"{what}={mode!r} is not a border mode{hint}; one of {', '.join(BORDER_MODES)}")
 
 
 def as_float(x: object, what: str = "x") -> np.ndarray:
