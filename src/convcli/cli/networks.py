@@ -29,7 +29,7 @@ class Convention(str, Enum):
 
 def _load(words: list[str] | None, input_shape: str | None, convention: Convention = Convention.pytorch):
     from convcli.networks import spec
-    from convcli.networks.words import load_network
+    from convcli.networks.load import load_network
 
     network = load_network(words or [], input_shape)
     return spec.tf_convention(network) if convention is Convention.tf else network

@@ -263,6 +263,11 @@ class Network:
         return tuple(step.layer for step in self.steps)
 
 
+def same_network(a: Network, b: Network) -> bool:
+    """Same input and layers (names and words may differ)."""
+    return a.input == b.input and a.layers == b.layers
+
+
 def expand(block: Layer, c_in: int) -> Layer:
     """The general container (:class:`Residual` or :class:`Concat`) a block word stands for,
     given its input channel count ``c_in``. Other layers are returned unchanged."""

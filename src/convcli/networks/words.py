@@ -1,17 +1,16 @@
-"""Reading network specs: shell words, JSON spec files and zoo names, all into one :class:`Network`.
+"""The shell-word grammar of a network: reading words into spec dataclasses, and writing them back.
 
 A layer word is ``kind:positional,...,key=value,...``; nothing in it needs quoting in bash or zsh.
 The first word is the input, ``HxWxC`` as the course writes it (``39x39x3``; ``28x28`` means one
 channel). Every error is a :class:`SpecError` that quotes the word and names the bad part.
+JSON spec files (:mod:`convcli.networks.specfile`) hold the same words.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import MISSING, fields
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from convcli.errors import ShapeError, SpecError, did_you_mean
@@ -281,11 +280,20 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     return h, w, c
 
 
+def is_shape(word: str) -> bool:
+    """Whether ``word`` is written as an input shape (``HxWxC`` or ``HxW``), valid or not.
+
+    >>> is_shape("39x39x3"), is_shape("conv:3")
+    (True, False)
+    """
+    return _SHAPE.fullmatch(word.strip().lower()) is not None
+
+
 def parse_words(words: list[str], name: str = "") -> S.Network:
     """An input shape word followed by layer words."""
     if not words:
         raise SpecError("empty network: give an input shape like 28x28x1 and at least one layer")
-    if not _SHAPE.fullmatch(words[0].strip().lower()):
+    if not is_shape(words[0]):
         raise SpecError(
             f"the first word '{words[0]}' must be the input shape (e.g. 39x39x3), a zoo name or a .json spec file"
         )
@@ -294,108 +302,6 @@ def parse_words(words: list[str], name: str = "") -> S.Network:
         raise SpecError(f"empty network: no layers after the input {words[0]}")
     steps = tuple(S.Step(parse_layer(w), w) for w in words[1:])
     return S.Network(shape, steps, name=name)
-
-
-def parse_file(path: Path) -> S.Network:
-    """A JSON spec file: ``{"name": ..., "input": "32x32x3", "layers": [...]}``.
-
-    A layer is a word, ``{"residual": {"body": [...], "shortcut": [...], "act": "relu"}}`` or
-    ``{"concat": [[...], [...]]}``, nested as deep as needed.
-    """
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"spec file '{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"cannot read spec file '{path}': {getattr(err, 'strerror', None) or err}") from None
-    except json.JSONDecodeError as err:
-        raise SpecError(
-            f"spec file '{path}' is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
-        ) from None
-    if not isinstance(doc, dict) or "input" not in doc or "layers" not in doc:
-        raise SpecError(f'spec file \'{path}\' needs an object with "input" and "layers"')
-    shape = doc["input"]
-    if isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) for v in shape):
-        shape = "x".join(map(str, shape))
-    if not isinstance(shape, str):
-        raise SpecError(f'spec file \'{path}\': "input" must be "HxWxC" or [H, W, C]')
-    layers = _layer_list(doc["layers"], "layers")
-    if not layers:
-        raise SpecError(f"spec file '{path}': \"layers\" is empty")
-    steps = tuple(S.Step(layer, _describe(item)) for layer, item in zip(layers, doc["layers"]))
-    return S.Network(parse_shape(shape), steps, name=str(doc.get("name", Path(path).stem)), source=str(path))
-
-
-def _layer_list(items: Any, where: str) -> tuple:
-    if not isinstance(items, list):
-        raise SpecError(f"{where} must be a list of layers")
-    return tuple(_layer_item(item, f"{where}[{i}]") for i, item in enumerate(items))
-
-
-def _layer_item(item: Any, where: str) -> S.Layer:
-    if isinstance(item, str):
-        return parse_layer(item)
-    if isinstance(item, dict) and len(item) == 1 and "residual" in item:
-        block = item["residual"]
-        if not isinstance(block, dict) or "body" not in block:
-            raise SpecError(f'{where}: "residual" needs an object with "body"')
-        unknown = set(block) - {"body", "shortcut", "act"}
-        if unknown:
-            raise SpecError(f"{where}: unknown residual key '{sorted(unknown)[0]}' (body, shortcut, act)")
-        shortcut = block.get("shortcut", [])
-        act = block.get("act", "relu")
-        if act is not None and act not in S.ACTIVATIONS:
-            raise SpecError(
-                f"{where}: act={act!r} is not an activation{did_you_mean(str(act), list(S.ACTIVATIONS), cutoff=0.5)}"
-            )
-        return S.Residual(_layer_list(block["body"], f"{where}.body"), _layer_list(shortcut, f"{where}.shortcut"), act)
-    if isinstance(item, dict) and len(item) == 1 and "concat" in item:
-        branches = item["concat"]
-        if not isinstance(branches, list) or not branches:
-            raise SpecError(f'{where}: "concat" needs a list of branches (each a list of layers)')
-        return S.Concat(tuple(_layer_list(b, f"{where}.concat[{i}]") for i, b in enumerate(branches)))
-    raise SpecError(
-        f'{where}: a layer is a word like "conv:16,f=3", {{"residual": ...}} or '
-        f'{{"concat": ...}}, not {json.dumps(item)[:60]}'
-    )
-
-
-def _describe(item: Any) -> str:
-    if isinstance(item, str):
-        return item
-    key = next(iter(item))
-    return f"{key}(...)"
-
-
-def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
-    """What a user names on the command line: a zoo name, a ``.json`` spec file, or shell words.
-
-    ``input_shape`` (``HxWxC``) replaces the input of a zoo model or spec file.
-    """
-    from convcli.networks import zoo
-
-    if not words:
-        raise SpecError(
-            "no network given: name a zoo model (see 'convcli params --list'), a .json "
-            "spec file, or an input shape and layers, e.g. 28x28x1 conv:6,f=5"
-        )
-    first = words[0]
-    if first.lower() in zoo.ZOO or first.lower().endswith(".json"):
-        if len(words) > 1:
-            raise SpecError(f"'{first}' is a whole network: no layer words may follow it (got '{words[1]}')")
-        if first.lower() in zoo.ZOO:
-            return zoo.get(first, input_shape)
-        network = parse_file(Path(first))
-    else:
-        if not _SHAPE.fullmatch(first.strip().lower()) and ":" not in first and len(words) == 1:
-            raise SpecError(
-                f"'{first}' is not a zoo model, a .json spec file or an input shape"
-                f"{did_you_mean(first.lower(), list(zoo.ZOO), cutoff=0.5)}; see 'convcli params --list'"
-            )
-        network = parse_words(words)
-    if input_shape is not None:
-        network = S.Network(parse_shape(input_shape), network.steps, network.name, network.source)
-    return network
 
 
 def _text(value: Any) -> str:
@@ -432,3 +338,12 @@ def format_layer(layer: S.Layer) -> str:
             continue
         parts.append(f"{f.name}={_text(value)}")
     return name + (":" + ",".join(parts) if parts else "")
+
+
+def format_network(network: S.Network) -> str:
+    """The network as one line of words (containers appear as 'residual'/'concat').
+
+    >>> format_network(parse_words("28x28x1 conv:6,f=5,s=1 relu".split()))
+    '28x28x1 conv:6,f=5 relu'
+    """
+    return " ".join(["x".join(map(str, network.input))] + [format_layer(layer) for layer in network.layers])

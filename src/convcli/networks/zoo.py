@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from convcli.errors import SpecError, did_you_mean
 from convcli.networks import spec as S
+from convcli.networks.report import analyse
 from convcli.networks.words import parse_shape, parse_words
 
 
@@ -195,8 +196,6 @@ def get(name: str, input_shape: str | None = None) -> S.Network:
 
 def zoo_table() -> list[dict]:
     """Every zoo model with its input, parameter and MAC totals (what ``params --list`` prints)."""
-    from convcli.networks.report import analyse
-
     rows = []
     for entry in ZOO.values():
         report = analyse(get(entry.name))

@@ -24,7 +24,9 @@ import numpy as np
 from convcli import __version__
 from convcli.errors import InputError, OutputError, SpecError
 from convcli.networks import spec as S
-from convcli.networks.words import format_layer, parse_layer
+from convcli.networks.spec import same_network  # noqa: F401  (re-exported)
+from convcli.networks.specfile import network_from_json, network_to_json  # noqa: F401  (re-exported)
+from convcli.networks.words import format_network as spec_words  # noqa: F401  (re-exported)
 
 FORMAT = "convcli-checkpoint"
 FORMAT_VERSION = 1
@@ -103,60 +105,3 @@ def load(path: Path) -> Checkpoint:
     except (KeyError, SpecError, TypeError) as err:
         raise InputError(f"checkpoint {path}: its network spec cannot be read ({err})") from None
     return Checkpoint(state, optim, meta)
-
-
-def network_to_json(network: S.Network) -> dict:
-    """The network as ``{"input": [H, W, C], "layers": [...]}``: words, with containers as
-    ``{"residual": {...}}`` and ``{"concat": [...]}`` (the spec-file syntax)."""
-    return {
-        "name": network.name,
-        "input": list(network.input),
-        "layers": [_layer_to_json(layer) for layer in network.layers],
-    }
-
-
-def network_from_json(doc: dict) -> S.Network:
-    """Inverse of `network_to_json`."""
-    layers = tuple(_layer_from_json(item) for item in doc["layers"])
-    steps = tuple(S.Step(layer, format_layer(layer)) for layer in layers)
-    return S.Network(tuple(doc["input"]), steps, doc.get("name", ""))
-
-
-def spec_words(network: S.Network) -> str:
-    """The network as one line of words (containers appear as 'residual'/'concat')."""
-    return " ".join(["x".join(map(str, network.input))] + [format_layer(layer) for layer in network.layers])
-
-
-def _layer_to_json(layer: S.Layer):
-    if isinstance(layer, S.Residual):
-        return {
-            "residual": {
-                "body": [_layer_to_json(x) for x in layer.body],
-                "shortcut": None if layer.shortcut is None else [_layer_to_json(x) for x in layer.shortcut],
-                "act": layer.act,
-            }
-        }
-    if isinstance(layer, S.Concat):
-        return {"concat": [[_layer_to_json(x) for x in branch] for branch in layer.branches]}
-    word = format_layer(layer)
-    # format_layer leaves out defaults; check the word reads back to the same layer
-    if parse_layer(word) != layer:
-        raise SpecError(f"layer {layer} does not round-trip through '{word}'")
-    return word
-
-
-def _layer_from_json(item) -> S.Layer:
-    if isinstance(item, str):
-        return parse_layer(item)
-    if isinstance(item, dict) and "residual" in item:
-        r = item["residual"]
-        shortcut = None if r["shortcut"] is None else tuple(map(_layer_from_json, r["shortcut"]))
-        return S.Residual(tuple(map(_layer_from_json, r["body"])), shortcut, r["act"])
-    if isinstance(item, dict) and "concat" in item:
-        return S.Concat(tuple(tuple(map(_layer_from_json, b)) for b in item["concat"]))
-    raise SpecError(f"unreadable layer {item!r}")
-
-
-def same_network(a: S.Network, b: S.Network) -> bool:
-    """Same input and layers (names and words may differ)."""
-    return a.input == b.input and a.layers == b.layers

@@ -87,7 +87,7 @@ class TrainResult:
 
 def load_spec(words: tuple[str, ...]) -> S.Network:
     """A network from SPEC words, a zoo name (the digit networks included) or a .json file."""
-    from convcli.networks.words import load_network
+    from convcli.networks.load import load_network
 
     return load_network(list(words))
 

@@ -1,6 +1,5 @@
-"""The spec parser: words, spec files, errors, and any text giving a spec or convcli's own error."""
-
-import json
+"""The shell-word grammar: words into spec dataclasses and back, its errors, and any text giving a
+layer or convcli's own error."""
 
 import pytest
 from hypothesis import given, settings
@@ -9,13 +8,7 @@ from hypothesis import strategies as st
 from convcli.errors import ConvcliError, SpecError
 from convcli.networks import spec as S
 from convcli.networks.report import analyse
-from convcli.networks.words import (
-    KINDS,
-    format_layer,
-    load_network,
-    parse_layer,
-    parse_words,
-)
+from convcli.networks.words import KINDS, format_layer, parse_layer, parse_words
 
 
 def test_words_build_dataclasses():
@@ -72,43 +65,6 @@ def test_errors_quote_the_word_and_name_the_part(word, message):
     assert f"'{word}'" in str(err.value) and message in str(err.value)
 
 
-@pytest.mark.parametrize(
-    "words,message",
-    [
-        ([], "no network given"),
-        (["28x28x1"], "no layers"),
-        (["conv:3"], "first word"),
-        (["resnet5"], "did you mean 'resnet50'"),
-        (["28x28x0", "relu"], "zero size"),
-        (["lenet5", "relu"], "whole network"),
-    ],
-)
-def test_network_errors(words, message):
-    with pytest.raises(SpecError, match=message):
-        load_network(words)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.lists(
-            st.sampled_from(list("convfpsdg:=,-x0123456789.;_ ") + ["relu", "pool", "same", "tf", "inception", "res"]),
-            max_size=12,
-        ).map("".join),
-        max_size=5,
-    )
-)
-def test_any_text_gives_a_spec_or_convclis_error(words):
-    try:
-        network = load_network(["12x12x3"] + words)
-    except ConvcliError:
-        return
-    try:
-        analyse(network)
-    except ConvcliError:
-        pass
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=30))
 def test_arbitrary_unicode_word(word):
@@ -134,55 +90,6 @@ def test_every_kind_parses_with_its_required_values():
     }
     for kind in KINDS:
         parse_layer(samples.get(kind, kind))
-
-
-def test_spec_file_with_branches(tmp_path):
-    doc = {
-        "name": "tiny",
-        "input": "16x16x3",
-        "layers": [
-            "conv:8,f=3,p=same",
-            "relu",
-            {"residual": {"body": ["conv:8,f=3,p=1", "bn", "relu", "conv:8,f=3,p=1"], "act": "relu"}},
-            {"concat": [["conv:4,f=1"], ["maxpool:3,1,1", "conv:4,f=1"]]},
-            "gap",
-            "flatten",
-            "fc:10",
-        ],
-    }
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(doc))
-    network = load_network([str(path)])
-    report = analyse(network)
-    assert report.layers[2].out_shape == (16, 16, 8)
-    assert report.layers[3].out_shape == (16, 16, 8)
-    assert report.output_shape == (10,)
-    assert report.total("params") == 224 + 2 * 584 + 16 + 36 + 36 + 90
-    assert load_network([str(path)], "32x32x3").input == (32, 32, 3)
-
-
-@pytest.mark.parametrize(
-    "text,message",
-    [
-        ("{", "not valid JSON"),
-        ('{"input": "8x8x1"}', "needs an object"),
-        ('{"input": "8x8x1", "layers": []}', "empty"),
-        ('{"input": "8x8x1", "layers": [{"residual": {"bodyy": []}}]}', 'needs an object with \\"body\\"'),
-        ('{"input": "8x8x1", "layers": [{"concat": []}]}', "list of branches"),
-        ('{"input": "8x8x1", "layers": [42]}', "a layer is a word"),
-        ('{"input": 5, "layers": ["relu"]}', "HxWxC"),
-    ],
-)
-def test_bad_spec_files(tmp_path, text, message):
-    path = tmp_path / "bad.json"
-    path.write_text(text)
-    with pytest.raises(SpecError, match=message):
-        load_network([str(path)])
-
-
-def test_missing_spec_file(tmp_path):
-    with pytest.raises(SpecError, match="does not exist"):
-        load_network([str(tmp_path / "nope.json")])
 
 
 def test_residual_shapes_must_match():
