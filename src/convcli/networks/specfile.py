@@ -1,8 +1,10 @@
 """The JSON spec syntax: one module reads it and writes it, for spec files and checkpoints alike.
 
-A spec is ``{"name": ..., "input": "32x32x3", "layers": [...]}``; a layer is a word (the grammar of
-:mod:`convcli.networks.words`), ``{"residual": {"body": [...], "shortcut": [...], "act": "relu"}}``
-or ``{"concat": [[...], [...]]}``.
+A spec is ``{"name": ..., "input": "32x32x3" or [32, 32, 3], "layers": [...]}``. A layer is a word
+(the grammar of :mod:`convcli.networks.words`), ``{"concat": [[...], [...]]}`` (parallel branches)
+or ``{"residual": {"body": [...], "shortcut": [...], "act": "relu"}}``, where a missing
+``shortcut`` is the identity, ``"shortcut": null`` means no skip connection and ``"act": null``
+no activation after the add. Blocks nest up to :data:`MAX_DEPTH` levels.
 """
 
 from __future__ import annotations
@@ -15,46 +17,70 @@ from convcli.errors import SpecError, did_you_mean
 from convcli.networks import spec as S
 from convcli.networks.words import format_layer, parse_layer, parse_shape
 
+# Real networks nest blocks a few levels deep; the cap keeps a hostile file from exhausting
+# Python's recursion here or in the walks over the network that follow.
+MAX_DEPTH = 32
+
 
 def parse_file(path: Path) -> S.Network:
-    """A JSON spec file: ``{"name": ..., "input": "32x32x3", "layers": [...]}``.
-
-    A layer is a word, ``{"residual": {"body": [...], "shortcut": [...], "act": "relu"}}`` or
-    ``{"concat": [[...], [...]]}``, nested as deep as needed.
-    """
+    """A JSON spec file (see the module docstring); its name defaults to the file's stem."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"spec file '{path}' does not exist") from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"cannot read spec file '{path}': {getattr(err, 'strerror', None) or err}") from None
+    where = f"spec file '{path}'"
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as err:
-        raise SpecError(
-            f"spec file '{path}' is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
-        ) from None
+        raise SpecError(f"{where} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise SpecError(f"{where} nests too deeply: blocks may nest at most {MAX_DEPTH} levels") from None
+    return network_from_json(doc, where, name=Path(path).stem, source=str(path))
+
+
+def network_from_json(doc: Any, where: str = "spec", name: str = "", source: str = "") -> S.Network:
+    """The network a spec document describes, checked part by part; the inverse of
+    :func:`network_to_json`. ``where`` starts every error message; ``name`` is used when the
+    document has none.
+
+    >>> network_from_json({"input": [8, 8, 1], "layers": ["conv:4,f=3", {"residual": {"body": ["relu"]}}]}).layers
+    (Conv(channels=4, f=3, s=1, p=0, d=1, g=1, bias=True, table=None), Residual(body=(Activation(name='relu'),), \
+shortcut=(), act='relu'))
+    """
     if not isinstance(doc, dict) or "input" not in doc or "layers" not in doc:
-        raise SpecError(f'spec file \'{path}\' needs an object with "input" and "layers"')
+        raise SpecError(f'{where} needs an object with "input" and "layers"')
     shape = doc["input"]
-    if isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) for v in shape):
+    if isinstance(shape, list) and len(shape) == 3 and all(type(v) is int for v in shape):
         shape = "x".join(map(str, shape))
     if not isinstance(shape, str):
-        raise SpecError(f'spec file \'{path}\': "input" must be "HxWxC" or [H, W, C]')
-    layers = _layer_list(doc["layers"], "layers")
+        raise SpecError(f'{where}: "input" must be "HxWxC" or [H, W, C]')
+    try:
+        layers = _layer_list(doc["layers"], "layers", 0)
+        input_shape = parse_shape(shape)
+    except SpecError as err:
+        raise SpecError(f"{where}: {err}") from None
     if not layers:
-        raise SpecError(f"spec file '{path}': \"layers\" is empty")
+        raise SpecError(f'{where}: "layers" is empty')
     steps = tuple(S.Step(layer, _describe(item)) for layer, item in zip(layers, doc["layers"]))
-    return S.Network(parse_shape(shape), steps, name=str(doc.get("name", Path(path).stem)), source=str(path))
+    return S.Network(input_shape, steps, name=str(doc.get("name") or name), source=source)
 
 
-def _layer_list(items: Any, where: str) -> tuple:
+def _layer_list(items: Any, where: str, depth: int) -> tuple:
     if not isinstance(items, list):
         raise SpecError(f"{where} must be a list of layers")
-    return tuple(_layer_item(item, f"{where}[{i}]") for i, item in enumerate(items))
+    if depth > MAX_DEPTH:
+        raise SpecError(f"{where}: blocks nest more than {MAX_DEPTH} levels deep")
+    return tuple(_layer_item(item, f"{where}[{i}]", depth) for i, item in enumerate(items))
 
 
-def _layer_item(item: Any, where: str) -> S.Layer:
+def _layer_item(item: Any, where: str, depth: int) -> S.Layer:
     if isinstance(item, str):
-        return parse_layer(item)
+        try:
+            return parse_layer(item)
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
     if isinstance(item, dict) and len(item) == 1 and "residual" in item:
         block = item["residual"]
         if not isinstance(block, dict) or "body" not in block:
@@ -62,18 +88,22 @@ def _layer_item(item: Any, where: str) -> S.Layer:
         unknown = set(block) - {"body", "shortcut", "act"}
         if unknown:
             raise SpecError(f"{where}: unknown residual key '{sorted(unknown)[0]}' (body, shortcut, act)")
-        shortcut = block.get("shortcut", [])
         act = block.get("act", "relu")
         if act is not None and act not in S.ACTIVATIONS:
             raise SpecError(
                 f"{where}: act={act!r} is not an activation{did_you_mean(str(act), list(S.ACTIVATIONS), cutoff=0.5)}"
             )
-        return S.Residual(_layer_list(block["body"], f"{where}.body"), _layer_list(shortcut, f"{where}.shortcut"), act)
+        body = _layer_list(block["body"], f"{where}.body", depth + 1)
+        # a missing shortcut is the identity; null means no skip connection at all
+        shortcut = block.get("shortcut", [])
+        if shortcut is None:
+            return S.Residual(body, None, act)
+        return S.Residual(body, _layer_list(shortcut, f"{where}.shortcut", depth + 1), act)
     if isinstance(item, dict) and len(item) == 1 and "concat" in item:
         branches = item["concat"]
         if not isinstance(branches, list) or not branches:
             raise SpecError(f'{where}: "concat" needs a list of branches (each a list of layers)')
-        return S.Concat(tuple(_layer_list(b, f"{where}.concat[{i}]") for i, b in enumerate(branches)))
+        return S.Concat(tuple(_layer_list(b, f"{where}.concat[{i}]", depth + 1) for i, b in enumerate(branches)))
     raise SpecError(
         f'{where}: a layer is a word like "conv:16,f=3", {{"residual": ...}} or '
         f'{{"concat": ...}}, not {json.dumps(item)[:60]}'
@@ -83,28 +113,37 @@ def _layer_item(item: Any, where: str) -> S.Layer:
 def _describe(item: Any) -> str:
     if isinstance(item, str):
         return item
-    key = next(iter(item))
-    return f"{key}(...)"
+    return f"{next(iter(item))}(...)"
 
 
 def network_to_json(network: S.Network) -> dict:
-    """The network as ``{"input": [H, W, C], "layers": [...]}``: words, with containers as
-    ``{"residual": {...}}`` and ``{"concat": [...]}`` (the spec-file syntax)."""
+    """The spec document of ``network``: what a spec file holds and a checkpoint stores.
+
+    Each layer is the word that wrote it when that word reads back to the same layer (else its
+    :func:`~convcli.networks.words.format_layer` word), so the document reads back to an equal
+    network.
+
+    >>> network_to_json(S.Network((8, 8, 1), (S.Step(S.Residual((S.Conv(4, 3, 1, 1),), None, None), "r"),)))
+    {'name': '', 'input': [8, 8, 1], 'layers': [{'residual': {'body': ['conv:4,p=1'], 'shortcut': None, 'act': None}}]}
+    """
     return {
         "name": network.name,
         "input": list(network.input),
-        "layers": [_layer_to_json(layer) for layer in network.layers],
+        "layers": [_step_to_json(step) for step in network.steps],
     }
 
 
-def network_from_json(doc: dict) -> S.Network:
-    """Inverse of `network_to_json`."""
-    layers = tuple(_layer_from_json(item) for item in doc["layers"])
-    steps = tuple(S.Step(layer, format_layer(layer)) for layer in layers)
-    return S.Network(tuple(doc["input"]), steps, doc.get("name", ""))
+def _step_to_json(step: S.Step) -> str | dict:
+    if not isinstance(step.layer, (S.Residual, S.Concat)):
+        try:
+            if parse_layer(step.word) == step.layer:
+                return step.word
+        except SpecError:
+            pass
+    return _layer_to_json(step.layer)
 
 
-def _layer_to_json(layer: S.Layer):
+def _layer_to_json(layer: S.Layer) -> str | dict:
     if isinstance(layer, S.Residual):
         return {
             "residual": {
@@ -120,15 +159,3 @@ def _layer_to_json(layer: S.Layer):
     if parse_layer(word) != layer:
         raise SpecError(f"layer {layer} does not round-trip through '{word}'")
     return word
-
-
-def _layer_from_json(item) -> S.Layer:
-    if isinstance(item, str):
-        return parse_layer(item)
-    if isinstance(item, dict) and "residual" in item:
-        r = item["residual"]
-        shortcut = None if r["shortcut"] is None else tuple(map(_layer_from_json, r["shortcut"]))
-        return S.Residual(tuple(map(_layer_from_json, r["body"])), shortcut, r["act"])
-    if isinstance(item, dict) and "concat" in item:
-        return S.Concat(tuple(tuple(map(_layer_from_json, b)) for b in item["concat"]))
-    raise SpecError(f"unreadable layer {item!r}")
