@@ -198,6 +198,31 @@ def _check_positive(what: str, **values: int) -> None:
             raise ShapeError(f"{what}: {name}={value} must be a positive integer")
 
 
+class OneLayer(NamedTuple):
+    """One layer on one axis with every number its formula shows (what ``shape-calc -n`` prints).
+
+    ``kind`` is conv, pool or convT; ``s`` the stride used (pooling defaults it to ``f``);
+    ``span`` is ``n + p_lo + p_hi - f_eff``, so that floor mode gives ``span // s + 1``;
+    ``partial`` says ceil mode kept a last partial window.
+    """
+
+    kind: str
+    n: int
+    f: int
+    s: int
+    d: int
+    f_eff: int
+    padding: int | str
+    p_lo: int
+    p_hi: int
+    output_padding: int
+    ceil: bool
+    out: int
+    span: int
+    dropped: int
+    partial: bool
+
+
 def axis(
     n: int,
     f: int,
@@ -209,22 +234,45 @@ def axis(
     ceil: bool = False,
     transposed: bool = False,
     output_padding: int = 0,
-) -> AxisResult:
+) -> OneLayer:
     """One layer on one axis, as ``convcli shape-calc -n N -f F ...`` asks for it.
 
     >>> axis(7, 3, 2).out
     3
     >>> axis(6, 2, pool=True).out
     3
+    >>> axis(5, 2, pool=True, ceil=True)[-4:]
+    (3, 3, 0, True)
     """
+    if output_padding and not transposed:
+        raise ShapeError("--output-padding applies only to a transposed convolution (--transposed)")
+    if ceil and not pool:
+        raise ShapeError("--ceil applies only to pooling (--pool)")
+    stride = (f if pool else 1) if s is None else s
     if transposed:
         if not isinstance(padding, int):
             raise ShapeError(f"a transposed convolution takes an integer padding, not {padding!r}")
-        return conv_transpose_axis(n, f, 1 if s is None else s, padding, d, output_padding)
-    if output_padding:
-        raise ShapeError("--output-padding applies only to a transposed convolution (--transposed)")
-    if pool:
-        return pool_axis(n, f, s, padding, d, ceil)
-    if ceil:
-        raise ShapeError("--ceil applies only to pooling (--pool)")
-    return conv_axis(n, f, 1 if s is None else s, padding, d)
+        result = conv_transpose_axis(n, f, stride, padding, d, output_padding)
+    elif pool:
+        result = pool_axis(n, f, stride, padding, d, ceil)
+    else:
+        result = conv_axis(n, f, stride, padding, d)
+    f_eff = effective_kernel(f, d)
+    span = n + result.p_lo + result.p_hi - f_eff
+    return OneLayer(
+        kind="convT" if transposed else "pool" if pool else "conv",
+        n=n,
+        f=f,
+        s=stride,
+        d=d,
+        f_eff=f_eff,
+        padding=padding,
+        p_lo=result.p_lo,
+        p_hi=result.p_hi,
+        output_padding=output_padding,
+        ceil=ceil,
+        out=result.out,
+        span=span,
+        dropped=result.dropped,
+        partial=ceil and result.out != span // stride + 1,
+    )

@@ -220,3 +220,97 @@ def test_a_mistyped_command_gets_a_suggestion():
 def test_no_arguments_still_shows_the_help():
     result = run()
     assert result.exit_code == 2 and "Commands:" in result.stdout + result.stderr
+
+
+# a small trainable network with batch norm and a residual block
+TINY = ["8x8x1", "conv:4,f=3,p=same,bias=0", "bn", "relu", "res:4", "maxpool:2", "flatten", "fc:10"]
+
+
+def _plain_rows(text: str, numbers: int) -> tuple[list[tuple[str, str, list[str]]], dict[str, str]]:
+    """A piped table: (index, layer word, last ``numbers`` cells) per row, and its footer lines
+    ``key: value``."""
+    rows, footer = [], {}
+    for line in text.splitlines()[2:]:
+        cells = line.split()
+        if re.fullmatch(r"[0-9]+(\.[a-z0-9.]+)?", cells[0]) and len(cells) > numbers + 1:
+            rows.append((cells[0], cells[1], cells[-numbers:]))
+        elif ": " in line:
+            key, _, value = line.partition(": ")
+            footer[key] = value
+    return rows, footer
+
+
+def _number(cell: str) -> int | None:
+    return None if cell == "-" else int(cell.replace(",", ""))
+
+
+def _flat(layers: list[dict], prefix: str = "") -> list[tuple[str, dict]]:
+    """The JSON layers in table order, numbered as the --expand table numbers them."""
+    out = []
+    for item in layers:
+        index = f"{prefix}{item['index']}"
+        out.append((index, item))
+        for child in item.get("children", []):
+            tag = child["branch"][0] if child["branch"] in ("body", "shortcut") else child["branch"].split()[-1]
+            out += _flat(child["layers"], f"{index}.{tag}")
+    return out
+
+
+@pytest.mark.parametrize(
+    "spec", [["lenet5-1998"], ["mobilenet-v1"], ["resnet18", "--input", "64x64x3"], ["googlenet"], TINY]
+)
+def test_tables_and_json_give_the_same_numbers(spec):
+    for options in ([], ["--keras"]):
+        data = json.loads(run("params", *spec, *options, "--json").stdout)
+        text = run("params", *spec, *options, "--expand").stdout
+        fixed = "non-trainable" in text.splitlines()[1]
+        rows, footer = _plain_rows(text, 1 + fixed)
+        layers = dict(_flat(data["layers"]))
+        assert len(rows) == len(layers)
+        for index, word, cells in rows:
+            assert word == layers[index]["word"]
+            assert _number(cells[0]) == layers[index]["trainable_params"]
+            assert _number(cells[-1]) == layers[index]["params"] - layers[index]["trainable_params"] or not fixed
+        total = data["total"]
+        assert _number(footer["trainable params"]) == total["trainable_params"]
+        assert _number(footer["non-trainable params"].split()[0]) == total["non_trainable_params"]
+        assert _number(footer["total params"].split()[0]) == total["params"]
+    data = json.loads(run("flops", *spec, "--include", "all", "--json").stdout)
+    rows, footer = _plain_rows(run("flops", *spec, "--include", "all", "-e").stdout, 2)
+    layers = dict(_flat(data["layers"]))
+    assert len(rows) == len(layers)
+    for index, _, (macs, flops) in rows:
+        assert (_number(macs), _number(flops)) == (layers[index]["macs"], layers[index]["flops"])
+    assert _number(footer["total MACs"].split()[0]) == data["total"]["macs"]
+    assert _number(footer["total FLOPs"].split()[0]) == data["total"]["flops"]
+    data = json.loads(run("shape-calc", *spec, "--json").stdout)
+    rows, footer = _plain_rows(run("shape-calc", *spec).stdout, 4)
+    assert len(rows) == len(data["layers"])
+    for (_, _, (activations, rf, jump, start)), layer in zip(rows, data["layers"]):
+        assert (_number(activations), _number(rf), _number(jump)) == (
+            layer["activations"],
+            layer["receptive_field"],
+            layer["jump"],
+        )
+        assert start == ("-" if layer["start"] is None else f"{layer['start']:g}")
+    assert footer.get("flatten size") == (None if data["flatten_size"] is None else f"{data['flatten_size']:,}")
+
+
+@pytest.mark.parametrize("word", ["conv:32,f=5,p=same", "conv:64,f=3,s=2", "inception:64,96-128,16-32,32"])
+def test_compare_table_and_json_agree(word):
+    data = json.loads(run("flops", "compare", "28x28x192", word, "--json").stdout)
+    text = run("flops", "compare", "28x28x192", word).stdout
+    designs = [name for name in data if name != "input"]
+    for name in designs:
+        line = next(line for line in text.splitlines() if line.startswith(name.replace("_", " ") + "  "))
+        *_, params, macs, ratio = line.split()
+        assert (_number(params), _number(macs), ratio) == (
+            data[name]["params"],
+            data[name]["macs"],
+            f"{data[name]['ratio']:.4f}",
+        )
+        assert " ".join(data[name]["layers"]) in line
+    if "depthwise_separable" in data:
+        closed = re.search(r"= ([0-9.]+) \(measured ([0-9.]+)\)", text)
+        assert closed[1] == f"{data['depthwise_separable']['closed_form']:.5f}"
+        assert closed[2] == f"{data['depthwise_separable']['ratio']:.5f}"

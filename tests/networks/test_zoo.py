@@ -4,8 +4,8 @@ model pages), plus the layer counts torch itself reports where it is installed."
 import pytest
 
 from convcli.networks import zoo
+from convcli.networks.costs import Counting
 from convcli.networks.report import analyse, walk
-from convcli.render.networks import report_dict
 
 # (trainable params, MACs printed as torchvision prints GFLOPS: to two decimals, in G)
 PUBLISHED = {
@@ -41,10 +41,10 @@ def test_lenet5_1998_has_60000_trainable_parameters():
 
 
 def test_keras_counts_batch_norm_statistics():
-    keras = report_dict(analyse(zoo.get("mobilenet-v1")), keras=True)["total"]
-    assert keras["params"] == 4_253_864  # keras.applications.MobileNet().count_params()
-    assert keras["non_trainable_params"] == 21_888
-    assert keras["trainable_params"] == 4_231_976
+    keras = analyse(zoo.get("mobilenet-v1"), Counting(keras=True)).totals
+    assert keras.params == 4_253_864  # keras.applications.MobileNet().count_params()
+    assert keras.non_trainable_params == 21_888
+    assert keras.trainable_params == 4_231_976
 
 
 def test_mobilenet_v1_mult_adds_match_the_paper():

@@ -80,21 +80,18 @@ def shape_calc(
             raise usage_error("give a network (e.g. 28x28x1 conv:6,f=5) or one layer with -n and -f")
         from convcli.shapes import axis, parse_padding
 
-        padding = parse_padding(p, convention.value)
-        result = axis(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding)
-        render.show_axis(
-            n,
-            f,
-            s,
-            padding,
-            d,
-            result,
+        layer = axis(
+            n=n,
+            f=f,
+            s=s,
+            padding=parse_padding(p, convention.value),
+            d=d,
             pool=pool,
             ceil=ceil,
             transposed=transposed,
             output_padding=output_padding,
-            json_out=json_out,
         )
+        render.show_axis(layer, json_out=json_out)
         return
     from convcli.networks.report import analyse
 
@@ -139,13 +136,14 @@ def params(
 
         render.show_zoo(zoo_table(), json_out)
         return
+    from convcli.networks.costs import Counting
     from convcli.networks.report import analyse
 
-    report = analyse(_load(words, input_shape), bias=bias)
+    report = analyse(_load(words, input_shape), Counting(bias=bias, keras=keras))
     if json_out:
-        render.emit_report_json(report, keras=keras)
+        render.emit_report_json(report)
     else:
-        render.show_params(report, keras, expand)
+        render.show_params(report, expand)
 
 
 def _include(text: str | None) -> frozenset:
@@ -206,10 +204,11 @@ def flops(
         return
     if bottleneck is not None:
         raise usage_error("--bottleneck goes with 'flops compare'")
+    from convcli.networks.costs import Counting
     from convcli.networks.report import analyse
 
-    report = analyse(_load(words, input_shape), bias=bias)
+    report = analyse(_load(words, input_shape), Counting(bias=bias, include=kinds))
     if json_out:
-        render.emit_report_json(report, include=kinds)
+        render.emit_report_json(report)
     else:
-        render.show_flops(report, kinds, expand)
+        render.show_flops(report, expand)

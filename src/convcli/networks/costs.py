@@ -7,6 +7,11 @@ torchvision, fvcore and ptflops count them). A MAC is one multiply and one add; 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from convcli.errors import SpecError
+
 EXTRA_KINDS = {
     "bias": "bias adds (one per output of a conv or fc with bias)",
     "bn": "batch norm (2 per element: scale and shift)",
@@ -14,6 +19,49 @@ EXTRA_KINDS = {
     "pool": "pooling (max: f^2-1 comparisons, avg: f^2 adds per output)",
     "add": "residual adds (1 per element)",
 }
+
+
+@dataclass(frozen=True)
+class Counting:
+    """The conventions a count follows: ``bias`` counts conv and fc layers with their biases,
+    ``keras`` counts batch norm running statistics as (non-trainable) parameters as Keras does,
+    ``include`` names the operations besides MACs that FLOPs add (keys of :data:`EXTRA_KINDS`)."""
+
+    bias: bool = True
+    keras: bool = False
+    include: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.include) - set(EXTRA_KINDS)
+        if unknown:
+            raise SpecError(f"include={sorted(unknown)[0]!r} is not one of {', '.join(EXTRA_KINDS)}")
+
+    def non_trainable(self, frozen: int, buffers: int) -> int:
+        """Fixed weights, and batch norm statistics when counting as Keras does.
+
+        >>> Counting().non_trainable(840, 128), Counting(keras=True).non_trainable(840, 128)
+        (840, 968)
+        """
+        return frozen + (buffers if self.keras else 0)
+
+    def flops(self, macs: int, extra: dict[str, int]) -> int:
+        """``2 MACs`` plus the included operations of ``extra`` (counts by kind).
+
+        >>> Counting(include=frozenset({"bias"})).flops(100, {"bias": 10, "act": 5})
+        210
+        """
+        return 2 * macs + sum(extra.get(kind, 0) for kind in self.include)
+
+
+class Totals(NamedTuple):
+    """A network's totals under one :class:`Counting` (``params`` = trainable + non-trainable)."""
+
+    params: int
+    trainable_params: int
+    non_trainable_params: int
+    macs: int
+    flops: int
+    activations: int
 
 
 def conv_params(c_in: int, c_out: int, f: int, g: int = 1, bias: bool = True, connections: int | None = None) -> int:

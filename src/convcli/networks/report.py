@@ -13,7 +13,8 @@ from typing import NamedTuple
 from convcli.errors import ShapeError, SpecError
 from convcli.networks import costs
 from convcli.networks import spec as S
-from convcli.networks.words import format_layer
+from convcli.networks.costs import Counting, Totals
+from convcli.networks.words import format_layer, kind_name
 from convcli.shapes import conv_axis, conv_transpose_axis, effective_kernel, pool_axis
 
 Shape = tuple
@@ -57,8 +58,12 @@ class LayerInfo(NamedTuple):
 
 
 class Report(NamedTuple):
+    """Every layer of ``network`` analysed, and the conventions its counts follow: the one result
+    that the tables and the JSON of shape-calc, params and flops are both made from."""
+
     network: S.Network
     layers: tuple[LayerInfo, ...]
+    counting: Counting = Counting()
 
     @property
     def input_shape(self) -> Shape:
@@ -71,8 +76,33 @@ class Report(NamedTuple):
     def total(self, attr: str) -> int:
         return sum(getattr(info, attr) for info in self.layers)
 
-    def extra(self, kinds: frozenset[str] | set[str]) -> int:
-        return sum(info.extra.get(k, 0) for info in self.layers for k in kinds)
+    def params(self, info: LayerInfo) -> int:
+        """All parameters of one layer as :attr:`counting` counts them."""
+        return info.params + self.non_trainable(info)
+
+    def non_trainable(self, info: LayerInfo) -> int:
+        return self.counting.non_trainable(info.frozen, info.buffers)
+
+    def flops(self, info: LayerInfo) -> int:
+        return self.counting.flops(info.macs, info.extra)
+
+    @property
+    def totals(self) -> Totals:
+        trainable = self.total("params")
+        fixed = self.counting.non_trainable(self.total("frozen"), self.total("buffers"))
+        return Totals(
+            params=trainable + fixed,
+            trainable_params=trainable,
+            non_trainable_params=fixed,
+            macs=self.total("macs"),
+            flops=sum(self.flops(info) for info in self.layers),
+            activations=self.total("activations"),
+        )
+
+    @property
+    def flatten_size(self) -> int | None:
+        """The length of the first ``flatten`` output (what the first fc layer takes), if any."""
+        return next((info.out_shape[0] for info in self.layers if info.kind == "flatten"), None)
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -87,9 +117,9 @@ def walk(infos: tuple[LayerInfo, ...]):
             yield from walk(branch)
 
 
-def analyse(network: S.Network, bias: bool = True) -> Report:
-    """Shapes, receptive fields and costs of every layer of ``network``; ``bias=False`` counts every
-    convolution and fully connected layer without its bias.
+def analyse(network: S.Network, counting: Counting = Counting()) -> Report:
+    """Shapes, receptive fields and costs of every layer of ``network``, counted as ``counting``
+    says (``Counting(bias=False)``: every convolution and fully connected layer without its bias).
 
     >>> from convcli.networks.words import parse_words
     >>> r = analyse(parse_words("39x39x3 conv:10,f=3 conv:20,f=5,s=2 conv:40,f=5,s=2 flatten".split()))
@@ -101,18 +131,18 @@ def analyse(network: S.Network, bias: bool = True) -> Report:
     fld: Field | None = Field(1, 1, 0.5)
     for i, step in enumerate(network.steps, 1):
         try:
-            info = _layer(step.layer, step.word, shape, fld, bias)
+            info = _layer(step.layer, step.word, shape, fld, counting.bias)
         except (ShapeError, SpecError) as err:
             raise type(err)(f"layer {i} '{step.word}' on input {_fmt(shape)}: {err}") from None
         if not info.out_shape or min(info.out_shape) < 1:
             raise ShapeError(f"layer {i} '{step.word}': output shape {_fmt(info.out_shape)} is empty")
         infos.append(info)
         shape, fld = info.out_shape, info.field
-    return Report(network, tuple(infos))
+    return Report(network, tuple(infos), counting)
 
 
 def _layer(layer: S.Layer, word: str, shape: Shape, fld: Field | None, bias: bool) -> LayerInfo:
-    kind = _kind(layer)
+    kind = kind_name(layer)
     if isinstance(layer, S.BLOCKS):
         inner = _layer(S.expand(layer, _channels(shape, kind)), word, shape, fld, bias)
         return inner._replace(kind=kind)
@@ -121,37 +151,6 @@ def _layer(layer: S.Layer, word: str, shape: Shape, fld: Field | None, bias: boo
     if isinstance(layer, (S.Residual, S.Concat)):
         return _HANDLERS[type(layer)](layer, word, kind, shape, fld, bias)
     return _HANDLERS[type(layer)](layer, word, kind, shape, fld)
-
-
-def _kind(layer: S.Layer) -> str:
-    if isinstance(layer, S.Pool):
-        return f"{layer.kind}pool"
-    if isinstance(layer, S.GlobalPool):
-        return "gap" if layer.kind == "avg" else "gmp"
-    if isinstance(layer, S.Activation):
-        return layer.name
-    return _KIND_NAMES[type(layer)]
-
-
-_KIND_NAMES = {
-    S.Conv: "conv",
-    S.DWConv: "dwconv",
-    S.ConvT: "convT",
-    S.AdaptivePool: "adaptivepool",
-    S.Subsample: "subsample",
-    S.BatchNorm: "bn",
-    S.Dropout: "dropout",
-    S.Flatten: "flatten",
-    S.FC: "fc",
-    S.RBF: "rbf",
-    S.Residual: "residual",
-    S.Concat: "concat",
-    S.BasicBlock: "res",
-    S.Bottleneck: "bottleneck",
-    S.Inception: "inception",
-    S.InvertedResidual: "invres",
-    S.DWSeparable: "dwsep",
-}
 
 
 def _size(shape: Shape) -> int:

@@ -308,6 +308,21 @@ def _text(value: Any) -> str:
     return str(int(value)) if isinstance(value, bool) else str(value)
 
 
+def kind_name(layer: S.Layer) -> str:
+    """The word kind that writes ``layer`` (``residual`` or ``concat`` for the containers).
+
+    >>> kind_name(S.Pool("avg")), kind_name(S.Activation("gelu")), kind_name(S.Residual())
+    ('avgpool', 'gelu', 'residual')
+    """
+    if isinstance(layer, (S.Residual, S.Concat)):
+        return "residual" if isinstance(layer, S.Residual) else "concat"
+    return next(
+        name
+        for name, kind in KINDS.items()
+        if kind.build is type(layer) and all(getattr(layer, a) == v for a, v in kind.fixed)
+    )
+
+
 def format_layer(layer: S.Layer) -> str:
     """The word that writes ``layer``, the inverse of :func:`parse_layer` (defaults left out).
 
@@ -318,11 +333,10 @@ def format_layer(layer: S.Layer) -> str:
     >>> format_layer(parse_layer("inception:64,96-128,16-32,32,f5=3"))
     'inception:64,96-128,16-32,32,f5=3'
     """
-    if isinstance(layer, (S.Residual, S.Concat)):
-        return "residual" if isinstance(layer, S.Residual) else "concat"
-    name, kind = next(
-        (n, k) for n, k in KINDS.items() if k.build is type(layer) and all(getattr(layer, a) == v for a, v in k.fixed)
-    )
+    name = kind_name(layer)
+    if name not in KINDS:
+        return name
+    kind = KINDS[name]
     skip = dict(kind.fixed)
     parts = []
     for k, slot in enumerate(kind.positional):

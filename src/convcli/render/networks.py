@@ -1,14 +1,20 @@
-"""Printing network reports: the shape-calc, params and flops tables and their shared JSON object."""
+"""Printing network reports: the shape-calc, params and flops tables and their shared JSON object.
+
+Every number printed here comes from the core's result (a `Report`, `Comparison` or `OneLayer`),
+and the table and the JSON of a command are made from the same one.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from convcli.networks.costs import EXTRA_KINDS
-from convcli.render.emit import Table, count, emit_json, emit_table, human, warn
+from convcli.render.emit import Table, count, emit, emit_json, emit_table, human, is_terminal, warn
 
 if TYPE_CHECKING:
+    from convcli.networks.compare import Comparison
     from convcli.networks.report import LayerInfo, Report
+    from convcli.shapes import OneLayer
 
 
 def counted(include: frozenset[str]) -> str:
@@ -20,11 +26,7 @@ def counted(include: frozenset[str]) -> str:
     )
 
 
-def _flops(info: LayerInfo, include: frozenset[str]) -> int:
-    return 2 * info.macs + sum(info.extra.get(k, 0) for k in include)
-
-
-def _layer_dict(index: int, info: LayerInfo, keras: bool, include: frozenset[str]) -> dict:
+def _layer_dict(report: Report, index: int, info: LayerInfo) -> dict:
     fld = info.field
     item = {
         "index": index,
@@ -33,10 +35,10 @@ def _layer_dict(index: int, info: LayerInfo, keras: bool, include: frozenset[str
         "input_shape": list(info.in_shape),
         "output_shape": list(info.out_shape),
         "activations": info.activations,
-        "params": info.params + info.frozen + (info.buffers if keras else 0),
+        "params": report.params(info),
         "trainable_params": info.params,
         "macs": info.macs,
-        "flops": _flops(info, include),
+        "flops": report.flops(info),
         "receptive_field": fld.r if fld else None,
         "jump": fld.j if fld else None,
         "start": fld.start if fld else None,
@@ -44,33 +46,23 @@ def _layer_dict(index: int, info: LayerInfo, keras: bool, include: frozenset[str
     }
     if info.children:
         item["children"] = [
-            {"branch": name, "layers": [_layer_dict(i, c, keras, include) for i, c in enumerate(branch, 1)]}
+            {"branch": name, "layers": [_layer_dict(report, i, c) for i, c in enumerate(branch, 1)]}
             for name, branch in info.children
         ]
     return item
 
 
-def report_dict(report: Report, keras: bool = False, include: frozenset[str] = frozenset()) -> dict:
+def report_dict(report: Report) -> dict:
     """The one JSON object shape-calc, params and flops all print (documented in the README)."""
-    trainable = report.total("params")
-    non_trainable = report.total("frozen") + (report.total("buffers") if keras else 0)
-    flatten = next((i.out_shape[0] for i in report.layers if i.kind == "flatten"), None)
     return {
         "name": report.network.name or None,
         "input": list(report.input_shape),
         "output_shape": list(report.output_shape),
-        "flatten_size": flatten,
-        "convention": "keras" if keras else "pytorch",
-        "layers": [_layer_dict(i, info, keras, include) for i, info in enumerate(report.layers, 1)],
-        "total": {
-            "params": trainable + non_trainable,
-            "trainable_params": trainable,
-            "non_trainable_params": non_trainable,
-            "macs": report.total("macs"),
-            "flops": 2 * report.total("macs") + report.extra(include),
-            "activations": sum(i.activations for i in report.layers),
-        },
-        "flops_counted": counted(include),
+        "flatten_size": report.flatten_size,
+        "convention": "keras" if report.counting.keras else "pytorch",
+        "layers": [_layer_dict(report, i, info) for i, info in enumerate(report.layers, 1)],
+        "total": report.totals._asdict(),
+        "flops_counted": counted(report.counting.include),
         "warnings": list(report.warnings),
     }
 
@@ -138,14 +130,14 @@ def show_shapes(report: Report, expand: bool = False) -> None:
         if depth:
             table.dim_rows.add(len(table.rows) - 1)
     table.footer.append(f"output: {_shape(report.output_shape)}")
-    flatten = next((i.out_shape[0] for i in report.layers if i.kind == "flatten"), None)
-    if flatten is not None:
-        table.footer.append(f"flatten size: {flatten:,}")
+    if report.flatten_size is not None:
+        table.footer.append(f"flatten size: {count(report.flatten_size)}")
     emit_table(table)
     _warnings(report)
 
 
-def show_params(report: Report, keras: bool = False, expand: bool = False) -> None:
+def show_params(report: Report, expand: bool = False) -> None:
+    keras = report.counting.keras
     columns = [("#", "right"), ("layer", "left"), ("output", "right"), ("params", "right")]
     if keras or report.total("frozen"):
         columns.append(("non-trainable", "right"))
@@ -153,96 +145,70 @@ def show_params(report: Report, keras: bool = False, expand: bool = False) -> No
     for index, word, info, depth in _rows(report, expand):
         row = [index, word, _shape(info.out_shape), count(info.params)]
         if len(columns) == 5:
-            row.append(count(info.frozen + (info.buffers if keras else 0)))
+            row.append(count(report.non_trainable(info)))
         table.rows.append(row)
         if depth:
             table.dim_rows.add(len(table.rows) - 1)
-    data = report_dict(report, keras)["total"]
+    totals = report.totals
+    uncounted = not keras and report.total("buffers")
     table.footer += [
-        f"trainable params: {count(data['trainable_params'])}",
-        f"non-trainable params: {count(data['non_trainable_params'])}"
-        + (
-            ""
-            if keras
-            else " (batch norm running statistics not counted; --keras counts them)"
-            if report.total("buffers")
-            else ""
-        ),
-        f"total params: {count(data['params'])} ({human(data['params'])})",
+        f"trainable params: {count(totals.trainable_params)}",
+        f"non-trainable params: {count(totals.non_trainable_params)}"
+        + (" (batch norm running statistics not counted; --keras counts them)" if uncounted else ""),
+        f"total params: {count(totals.params)} ({human(totals.params)})",
     ]
     emit_table(table)
 
 
-def show_flops(report: Report, include: frozenset[str], expand: bool = False) -> None:
+def show_flops(report: Report, expand: bool = False) -> None:
     table = Table(
         [("#", "right"), ("layer", "left"), ("output", "right"), ("MACs", "right"), ("FLOPs", "right")],
         title=_title(report),
     )
     for index, word, info, depth in _rows(report, expand):
-        table.rows.append([index, word, _shape(info.out_shape), count(info.macs), count(_flops(info, include))])
+        table.rows.append([index, word, _shape(info.out_shape), count(info.macs), count(report.flops(info))])
         if depth:
             table.dim_rows.add(len(table.rows) - 1)
-    macs = report.total("macs")
-    flops = 2 * macs + report.extra(include)
+    totals = report.totals
     table.footer += [
-        f"total MACs: {count(macs)} ({human(macs)} MACs)",
-        f"total FLOPs: {count(flops)} ({human(flops)} FLOPs)",
-        counted(include),
+        f"total MACs: {count(totals.macs)} ({human(totals.macs)} MACs)",
+        f"total FLOPs: {count(totals.flops)} ({human(totals.flops)} FLOPs)",
+        counted(report.counting.include),
     ]
     emit_table(table)
 
 
-def emit_report_json(report: Report, keras: bool = False, include: frozenset[str] = frozenset()) -> None:
-    emit_json(report_dict(report, keras, include))
+def emit_report_json(report: Report) -> None:
+    emit_json(report_dict(report))
 
 
-def show_axis(n, f, s, padding, d, result, *, pool, ceil, transposed, output_padding, json_out) -> None:
+def show_axis(layer: OneLayer, json_out: bool) -> None:
     """One layer on one axis: the bare number when piped, the formula with numbers on a terminal."""
-    from convcli.shapes import effective_kernel
-
-    stride = (f if pool else 1) if s is None else s
-    f_eff = effective_kernel(f, d)
-    if transposed:
+    n, f, s, d, lo, hi, out = layer.n, layer.f, layer.s, layer.d, layer.p_lo, layer.p_hi, layer.out
+    if layer.kind == "convT":
         formula = (
-            f"(n-1)s - 2p + d(f-1) + op + 1 = ({n}-1)*{stride} - 2*{result.p_lo} + {d}*({f}-1) "
-            f"+ {output_padding} + 1 = {result.out}"
+            f"(n-1)s - 2p + d(f-1) + op + 1 = ({n}-1)*{s} - 2*{lo} + {d}*({f}-1) + {layer.output_padding} + 1 = {out}"
         )
     else:
-        rounding = "ceil" if ceil else "floor"
-        pad = f"2*{result.p_lo}" if result.p_lo == result.p_hi else f"{result.p_lo} + {result.p_hi}"
-        kernel = f"{f}" if d == 1 else f"{f_eff}"
-        formula = f"{rounding}(({n} + {pad} - {kernel}) / {stride}) + 1 = {result.out}"
+        pad = f"2*{lo}" if lo == hi else f"{lo} + {hi}"
+        formula = f"{'ceil' if layer.ceil else 'floor'}(({n} + {pad} - {layer.f_eff}) / {s}) + 1 = {out}"
         if d != 1:
-            formula += f"   (dilated kernel f + (f-1)(d-1) = {f} + {f - 1}*{d - 1} = {f_eff})"
-        if padding == "tf":
-            formula += f"   (TensorFlow SAME: ceil({n}/{stride}), padding {result.p_lo} before, {result.p_hi} after)"
-        if ceil and result.out != (n + result.p_lo + result.p_hi - f_eff) // stride + 1:
+            formula += f"   (dilated kernel f + (f-1)(d-1) = {layer.f_eff} for f={f}, d={d})"
+        if layer.padding == "tf":
+            formula += f"   (TensorFlow SAME: ceil({n}/{s}), padding {lo} before, {hi} after)"
+        if layer.partial:
             formula += "   (ceil mode keeps the last partial window)"
-    dropped = (
-        f"(n + 2p - f) = {n + result.p_lo + result.p_hi - f_eff} is not a multiple of s={stride}: "
-        f"the last {result.dropped} row(s)/column(s) are never covered"
-        if result.dropped
-        else None
-    )
     if json_out:
         emit_json(
-            {
-                "n": n,
-                "f": f,
-                "s": stride,
-                "p": [result.p_lo, result.p_hi],
-                "d": d,
-                "output": result.out,
-                "dropped": result.dropped,
-                "formula": formula,
-            }
+            {"n": n, "f": f, "s": s, "p": [lo, hi], "d": d, "output": out, "dropped": layer.dropped, "formula": formula}
         )
         return
-    from convcli.render.emit import emit, is_terminal
-
-    emit(formula if is_terminal() else str(result.out))
-    if dropped:
-        warn(dropped)
+    emit(formula if is_terminal() else str(out))
+    if layer.dropped:
+        warn(
+            f"(n + 2p - f) = {layer.span} is not a multiple of s={s}: "
+            f"the last {layer.dropped} row(s)/column(s) are never covered"
+        )
 
 
 def show_zoo(rows: list[dict], json_out: bool) -> None:
@@ -267,43 +233,49 @@ def show_zoo(rows: list[dict], json_out: bool) -> None:
     emit_table(table)
 
 
-def show_compare(reports: dict[str, Report], json_out: bool) -> None:
-    """Variants of one design side by side, each priced against the first."""
-    from convcli.networks.costs import separable_ratio
-
-    names = list(reports)
-    base = reports[names[0]]
-    base_params, base_macs = base.total("params"), base.total("macs")
-    data: dict = {"input": list(base.input_shape)}
-    for name, report in reports.items():
-        data[name] = {
-            "params": report.total("params"),
-            "macs": report.total("macs"),
-            "ratio": report.total("macs") / base_macs,
-            "params_ratio": report.total("params") / base_params,
-            "layers": [step.word for step in report.network.steps],
-            "output_shape": list(report.output_shape),
+def compare_dict(comparison: Comparison) -> dict:
+    """What ``flops compare --json`` prints: one entry per design, keyed by its name."""
+    data: dict = {"input": list(comparison.variants[0].report.input_shape)}
+    for v in comparison.variants:
+        data[v.name] = {
+            "params": v.report.total("params"),
+            "macs": v.report.total("macs"),
+            "ratio": v.ratio,
+            "params_ratio": v.params_ratio,
+            "layers": [step.word for step in v.report.network.steps],
+            "output_shape": list(v.report.output_shape),
         }
-    conv = base.network.steps[0].layer
-    if "depthwise_separable" in data:
-        data["depthwise_separable"]["closed_form"] = separable_ratio(conv.channels, conv.f)
-        data["bottleneck"]["channels"] = reports["bottleneck"].network.steps[0].layer.channels
+    if comparison.closed_form is not None:
+        data["depthwise_separable"]["closed_form"] = comparison.closed_form.ratio
+    if comparison.bottleneck is not None:
+        data["bottleneck"]["channels"] = comparison.bottleneck
+    return data
+
+
+def show_compare(comparison: Comparison, json_out: bool) -> None:
+    """Variants of one design side by side, each priced against the first."""
     if json_out:
-        emit_json(data)
+        emit_json(compare_dict(comparison))
         return
+    base = comparison.variants[0].report
     table = Table(
         [("design", "left"), ("layers", "left"), ("params", "right"), ("MACs", "right"), ("MACs vs first", "right")],
         title=f"input {_shape(base.input_shape)} -> {_shape(base.output_shape)}",
     )
-    for name in names:
-        d = data[name]
+    for v in comparison.variants:
         table.rows.append(
-            [name.replace("_", " "), " ".join(d["layers"]), count(d["params"]), count(d["macs"]), f"{d['ratio']:.4f}"]
+            [
+                v.name.replace("_", " "),
+                " ".join(step.word for step in v.report.network.steps),
+                count(v.report.total("params")),
+                count(v.report.total("macs")),
+                f"{v.ratio:.4f}",
+            ]
         )
-    if "depthwise_separable" in data:
+    closed = comparison.closed_form
+    if closed is not None:
         table.footer.append(
-            f"closed form 1/C + 1/f^2 = 1/{conv.channels} + 1/{conv.f}^2 = "
-            f"{data['depthwise_separable']['closed_form']:.5f} "
-            f"(measured {data['depthwise_separable']['ratio']:.5f})"
+            f"closed form 1/C + 1/f^2 = 1/{closed.c_out} + 1/{closed.f}^2 = {closed.ratio:.5f} "
+            f"(measured {closed.measured:.5f})"
         )
     emit_table(table)
