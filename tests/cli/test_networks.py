@@ -9,7 +9,7 @@ import pytest
 
 from convcli.cli.app import COMMANDS
 
-from conftest import REPO, run
+from conftest import REPO, failed, run
 
 README = REPO / "README.md"
 
@@ -224,6 +224,37 @@ def test_no_arguments_still_shows_the_help():
 
 # a small trainable network with batch norm and a residual block
 TINY = ["8x8x1", "conv:4,f=3,p=same,bias=0", "bn", "relu", "res:4", "maxpool:2", "flatten", "fc:10"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("trained") / "tiny.npz"
+    result = run("train", *TINY, "--epochs", 1, "-o", path)
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+@pytest.mark.parametrize(
+    "command,options", [("shape-calc", []), ("params", ["--keras"]), ("flops", ["--include", "all"])]
+)
+def test_a_checkpoint_shows_the_trained_network(checkpoint, command, options):
+    trained = json.loads(run(command, checkpoint, *options, "--json").stdout)
+    words = json.loads(run(command, *TINY, *options, "--json").stdout)
+    assert trained.pop("name") == "tiny" and words.pop("name") is None
+    assert trained == words
+    assert run(command, checkpoint).stdout.startswith("tiny: input 8 x 8 x 1")
+
+
+def test_a_checkpoint_takes_another_input_but_no_layer_words(checkpoint):
+    data = json.loads(run("shape-calc", checkpoint, "--input", "16x16x1", "--json").stdout)
+    assert data["input"] == [16, 16, 1] and data["flatten_size"] == 8 * 8 * 4
+    assert failed(run("params", checkpoint, "relu"), "whole network")
+
+
+def test_checkpoint_errors_are_one_line(tmp_path):
+    assert failed(run("params", tmp_path / "missing.npz"), "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    assert failed(run("flops", tmp_path / "junk.npz"), "junk.npz")
 
 
 def _plain_rows(text: str, numbers: int) -> tuple[list[tuple[str, str, list[str]]], dict[str, str]]:

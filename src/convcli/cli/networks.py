@@ -15,9 +15,11 @@ SpecWords = typer.Argument(
     metavar="SPEC...",
     show_default=False,
     help="An input shape and layer words (28x28x1 conv:6,f=5 ...), a zoo "
-    "name (see 'convcli params --list') or a .json spec file.",
+    "name (see 'convcli params --list'), a .json spec file or a .npz checkpoint (the network it trains).",
 )
-InputOpt = typer.Option(None, "--input", metavar="HxWxC", help="Another input shape for a zoo model or spec file.")
+InputOpt = typer.Option(
+    None, "--input", metavar="HxWxC", help="Another input shape for a zoo model, spec file or checkpoint."
+)
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON (schema in the README).")
 ExpandOpt = typer.Option(False, "--expand", "-e", help="Show the layers inside blocks too.")
 

@@ -1,8 +1,9 @@
 """What a user names on the command line, read into one network: shell words, a ``.json`` spec
-file, a zoo name or a checkpoint."""
+file, a zoo name or a checkpoint ``.npz`` (the network it was trained as)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from convcli.errors import SpecError, did_you_mean
@@ -11,31 +12,43 @@ from convcli.networks import zoo
 from convcli.networks.specfile import parse_file
 from convcli.networks.words import is_shape, parse_shape, parse_words
 
+SOURCES = "a zoo model, a .json spec file, a .npz checkpoint or an input shape (e.g. 39x39x3)"
+
 
 def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
-    """What a user names on the command line: a zoo name, a ``.json`` spec file, or shell words.
+    """The network ``words`` name: a zoo name, a ``.json`` spec file, a ``.npz`` checkpoint, or an
+    input shape and layer words.
 
-    ``input_shape`` (``HxWxC``) replaces the input of a zoo model or spec file.
+    ``input_shape`` (``HxWxC``) replaces the input.
     """
     if not words:
         raise SpecError(
-            "no network given: name a zoo model (see 'convcli params --list'), a .json "
-            "spec file, or an input shape and layers, e.g. 28x28x1 conv:6,f=5"
+            "no network given: name a zoo model (see 'convcli params --list'), a .json spec file, "
+            "a .npz checkpoint, or an input shape and layers, e.g. 28x28x1 conv:6,f=5"
         )
     first = words[0]
-    if first.lower() in zoo.ZOO or first.lower().endswith(".json"):
-        if len(words) > 1:
-            raise SpecError(f"'{first}' is a whole network: no layer words may follow it (got '{words[1]}')")
-        if first.lower() in zoo.ZOO:
-            return zoo.get(first, input_shape)
-        network = parse_file(Path(first))
-    else:
-        if not is_shape(first) and ":" not in first and len(words) == 1:
-            raise SpecError(
-                f"'{first}' is not a zoo model, a .json spec file or an input shape"
-                f"{did_you_mean(first.lower(), list(zoo.ZOO), cutoff=0.5)}; see 'convcli params --list'"
-            )
+    suffix = Path(first).suffix.lower()
+    if first.lower() not in zoo.ZOO and suffix not in (".json", ".npz"):
+        if not is_shape(first):
+            # a lone word that is not a layer is most likely a mistyped zoo name
+            hint = did_you_mean(first.lower(), list(zoo.ZOO), cutoff=0.5) if ":" not in first else ""
+            raise SpecError(f"the first word '{first}' must be {SOURCES}{hint}; see 'convcli params --list'")
         network = parse_words(words)
+        return network if input_shape is None else replace(network, input=parse_shape(input_shape))
+    if len(words) > 1:
+        raise SpecError(f"'{first}' is a whole network: no layer words may follow it (got '{words[1]}')")
+    if first.lower() in zoo.ZOO:
+        return zoo.get(first, input_shape)
+    network = parse_file(Path(first)) if suffix == ".json" else _trained(Path(first))
     if input_shape is not None:
-        network = S.Network(parse_shape(input_shape), network.steps, network.name, network.source)
+        network = replace(network, input=parse_shape(input_shape))
     return network
+
+
+def _trained(path: Path) -> S.Network:
+    """The network a checkpoint holds, named after the file when it was trained from words."""
+    # numpy comes with the checkpoint reader: only this source pays for it at start-up
+    from convcli.nn import checkpoint
+
+    network = checkpoint.load(path).network
+    return replace(network, name=network.name or path.stem, source=str(path))

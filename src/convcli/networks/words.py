@@ -294,9 +294,7 @@ def parse_words(words: list[str], name: str = "") -> S.Network:
     if not words:
         raise SpecError("empty network: give an input shape like 28x28x1 and at least one layer")
     if not is_shape(words[0]):
-        raise SpecError(
-            f"the first word '{words[0]}' must be the input shape (e.g. 39x39x3), a zoo name or a .json spec file"
-        )
+        raise SpecError(f"the first word '{words[0]}' must be the input shape (e.g. 39x39x3)")
     shape = parse_shape(words[0])
     if len(words) == 1:
         raise SpecError(f"empty network: no layers after the input {words[0]}")
