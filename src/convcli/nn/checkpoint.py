@@ -6,16 +6,15 @@ document stored as a numpy string: the format tag, convcli's version, the networ
 layers, see `network_to_json`, and as words), normalisation mean/std, class names, the training
 configuration and history. Nothing is pickled: files load with ``allow_pickle=False``.
 
-Writes are atomic: a temporary file in the same directory is renamed over the target, so a
-crash or Ctrl-C never leaves a half-written checkpoint in place of a good one.
+Writes go through `convcli.outputs.atomic_write`, as every output does: a crash or Ctrl-C never
+leaves a half-written checkpoint in place of a good one, and a new file follows the umask.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from convcli import __version__
 from convcli.errors import InputError, OutputError, SpecError
 from convcli.networks import spec as S
 from convcli.networks.words import format_layer, parse_layer
+from convcli.outputs import PathLike, atomic_write, check_output_path
 
 FORMAT = "convcli-checkpoint"
 FORMAT_VERSION = 1
@@ -43,35 +43,24 @@ class Checkpoint:
         return network_from_json(self.meta["spec"])
 
 
-def check_output(path: Path) -> None:
-    """Refuse before any work is done if ``path`` cannot take a checkpoint."""
-    if path.is_dir():
-        raise OutputError(f"--output {path} is a directory; give a file name such as {path / 'model.npz'}")
-    if not path.parent.is_dir():
-        raise OutputError(f"--output {path}: directory {path.parent} does not exist")
+def check_output(path: Path, inputs: Iterable[PathLike] = ()) -> Path:
+    """Refuse before any work is done if ``path`` cannot take a checkpoint or is one of ``inputs``
+    (see `convcli.outputs.check_output_path`)."""
+    check_output_path(path, inputs, label="--output")
     if path.suffix.lower() != ".npz":
         raise OutputError(f"--output {path}: a checkpoint is an .npz file; end the name in .npz")
+    return path
 
 
-def save(path: Path, state: dict[str, np.ndarray], optim: dict[str, np.ndarray], meta: dict) -> None:
-    """Write a checkpoint atomically (temporary file, fsync, rename)."""
+def save(
+    path: Path, state: dict[str, np.ndarray], optim: dict[str, np.ndarray], meta: dict, inputs: Iterable[PathLike] = ()
+) -> Path:
+    """Write a checkpoint atomically with `convcli.outputs.atomic_write`, never over one of ``inputs``."""
     arrays = {f"param/{k}": v for k, v in state.items()}
     arrays.update({f"optim/{k}": v for k, v in optim.items()})
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "convcli_version": __version__, **meta}
     arrays["meta"] = np.array(json.dumps(doc))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return atomic_write(path, lambda f: np.savez(f, **arrays), inputs)
 
 
 def load(path: Path) -> Checkpoint:

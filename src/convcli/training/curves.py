@@ -10,13 +10,14 @@ atomically (`convcli.outputs.atomic_write`). Tick values follow Heckbert's "nice
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from convcli.errors import OutputError
+from convcli.outputs import PathLike, atomic_write, check_output_path
 
 WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
 BLUE, ORANGE = (31, 119, 180), (230, 120, 20)
@@ -214,15 +215,17 @@ def loss_curve(mse: Sequence[float], title: str) -> Image.Image:
     return chart([Series("MSE", range(len(mse)), list(mse), BLUE, "")], title, "step", "mean squared error", log_y=True)
 
 
-def check_png(path: Path) -> None:
-    """Refuse anything but a ``.png`` name before any work is done."""
+def check_png(path: Path, inputs: Iterable[PathLike] = (), others: Iterable[PathLike] = ()) -> Path:
+    """Refuse, before any work is done, a ``--plot`` that is not a ``.png`` name or cannot be
+    written safely (see `convcli.outputs.check_output_path`)."""
+    check_output_path(path, inputs, label="--plot", others=others)
     if Path(path).suffix.lower() != ".png":
         raise OutputError(f"--plot {path}: the curves are a PNG image; end the name in .png")
+    return Path(path)
 
 
-def write_png(path: Path, image: Image.Image) -> Path:
-    """Save ``image`` as PNG atomically; `OutputError` if the path cannot take it."""
-    from convcli.outputs import atomic_write
-
-    check_png(path)
-    return atomic_write(path, lambda f: image.save(f, format="PNG"))
+def write_png(path: Path, image: Image.Image, inputs: Iterable[PathLike] = ()) -> Path:
+    """Save ``image`` as PNG atomically, never over one of ``inputs``; `OutputError` if the path
+    cannot take it."""
+    check_png(path, inputs)
+    return atomic_write(path, lambda f: image.save(f, format="PNG"), inputs)

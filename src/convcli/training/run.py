@@ -128,11 +128,9 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     if output is not None:
         ckpt.check_output(output)
     if r.plot is not None:
-        from convcli.outputs import check_output_path
         from convcli.training.curves import check_png
 
         check_png(r.plot)
-        check_output_path(r.plot)
     saved = ckpt.load(r.resume) if r.resume is not None else None
     network = load_spec(r.words) if r.words else None
     if saved is not None:
