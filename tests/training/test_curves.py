@@ -26,6 +26,7 @@ from convcli.training.curves import (
     training_curves,
     write_png,
 )
+from convcli.training.loop import EpochRecord
 
 
 @given(st.floats(-1e6, 1e6), st.floats(0, 1e6), st.integers(2, 8))
@@ -52,13 +53,16 @@ def test_log_ticks_are_powers_of_ten():
 
 def history(epochs, validation=True):
     return [
-        {
-            "epoch": e,
-            "train_loss": 1 / e,
-            "train_accuracy": 1 - 0.2 / e,
-            "val_loss": 1.1 / e if validation else None,
-            "val_accuracy": 1 - 0.25 / e if validation else None,
-        }
+        EpochRecord(
+            epoch=e,
+            lr=0.1,
+            train_loss=1 / e,
+            train_accuracy=1 - 0.2 / e,
+            val_loss=1.1 / e if validation else None,
+            val_accuracy=1 - 0.25 / e if validation else None,
+            seconds=1.0,
+            images_per_second=100.0,
+        )
         for e in range(1, epochs + 1)
     ]
 

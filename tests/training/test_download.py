@@ -190,5 +190,5 @@ def test_resolve_mnist_uses_the_cache_without_network(real_cache, monkeypatch):
     splits = resolve_data("mnist", validation=0.1, seed=0, mirror=closed_port_url())
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (54001, 5999, 10000)
     assert (splits.train.name, splits.train.part) == ("mnist", "train")
-    assert splits.metadata()["data"] == "mnist"
+    assert splits.train.name == "mnist"
     assert splits.test.images.shape == (10000, 1, 28, 28)

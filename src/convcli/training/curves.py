@@ -13,11 +13,15 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
 from convcli.errors import OutputError
 from convcli.outputs import PathLike, atomic_write, check_output_path
+
+if TYPE_CHECKING:
+    from convcli.training.loop import EpochRecord
 
 WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
 BLUE, ORANGE = (31, 119, 180), (230, 120, 20)
@@ -191,14 +195,14 @@ def _percent(v: float) -> str:
     return f"{100 * v:.3g}%"
 
 
-def training_curves(history: Sequence[dict], title: str = "") -> Image.Image:
+def training_curves(history: Sequence[EpochRecord], title: str = "") -> Image.Image:
     """Loss and accuracy per epoch (train and validation) of a ``convcli train`` history."""
-    epochs = [h["epoch"] for h in history]
+    epochs = [h.epoch for h in history]
 
     def pair(key: str) -> list[Series]:
         return [
-            Series("train", epochs, [h[f"train_{key}"] for h in history], BLUE, "dot"),
-            Series("validation", epochs, [h[f"val_{key}"] for h in history], ORANGE, "square"),
+            Series("train", epochs, [getattr(h, f"train_{key}") for h in history], BLUE, "dot"),
+            Series("validation", epochs, [getattr(h, f"val_{key}") for h in history], ORANGE, "square"),
         ]
 
     prefix = f"{title}: " if title else ""
