@@ -368,7 +368,7 @@ def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
     model, saved = load_model(path)
     info = saved.meta.data
     names = info.class_names
-    images = np.stack([load_digit_image(f, saved.network.input[:2]) for f in files])  # N, 1, H, W
+    images = np.stack([load_digit_image(f, saved.network.input) for f in files])  # N, 1, h, w
     probs = model.probabilities(prepare_images(images, saved.network.input, info.mean, info.std))
     results = []
     for f, p in zip(files, probs):
