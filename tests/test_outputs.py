@@ -3,6 +3,7 @@
 import errno
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,20 @@ def test_temporary_file_refused_by_the_file_system(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     with pytest.raises(OutputError, match=r"out\.png: Read-only file system"):
         atomic_write(tmp_path / "out.png", lambda f: f.write(b"x"))
+
+
+def test_two_outputs_of_one_command_must_differ(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(OutputError, match="another output"):
+        check_output_path("model.npz", others=["sub/../model.npz"])  # neither exists yet
+    (tmp_path / "a.png").write_bytes(b"old")
+    os.link(tmp_path / "a.png", tmp_path / "b.png")
+    with pytest.raises(OutputError, match="another output"):
+        check_output_path("a.png", others=["b.png"])
+    assert check_output_path("a.png", others=["c.png"]) == Path("a.png")
+
+
+def test_messages_name_the_option(tmp_path):
+    with pytest.raises(OutputError, match=rf"^--plot {tmp_path} is a directory"):
+        check_output_path(tmp_path, label="--plot")

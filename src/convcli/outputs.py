@@ -15,6 +15,7 @@ data it was computed from).
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,7 +26,9 @@ from convcli.errors import OutputError
 PathLike = str | os.PathLike
 
 
-def check_output_path(path: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
+def check_output_path(
+    path: PathLike, inputs: Iterable[PathLike] = (), *, label: str = "output", others: Iterable[PathLike] = ()
+) -> Path:
     """Check that ``path`` can be written safely and return it as a :class:`~pathlib.Path`.
 
     Parameters
@@ -35,37 +38,57 @@ def check_output_path(path: PathLike, inputs: Iterable[PathLike] = ()) -> Path:
     inputs
         The command's input files. Entries that are not existing files (``-`` for stdin, a matrix
         typed in the shell) are skipped.
+    label
+        How messages name the output: ``"output"``, or the option that gave it (``"--plot"``).
+    others
+        The command's other outputs, which need not exist yet; ``path`` must not be one of them.
 
     Raises
     ------
     OutputError
         If ``path`` is a directory, its directory is missing, not a directory or not writable, or
-        it names the same file as one of ``inputs`` (also through a symlink or a hard link).
+        it names the same file as one of ``inputs`` or ``others`` (also through a symlink or a
+        hard link).
     """
     out = Path(path)
     if out.is_dir():
-        raise OutputError(f"output {out} is a directory; give a file name")
+        raise OutputError(f"{label} {out} is a directory; give a file name")
     parent = out.parent
     if not parent.exists():
-        raise OutputError(f"output {out}: directory {parent} does not exist")
+        raise OutputError(f"{label} {out}: directory {parent} does not exist")
     if not parent.is_dir():
-        raise OutputError(f"output {out}: {parent} is not a directory")
+        raise OutputError(f"{label} {out}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output {out}: directory {parent} is not writable")
-    for given in inputs:
-        if _same_file(out, Path(given)):
-            raise OutputError(
-                f"output {out} is also an input ({given}); refusing to overwrite an input, choose another output name"
-            )
+        raise OutputError(f"{label} {out}: directory {parent} is not writable")
+    clash = _same_as_input(out, inputs)
+    if clash is not None:
+        raise OutputError(
+            f"{label} {out} is also an input ({clash}); refusing to overwrite an input, choose another output name"
+        )
+    for other in others:
+        if os.path.realpath(out) == os.path.realpath(other) or _same_as_input(out, [other]) is not None:
+            raise OutputError(f"{label} {out} is also another output of this command ({other}); give two names")
     return out
 
 
-def _same_file(out: Path, given: Path) -> bool:
-    if not given.is_file():
-        return False
-    if out.exists():
-        return os.path.samefile(out, given)
-    return os.path.realpath(out) == os.path.realpath(given)
+def _same_as_input(out: Path, inputs: Iterable[PathLike]) -> PathLike | None:
+    """The first of ``inputs`` that is the file ``out`` names, or None.
+
+    An output that does not exist yet cannot be an existing input under any name, so only an
+    existing one is compared, by device and inode (which sees through symlinks and hard links).
+    """
+    try:
+        target = out.stat()
+    except OSError:
+        return None
+    for given in inputs:
+        try:
+            st = os.stat(given)
+        except (OSError, ValueError):
+            continue
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return given
+    return None
 
 
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], inputs: Iterable[PathLike] = ()) -> Path:

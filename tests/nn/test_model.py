@@ -9,7 +9,7 @@ from convcli.errors import TrainingError
 from convcli.networks.report import analyse
 from convcli.networks.words import parse_words
 from convcli.networks.zoo import get
-from convcli.nn.loss import softmax_cross_entropy
+from convcli.nn.loss import softmax, softmax_cross_entropy
 from convcli.nn.model import build_model
 from convcli.nn.optim import make_optimizer
 
@@ -200,3 +200,22 @@ def test_trainable_architectures_build_and_step(name):
     x = np.random.default_rng(0).standard_normal((2, c, h, w)).astype(np.float32)
     loss, d = softmax_cross_entropy(model.forward(x), np.array([3, 7]))
     assert model.backward(d).shape == x.shape and np.isfinite(loss)
+
+
+def test_probabilities_are_the_softmax_the_loss_trains():
+    """One softmax: what predict reports is what the loss's gradient is made of."""
+    model = model_of("6x6x1 conv:3,f=3 relu flatten fc:4")
+    x = np.random.default_rng(2).standard_normal((5, 1, 6, 6)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 0])
+    probs = model.probabilities(x)
+    _, grad = softmax_cross_entropy(model.forward(x), y)
+    np.testing.assert_allclose(grad * len(y) + np.eye(4)[y], probs, atol=1e-6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(model.forward(x)), 1).numpy(), atol=1e-6)
+
+
+def test_softmax_of_far_apart_logits():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        p = softmax(np.array([[0.0, 1e4, -1e4]], np.float32))
+    assert p.tolist() == [[0.0, 1.0, 0.0]] and p.dtype == np.float32

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 
 import numpy as np
 import pytest
@@ -17,12 +19,14 @@ from convcli.training.curves import (
     PANEL,
     Series,
     chart,
+    check_png,
     log_ticks,
     loss_curve,
     nice_ticks,
     training_curves,
     write_png,
 )
+from convcli.training.loop import EpochRecord
 
 
 @given(st.floats(-1e6, 1e6), st.floats(0, 1e6), st.integers(2, 8))
@@ -49,13 +53,16 @@ def test_log_ticks_are_powers_of_ten():
 
 def history(epochs, validation=True):
     return [
-        {
-            "epoch": e,
-            "train_loss": 1 / e,
-            "train_accuracy": 1 - 0.2 / e,
-            "val_loss": 1.1 / e if validation else None,
-            "val_accuracy": 1 - 0.25 / e if validation else None,
-        }
+        EpochRecord(
+            epoch=e,
+            lr=0.1,
+            train_loss=1 / e,
+            train_accuracy=1 - 0.2 / e,
+            val_loss=1.1 / e if validation else None,
+            val_accuracy=1 - 0.25 / e if validation else None,
+            seconds=1.0,
+            images_per_second=100.0,
+        )
         for e in range(1, epochs + 1)
     ]
 
@@ -98,3 +105,31 @@ def test_write_png_is_atomic_and_checked(tmp_path):
     (tmp_path / "d.png").mkdir()
     with pytest.raises(OutputError, match="is a directory"):
         write_png(tmp_path / "d.png", image)
+
+
+def test_plot_follows_the_umask_and_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    old = os.umask(0o022)
+    try:
+        path = write_png(tmp_path / "c.png", training_curves(history(2)))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+    class HalfImage:
+        def save(self, file, format):
+            file.write(b"\x89PNG half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OutputError, match="No space left"):
+        write_png(tmp_path / "d.png", HalfImage())
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]
+
+
+def test_plot_never_overwrites_an_input_or_another_output(tmp_path):
+    data = tmp_path / "data.png"
+    data.write_bytes(b"precious")
+    with pytest.raises(OutputError, match="--plot .*data.png is also an input"):
+        check_png(data, inputs=[data])
+    with pytest.raises(OutputError, match="another output"):
+        check_png(tmp_path / "c.png", others=[tmp_path / "sub" / ".." / "c.png"])
+    assert data.read_bytes() == b"precious"

@@ -112,7 +112,7 @@ def test_digits_split_is_stratified_and_the_test_part_ignores_the_seed():
     rest = np.array(DIGITS_COUNTS) - test_counts
     assert np.bincount(a.validation.labels).tolist() == [round(0.1 * c) for c in rest]
     assert len(a.train) + len(a.validation) + len(a.test) == 1797
-    assert a.test_fraction == 0.2 and a.test_seed == 0 and a.metadata()["data"] == "digits"
+    assert a.test_fraction == 0.2 and a.test_seed == 0 and a.train.name == "digits"
     assert (a.train.name, a.train.part, a.validation.part, a.test.part) == ("digits", "train", "validation", "test")
 
 

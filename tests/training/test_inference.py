@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 
 from convcli.errors import InputError
 from convcli.training.inference import load_digit_image, mnist_style, read_gray
+from convcli.training.loop import input_padding, prepare_images
 
 
 def photo(tmp_path, dark_on_light=True, size=(120, 90), mode="L"):
@@ -52,9 +53,9 @@ def test_colour_and_alpha_images(tmp_path):
 
 def test_sizes_for_other_networks(tmp_path):
     path = photo(tmp_path)
-    assert load_digit_image(path, (28, 28)).shape == (1, 28, 28)
-    assert load_digit_image(path, (32, 32)).shape == (1, 28, 28)  # padded by 2 with the data
-    assert load_digit_image(path, (8, 8)).shape == (1, 8, 8)
+    assert load_digit_image(path, (28, 28, 1)).shape == (1, 28, 28)
+    assert load_digit_image(path, (32, 32, 1)).shape == (1, 28, 28)  # padded by 2 with the data
+    assert load_digit_image(path, (8, 8, 1)).shape == (1, 8, 8)
 
 
 def test_bad_images(tmp_path):
@@ -66,3 +67,17 @@ def test_bad_images(tmp_path):
         read_gray(tmp_path / "text.png")
     with pytest.raises(InputError, match="no such file"):
         read_gray(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("input_shape", [(32, 32, 1), (28, 28, 1), (8, 8, 1)])
+def test_predict_pads_as_training_does(tmp_path, input_shape):
+    """A photo reaches the network through the padding the training data went through."""
+    path = photo(tmp_path)
+    field = mnist_style(read_gray(path))
+    digit = load_digit_image(path, input_shape)
+    prepared = prepare_images(digit[None], input_shape, 0.0, 1.0)
+    assert prepared.shape == (1, 1, *input_shape[:2])
+    pad = input_padding(digit.shape, input_shape)
+    assert pad == {32: 2, 28: 0, 8: 0}[input_shape[0]]
+    if input_shape[0] != 8:
+        np.testing.assert_array_equal(prepared[0, 0], np.pad(field, pad))

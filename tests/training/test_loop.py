@@ -1,15 +1,13 @@
-"""Optimisers against PyTorch's update rules, schedules, the loop, metrics, checkpoints."""
+"""Optimisers against PyTorch's update rules, schedules, the loop and its metrics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from convcli.errors import InputError, OutputError, TrainingError
+from convcli.errors import TrainingError
 from convcli.networks.report import analyse
-from convcli.networks.spec import Residual
 from convcli.networks.words import parse_words
-from convcli.nn import checkpoint as ckpt
 from convcli.nn.loss import softmax_cross_entropy
 from convcli.nn.model import build_model
 from convcli.nn.optim import make_optimizer, scheduled_lr
@@ -112,42 +110,3 @@ def test_prepare_images_pads_28_to_32_and_refuses_other_sizes():
     assert out.shape == (2, 1, 32, 32) and out[0, 0, 0, 0] == -1 and out[0, 0, 2, 2] == 1
     with pytest.raises(TrainingError, match="8x8x1 but the network's input is 28x28x1"):
         prepare_images(np.ones((2, 1, 8, 8), np.float32), (28, 28, 1), 0, 1)
-
-
-def test_checkpoint_round_trip(tmp_path):
-    network = parse_words("8x8x3 conv:4,p=same bn relu res:4 inception:2,2-2,2-2,2 gap flatten fc:3".split())
-    path = tmp_path / "m.npz"
-    model = build_model(analyse(network))
-    ckpt.save(path, model.state_dict(), {"steps": np.array(3)}, {"spec": ckpt.network_to_json(network), "x": [1]})
-    loaded = ckpt.load(path)
-    assert ckpt.same_network(loaded.network, network)
-    assert loaded.meta["x"] == [1] and int(loaded.optim["steps"]) == 3
-    assert all(np.array_equal(loaded.state[k], v) for k, v in model.state_dict().items())
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary left behind
-
-
-def test_checkpoint_keeps_containers():
-    r = Residual((parse_words("4x4x2 conv:2,p=1".split()).layers[0],), None, None)
-    net = parse_words("4x4x2 conv:2 flatten fc:2".split())
-    net = type(net)(net.input, (net.steps[0].__class__(r, "residual"),) + net.steps[1:])
-    assert ckpt.network_from_json(ckpt.network_to_json(net)).layers == net.layers
-
-
-def test_foreign_and_corrupt_checkpoints(tmp_path):
-    np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    (tmp_path / "bad.npz").write_bytes(b"not a zip file")
-    with pytest.raises(InputError, match="not a convcli checkpoint"):
-        ckpt.load(tmp_path / "other.npz")
-    with pytest.raises(InputError, match="not a readable"):
-        ckpt.load(tmp_path / "bad.npz")
-    with pytest.raises(InputError, match="no such file"):
-        ckpt.load(tmp_path / "missing.npz")
-
-
-def test_check_output(tmp_path):
-    with pytest.raises(OutputError, match="is a directory"):
-        ckpt.check_output(tmp_path)
-    with pytest.raises(OutputError, match="does not exist"):
-        ckpt.check_output(tmp_path / "no" / "m.npz")
-    with pytest.raises(OutputError, match=".npz"):
-        ckpt.check_output(tmp_path / "m.txt")

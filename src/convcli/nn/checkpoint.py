@@ -2,22 +2,23 @@
 
 Arrays: ``param/<name>`` (weights and batch norm statistics, see `Model.state_dict`) and
 ``optim/<name>`` (optimiser state, for ``--resume``). One more entry, ``meta``, is a JSON
-document stored as a numpy string: the format tag, convcli's version, the network spec (as JSON
-layers, see `network_to_json`, and as words), normalisation mean/std, class names, the training
-configuration and history. Nothing is pickled: files load with ``allow_pickle=False``.
+document stored as a numpy string, read and written by `Metadata`: the format tag, convcli's
+version, the network spec (as JSON layers, see `network_to_json`, and as words), the training
+configuration, the data (normalisation mean/std, class names, split) and the history. Nothing is
+pickled: files load with ``allow_pickle=False``.
 
-Writes are atomic: a temporary file in the same directory is renamed over the target, so a
-crash or Ctrl-C never leaves a half-written checkpoint in place of a good one.
+Writes go through `convcli.outputs.atomic_write`, as every output does: a crash or Ctrl-C never
+leaves a half-written checkpoint in place of a good one, and a new file follows the umask.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,57 +28,158 @@ from convcli.networks import spec as S
 from convcli.networks.spec import same_network  # noqa: F401  (re-exported)
 from convcli.networks.specfile import network_from_json, network_to_json  # noqa: F401  (re-exported)
 from convcli.networks.words import format_network as spec_words  # noqa: F401  (re-exported)
+from convcli.outputs import PathLike, atomic_write, check_output_path
+from convcli.training.loop import EpochRecord, TrainConfig
 
 FORMAT = "convcli-checkpoint"
 FORMAT_VERSION = 1
 
 
-@dataclass
-class Checkpoint:
-    """A loaded checkpoint: model state, optimiser state and the metadata document."""
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model was trained on, and how its inputs must be prepared.
 
+    ``data`` is the ``--data`` word as given (``digits``, ``mnist`` or a path); ``image_shape``
+    the images' ``(C, H, W)``; ``mean`` and ``std`` normalise every input, ``(x - mean) / std``;
+    the split is reproduced from ``seed``, ``validation_fraction`` and, for data sets without an
+    official test part, ``test_fraction`` and ``test_seed``; ``sizes`` counts the images of
+    each part.
+    """
+
+    data: str
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, ...]
+    mean: float
+    std: float
+    seed: int
+    validation_fraction: float
+    test_fraction: float | None
+    test_seed: int | None
+    sizes: Mapping[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "class_names": list(self.class_names), "image_shape": list(self.image_shape)}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> DataInfo:
+        values = _fields_of(cls, doc)
+        return cls(
+            **{
+                **values,
+                "class_names": tuple(map(str, values["class_names"])),
+                "image_shape": tuple(map(int, values["image_shape"])),
+                "sizes": dict(values["sizes"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Everything in a checkpoint besides the arrays: the network, how it was trained and on what,
+    how far (``epoch`` complete epochs, one `EpochRecord` each), and the final test accuracy
+    once training has finished."""
+
+    network: S.Network
+    config: TrainConfig
+    data: DataInfo
+    epoch: int = 0
+    history: tuple[EpochRecord, ...] = ()
+    test_accuracy: float | None = None
+    convcli_version: str = __version__
+
+    def to_json(self) -> dict:
+        """The ``meta`` document; `from_json` reads it back."""
+        doc = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "convcli_version": self.convcli_version,
+            "spec": network_to_json(self.network),
+            "spec_words": spec_words(self.network),
+            "config": asdict(self.config),
+            "data": self.data.to_json(),
+            "epoch": self.epoch,
+            "history": [asdict(record) for record in self.history],
+        }
+        if self.test_accuracy is not None:
+            doc["test_accuracy"] = self.test_accuracy
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Metadata:
+        """The metadata of a ``meta`` document; `KeyError`, `TypeError`, `ValueError` or `SpecError`
+        when a part is missing or malformed (`load` turns them into one `InputError`)."""
+        accuracy = doc.get("test_accuracy")
+        return cls(
+            network=network_from_json(doc["spec"]),
+            config=TrainConfig(**_fields_of(TrainConfig, doc["config"])),
+            data=DataInfo.from_json(doc["data"]),
+            epoch=int(doc["epoch"]),
+            history=tuple(EpochRecord(**_fields_of(EpochRecord, record)) for record in doc["history"]),
+            test_accuracy=None if accuracy is None else float(accuracy),
+            convcli_version=str(doc.get("convcli_version", "")),
+        )
+
+
+def _fields_of(cls, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``doc`` that are fields of the dataclass ``cls`` (`KeyError` for a missing
+    one without a default); entries a later version adds are left out."""
+    if not isinstance(doc, Mapping):
+        raise TypeError(f"expected a JSON object for {cls.__name__}, got {doc!r}")
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    return {f.name: doc[f.name] for f in fields(cls) if f.name in doc or f.name in required}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: where it was read from, model state, optimiser state and metadata."""
+
+    path: Path
     state: dict[str, np.ndarray]
     optim: dict[str, np.ndarray]
-    meta: dict
+    meta: Metadata
 
     @property
     def network(self) -> S.Network:
-        return network_from_json(self.meta["spec"])
+        return self.meta.network
+
+    def check_weights(self) -> None:
+        """Refuse weights that are not all finite: a model with a NaN gives a constant guess."""
+        for name, value in self.state.items():
+            bad = int(np.count_nonzero(~np.isfinite(value)))
+            if bad:
+                raise InputError(
+                    f"checkpoint {self.path}: parameter '{name}' holds {bad:,} NaN or infinite value"
+                    f"{'s' if bad > 1 else ''} (of {value.size:,}); the model cannot be used, train it again"
+                )
 
 
-def check_output(path: Path) -> None:
-    """Refuse before any work is done if ``path`` cannot take a checkpoint."""
-    if path.is_dir():
-        raise OutputError(f"--output {path} is a directory; give a file name such as {path / 'model.npz'}")
-    if not path.parent.is_dir():
-        raise OutputError(f"--output {path}: directory {path.parent} does not exist")
+def check_output(path: Path, inputs: Iterable[PathLike] = ()) -> Path:
+    """Refuse before any work is done if ``path`` cannot take a checkpoint or is one of ``inputs``
+    (see `convcli.outputs.check_output_path`)."""
+    check_output_path(path, inputs, label="--output")
     if path.suffix.lower() != ".npz":
         raise OutputError(f"--output {path}: a checkpoint is an .npz file; end the name in .npz")
+    return path
 
 
-def save(path: Path, state: dict[str, np.ndarray], optim: dict[str, np.ndarray], meta: dict) -> None:
-    """Write a checkpoint atomically (temporary file, fsync, rename)."""
+def save(
+    path: Path,
+    state: dict[str, np.ndarray],
+    optim: dict[str, np.ndarray],
+    meta: Metadata,
+    inputs: Iterable[PathLike] = (),
+) -> Path:
+    """Write a checkpoint atomically with `convcli.outputs.atomic_write`, never over one of ``inputs``."""
     arrays = {f"param/{k}": v for k, v in state.items()}
     arrays.update({f"optim/{k}": v for k, v in optim.items()})
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "convcli_version": __version__, **meta}
-    arrays["meta"] = np.array(json.dumps(doc))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    arrays["meta"] = np.array(json.dumps(meta.to_json()))
+    return atomic_write(path, lambda f: np.savez(f, **arrays), inputs)
 
 
 def load(path: Path) -> Checkpoint:
     """Read a checkpoint written by `save`; `InputError` for anything else."""
+    if path.is_dir():
+        raise InputError(f"checkpoint {path} is a directory; give the .npz file written by 'convcli train -o'")
     if not path.is_file():
         raise InputError(f"checkpoint {path}: no such file")
     try:
@@ -86,22 +188,26 @@ def load(path: Path) -> Checkpoint:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise InputError(f"checkpoint {path} is not a readable .npz file ({err})") from None
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        doc = json.loads(str(arrays.pop("meta")))
     except (KeyError, ValueError):
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        doc = None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(
             f"{path} is not a convcli checkpoint (no convcli metadata); train one with 'convcli train -o FILE.npz'"
         )
-    if meta.get("format_version") != FORMAT_VERSION:
+    if doc.get("format_version") != FORMAT_VERSION:
         raise InputError(
-            f"checkpoint {path} has format version {meta.get('format_version')}, "
+            f"checkpoint {path} has format version {doc.get('format_version')}, "
             f"this convcli reads version {FORMAT_VERSION}"
         )
-    state = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
-    optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
     try:
-        network_from_json(meta["spec"])
+        network_from_json(doc["spec"])
     except (KeyError, SpecError, TypeError) as err:
         raise InputError(f"checkpoint {path}: its network spec cannot be read ({err})") from None
-    return Checkpoint(state, optim, meta)
+    try:
+        meta = Metadata.from_json(doc)
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"checkpoint {path}: its metadata cannot be read ({type(err).__name__}: {err})") from None
+    state = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
+    optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+    return Checkpoint(path, state, optim, meta)

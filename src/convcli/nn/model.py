@@ -16,6 +16,7 @@ from convcli.errors import TrainingError
 from convcli.networks import spec as S
 from convcli.networks.report import LayerInfo, Report, walk
 from convcli.nn import layers as L
+from convcli.nn.loss import softmax
 
 RELU_FAMILY = ("relu", "relu6", "leakyrelu")
 
@@ -125,9 +126,7 @@ class Model:
             layer.rng = np.random.default_rng((seed, epoch, i))
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        logits = self.forward(x)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.forward(x))
 
     def named_layers(self) -> Iterator[tuple[str, L.Layer]]:
         yield from _named(self.root, "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import asdict
 
 from convcli.render.emit import Table, count, emit_json, emit_table, human, note
 
@@ -182,8 +183,8 @@ def show_training(result, json_out: bool) -> None:
             "macs": result.macs,
             "seconds_per_epoch": result.seconds_per_epoch,
             "config": result.config.to_dict(),
-            "data": result.data,
-            "history": result.history,
+            "data": result.data.to_json(),
+            "history": [asdict(h) for h in result.history],
             "interrupted": result.interrupted,
             "checkpoint": str(result.output) if result.output else None,
             "plot": str(result.plot) if result.plot else None,
@@ -195,14 +196,14 @@ def show_training(result, json_out: bool) -> None:
         return
     rows = [
         [
-            str(h["epoch"]),
-            f"{h['lr']:.3g}",
-            _num(h["train_loss"]),
-            _pct(h["train_accuracy"]),
-            _num(h["val_loss"]),
-            _pct(h["val_accuracy"]),
-            f"{h['seconds']:.1f}",
-            f"{h['images_per_second']:,.0f}",
+            str(h.epoch),
+            f"{h.lr:.3g}",
+            _num(h.train_loss),
+            _pct(h.train_accuracy),
+            _num(h.val_loss),
+            _pct(h.val_accuracy),
+            f"{h.seconds:.1f}",
+            f"{h.images_per_second:,.0f}",
         ]
         for h in result.history
     ]
@@ -223,7 +224,7 @@ def show_training(result, json_out: bool) -> None:
         )
     )
     if result.interrupted:
-        done = result.history[-1]["epoch"] if result.history else 0
+        done = result.history[-1].epoch if result.history else 0
         kept = f"; {result.output} holds epoch {done}" if result.output and done else ""
         note(f"interrupted after {done} complete epoch{'s' if done != 1 else ''}{kept}")
         return

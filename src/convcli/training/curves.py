@@ -10,13 +10,18 @@ atomically (`convcli.outputs.atomic_write`). Tick values follow Heckbert's "nice
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
 from convcli.errors import OutputError
+from convcli.outputs import PathLike, atomic_write, check_output_path
+
+if TYPE_CHECKING:
+    from convcli.training.loop import EpochRecord
 
 WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
 BLUE, ORANGE = (31, 119, 180), (230, 120, 20)
@@ -190,14 +195,14 @@ def _percent(v: float) -> str:
     return f"{100 * v:.3g}%"
 
 
-def training_curves(history: Sequence[dict], title: str = "") -> Image.Image:
+def training_curves(history: Sequence[EpochRecord], title: str = "") -> Image.Image:
     """Loss and accuracy per epoch (train and validation) of a ``convcli train`` history."""
-    epochs = [h["epoch"] for h in history]
+    epochs = [h.epoch for h in history]
 
     def pair(key: str) -> list[Series]:
         return [
-            Series("train", epochs, [h[f"train_{key}"] for h in history], BLUE, "dot"),
-            Series("validation", epochs, [h[f"val_{key}"] for h in history], ORANGE, "square"),
+            Series("train", epochs, [getattr(h, f"train_{key}") for h in history], BLUE, "dot"),
+            Series("validation", epochs, [getattr(h, f"val_{key}") for h in history], ORANGE, "square"),
         ]
 
     prefix = f"{title}: " if title else ""
@@ -214,15 +219,17 @@ def loss_curve(mse: Sequence[float], title: str) -> Image.Image:
     return chart([Series("MSE", range(len(mse)), list(mse), BLUE, "")], title, "step", "mean squared error", log_y=True)
 
 
-def check_png(path: Path) -> None:
-    """Refuse anything but a ``.png`` name before any work is done."""
+def check_png(path: Path, inputs: Iterable[PathLike] = (), others: Iterable[PathLike] = ()) -> Path:
+    """Refuse, before any work is done, a ``--plot`` that is not a ``.png`` name or cannot be
+    written safely (see `convcli.outputs.check_output_path`)."""
+    check_output_path(path, inputs, label="--plot", others=others)
     if Path(path).suffix.lower() != ".png":
         raise OutputError(f"--plot {path}: the curves are a PNG image; end the name in .png")
+    return Path(path)
 
 
-def write_png(path: Path, image: Image.Image) -> Path:
-    """Save ``image`` as PNG atomically; `OutputError` if the path cannot take it."""
-    from convcli.outputs import atomic_write
-
-    check_png(path)
-    return atomic_write(path, lambda f: image.save(f, format="PNG"))
+def write_png(path: Path, image: Image.Image, inputs: Iterable[PathLike] = ()) -> Path:
+    """Save ``image`` as PNG atomically, never over one of ``inputs``; `OutputError` if the path
+    cannot take it."""
+    check_png(path, inputs)
+    return atomic_write(path, lambda f: image.save(f, format="PNG"), inputs)

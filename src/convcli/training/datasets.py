@@ -97,21 +97,6 @@ class DataSplits:
     test_fraction: float | None
     test_seed: int | None
 
-    def metadata(self) -> dict:
-        """The JSON-ready facts to store with a trained model."""
-        return {
-            "data": self.train.name,
-            "class_names": list(self.train.class_names),
-            "image_shape": list(self.train.images.shape[1:]),
-            "mean": self.mean,
-            "std": self.std,
-            "seed": self.seed,
-            "validation_fraction": self.validation_fraction,
-            "test_fraction": self.test_fraction,
-            "test_seed": self.test_seed,
-            "sizes": {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)},
-        }
-
 
 def load_digits() -> Dataset:
     """The 1,797 8x8 UCI digits shipped with convcli, pixel values 0..16 scaled by 1/16.

@@ -1,10 +1,10 @@
 """Where MNIST is cached and how it gets there: the cache directory and a checked HTTP download.
 
 Only the standard library is used (``urllib``), and numpy is not imported. A file reaches the
-cache only whole and verified: it is streamed into a hidden temporary file in the cache
-directory, its *decompressed* content is checked against the official md5 (a re-gzipped
-mirror copy has another ``.gz`` md5, since gzip stores a timestamp), and only then is it
-renamed into place. Any failure removes the temporary file and raises a `DataError` that says
+cache only whole and verified: it is streamed through `convcli.outputs.atomic_write` into a
+hidden temporary file in the cache directory, its *decompressed* content is checked against the
+official md5 (a re-gzipped mirror copy has another ``.gz`` md5, since gzip stores a timestamp),
+and only then is it renamed into place. Any failure removes the temporary file and raises a `DataError` that says
 how to place the files by hand.
 """
 
@@ -15,7 +15,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from convcli import __version__
-from convcli.errors import DataError
+from convcli.errors import DataError, OutputError
+from convcli.outputs import atomic_write
 
 DATA_ENV = "CONVCLI_DATA"
 MIRROR_ENV = "CONVCLI_MNIST_MIRROR"
@@ -144,26 +144,25 @@ def download_file(
 ) -> None:
     """Download the gzip file at ``url`` to ``target`` if its gunzipped content has md5 ``md5``.
 
-    The bytes go to a temporary file next to ``target`` that is renamed onto it only after the
-    length and the checksum are right, so ``target`` is either absent or complete.
+    The bytes go through `convcli.outputs.atomic_write`, which renames its temporary file onto
+    ``target`` only once the length and the checksum are right, so ``target`` is either absent or
+    complete.
     """
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    except OSError as exc:
-        raise DataError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _stream(url, out, target.name, progress, timeout)
-        actual = gunzipped_md5(tmp, url)
+
+    def fetch(out: BinaryIO) -> None:
+        _stream(url, out, target.name, progress, timeout)
+        out.seek(0)
+        actual = gunzipped_md5(out, url)
         if actual != md5:
             raise DataError(
                 f"{url}: checksum mismatch, the decompressed content has md5 {actual}, "
                 f"expected {md5} (a corrupted or different file; try another mirror)"
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    try:
+        atomic_write(target, fetch)
+    except OutputError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _stream(url: str, out: BinaryIO, name: str, progress: ProgressCallback | None, timeout: float) -> None:
@@ -192,16 +191,17 @@ def _stream(url: str, out: BinaryIO, name: str, progress: ProgressCallback | Non
         raise DataError(f"{url}: connection closed after {done:,} of {total:,} bytes")
 
 
-def gunzipped_md5(path: Path, what: str | None = None) -> str:
-    """md5 hex digest of the decompressed content of the gzip file ``path``.
+def gunzipped_md5(source: Path | BinaryIO, what: str | None = None) -> str:
+    """md5 hex digest of the decompressed content of the gzip file ``source`` (a path, or a
+    binary file open at the start of the data).
 
-    Raises `DataError` naming ``what`` (default: the path) if the file is not valid gzip.
+    Raises `DataError` naming ``what`` (default: ``source``) if the file is not valid gzip.
     """
     digest = hashlib.md5(usedforsecurity=False)
     try:
-        with gzip.open(path, "rb") as stream:
+        with gzip.open(source, "rb") as stream:
             while block := stream.read(1 << 20):
                 digest.update(block)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{what or path}: not a complete gzip file ({exc})") from None
+        raise DataError(f"{what or source}: not a complete gzip file ({exc})") from None
     return digest.hexdigest()

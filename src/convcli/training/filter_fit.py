@@ -30,7 +30,6 @@ import numpy as np
 from convcli.errors import InputError, TrainingError
 from convcli.images.kernels import Kernel, get_kernel
 from convcli.ops.conv import ConvCache, conv2d_backward, conv2d_forward
-from convcli.outputs import check_output_path
 from convcli.training.curves import check_png, loss_curve, write_png
 
 MOMENTUM = 0.9
@@ -155,8 +154,7 @@ def learn_filter(r: FilterRequest, reporter: FilterReporter | None = None) -> Fi
     if not r.images:
         raise InputError("give at least one image to learn from")
     if r.plot is not None:
-        check_png(r.plot)
-        check_output_path(r.plot, r.images)
+        check_png(r.plot, r.images)
     x, crop, notes = load_crops(r.images, r.size)
     if crop < max(fh, fw) + 1:
         raise InputError(
@@ -189,7 +187,7 @@ def learn_filter(r: FilterRequest, reporter: FilterReporter | None = None) -> Fi
         reporter.step(r.steps, r.steps, mse, w)
     seconds = time.perf_counter() - start
     if r.plot is not None:
-        write_png(r.plot, loss_curve(history, f"learning {target.name}: loss per step"))
+        write_png(r.plot, loss_curve(history, f"learning {target.name}: loss per step"), r.images)
     return FilterResult(
         target, initial, w, history, lr, MOMENTUM, r.seed, tuple(r.images), crop, seconds, notes, r.plot
     )

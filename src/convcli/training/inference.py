@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from convcli.errors import InputError
+from convcli.training.loop import MNIST_FIELD, input_padding
 
-FIELD = 28
+FIELD = MNIST_FIELD
 BOX = 20
 INK = 0.2  # fraction of the contrast range above which a pixel counts as ink when cropping
 
@@ -91,18 +92,20 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_digit_image(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """One image file as a (1, H, W) digit for a network taking ``size`` = (H, W) images.
+def load_digit_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """One image file as a (1, h, w) digit for a network whose input is ``input_shape`` (H, W, C).
 
-    28x28 is MNIST's field; a 32x32 network gets the 28x28 field (padded by 2 later, as in
-    training); other sizes (the 8x8 digits) get the 20x20 box resized to fill the field.
+    A network that takes MNIST's 28x28 field (also padded, see
+    `convcli.training.loop.input_padding`) gets the field; other sizes (the 8x8 digits) get the
+    20x20 box resized to fill the input.
     """
     from PIL import Image
 
     digit = mnist_style(read_gray(Path(path)), str(path))
-    if tuple(size) in ((FIELD, FIELD), (FIELD + 4, FIELD + 4)):
+    if input_padding((1, FIELD, FIELD), input_shape) is not None:
         return digit[None]
     # the UCI 8x8 digits fill their field: resize the 20x20 box, not the 28x28 field
     box = digit[(FIELD - BOX) // 2 : (FIELD + BOX) // 2, (FIELD - BOX) // 2 : (FIELD + BOX) // 2]
-    im = Image.fromarray(np.ascontiguousarray(box)).resize((size[1], size[0]), Image.Resampling.BOX)
+    h, w = input_shape[:2]
+    im = Image.fromarray(np.ascontiguousarray(box)).resize((w, h), Image.Resampling.BOX)
     return np.clip(np.asarray(im, np.float32), 0, 1)[None]

@@ -17,6 +17,7 @@ from convcli.nn.loss import softmax_cross_entropy
 from convcli.nn.model import Model
 from convcli.nn.optim import Optimizer, scheduled_lr
 
+MNIST_FIELD = 28  # MNIST's digits are 28x28
 LENET_PAD = 2  # LeCun et al. 1998 centred the 28x28 MNIST digits in a 32x32 field
 
 
@@ -67,28 +68,48 @@ class Evaluation:
         return int(self.confusion.sum())
 
 
-def check_input(image_shape: tuple[int, int, int], input_shape: tuple[int, int, int]) -> None:
-    """Data images ``(C, h, w)`` must fit the network's ``(H, W, C)`` input, exactly or as 28x28
-    MNIST into a 32x32 LeNet; raises `TrainingError` otherwise."""
-    c_data, h_data, w_data = image_shape
-    h, w, c = input_shape
-    if (h_data, w_data, c_data) != (h, w, c) and (h_data, w_data, c_data, h, w, c) != (28, 28, 1, 32, 32, 1):
+def input_padding(image_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> int | None:
+    """The zero padding on each side that fits data images ``(C, h, w)`` to a network input
+    ``(H, W, C)``: 0 when they are the same, `LENET_PAD` for 28x28x1 digits into a 32x32x1 input
+    (LeCun et al. 1998 centred MNIST's 28x28 field in 32x32), None when they do not fit.
+
+    >>> input_padding((1, 28, 28), (32, 32, 1)), input_padding((1, 8, 8), (8, 8, 1))
+    (2, 0)
+    >>> input_padding((1, 8, 8), (28, 28, 1)) is None
+    True
+    """
+    c, h, w = image_shape
+    if (h, w, c) == tuple(input_shape):
+        return 0
+    padded = MNIST_FIELD + 2 * LENET_PAD
+    if (h, w, c) == (MNIST_FIELD, MNIST_FIELD, 1) and tuple(input_shape) == (padded, padded, 1):
+        return LENET_PAD
+    return None
+
+
+def check_input(image_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> int:
+    """`input_padding`, raising `TrainingError` when the images do not fit the input."""
+    pad = input_padding(image_shape, input_shape)
+    if pad is None:
+        c_data, h_data, w_data = image_shape
+        h, w, c = input_shape
         raise TrainingError(
             f"the data's images are {h_data}x{w_data}x{c_data} but the network's input is "
             f"{h}x{w}x{c}: give a spec whose input matches the data (28x28 data also fits "
             f"a 32x32x1 input, padded as LeNet-5)"
         )
+    return pad
 
 
-def prepare_images(images: np.ndarray, input_shape: tuple[int, int, int], mean: float, std: float) -> np.ndarray:
-    """Images (N, C, h, w) in [0, 1] as the network's float32 input: normalised ``(x - mean) / std``
-    and, for 28x28 data into a 32x32 network, zero-padded by 2 first as LeCun did.
+def prepare_images(images: np.ndarray, input_shape: tuple[int, ...], mean: float, std: float) -> np.ndarray:
+    """Images (N, C, h, w) in [0, 1] as the network's float32 input: zero-padded by
+    `input_padding`, then normalised ``(x - mean) / std``.
 
     Raises `TrainingError` when the image size does not fit ``input_shape`` (H, W, C).
     """
-    check_input(images.shape[1:], input_shape)
-    if images.shape[2:] != tuple(input_shape[:2]):
-        images = np.pad(images, ((0, 0), (0, 0), (LENET_PAD,) * 2, (LENET_PAD,) * 2))
+    pad = check_input(images.shape[1:], input_shape)
+    if pad:
+        images = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     return ((images - np.float32(mean)) / np.float32(std)).astype(np.float32, copy=False)
 
 

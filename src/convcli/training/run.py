@@ -1,12 +1,15 @@
 """The one core call behind each of ``convcli train``, ``evaluate`` and ``predict``.
 
-Each function checks its options, loads data and checkpoints, and returns plain results for
+`train` is a sequence of steps, each a function of its own that can be tested alone: check the
+options, load the checkpoint to resume, check the outputs, resolve the spec, plan the run
+(layers, settings), load the data, build or resume the model, then fit, evaluate and save.
+Every check runs before the first epoch. Results are plain objects for
 `convcli.render.training`; progress is reported through an optional `Reporter`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -14,10 +17,12 @@ import numpy as np
 
 from convcli.errors import InputError, TrainingError
 from convcli.networks import spec as S
-from convcli.networks.report import analyse
+from convcli.networks.report import Report, analyse
 from convcli.nn import checkpoint as ckpt
+from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
 from convcli.nn.model import Model, build_model, trainable_layers
-from convcli.nn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
+from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
+from convcli.training.datasets import DataSplits
 from convcli.training.loop import (
     EpochRecord,
     Evaluation,
@@ -32,6 +37,7 @@ from convcli.training.recipes import DEFAULT_FOR_SIZE, default_settings
 
 LR_RANGE = (0.0, 10.0)
 MAX_BATCH = 65536
+DEFAULT_VALIDATION = 0.1
 
 
 class Reporter(Protocol):
@@ -64,25 +70,45 @@ class TrainRequest:
 
 @dataclass
 class TrainResult:
-    """A finished (or interrupted) run; ``macs`` per image, from `convcli.networks.report.analyse`."""
+    """A finished (or interrupted) run: its metadata as last saved, ``macs`` per image (from
+    `convcli.networks.report.analyse`), and the test evaluation unless interrupted."""
 
-    name: str
-    words: str
-    config: TrainConfig
-    history: list[dict]
+    meta: Metadata
     n_params: int
-    class_names: tuple[str, ...]
-    output: Path | None
+    macs: int
+    output: Path | None = None
+    plot: Path | None = None
     test: Evaluation | None = None
     interrupted: bool = False
-    data: dict = field(default_factory=dict)
-    macs: int = 0
-    plot: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.meta.network.name
+
+    @property
+    def words(self) -> str:
+        return ckpt.spec_words(self.meta.network)
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.meta.config
+
+    @property
+    def history(self) -> tuple[EpochRecord, ...]:
+        return self.meta.history
+
+    @property
+    def data(self) -> DataInfo:
+        return self.meta.data
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.meta.data.class_names
 
     @property
     def seconds_per_epoch(self) -> float | None:
         """Mean training time of the epochs in the history (validation not included)."""
-        return sum(h["seconds"] for h in self.history) / len(self.history) if self.history else None
+        return sum(h.seconds for h in self.history) / len(self.history) if self.history else None
 
 
 def load_spec(words: tuple[str, ...]) -> S.Network:
@@ -92,7 +118,8 @@ def load_spec(words: tuple[str, ...]) -> S.Network:
     return load_network(list(words))
 
 
-def _check_options(r: TrainRequest) -> None:
+def check_options(r: TrainRequest) -> None:
+    """Refuse settings out of range, naming the option."""
     if r.lr is not None and not LR_RANGE[0] < r.lr <= LR_RANGE[1]:
         raise TrainingError(f"--lr {r.lr:g} is out of range: give a learning rate in (0, {LR_RANGE[1]:g}]")
     if r.batch_size is not None and not 1 <= r.batch_size <= MAX_BATCH:
@@ -107,10 +134,61 @@ def _check_options(r: TrainRequest) -> None:
         raise TrainingError(f"--schedule {r.schedule!r} is not one of {', '.join(SCHEDULES)}")
 
 
-def _config(r: TrainRequest, saved: dict, name: str, image_size: tuple[int, int]) -> TrainConfig:
+def resume_from(r: TrainRequest) -> Checkpoint | None:
+    """The checkpoint ``--resume`` names, with finite weights and epochs left to train; None
+    without ``--resume``."""
+    if r.resume is None:
+        return None
+    saved = ckpt.load(r.resume)
+    saved.check_weights()
+    done, epochs = saved.meta.epoch, r.epochs or saved.meta.config.epochs
+    if done >= epochs:
+        raise TrainingError(
+            f"{r.resume} has already been trained for {done} epochs: give --epochs above {done} to train further"
+        )
+    return saved
+
+
+def check_outputs(r: TrainRequest) -> Path | None:
+    """The checkpoint to write (``-o``, else the one resumed, else none), after checking that it
+    and the ``--plot`` can be written; before any work is done."""
+    output = r.output or r.resume
+    if output is not None:
+        ckpt.check_output(output)
+    if r.plot is not None:
+        from convcli.training.curves import check_png
+
+        check_png(r.plot, others=[output] if output is not None else [])
+    return output
+
+
+def requested_network(r: TrainRequest, saved: Checkpoint | None) -> S.Network | None:
+    """The network to train: the SPEC, or the resumed checkpoint's (the SPEC, if given too, must be
+    the same); None when neither names one, and the data's image size picks it."""
+    network = load_spec(r.words) if r.words else None
+    if saved is None:
+        return network
+    if network is not None and not ckpt.same_network(network, saved.network):
+        raise TrainingError(
+            f"the spec given ({ckpt.spec_words(network)}) is not the network in "
+            f"{r.resume} ({ckpt.spec_words(saved.network)}); leave SPEC out to resume it"
+        )
+    return saved.network
+
+
+def default_network(image_size: tuple[int, ...]) -> S.Network:
+    """The network `convcli.training.recipes` picks for data of ``image_size`` (H, W)."""
+    if image_size not in DEFAULT_FOR_SIZE:
+        raise TrainingError(f"no default network for {image_size[0]}x{image_size[1]} images: give a SPEC")
+    return load_spec((DEFAULT_FOR_SIZE[image_size],))
+
+
+def make_config(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -> TrainConfig:
     """The checkpoint's settings when resuming, else the network's defaults (see
     `convcli.training.recipes.default_settings`), overridden by what the user gave."""
-    base = TrainConfig(**saved) if saved else TrainConfig(**default_settings(name, image_size))
+    # The data must fit the input (28x28 digits only pad into 32x32), so the input's size picks
+    # the same defaults as the data's.
+    base = saved.meta.config if saved else TrainConfig(**default_settings(network.name, network.input[:2]))
     given = {
         k: getattr(r, k)
         for k in ("epochs", "batch_size", "optimizer", "lr", "schedule", "weight_decay", "seed")
@@ -119,107 +197,112 @@ def _config(r: TrainRequest, saved: dict, name: str, image_size: tuple[int, int]
     return replace(base, **given)
 
 
-def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
-    """Train a network as ``r`` asks, saving a checkpoint after every epoch; see ``convcli train``."""
+def plan(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -> tuple[Report, TrainConfig]:
+    """The network's layers and the run's settings, after checking, without allocating any weights,
+    that every layer can be trained."""
+    report = analyse(network)
+    trainable_layers(report)
+    return report, make_config(r, saved, network)
+
+
+def load_splits(r: TrainRequest, saved: Checkpoint | None, reporter: Reporter | None = None) -> DataSplits:
+    """The data ``--data`` names (else the checkpoint's, else the built-in digits), split with
+    ``--seed`` and ``--validation`` (else the checkpoint's, else 0 and 10%)."""
     from convcli.training.datasets import resolve_data
 
-    _check_options(r)
-    output = r.output or r.resume
-    if output is not None:
-        ckpt.check_output(output)
-    if r.plot is not None:
-        from convcli.outputs import check_output_path
-        from convcli.training.curves import check_png
-
-        check_png(r.plot)
-        check_output_path(r.plot)
-    saved = ckpt.load(r.resume) if r.resume is not None else None
-    network = load_spec(r.words) if r.words else None
-    if saved is not None:
-        if network is not None and not ckpt.same_network(network, saved.network):
-            raise TrainingError(
-                f"the spec given ({ckpt.spec_words(network)}) is not the network in "
-                f"{r.resume} ({saved.meta['spec_words']}); leave SPEC out to resume it"
-            )
-        network = saved.network
-        done, epochs = int(saved.meta["epoch"]), r.epochs or saved.meta["config"]["epochs"]
-        if done >= epochs:
-            raise TrainingError(
-                f"{r.resume} has already been trained for {done} epochs: give --epochs above {done} to train further"
-            )
-    report = analyse(network) if network is not None else None
-    if report is not None:
-        trainable_layers(report)  # fail on an untrainable layer before loading any data
-    data = r.data or (saved.meta["data"]["data"] if saved else "digits")
-    seed = r.seed if r.seed is not None else (saved.meta["config"]["seed"] if saved else 0)
-    validation = (
-        r.validation if r.validation is not None else (saved.meta["data"]["validation_fraction"] if saved else 0.1)
-    )
-    splits = resolve_data(
-        data,
-        validation=validation,
-        seed=seed,
+    info = saved.meta.data if saved else None
+    return resolve_data(
+        data_word(r, saved),
+        validation=r.validation
+        if r.validation is not None
+        else (info.validation_fraction if info else DEFAULT_VALIDATION),
+        seed=r.seed if r.seed is not None else (saved.meta.config.seed if saved else 0),
         data_dir=r.data_dir,
         mirror=r.mirror,
         progress=reporter.download if reporter else None,
     )
-    size = tuple(splits.train.images.shape[2:])
-    if report is None:
-        if size not in DEFAULT_FOR_SIZE:
-            raise TrainingError(f"no default network for {size[0]}x{size[1]} images: give a SPEC")
-        network = load_spec((DEFAULT_FOR_SIZE[size],))
-        report = analyse(network)
-    check_input(splits.train.images.shape[1:], network.input)
-    config = _config(r, saved.meta["config"] if saved else {}, network.name, size)
-    model = build_model(report, seed=config.seed)
-    check_classes(model, splits.train.class_names)
-    mean, std = (saved.meta["data"]["mean"], saved.meta["data"]["std"]) if saved else (splits.mean, splits.std)
-    x, xv, xt = (
-        prepare_images(part.images, network.input, mean, std) for part in (splits.train, splits.validation, splits.test)
+
+
+def data_word(r: TrainRequest, saved: Checkpoint | None) -> str:
+    return r.data or (saved.meta.data.data if saved else "digits")
+
+
+def data_info(word: str, splits: DataSplits, saved: Checkpoint | None) -> DataInfo:
+    """What the checkpoint records about the data; a resumed run keeps its normalisation."""
+    mean, std = (saved.meta.data.mean, saved.meta.data.std) if saved else (splits.mean, splits.std)
+    return DataInfo(
+        data=word,
+        class_names=tuple(splits.train.class_names),
+        image_shape=tuple(splits.train.images.shape[1:]),
+        mean=mean,
+        std=std,
+        seed=splits.seed,
+        validation_fraction=splits.validation_fraction,
+        test_fraction=splits.test_fraction,
+        test_seed=splits.test_seed,
+        sizes={"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
     )
+
+
+def build_or_resume(
+    report: Report, config: TrainConfig, saved: Checkpoint | None
+) -> tuple[Model, Optimizer, tuple[EpochRecord, ...]]:
+    """A new model and optimiser, or the resumed checkpoint's (its optimiser state only if the
+    optimiser is the same), and the history so far."""
+    model = build_model(report, seed=config.seed)
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay, config.momentum)
-    history: list[dict] = []
-    start = 0
-    if saved is not None:
-        model.load_state_dict(saved.state)
-        if saved.meta["config"]["optimizer"] == config.optimizer:
-            optimizer.load_state_dict(saved.optim)
-        history, start = list(saved.meta["history"]), int(saved.meta["epoch"])
-    words = ckpt.spec_words(network)
-    meta = {
-        "spec": ckpt.network_to_json(network),
-        "spec_words": words,
-        "config": config.to_dict(),
-        "data": {**splits.metadata(), "data": data, "mean": mean, "std": std},
-    }
+    if saved is None:
+        return model, optimizer, ()
+    model.load_state_dict(saved.state)
+    if saved.meta.config.optimizer == config.optimizer:
+        optimizer.load_state_dict(saved.optim)
+    return model, optimizer, saved.meta.history
+
+
+def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
+    """Train a network as ``r`` asks, saving a checkpoint after every epoch; see ``convcli train``."""
+    check_options(r)
+    saved = resume_from(r)
+    output = check_outputs(r)
+    network = requested_network(r, saved)
+    if network is not None:  # fail on an untrainable layer before loading any data
+        report, config = plan(r, saved, network)
+    splits = load_splits(r, saved, reporter)
+    if network is None:
+        network = default_network(tuple(splits.train.images.shape[2:]))
+        report, config = plan(r, saved, network)
+    check_input(splits.train.images.shape[1:], network.input)
+    info = data_info(data_word(r, saved), splits, saved)
+    model, optimizer, history = build_or_resume(report, config, saved)
+    check_classes(model, info.class_names)
+    x, xv, xt = (
+        prepare_images(part.images, network.input, info.mean, info.std)
+        for part in (splits.train, splits.validation, splits.test)
+    )
     result = TrainResult(
-        network.name,
-        words,
-        config,
-        history,
-        model.n_params(),
-        splits.train.class_names,
-        output,
-        data=meta["data"],
+        Metadata(network, config, info, epoch=saved.meta.epoch if saved else 0, history=history),
+        n_params=model.n_params(),
         macs=report.total("macs"),
+        output=output,
         plot=r.plot,
     )
 
-    def on_epoch(record: EpochRecord) -> None:
-        history.append(record.__dict__.copy())
+    def save(meta: Metadata) -> None:
+        result.meta = meta
         if output is not None:
-            ckpt.save(
-                output, model.state_dict(), optimizer.state_dict(), {**meta, "epoch": record.epoch, "history": history}
-            )
+            ckpt.save(output, model.state_dict(), optimizer.state_dict(), meta)
+
+    def on_epoch(record: EpochRecord) -> None:
+        save(replace(result.meta, epoch=record.epoch, history=result.meta.history + (record,)))
         if r.plot is not None:
             from convcli.training.curves import training_curves, write_png
 
-            write_png(r.plot, training_curves(history, network.name or ""))
+            write_png(r.plot, training_curves(result.history, network.name or ""))
         if reporter:
             reporter.epoch(record)
 
     if reporter:
-        reporter.start(config.epochs, start, len(x), model, words, result.macs)
+        reporter.start(config.epochs, result.meta.epoch, len(x), model, result.words, result.macs)
     try:
         fit(
             model,
@@ -228,27 +311,22 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
             splits.train.labels,
             config,
             validation=(xv, splits.validation.labels),
-            start_epoch=start,
+            start_epoch=result.meta.epoch,
             on_batch=reporter.batch if reporter else None,
             on_epoch=on_epoch,
         )
     except KeyboardInterrupt:
         result.interrupted = True
         return result
-    result.test = evaluate(model, xt, splits.test.labels, len(splits.train.class_names))
-    if output is not None:
-        ckpt.save(
-            output,
-            model.state_dict(),
-            optimizer.state_dict(),
-            {**meta, "epoch": config.epochs, "history": history, "test_accuracy": result.test.accuracy},
-        )
+    result.test = evaluate(model, xt, splits.test.labels, len(info.class_names))
+    save(replace(result.meta, test_accuracy=result.test.accuracy))
     return result
 
 
-def load_model(path: Path) -> tuple[Model, ckpt.Checkpoint]:
-    """The trained model in a checkpoint, in evaluation mode."""
+def load_model(path: Path) -> tuple[Model, Checkpoint]:
+    """The trained model in a checkpoint, in evaluation mode; its weights must be finite."""
     saved = ckpt.load(path)
+    saved.check_weights()
     model = build_model(analyse(saved.network))
     model.load_state_dict(saved.state)
     model.eval()
@@ -269,17 +347,16 @@ def evaluate_checkpoint(path: Path, data: str | None = None, data_dir: Path | No
     from convcli.training.datasets import resolve_data
 
     model, saved = load_model(path)
-    info = saved.meta["data"]
-    data = data or info["data"]
-    splits = resolve_data(data, validation=info["validation_fraction"], seed=info["seed"], data_dir=data_dir)
-    names = tuple(info["class_names"])
-    if tuple(splits.test.class_names) != names:
+    info = saved.meta.data
+    data = data or info.data
+    splits = resolve_data(data, validation=info.validation_fraction, seed=info.seed, data_dir=data_dir)
+    if tuple(splits.test.class_names) != info.class_names:
         raise TrainingError(
             f"--data {data} has classes {', '.join(splits.test.class_names)} but the model "
-            f"was trained on {', '.join(names)}"
+            f"was trained on {', '.join(info.class_names)}"
         )
-    x = prepare_images(splits.test.images, saved.network.input, info["mean"], info["std"])
-    return EvaluateResult(path, data, names, evaluate(model, x, splits.test.labels, len(names)))
+    x = prepare_images(splits.test.images, saved.network.input, info.mean, info.std)
+    return EvaluateResult(path, data, info.class_names, evaluate(model, x, splits.test.labels, len(info.class_names)))
 
 
 def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
@@ -289,10 +366,10 @@ def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
     if top < 1:
         raise InputError(f"--top {top} must be at least 1")
     model, saved = load_model(path)
-    info = saved.meta["data"]
-    names = info["class_names"]
-    images = np.stack([load_digit_image(f, saved.network.input[:2]) for f in files])  # N, 1, H, W
-    probs = model.probabilities(prepare_images(images, saved.network.input, info["mean"], info["std"]))
+    info = saved.meta.data
+    names = info.class_names
+    images = np.stack([load_digit_image(f, saved.network.input) for f in files])  # N, 1, h, w
+    probs = model.probabilities(prepare_images(images, saved.network.input, info.mean, info.std))
     results = []
     for f, p in zip(files, probs):
         order = np.argsort(-p, kind="stable")[: min(top, len(names))]
