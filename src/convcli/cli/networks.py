@@ -1,12 +1,14 @@
-"""shape-calc, params and flops: the network arithmetic commands. No numpy here."""
+"""shape-calc, params, flops and draw: the network arithmetic commands and the picture. No numpy here."""
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 import typer
 
 from convcli.cli.app import command_app, usage_error
+from convcli.draw.units import DEFAULT_WIDTH, STYLES
 
 app = command_app()
 
@@ -213,3 +215,44 @@ def flops(
         render.emit_report_json(report, include=kinds)
     else:
         render.show_flops(report, kinds, expand)
+
+
+Style = Enum("Style", {s: s for s in STYLES}, type=str)
+
+
+@app.command()
+def draw(
+    words: list[str] | None = SpecWords,
+    output: list[Path] = typer.Option(
+        ..., "-o", "--output", metavar="FILE", help="The picture, .svg or .png; give -o twice for both (one layout)."
+    ),
+    input_shape: str | None = InputOpt,
+    expand: bool = typer.Option(False, "--expand", "-e", help="Draw the layers inside blocks, not one map a block."),
+    style: Style = typer.Option(
+        STYLES[0], "--style", help="3d: feature maps as boxes; flat: a plain block diagram, one rectangle a layer."
+    ),
+    width: int = typer.Option(DEFAULT_WIDTH, "--width", metavar="PIXELS", help="Wrap into rows this wide."),
+) -> None:
+    """Draw a network: its feature maps as boxes, with their shapes and the layers that made them.
+
+    Height and width are drawn on a log scale and the channels as thickness; under each map its
+    shape H x W x C and the layer that made it (conv 5x5, s=1), with batch norm and activations
+    folded in. Residual blocks get a skip arc (a projection is named on it), Inception modules
+    their branches side by side, depthwise and pointwise convolutions a shared background; the
+    title has the parameter and MAC totals. The chain wraps into rows, so a whole ResNet-50 fits.
+
+    \b
+    Examples:
+      convcli draw lenet5 -o lenet5.svg
+      convcli draw resnet50 -o resnet50.png
+      convcli draw googlenet --expand -o googlenet.svg -o googlenet.png
+      convcli draw 32x32x3 conv:32,f=3,p=same bn relu maxpool:2 flatten fc:10 --style flat -o net.svg
+    """
+    from convcli.draw.network import draw as draw_network
+    from convcli.networks.report import analyse
+    from convcli.render.emit import note
+
+    report = analyse(_load(words, input_shape))
+    _, written = draw_network(report, output, style.value, expand, width, inputs=words or [])
+    for path in written:
+        note(f"wrote {path}")
