@@ -198,6 +198,15 @@ def _check_positive(what: str, **values: int) -> None:
             raise ShapeError(f"{what}: {name}={value} must be a positive integer")
 
 
+def default_stride(f: int, s: int | None, pool: bool = False) -> int:
+    """The stride a layer gets when none is given: 1 for a convolution, the window for pooling.
+
+    >>> default_stride(3, None), default_stride(3, None, pool=True), default_stride(3, 2, pool=True)
+    (1, 3, 2)
+    """
+    return (f if pool else 1) if s is None else s
+
+
 def axis(
     n: int,
     f: int,
@@ -220,11 +229,11 @@ def axis(
     if transposed:
         if not isinstance(padding, int):
             raise ShapeError(f"a transposed convolution takes an integer padding, not {padding!r}")
-        return conv_transpose_axis(n, f, 1 if s is None else s, padding, d, output_padding)
+        return conv_transpose_axis(n, f, default_stride(f, s), padding, d, output_padding)
     if output_padding:
         raise ShapeError("--output-padding applies only to a transposed convolution (--transposed)")
     if pool:
-        return pool_axis(n, f, s, padding, d, ceil)
+        return pool_axis(n, f, default_stride(f, s, pool=True), padding, d, ceil)
     if ceil:
         raise ShapeError("--ceil applies only to pooling (--pool)")
-    return conv_axis(n, f, 1 if s is None else s, padding, d)
+    return conv_axis(n, f, default_stride(f, s), padding, d)

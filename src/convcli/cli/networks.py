@@ -54,6 +54,15 @@ def shape_calc(
     convention: Convention = typer.Option(
         Convention.pytorch, "--convention", help="pytorch: 'same' needs stride 1; tf: 'same' is TensorFlow's SAME."
     ),
+    animate: Path | None = typer.Option(
+        None,
+        "--animate",
+        metavar="FILE",
+        help="Single layer: draw the window at every output position, as a .gif or a .png sheet of frames.",
+    ),
+    frames: int | None = typer.Option(
+        None, "--frames", metavar="N", help="With --animate: at most N frames, spread over the output positions."
+    ),
     input_shape: str | None = InputOpt,
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
@@ -69,6 +78,7 @@ def shape_calc(
       convcli shape-calc -n 7 -f 3 -s 2            # prints 3
       convcli shape-calc -n 224 -f 3 -s 2 -p same --convention tf
       convcli shape-calc -n 4 -f 2 -s 2 --transposed
+      convcli shape-calc -n 5 -f 3 -s 2 -p 1 --animate conv.gif
       convcli shape-calc 39x39x3 conv:10,f=3 conv:20,f=5,s=2 conv:40,f=5,s=2 flatten
       convcli shape-calc resnet50 --input 32x32x3 --json | jq .output_shape
     """
@@ -77,6 +87,10 @@ def shape_calc(
     single = [n, f, s] != [None, None, None] or pool or ceil or transposed or output_padding or d != 1 or p != "0"
     if words and single:
         raise usage_error("give either a network (SPEC words) or one layer (-n, -f, ...), not both")
+    if animate is not None and words:
+        raise usage_error("--animate draws one layer (-n, -f, ...), not a network; see 'convcli draw'")
+    if frames is not None and animate is None:
+        raise usage_error("--frames goes with --animate")
     if not words:
         if n is None or f is None:
             raise usage_error("give a network (e.g. 28x28x1 conv:6,f=5) or one layer with -n and -f")
@@ -84,6 +98,12 @@ def shape_calc(
 
         padding = parse_padding(p, convention.value)
         result = axis(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding)
+        shown = None
+        if animate is not None:
+            from convcli.draw.arithmetic import animate as draw_animation
+
+            options = {"pool": pool, "ceil": ceil, "transposed": transposed, "output_padding": output_padding}
+            shown, written = draw_animation(animate, n, f, s, padding, d, **options, cap=frames)
         render.show_axis(
             n,
             f,
@@ -97,6 +117,10 @@ def shape_calc(
             output_padding=output_padding,
             json_out=json_out,
         )
+        if shown is not None:
+            from convcli.render.emit import note
+
+            note(f"wrote {written} ({len(shown)} frames)")
         return
     from convcli.networks.report import analyse
 

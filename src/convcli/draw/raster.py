@@ -8,6 +8,7 @@ layout gave it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
@@ -63,21 +64,33 @@ def save_png(image: Image.Image, f) -> None:
     image.save(f, format="PNG", optimize=False, compress_level=6)
 
 
+def shared_palette(images: list[Image.Image]) -> Image.Image:
+    """One palette for every frame of an animation, from frames that hold all its colours: Pillow
+    would otherwise choose, and dither, each frame's colours differently."""
+    w, h = images[0].size
+    strip = Image.new("RGB", (w, h * len(images)))
+    for k, im in enumerate(images):
+        strip.paste(im, (0, k * h))
+    return strip.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+
+
+def paletted(image: Image.Image, palette: Image.Image) -> Image.Image:
+    return image.quantize(palette=palette, dither=Image.Dither.NONE)
+
+
 def save_gif(frames: list[Image.Image], f, duration_ms: int, last_ms: int) -> None:
-    """An animation that loops for ever; the last frame stays ``last_ms`` on screen."""
-    # One shared palette keeps Pillow from dithering the flat colours differently frame by frame.
-    palette = frames[-1].quantize(colors=64, method=Image.Quantize.MEDIANCUT)
-    paletted = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in frames]
+    """Paletted ``frames`` as an animation that loops for ever; the last stays ``last_ms`` on screen."""
     durations = [duration_ms] * (len(frames) - 1) + [last_ms]
-    paletted[0].save(f, format="GIF", save_all=True, append_images=paletted[1:], duration=durations, loop=0, disposal=1)
+    frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, disposal=1)
 
 
-def sheet(frames: list[Image.Image], columns: int, gap: int = 8) -> Image.Image:
-    """The frames in a grid, row by row, ``gap`` pixels apart."""
-    w, h = frames[0].size
-    rows = math.ceil(len(frames) / columns)
+def sheet(images: Iterable[Image.Image], count: int, size: tuple[int, int], columns: int, gap: int) -> Image.Image:
+    """``count`` images of ``size`` in a grid, row by row, ``gap`` pixels apart; each is pasted
+    as it comes, so only the sheet is held."""
+    w, h = size
+    rows = math.ceil(count / columns)
     out = Image.new("RGB", (columns * w + (columns + 1) * gap, rows * h + (rows + 1) * gap), (200, 200, 200))
-    for k, im in enumerate(frames):
+    for k, im in enumerate(images):
         r, c = divmod(k, columns)
         out.paste(im, (gap + c * (w + gap), gap + r * (h + gap)))
     return out

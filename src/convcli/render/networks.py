@@ -196,11 +196,12 @@ def emit_report_json(report: Report, keras: bool = False, include: frozenset[str
     emit_json(report_dict(report, keras, include))
 
 
-def show_axis(n, f, s, padding, d, result, *, pool, ceil, transposed, output_padding, json_out) -> None:
-    """One layer on one axis: the bare number when piped, the formula with numbers on a terminal."""
-    from convcli.shapes import effective_kernel
+def axis_text(n, f, s, padding, d, result, *, pool, ceil, transposed, output_padding) -> tuple[str, str | None]:
+    """The formula of one layer on one axis with its numbers, and the note when the floor drops
+    rows and columns (else None): what shape-calc prints and what its animation captions."""
+    from convcli.shapes import default_stride, effective_kernel
 
-    stride = (f if pool else 1) if s is None else s
+    stride = default_stride(f, s, pool)
     f_eff = effective_kernel(f, d)
     if transposed:
         formula = (
@@ -224,12 +225,22 @@ def show_axis(n, f, s, padding, d, result, *, pool, ceil, transposed, output_pad
         if result.dropped
         else None
     )
+    return formula, dropped
+
+
+def show_axis(n, f, s, padding, d, result, *, pool, ceil, transposed, output_padding, json_out) -> None:
+    """One layer on one axis: the bare number when piped, the formula with numbers on a terminal."""
+    from convcli.shapes import default_stride
+
+    formula, dropped = axis_text(
+        n, f, s, padding, d, result, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding
+    )
     if json_out:
         emit_json(
             {
                 "n": n,
                 "f": f,
-                "s": stride,
+                "s": default_stride(f, s, pool),
                 "p": [result.p_lo, result.p_hi],
                 "d": d,
                 "output": result.out,
