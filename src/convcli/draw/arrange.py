@@ -129,9 +129,9 @@ class Layout:
             top, bottom = axis - u.up - 4, label_y + u.label_h + 2
             self.items.insert(start, rect(x0 + 3, top, x - x0 - 6, bottom - top, "#eef6ec", "#c7e3c2"))
         if u.caption:
-            y = axis - u.up + CAPTION + ARC_RISE / 2
-            self.items.append(Line(((x0 + 4, y + 5), (x0 + 4, y), (x - 4, y), (x - 4, y + 5)), GREY, 1, cls="group"))
-            self.items.append(Text((x0 + x) / 2, y - 4, u.caption, 10, fill=GREY, cls="block"))
+            y = axis - u.up + CAPTION + 2  # clear of a pair's background, which reaches 4 above its boxes
+            self.items.append(Line(((x0 + 4, y + 4), (x0 + 4, y), (x - 4, y), (x - 4, y + 4)), GREY, 1, cls="group"))
+            self.items.append(Text((x0 + x) / 2, y - 3, u.caption, 10, fill=GREY, cls="block"))
         return x_in
 
     def _skip(self, u: Skip, x: float, axis: float, label_y: float, x_in: float | None) -> float:
