@@ -111,6 +111,11 @@ def chosen(total: int, cap: int | None) -> list[int]:
     return [round(k * (total - 1) / (cap - 1)) for k in range(cap)]
 
 
+def _edge(c: int, colour: str) -> str | None:
+    """Cell outlines, except on cells too small for them to be more than a mesh."""
+    return colour if c >= 6 else None
+
+
 def _span(taps: range) -> str:
     return f"{taps[0]}-{taps[-1]}" if taps.step == 1 else ", ".join(map(str, taps))
 
@@ -184,7 +189,7 @@ def frames(
             for col in cols:
                 inside = r < length and col < length
                 fill = TAP if inside and t.cells[r] == INPUT == t.cells[col] else TAP_PAD
-                scene.items.append(rect(MARGIN + col * c, TOP + r * c, c, c, fill, "#a0a0a0", width=0.6))
+                scene.items.append(rect(MARGIN + col * c, TOP + r * c, c, c, fill, _edge(c, "#a0a0a0"), width=0.6))
         x0, y0 = MARGIN + cols[0] * c, TOP + rows[0] * c
         side = (rows[-1] - rows[0] + 1) * c
         scene.items.append(rect(x0, y0, side, side, None, WINDOW, width=2.5, cls="window"))
@@ -192,7 +197,7 @@ def frames(
             fill = CURRENT if m == index else DONE if m < index else "#ffffff"
             r, col = divmod(m, t.out)
             cls = "current" if m == index else "output"
-            scene.items.append(rect(x_out + col * c, TOP + r * c, c, c, fill, "#8c8c8c", width=0.6, cls=cls))
+            scene.items.append(rect(x_out + col * c, TOP + r * c, c, c, fill, _edge(c, "#8c8c8c"), width=0.6, cls=cls))
         where = f"rows {_span(rows)}, columns {_span(cols)}"
         line = f"output ({i}, {j}), {index + 1} of {t.out * t.out}: the window at {where} of the grid"
         scene.items.append(Text(MARGIN, height - 16, line, 12, anchor="start", cls="position"))
@@ -216,7 +221,7 @@ def _static(
             if max(r, col) >= length - t.dropped:
                 kind = "dropped"
             x, y = MARGIN + col * c, TOP + r * c
-            items.append(rect(x, y, c, c, FILLS[kind], "#b4b4b4", width=0.6, cls=kind))
+            items.append(rect(x, y, c, c, FILLS[kind], _edge(c, "#b4b4b4"), width=0.6, cls=kind))
             if kind == PAD and c >= 8:
                 items.append(Line(((x + 2, y + c - 2), (x + c - 2, y + 2)), "#cfcfcf", 0.6))
     mid = TOP + min(length, t.out) * c / 2
