@@ -260,10 +260,11 @@ def draw(
     """Draw a network: its feature maps as boxes, with their shapes and the layers that made them.
 
     Height and width are drawn on a log scale and the channels as thickness; under each map its
-    shape H x W x C and the layer that made it (conv 5x5, s=1), with batch norm and activations
-    folded in. Residual blocks get a skip arc (a projection is named on it), Inception modules
-    their branches side by side, depthwise and pointwise convolutions a shared background; the
-    title has the parameter and MAC totals. The chain wraps into rows, so a whole ResNet-50 fits.
+    shape H x W x C and the layer that made it (conv 5x5, s=1), batch norm and activations folded
+    in; fully connected layers are bars. Residual blocks get a skip arc (a projection is named on
+    it). With --expand the layers inside blocks are drawn too: Inception branches side by side,
+    joined at the concatenation, and depthwise and pointwise convolutions as a pair. The title has
+    the parameter and MAC totals; the chain wraps into rows, so a whole ResNet-50 stays readable.
 
     \b
     Examples:
