@@ -18,6 +18,7 @@ COMMANDS = {
     "shape-calc": "networks",
     "params": "networks",
     "flops": "networks",
+    "draw": "networks",
     "edges": "images",
     "conv": "images",
     "pool": "images",

@@ -1,12 +1,14 @@
-"""shape-calc, params and flops: the network arithmetic commands. No numpy here."""
+"""shape-calc, params, flops and draw: the network arithmetic commands and the picture. No numpy here."""
 
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 import typer
 
 from convcli.cli.app import command_app, usage_error
+from convcli.draw.units import DEFAULT_WIDTH, STYLES
 
 app = command_app()
 
@@ -54,6 +56,15 @@ def shape_calc(
     convention: Convention = typer.Option(
         Convention.pytorch, "--convention", help="pytorch: 'same' needs stride 1; tf: 'same' is TensorFlow's SAME."
     ),
+    animate: Path | None = typer.Option(
+        None,
+        "--animate",
+        metavar="FILE",
+        help="Single layer: draw the window at every output position, as a .gif or a .png sheet of frames.",
+    ),
+    frames: int | None = typer.Option(
+        None, "--frames", metavar="N", help="With --animate: at most N frames, spread over the output positions."
+    ),
     input_shape: str | None = InputOpt,
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
@@ -69,6 +80,7 @@ def shape_calc(
       convcli shape-calc -n 7 -f 3 -s 2            # prints 3
       convcli shape-calc -n 224 -f 3 -s 2 -p same --convention tf
       convcli shape-calc -n 4 -f 2 -s 2 --transposed
+      convcli shape-calc -n 5 -f 3 -s 2 -p 1 --animate conv.gif
       convcli shape-calc 39x39x3 conv:10,f=3 conv:20,f=5,s=2 conv:40,f=5,s=2 flatten
       convcli shape-calc resnet50 --input 32x32x3 --json | jq .output_shape
     """
@@ -77,22 +89,24 @@ def shape_calc(
     single = [n, f, s] != [None, None, None] or pool or ceil or transposed or output_padding or d != 1 or p != "0"
     if words and single:
         raise usage_error("give either a network (SPEC words) or one layer (-n, -f, ...), not both")
+    if animate is not None and words:
+        raise usage_error("--animate draws one layer (-n, -f, ...), not a network; see 'convcli draw'")
+    if frames is not None and animate is None:
+        raise usage_error("--frames goes with --animate")
     if not words:
         if n is None or f is None:
             raise usage_error("give a network (e.g. 28x28x1 conv:6,f=5) or one layer with -n and -f")
         from convcli.shapes import axis, parse_padding
 
-        layer = axis(
-            n=n,
-            f=f,
-            s=s,
-            padding=parse_padding(p, convention.value),
-            d=d,
-            pool=pool,
-            ceil=ceil,
-            transposed=transposed,
-            output_padding=output_padding,
-        )
+        options = {"pool": pool, "ceil": ceil, "transposed": transposed, "output_padding": output_padding}
+        padding = parse_padding(p, convention.value)
+        layer = axis(n=n, f=f, s=s, padding=padding, d=d, **options)
+        if animate is not None:
+            from convcli.draw.arithmetic import animate as draw_animation
+            from convcli.render.emit import note
+
+            shown, written = draw_animation(animate, n, f, s, padding, d, **options, cap=frames)
+            note(f"wrote {written} ({len(shown)} frames)")
         render.show_axis(layer, json_out=json_out)
         return
     from convcli.networks.report import analyse
@@ -214,3 +228,45 @@ def flops(
         render.emit_report_json(report)
     else:
         render.show_flops(report, expand)
+
+
+Style = Enum("Style", {s: s for s in STYLES}, type=str)
+
+
+@app.command()
+def draw(
+    words: list[str] | None = SpecWords,
+    output: list[Path] = typer.Option(
+        ..., "-o", "--output", metavar="FILE", help="The picture, .svg or .png; give -o twice for both (one layout)."
+    ),
+    input_shape: str | None = InputOpt,
+    expand: bool = typer.Option(False, "--expand", "-e", help="Draw the layers inside blocks, not one map a block."),
+    style: Style = typer.Option(
+        STYLES[0], "--style", help="3d: feature maps as boxes; flat: a plain block diagram, one rectangle a layer."
+    ),
+    width: int = typer.Option(DEFAULT_WIDTH, "--width", metavar="PIXELS", help="Wrap into rows this wide."),
+) -> None:
+    """Draw a network: its feature maps as boxes, with their shapes and the layers that made them.
+
+    Height and width are drawn on a log scale and the channels as thickness; under each map its
+    shape H x W x C and the layer that made it (conv 5x5, s=1), batch norm and activations folded
+    in; fully connected layers are bars. Residual blocks get a skip arc (a projection is named on
+    it). With --expand the layers inside blocks are drawn too: Inception branches side by side,
+    joined at the concatenation, and depthwise and pointwise convolutions as a pair. The title has
+    the parameter and MAC totals; the chain wraps into rows, so a whole ResNet-50 stays readable.
+
+    \b
+    Examples:
+      convcli draw lenet5 -o lenet5.svg
+      convcli draw resnet50 -o resnet50.png
+      convcli draw googlenet --expand -o googlenet.svg -o googlenet.png
+      convcli draw 32x32x3 conv:32,f=3,p=same bn relu maxpool:2 flatten fc:10 --style flat -o net.svg
+    """
+    from convcli.draw.network import draw as draw_network
+    from convcli.networks.report import analyse
+    from convcli.render.emit import note
+
+    report = analyse(_load(words, input_shape))
+    _, written = draw_network(report, output, style.value, expand, width, inputs=words or [])
+    for path in written:
+        note(f"wrote {path}")

@@ -182,8 +182,9 @@ def emit_report_json(report: Report) -> None:
     emit_json(report_dict(report))
 
 
-def show_axis(layer: OneLayer, json_out: bool) -> None:
-    """One layer on one axis: the bare number when piped, the formula with numbers on a terminal."""
+def axis_text(layer: OneLayer) -> tuple[str, str | None]:
+    """The formula of one layer on one axis with its numbers, and the note when the floor drops
+    rows and columns (else None): what shape-calc prints and what its animation captions."""
     n, f, s, d, lo, hi, out = layer.n, layer.f, layer.s, layer.d, layer.p_lo, layer.p_hi, layer.out
     if layer.kind == "convT":
         formula = (
@@ -198,17 +199,35 @@ def show_axis(layer: OneLayer, json_out: bool) -> None:
             formula += f"   (TensorFlow SAME: ceil({n}/{s}), padding {lo} before, {hi} after)"
         if layer.partial:
             formula += "   (ceil mode keeps the last partial window)"
+    dropped = (
+        f"(n + 2p - f) = {layer.span} is not a multiple of s={s}: "
+        f"the last {layer.dropped} row(s)/column(s) are never covered"
+        if layer.dropped
+        else None
+    )
+    return formula, dropped
+
+
+def show_axis(layer: OneLayer, json_out: bool) -> None:
+    """One layer on one axis: the bare number when piped, the formula with numbers on a terminal."""
+    formula, dropped = axis_text(layer)
     if json_out:
         emit_json(
-            {"n": n, "f": f, "s": s, "p": [lo, hi], "d": d, "output": out, "dropped": layer.dropped, "formula": formula}
+            {
+                "n": layer.n,
+                "f": layer.f,
+                "s": layer.s,
+                "p": [layer.p_lo, layer.p_hi],
+                "d": layer.d,
+                "output": layer.out,
+                "dropped": layer.dropped,
+                "formula": formula,
+            }
         )
         return
-    emit(formula if is_terminal() else str(out))
-    if layer.dropped:
-        warn(
-            f"(n + 2p - f) = {layer.span} is not a multiple of s={s}: "
-            f"the last {layer.dropped} row(s)/column(s) are never covered"
-        )
+    emit(formula if is_terminal() else str(layer.out))
+    if dropped:
+        warn(dropped)
 
 
 def show_zoo(rows: list[dict], json_out: bool) -> None:

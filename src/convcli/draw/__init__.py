@@ -1,0 +1,1 @@
+"""Pictures: network diagrams (``convcli draw``) and animated window arithmetic (``shape-calc --animate``)."""

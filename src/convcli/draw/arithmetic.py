@@ -1,0 +1,269 @@
+"""Animated window arithmetic: what ``floor((n + 2p - f)/s) + 1`` counts, one frame per output.
+
+``convcli shape-calc -n 5 -f 3 -s 2 -p 1 --animate conv.gif`` draws the padded n x n input (the
+padding cells marked), the f x f window at each output position, the output grid filling in,
+and the formula with its numbers; rows and columns that the floor drops are shaded and named.
+The same setting applies to both axes, as ``shape-calc`` computes it for one. Sizes come from
+:func:`convcli.shapes.axis`; the window of output ``i`` starts at ``i * s``, by definition.
+
+A transposed convolution is drawn as what it computes: a stride-1 convolution over the input
+spread ``s`` apart (``s - 1`` zeros between neighbours) and padded by ``d(f - 1) - p`` on each
+side, with the output padding as one more row and column at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from convcli.draw.scene import GREY, INK, Line, Scene, Text, arrow, rect, text_width
+from convcli.errors import OutputError
+from convcli.outputs import PathLike
+from convcli.shapes import OneLayer, axis
+
+MAX_FRAMES = 400
+INPUT, PAD, ZERO = "input", "pad", "zero"
+FILLS = {INPUT: "#deebf7", PAD: "#f4f4f4", ZERO: "#fff3b0", "dropped": "#bdbdbd"}
+TAP, TAP_PAD, WINDOW = "#fdb863", "#fee0b6", "#e66101"
+DONE, CURRENT = "#9ecae1", WINDOW
+MARGIN, GAP, TOP = 24, 56, 72
+
+
+@dataclass(frozen=True)
+class Track:
+    """One axis of the grid the window walks: what each position holds, the window's step, its
+    dilation and size, the number of outputs, and how many trailing positions no window covers."""
+
+    cells: tuple[str, ...]
+    step: int
+    d: int
+    f: int
+    out: int
+    dropped: int = 0
+
+    def taps(self, i: int) -> range:
+        """The positions output ``i`` reads."""
+        return range(i * self.step, i * self.step + self.d * (self.f - 1) + 1, self.d)
+
+
+def track(
+    n: int,
+    f: int,
+    s: int | None = None,
+    padding: int | str = 0,
+    d: int = 1,
+    *,
+    pool: bool = False,
+    ceil: bool = False,
+    transposed: bool = False,
+    output_padding: int = 0,
+) -> tuple[Track, OneLayer]:
+    """The grid of one axis and shape-calc's result for it.
+
+    >>> t, r = track(5, 3, 2, 1)
+    >>> t.cells.count("pad"), r.out, list(t.taps(1))
+    (2, 3, [2, 3, 4])
+    >>> track(2, 3, 2, transposed=True)[0].cells
+    ('pad', 'pad', 'input', 'zero', 'input', 'pad', 'pad')
+    """
+    result = axis(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding)
+    if not transposed:
+        cells = (PAD,) * result.p_lo + (INPUT,) * n + (PAD,) * result.p_hi
+        return Track(cells, result.s, d, f, result.out, result.dropped), result
+    stride, q = result.s, d * (f - 1) - result.p_lo
+    spread = (n - 1) * stride + 1
+    cells = []
+    for j in range(spread + 2 * q + output_padding):
+        t = j - q  # position in the spread-out input; q < 0 crops it
+        cells.append((INPUT if t % stride == 0 else ZERO) if 0 <= t < spread else PAD)
+    return Track(tuple(cells), 1, d, f, result.out), result
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Frame ``k`` fills output ``position`` (row, column), the ``filled``-th output in row-major order."""
+
+    k: int
+    position: tuple[int, int]
+    filled: int
+    scene: Scene
+
+
+def chosen(total: int, cap: int | None) -> list[int]:
+    """Which outputs get a frame: all of them, or ``cap`` spread evenly from the first to the last.
+
+    >>> chosen(9, None), chosen(100, 4)
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 33, 66, 99])
+    """
+    if cap is not None and cap < 1:
+        raise OutputError(f"--frames {cap} must be at least 1")
+    if cap is None and total > MAX_FRAMES:
+        raise OutputError(
+            f"the output has {total:,} positions, more frames than {MAX_FRAMES}: give --frames N to show N of them"
+        )
+    if cap is not None and cap > MAX_FRAMES:
+        raise OutputError(f"--frames {cap} is more than {MAX_FRAMES}")
+    if cap is None or cap >= total:
+        return list(range(total))
+    if cap == 1:
+        return [0]
+    return [round(k * (total - 1) / (cap - 1)) for k in range(cap)]
+
+
+def _edge(c: int, colour: str) -> str | None:
+    """Cell outlines, except on cells too small for them to be more than a mesh."""
+    return colour if c >= 6 else None
+
+
+def _span(taps: range) -> str:
+    return f"{taps[0]}-{taps[-1]}" if taps.step == 1 else ", ".join(map(str, taps))
+
+
+def _title(n, f, s, d, result, *, pool, ceil, transposed, output_padding, padding) -> str:
+    what = "transposed convolution" if transposed else ("pooling" if pool else "convolution")
+    pad = f"p={padding}" if isinstance(padding, str) else f"p={result.p_lo}"
+    if padding == "tf":
+        pad = "p=same (TensorFlow)"
+    parts = [f"n={n}", f"f={f}", f"s={result.s}", pad]
+    parts += [f"d={d}"] * (d != 1) + [f"output padding {output_padding}"] * bool(output_padding) + ["ceil"] * ceil
+    return f"{what}: {', '.join(parts)}"
+
+
+def frames(
+    n: int,
+    f: int,
+    s: int | None = None,
+    padding: int | str = 0,
+    d: int = 1,
+    *,
+    pool: bool = False,
+    ceil: bool = False,
+    transposed: bool = False,
+    output_padding: int = 0,
+    cap: int | None = None,
+) -> list[Frame]:
+    """The frames of the animation, one per output position (or ``cap`` of them)."""
+    from convcli.render.networks import axis_text
+
+    options = {"pool": pool, "ceil": ceil, "transposed": transposed, "output_padding": output_padding}
+    t, result = track(n, f, s, padding, d, **options)
+    picks = chosen(t.out * t.out, cap)
+    formula, dropped = axis_text(result)
+    length = len(t.cells)
+    c = max(4, min(36, 360 // max(length, t.out)))
+    heading = _title(n, f, s, d, result, padding=padding, **options)
+    if transposed:
+        q = d * (f - 1) - result.p_lo
+        pads = f"{q}" if not output_padding else f"{q} before, {q + output_padding} after"
+        grid_label = f"input {n} x {n} spread {result.s} apart, padded {pads} -> {length} x {length}"
+        notes = [f"computed as a stride-1 convolution over the spread input, padded d(f-1) - p = {q}"]
+        if output_padding:
+            notes.append(f"the output padding adds {output_padding} more row(s) and column(s) at the end")
+    else:
+        pads = f"{result.p_lo}" if result.p_lo == result.p_hi else f"{result.p_lo} before, {result.p_hi} after"
+        grid_label = f"input {n} x {n}" + (f", padded {pads} -> {length} x {length}" if length != n else "")
+        notes = [dropped] if dropped else []
+    if t.dropped:
+        first, last = length - t.dropped, length - 1
+        which = f"{first}" if first == last else f"{first}-{last}"
+        plural = "s" * (first != last)
+        notes.append(f"dropped by the floor (shaded): row{plural} {which} and column{plural} {which}")
+    reach = max(length, max(t.taps(t.out - 1)) + 1)  # a ceil-mode window may hang over the edge
+    if reach > length:
+        notes.append("ceil mode: the last window hangs over the edge of the padded input and still counts")
+    x_out = MARGIN + max(reach * c + GAP, text_width(grid_label, 11) + 24)
+    legend = [(FILLS[INPUT], "input")]
+    legend += [(FILLS[PAD], "padding")] * (PAD in t.cells) + [(FILLS[ZERO], "inserted zeros")] * (ZERO in t.cells)
+    legend += [(FILLS["dropped"], "dropped")] * bool(t.dropped) + [(TAP, "window")]
+    if set(t.cells) != {INPUT} or reach > length:
+        legend.append((TAP_PAD, "window off the input"))
+    static = _static(t, c, x_out, reach, heading, grid_label, formula, notes, legend)
+    height = static.height
+    out = []
+    for k, index in enumerate(picks):
+        i, j = divmod(index, t.out)
+        scene = Scene(static.width, height, list(static.items), heading)
+        rows, cols = t.taps(i), t.taps(j)
+        for r in rows:
+            for col in cols:
+                inside = r < length and col < length
+                fill = TAP if inside and t.cells[r] == INPUT == t.cells[col] else TAP_PAD
+                scene.items.append(rect(MARGIN + col * c, TOP + r * c, c, c, fill, _edge(c, "#a0a0a0"), width=0.6))
+        x0, y0 = MARGIN + cols[0] * c, TOP + rows[0] * c
+        side = (rows[-1] - rows[0] + 1) * c
+        scene.items.append(rect(x0, y0, side, side, None, WINDOW, width=2.5, cls="window"))
+        for m in range(t.out * t.out):
+            fill = CURRENT if m == index else DONE if m < index else "#ffffff"
+            r, col = divmod(m, t.out)
+            cls = "current" if m == index else "output"
+            scene.items.append(rect(x_out + col * c, TOP + r * c, c, c, fill, _edge(c, "#8c8c8c"), width=0.6, cls=cls))
+        where = f"rows {_span(rows)}, columns {_span(cols)}"
+        line = f"output ({i}, {j}), {index + 1} of {t.out * t.out}: the window at {where} of the grid"
+        scene.items.append(Text(MARGIN, height - 16, line, 12, anchor="start", cls="position"))
+        out.append(Frame(k, (i, j), index + 1, scene))
+    return out
+
+
+def _static(
+    t: Track, c: int, x_out: float, reach: int, heading: str, grid_label: str, formula: str, notes, legend
+) -> Scene:
+    """What every frame shares: the grids, their names, the formula, the notes and the legend."""
+    length = len(t.cells)
+    items: list = [Text(MARGIN, 30, heading, 14, True, "start", cls="title")]
+    items.append(Text(MARGIN, TOP - 10, grid_label, 11, anchor="start", fill=GREY))
+    out_label = f"output {t.out} x {t.out}"
+    items.append(Text(x_out, TOP - 10, out_label, 11, anchor="start", fill=GREY))
+    for r in range(length):
+        for col in range(length):
+            kinds = {t.cells[r], t.cells[col]}
+            kind = PAD if PAD in kinds else ZERO if ZERO in kinds else INPUT
+            if max(r, col) >= length - t.dropped:
+                kind = "dropped"
+            x, y = MARGIN + col * c, TOP + r * c
+            items.append(rect(x, y, c, c, FILLS[kind], _edge(c, "#b4b4b4"), width=0.6, cls=kind))
+            if kind == PAD and c >= 8:
+                items.append(Line(((x + 2, y + c - 2), (x + c - 2, y + 2)), "#cfcfcf", 0.6))
+    mid = TOP + min(length, t.out) * c / 2
+    items += arrow([(MARGIN + length * c + 10, mid), (x_out - 10, mid)], GREY, 1.5)
+    y = TOP + max(reach, t.out) * c + 26
+    for text in [formula] + list(notes):
+        items.append(Text(MARGIN, y, text, 12, anchor="start", fill=INK, cls="formula" if text is formula else "note"))
+        y += 18
+    x = MARGIN
+    for fill, name in legend:
+        items.append(rect(x, y - 10, 12, 12, fill, "#8c8c8c", width=0.6))
+        items.append(Text(x + 17, y, name, 11, anchor="start"))
+        x += 17 + text_width(name, 11) + 16
+    widths = [MARGIN + text_width(text, 12) for text in [formula, *notes]]
+    width = max([x_out + t.out * c, x, MARGIN + text_width(heading, 14, True), *widths]) + MARGIN
+    position = f"output ({t.out - 1}, {t.out - 1}), {t.out**2} of {t.out**2}: the window at rows "
+    longest = position + f"{_span(t.taps(t.out - 1))}, columns {_span(t.taps(t.out - 1))} of the grid"
+    width = max(width, MARGIN + text_width(longest, 12) + MARGIN)
+    return Scene(width, y + 40, items, heading)
+
+
+def animate(
+    path: PathLike,
+    n: int,
+    f: int,
+    s: int | None = None,
+    padding: int | str = 0,
+    d: int = 1,
+    *,
+    pool: bool = False,
+    ceil: bool = False,
+    transposed: bool = False,
+    output_padding: int = 0,
+    cap: int | None = None,
+    inputs: Iterable[PathLike] = (),
+) -> tuple[list[Frame], Path]:
+    """Write the animation to ``path``: a looping ``.gif``, or a ``.png`` sheet of every frame."""
+    from convcli.draw.files import check_animation, write_animation
+
+    check_animation(path, inputs)
+    shown = frames(
+        n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding, cap=cap
+    )
+    duration = max(120, min(700, 24_000 // len(shown)))
+    return shown, write_animation(path, [frame.scene for frame in shown], inputs, duration)
