@@ -101,6 +101,7 @@ def test_same_padding_puts_the_odd_pixel_last():
         lambda: pool_axis(5, 2, 2, 2),
         lambda: axis(5, 3, output_padding=1),
         lambda: axis(5, 3, ceil=True),
+        lambda: axis(5, 3, pool=True, transposed=True),
         lambda: resolve_padding("bogus", 5, 3),
     ],
 )

@@ -244,6 +244,8 @@ def axis(
     >>> axis(5, 2, pool=True, ceil=True)[-4:]
     (3, 3, 0, True)
     """
+    if transposed and pool:
+        raise ShapeError("--pool and --transposed describe two different layers: a pooling window, a transposed conv")
     if output_padding and not transposed:
         raise ShapeError("--output-padding applies only to a transposed convolution (--transposed)")
     if ceil and not pool:

@@ -172,6 +172,25 @@ def test_compare_inception():
         (["shape-calc"], 2, "give a network"),
         (["shape-calc", "--bogus"], 2, "No such option"),
         (["flops", "lenet5", "--include", "cats"], 2, "--include 'cats'"),
+        # options that used to be accepted and ignored
+        (["shape-calc", "-n", "7", "-f", "3", "--pool", "--transposed"], 1, "--pool and --transposed"),
+        (["shape-calc", "-n", "5", "-f", "2", "--pool", "--ceil", "--transposed"], 1, "--pool and --transposed"),
+        (["shape-calc", "8x8x1", "conv:3", "--input", "9x9x1"], 1, "--input 9x9x1 replaces the input"),
+        (["params", "8x8x1", "conv:3", "flatten", "fc:2", "--input", "9x9x1"], 1, "their own input (8x8x1)"),
+        (["flops", "8x8x1", "conv:3", "--input", "9x9x1"], 1, "--input 9x9x1"),
+        (["shape-calc", "-n", "7", "-f", "3", "--input", "8x8x3"], 2, "--input does not apply to one layer"),
+        (["shape-calc", "-n", "7", "-f", "3", "--expand"], 2, "--expand does not apply to one layer"),
+        (["shape-calc", "lenet5", "--expand", "--json"], 2, "--expand does not apply with --json"),
+        (["params", "--list", "--keras"], 2, "--keras does not apply with --list"),
+        (["params", "--list", "--input", "8x8x3"], 2, "--input does not apply with --list"),
+        (["params", "--list", "--no-bias"], 2, "--no-bias does not apply with --list"),
+        (["params", "--list", "-e"], 2, "--expand does not apply with --list"),
+        (["params", "resnet18", "-e", "--json"], 2, "--expand does not apply with --json"),
+        (["flops", "compare", "8x8x3", "conv:4", "--include", "all"], 2, "--include does not apply to 'flops compare'"),
+        (["flops", "compare", "8x8x3", "conv:4", "--no-bias"], 2, "--no-bias does not apply to 'flops compare'"),
+        (["flops", "compare", "8x8x3", "conv:4", "--input", "9x9x3"], 2, "--input does not apply to 'flops compare'"),
+        (["flops", "compare", "8x8x3", "conv:4", "-e"], 2, "--expand does not apply to 'flops compare'"),
+        (["flops", "lenet5", "--no-bias"], 2, "--no-bias does not apply without --include bias"),
     ],
 )
 def test_bad_input_is_one_error_line(args, code, message):
@@ -220,6 +239,13 @@ def test_a_mistyped_command_gets_a_suggestion():
 def test_no_arguments_still_shows_the_help():
     result = run()
     assert result.exit_code == 2 and "Commands:" in result.stdout + result.stderr
+
+
+def test_no_bias_counts_in_flops_with_the_bias_adds():
+    args = ["8x8x3", "conv:4,f=3", "flatten", "fc:2", "--include", "bias", "--json"]
+    with_bias = json.loads(run("flops", *args).stdout)["total"]
+    without = json.loads(run("flops", *args, "--no-bias").stdout)["total"]
+    assert with_bias["flops"] - without["flops"] == 6 * 6 * 4 + 2 and with_bias["macs"] == without["macs"]
 
 
 # a small trainable network with batch norm and a residual block

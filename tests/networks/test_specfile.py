@@ -3,8 +3,10 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from convcli.errors import SpecError
+from convcli.errors import ConvcliError, SpecError
 from convcli.networks import spec as S
 from convcli.networks import zoo
 from convcli.networks.load import load_network
@@ -137,3 +139,32 @@ def test_deeply_nested_spec_file_is_one_error_line(depth, tmp_path):
         '{"input": "4x4x1", "layers": [' + '{"residual": {"body": [' * depth + '"relu"' + "]}}" * depth + "]}"
     )
     assert failed(run("params", path), "deep.json", str(MAX_DEPTH))
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 40)
+    | st.sampled_from(["8x8x1", "relu", "conv:2,f=3", "fc:3", "flatten", "gap", "maxpool:2", "body", "x"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["input", "layers", "residual", "concat", "body", "shortcut", "act"]), inner, max_size=3
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({"input": st.sampled_from(["8x8x1", [8, 8, 2], "8x8"]) | _JSON, "layers": _JSON}) | _JSON)
+def test_any_json_gives_a_network_or_convclis_error(doc):
+    try:
+        network = network_from_json(doc)
+    except SpecError:
+        return
+    assert network_from_json(network_to_json(network)) == network
+    try:
+        analyse(network)
+    except ConvcliError:
+        pass

@@ -39,6 +39,21 @@ def _load(words: list[str] | None, input_shape: str | None, convention: Conventi
     return spec.tf_convention(network) if convention is Convention.tf else network
 
 
+def _refuse(context: str, given: dict[str, bool], why: str = "") -> None:
+    """A usage error for the first option in ``given`` that is set but would be ignored."""
+    for name, is_set in given.items():
+        if is_set:
+            raise usage_error(f"{name} does not apply {context}{why}")
+
+
+def _check_expand(expand: bool, json_out: bool) -> None:
+    _refuse(
+        "with --json",
+        {"--expand": expand and json_out},
+        ': the JSON always lists the layers inside blocks ("children")',
+    )
+
+
 @app.command("shape-calc")
 def shape_calc(
     words: list[str] | None = SpecWords,
@@ -86,8 +101,18 @@ def shape_calc(
     """
     from convcli.render import networks as render
 
-    single = [n, f, s] != [None, None, None] or pool or ceil or transposed or output_padding or d != 1 or p != "0"
-    if words and single:
+    single = {
+        "-n": n is not None,
+        "-f": f is not None,
+        "-s": s is not None,
+        "-p": p != "0",
+        "-d": d != 1,
+        "--pool": pool,
+        "--ceil": ceil,
+        "--transposed": transposed,
+        "--output-padding": output_padding != 0,
+    }
+    if words and any(single.values()):
         raise usage_error("give either a network (SPEC words) or one layer (-n, -f, ...), not both")
     if animate is not None and words:
         raise usage_error("--animate draws one layer (-n, -f, ...), not a network; see 'convcli draw'")
@@ -96,6 +121,7 @@ def shape_calc(
     if not words:
         if n is None or f is None:
             raise usage_error("give a network (e.g. 28x28x1 conv:6,f=5) or one layer with -n and -f")
+        _refuse("to one layer (-n, -f, ...)", {"--input": input_shape is not None, "--expand": expand})
         from convcli.shapes import axis, parse_padding
 
         options = {"pool": pool, "ceil": ceil, "transposed": transposed, "output_padding": output_padding}
@@ -109,6 +135,7 @@ def shape_calc(
             note(f"wrote {written} ({len(shown)} frames)")
         render.show_axis(layer, json_out=json_out)
         return
+    _check_expand(expand, json_out)
     from convcli.networks.report import analyse
 
     report = analyse(_load(words, input_shape, convention))
@@ -146,12 +173,21 @@ def params(
     from convcli.render import networks as render
 
     if list_zoo:
-        if words:
-            raise usage_error("--list takes no SPEC")
+        _refuse(
+            "with --list",
+            {
+                "SPEC": bool(words),
+                "--input": input_shape is not None,
+                "--keras": keras,
+                "--no-bias": not bias,
+                "--expand": expand,
+            },
+        )
         from convcli.networks.zoo import zoo_table
 
         render.show_zoo(zoo_table(), json_out)
         return
+    _check_expand(expand, json_out)
     from convcli.networks.costs import Counting
     from convcli.networks.report import analyse
 
@@ -214,12 +250,22 @@ def flops(
     if words and words[0] == "compare":
         if len(words) != 3:
             raise usage_error("compare takes an input shape and one layer: convcli flops compare 56x56x64 conv:128,f=3")
+        _refuse(
+            "to 'flops compare'",
+            {"--input": input_shape is not None, "--include": bool(kinds), "--no-bias": not bias, "--expand": expand},
+        )
         from convcli.networks.compare import compare
 
         render.show_compare(compare(words[1], words[2], bottleneck), json_out)
         return
     if bottleneck is not None:
         raise usage_error("--bottleneck goes with 'flops compare'")
+    _refuse(
+        "without --include bias (or all)",
+        {"--no-bias": not bias and "bias" not in kinds},
+        ": FLOPs count biases only as bias adds",
+    )
+    _check_expand(expand, json_out)
     from convcli.networks.costs import Counting
     from convcli.networks.report import analyse
 

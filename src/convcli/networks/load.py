@@ -19,7 +19,8 @@ def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
     """The network ``words`` name: a zoo name, a ``.json`` spec file, a ``.npz`` checkpoint, or an
     input shape and layer words.
 
-    ``input_shape`` (``HxWxC``) replaces the input.
+    ``input_shape`` (``HxWxC``) replaces the input of a zoo model, spec file or checkpoint; layer
+    words start with their own input, so it is refused next to them.
     """
     if not words:
         raise SpecError(
@@ -33,8 +34,12 @@ def load_network(words: list[str], input_shape: str | None = None) -> S.Network:
             # a lone word that is not a layer is most likely a mistyped zoo name
             hint = did_you_mean(first.lower(), list(zoo.ZOO), cutoff=0.5) if ":" not in first else ""
             raise SpecError(f"the first word '{first}' must be {SOURCES}{hint}; see 'convcli params --list'")
-        network = parse_words(words)
-        return network if input_shape is None else replace(network, input=parse_shape(input_shape))
+        if input_shape is not None:
+            raise SpecError(
+                f"--input {input_shape} replaces the input of a zoo model, spec file or checkpoint; "
+                f"layer words start with their own input ({first}): change that word instead"
+            )
+        return parse_words(words)
     if len(words) > 1:
         raise SpecError(f"'{first}' is a whole network: no layer words may follow it (got '{words[1]}')")
     if first.lower() in zoo.ZOO:

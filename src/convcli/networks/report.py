@@ -7,6 +7,7 @@ Shapes are ``(H, W, C)`` for feature maps and ``(N,)`` once flattened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -146,7 +147,7 @@ def _layer(layer: S.Layer, word: str, shape: Shape, fld: Field | None, bias: boo
     if isinstance(layer, S.BLOCKS):
         inner = _layer(S.expand(layer, _channels(shape, kind)), word, shape, fld, bias)
         return inner._replace(kind=kind)
-    if not bias and getattr(layer, "bias", False):
+    if not bias and isinstance(layer, (S.Conv, S.DWConv, S.ConvT, S.FC)) and layer.bias:
         layer = replace(layer, bias=False)
     if isinstance(layer, (S.Residual, S.Concat)):
         return _HANDLERS[type(layer)](layer, word, kind, shape, fld, bias)
@@ -436,7 +437,7 @@ def _concat(layer, word, kind, shape, fld, bias):
     return _combine(word, kind, layer, shape, out, branches, 0, 0, fld)
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[..., LayerInfo]] = {
     S.Conv: _conv,
     S.DWConv: _conv,
     S.ConvT: _conv_transpose,

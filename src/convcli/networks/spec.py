@@ -273,7 +273,7 @@ def expand(block: Layer, c_in: int) -> Layer:
     given its input channel count ``c_in``. Other layers are returned unchanged."""
     if isinstance(block, BasicBlock):
         c, s = block.channels, block.s
-        body = (
+        body: tuple[Layer, ...] = (
             Conv(c, 3, s, 1, bias=False),
             BatchNorm(),
             Activation("relu"),

@@ -9,7 +9,7 @@ JSON spec files (:mod:`convcli.networks.specfile`) hold the same words.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, fields
 from typing import Any, NamedTuple
 
@@ -84,9 +84,9 @@ def _table(text: str) -> str:
 class _Kind(NamedTuple):
     """How one word kind is read: the dataclass it builds, its positional keys, key converters."""
 
-    build: Callable[..., Any]
+    build: type[Any]
     positional: tuple[str, ...]
-    keys: dict[str, Callable[[str], Any]]
+    keys: Mapping[str, Callable[[str], Any]]
     fixed: tuple[tuple[str, Any], ...] = ()
 
 
