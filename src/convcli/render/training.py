@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 
 from convcli.render.emit import Table, count, emit_json, emit_table, human, note
 
@@ -32,9 +33,10 @@ class TrainingDisplay:
         self.quiet = quiet
         self.live = not quiet and sys.stderr.isatty()
         self.progress = self.task = None
+        self.task_started = 0.0
         self.epoch_no = 0
         self.epochs = 0
-        self.file = self.fetch = None
+        self.file = self.fetch = self.fetch_task = None
 
     def download(self, done, total, name) -> None:
         if name != self.file:
@@ -54,10 +56,10 @@ class TrainingDisplay:
                     console=console(stderr=True),
                     transient=True,
                 )
-                self.fetch.add_task("", total=total)
+                self.fetch_task = self.fetch.add_task("", total=total)
                 self.fetch.start()
         if self.fetch is not None:
-            self.fetch.update(self.fetch.task_ids[0], completed=done)
+            self.fetch.update(self.fetch_task, completed=done)
         if total is not None and done == total:
             self._stop_fetch()
             note(f"downloaded {name}")
@@ -97,11 +99,14 @@ class TrainingDisplay:
         if self.progress is None:
             return
         if self.task is None:
+            # A task id is not a position in progress.tasks once an epoch's task has been removed,
+            # so the rate is timed here rather than read back from rich's task.
+            self.task_started = time.perf_counter()
             self.task = self.progress.add_task(
                 "", total=total, epoch=self.epoch_no, epochs=self.epochs, loss=loss, acc=accuracy, rate=0.0
             )
-        task = self.progress.tasks[self.task]
-        rate = done / task.elapsed if task.elapsed else 0.0
+        elapsed = time.perf_counter() - self.task_started
+        rate = done / elapsed if elapsed > 0 else 0.0
         self.progress.update(self.task, completed=done, loss=loss, acc=accuracy, rate=rate)
 
     def epoch(self, record) -> None:
