@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from convcli.networks.costs import EXTRA_KINDS
-from convcli.render.emit import Table, count, emit_json, emit_table, human, warn
+from convcli.render.emit import Column, Table, count, emit_json, emit_table, human, warn
 
 if TYPE_CHECKING:
     from convcli.networks.report import LayerInfo, Report
@@ -115,10 +115,10 @@ def show_shapes(report: Report, expand: bool = False) -> None:
             ("#", "right"),
             ("layer", "left"),
             ("output", "right"),
-            ("activations", "right"),
+            Column("activations", "right", drop=3),
             ("RF", "right"),
-            ("jump", "right"),
-            ("start", "right"),
+            Column("jump", "right", drop=2),
+            Column("start", "right", drop=1),
         ],
         title=_title(report),
     )
@@ -146,7 +146,7 @@ def show_shapes(report: Report, expand: bool = False) -> None:
 
 
 def show_params(report: Report, keras: bool = False, expand: bool = False) -> None:
-    columns = [("#", "right"), ("layer", "left"), ("output", "right"), ("params", "right")]
+    columns = [("#", "right"), ("layer", "left"), Column("output", "right", drop=1), ("params", "right")]
     if keras or report.total("frozen"):
         columns.append(("non-trainable", "right"))
     table = Table(columns, title=_title(report))
@@ -175,7 +175,13 @@ def show_params(report: Report, keras: bool = False, expand: bool = False) -> No
 
 def show_flops(report: Report, include: frozenset[str], expand: bool = False) -> None:
     table = Table(
-        [("#", "right"), ("layer", "left"), ("output", "right"), ("MACs", "right"), ("FLOPs", "right")],
+        [
+            ("#", "right"),
+            ("layer", "left"),
+            Column("output", "right", drop=2),
+            ("MACs", "right"),
+            Column("FLOPs", "right", drop=1),
+        ],
         title=_title(report),
     )
     for index, word, info, depth in _rows(report, expand):
@@ -252,11 +258,11 @@ def show_zoo(rows: list[dict], json_out: bool) -> None:
     table = Table(
         [
             ("name", "left"),
-            ("input", "right"),
+            Column("input", "right", drop=2),
             ("params", "right"),
             ("MACs", "right"),
-            ("description", "left"),
-            ("as built by", "left"),
+            Column("description", wrap=True),
+            Column("as built by", wrap=True, drop=1),
         ],
         title="The zoo",
     )
@@ -292,7 +298,13 @@ def show_compare(reports: dict[str, Report], json_out: bool) -> None:
         emit_json(data)
         return
     table = Table(
-        [("design", "left"), ("layers", "left"), ("params", "right"), ("MACs", "right"), ("MACs vs first", "right")],
+        [
+            Column("design", wrap=True),
+            Column("layers", wrap=True),
+            Column("params", "right", drop=1),
+            ("MACs", "right"),
+            ("MACs vs first", "right"),
+        ],
         title=f"input {_shape(base.input_shape)} -> {_shape(base.output_shape)}",
     )
     for name in names:

@@ -11,7 +11,7 @@ import math
 import sys
 import time
 
-from convcli.render.emit import Table, count, emit_json, emit_table, human, note
+from convcli.render.emit import Column, Table, count, emit_json, emit_table, human, note
 
 
 def _pct(v: float | None) -> str:
@@ -167,9 +167,9 @@ def _summary_table(result) -> Table:
             ("network", "left"),
             ("test acc", "right"),
             ("params", "right"),
-            ("MACs/image", "right"),
-            ("s/epoch", "right"),
-            ("epochs", "right"),
+            Column("MACs/image", "right", drop=3),
+            Column("s/epoch", "right", drop=1),
+            Column("epochs", "right", drop=2),
         ],
         [row],
         title="Summary",
@@ -215,13 +215,13 @@ def show_training(result, json_out: bool) -> None:
         Table(
             [
                 ("epoch", "right"),
-                ("lr", "right"),
+                Column("lr", "right", drop=3),
                 ("loss", "right"),
                 ("train acc", "right"),
                 ("val loss", "right"),
                 ("val acc", "right"),
-                ("seconds", "right"),
-                ("img/s", "right"),
+                Column("seconds", "right", drop=2),
+                Column("img/s", "right", drop=1),
             ],
             rows,
             title="Training history",
@@ -269,7 +269,7 @@ def show_predictions(results: list[dict], json_out: bool) -> None:
         [r["file"], r["prediction"], "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])]
         for r in results
     ]
-    emit_table(Table([("file", "left"), ("prediction", "left"), ("top classes (probability)", "left")], rows))
+    emit_table(Table([("file", "left"), ("prediction", "left"), Column("top classes (probability)", wrap=True)], rows))
 
 
 class FilterDisplay:
@@ -369,7 +369,7 @@ def show_filter(result, json_out: bool) -> None:
     n = len(result.images)
     emit_table(
         Table(
-            [("learned", "left"), ("target", "left"), ("learned - target", "left")],
+            [("learned", "left"), Column("target", drop=2), Column("learned - target", drop=1)],
             rows,
             title=f"{result.target.name}: learned after {result.steps} steps "
             f"({n} image{'s' if n > 1 else ''}, {result.crop}x{result.crop} crops)",
