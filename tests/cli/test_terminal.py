@@ -1,13 +1,18 @@
 """convcli on a terminal: the live displays and the rich tables, as a user at an 80-column
 terminal sees them. CliRunner pipes everything, so the code that only runs on a terminal is
-tested here: every table in-process at 80 and 100 columns."""
+tested here: every command once under a pseudo-terminal, and every table in-process at 80 and
+100 columns."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import pty
 import re
+import select
 import shutil
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -18,7 +23,7 @@ from convcli.render.emit import Column, Table, emit_table
 from convcli.render.training import TrainingDisplay
 from convcli.training.loop import EpochRecord
 
-from conftest import PHOTOS, grey_png, run
+from conftest import PHOTOS, REPO, grey_png, run
 
 SMALL = ["8x8x1", "conv:4,f=3", "relu", "flatten", "fc:10"]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -258,3 +263,79 @@ def test_headers_break_before_columns_are_dropped(monkeypatch):
 def test_cells_are_text_not_markup(monkeypatch):
     text = _draw(Table([("file", "left")], [["[bold]draft[/bold].png"]], title="[red]x[/red]"), 80, monkeypatch)
     assert "[bold]draft[/bold].png" in text and "[red]x[/red]" in text
+
+
+# --- every command on a pseudo-terminal, 80 columns -----------------------------------------
+
+
+def on_pty(*args, columns: int = 80) -> tuple[int, str]:
+    """``python -m convcli ARGS`` from this tree with stdin, stdout and stderr on a pseudo-terminal
+    ``columns`` wide; the exit code and everything it printed, escape sequences removed."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES")}
+    env |= {"COLUMNS": str(columns), "LINES": "24", "TERM": "xterm", "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "convcli", *map(str, args)]
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    try:
+        while select.select([master], [], [], 60)[0]:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    return proc.wait(), ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+
+
+@pytest.fixture(scope="module")
+def trained(files):
+    """``convcli train`` on a pseudo-terminal, two epochs: what it printed, and its checkpoint."""
+    checkpoint = files.folder / "digits-checkpoint.npz"
+    code, text = on_pty("train", *SMALL, "--epochs", 2, "-o", checkpoint)
+    return SimpleNamespace(code=code, text=text, checkpoint=checkpoint)
+
+
+PTY_COMMANDS = {
+    "shape-calc one layer": ["shape-calc", "-n", 224, "-f", 3, "-s", 2, "-p", "same", "--convention", "tf"],
+    "shape-calc network": ["shape-calc", "googlenet", "-e"],
+    "params": ["params", "mnist-inception", "-e"],
+    "params --list": ["params", "--list"],
+    "flops": ["flops", "resnet50", "--include", "all"],
+    "flops compare": ["flops", "compare", "28x28x192", "inception:64,96-128,16-32,32"],
+    "edges": ["edges", "{photo}", "--all", "-o", "{folder}/chelsea-edges.png"],
+    "conv image": ["conv", "{photo}", "-k", "sobel-x", "-k", "sobel-y", "-o", "{folder}/responses.tif"],
+    "conv matrix": ["conv", "3,0,1;1,5,8;2,7,2", "-k", "1,0;0,-1"],
+    "pool": ["pool", "{photo}", "--size", 4, "--mode", "avg", "-o", "{folder}/small.png"],
+    "train-filter": ["train-filter", "{photo}", "-t", "sobel-x", "--steps", 20, "--size", 64],
+}
+
+
+@pytest.mark.parametrize("args", PTY_COMMANDS.values(), ids=PTY_COMMANDS)
+def test_command_on_a_terminal(args, files):
+    code, text = on_pty(*(str(a).format(**vars(files)) for a in args))
+    assert code == 0 and "Traceback" not in text, text
+    fits(text)
+
+
+def test_train_on_a_terminal(trained):
+    assert trained.code == 0 and "Traceback" not in trained.text, trained.text
+    assert "epoch 2/2  lr" in trained.text and "Summary" in trained.text, trained.text
+    fits(trained.text)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_checkpoint_commands_on_a_terminal(command, trained, files):
+    code, text = on_pty(command, trained.checkpoint, *([files.digit] if command == "predict" else []))
+    assert code == 0 and "Traceback" not in text, text
+    fits(text)
+    if command == "evaluate":  # the title, wrapped by the terminal
+        assert str(trained.checkpoint) in "".join(text.split("┏")[0].split()), text
+    else:
+        assert str(files.digit) in column_text(text)[0], text
