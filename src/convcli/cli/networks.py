@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import typer
 
 from convcli.cli.app import command_app, usage_error
+from convcli.cli.options import Convention, JsonOpt
 
 app = command_app()
 
@@ -18,13 +17,7 @@ SpecWords = typer.Argument(
     "name (see 'convcli params --list') or a .json spec file.",
 )
 InputOpt = typer.Option(None, "--input", metavar="HxWxC", help="Another input shape for a zoo model or spec file.")
-JsonOpt = typer.Option(False, "--json", help="Print the result as JSON (schema in the README).")
 ExpandOpt = typer.Option(False, "--expand", "-e", help="Show the layers inside blocks too.")
-
-
-class Convention(str, Enum):
-    pytorch = "pytorch"
-    tf = "tf"
 
 
 def _load(words: list[str] | None, input_shape: str | None, convention: Convention = Convention.pytorch):
