@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from convcli.cli.app import command_app, usage_error
 from convcli.cli.options import (
     AutoScale,
     Border,
@@ -17,6 +16,8 @@ from convcli.cli.options import (
     PaddingOpt,
     PoolMode,
     Scale,
+    command_app,
+    usage_error,
 )
 
 app = command_app()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from convcli.cli.app import command_app, usage_error
-from convcli.cli.options import Convention, JsonOpt
+from convcli.cli.options import Convention, JsonOpt, command_app, usage_error
 
 app = command_app()
 

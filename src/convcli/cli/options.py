@@ -1,5 +1,6 @@
-"""The options several commands share, declared once, and the choices of every option whose values
-the core defines.
+"""What the command modules share: the Typer app they register on, the usage error, the options
+several commands take, declared once, and the choices of every option whose values the core
+defines.
 
 Each choice enum is built from the core's tuple, so a mode added there is a choice here, and a
 value the core does not know cannot be typed. The tuples live in light modules (`convcli.shapes`
@@ -18,6 +19,18 @@ from convcli.images.choices import AUTO_SCALES, CHANNELS, SCALES
 from convcli.nn.choices import OPTIMIZERS, SCHEDULES
 from convcli.ops.choices import BORDER_MODES, POOL_MODES
 from convcli.shapes import CONVENTIONS, PADDING_MODES
+
+
+def command_app() -> typer.Typer:
+    """The Typer app a command module registers its commands on."""
+    return typer.Typer(
+        rich_markup_mode=None, add_completion=False, context_settings={"help_option_names": ["-h", "--help"]}
+    )
+
+
+def usage_error(message: str) -> typer.BadParameter:
+    """A usage mistake: Click reports it with exit code 2."""
+    return typer.BadParameter(message)
 
 
 def choices(name: str, values: Iterable[str]):

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from convcli.cli.app import command_app
-from convcli.cli.options import JsonOpt, Optimizer, Schedule, output_option
+from convcli.cli.options import JsonOpt, Optimizer, Schedule, command_app, output_option
 
 app = command_app()
 
