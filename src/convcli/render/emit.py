@@ -66,8 +66,10 @@ class Table:
     footer: list[str] = field(default_factory=list)
     dim_rows: set[int] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        self.columns = [Column(*c) for c in self.columns]
+    @property
+    def spec(self) -> list[Column]:
+        """The columns, each as a `Column`."""
+        return [Column(*c) for c in self.columns]
 
 
 def emit_table(table: Table) -> None:
@@ -90,7 +92,7 @@ def _rich_table(table: Table) -> None:
     out.print(rich)
     for line in table.footer:
         out.print(line, markup=False)
-    left_out = [c.header for i, c in enumerate(table.columns) if i not in shown]
+    left_out = [c.header for i, c in enumerate(table.spec) if i not in shown]
     if left_out:
         out.print(f"({', '.join(left_out)}: left out to fit {out.width} columns)", style="dim", markup=False)
 
@@ -109,7 +111,7 @@ def _layouts(table: Table):
     def widths(shown, headers_whole):
         out = []
         for i in shown:
-            column = table.columns[i]
+            column = table.spec[i]
             header = [column.header] if headers_whole else column.header.split()
             cells = [line for r in table.rows for line in r[i].split("\n")]
             if column.wrap:
@@ -120,7 +122,7 @@ def _layouts(table: Table):
     shown = list(range(len(table.columns)))
     yield shown, widths(shown, True)
     yield shown, widths(shown, False)
-    for _, i in sorted((c.drop, i) for i, c in enumerate(table.columns) if c.drop is not None):
+    for _, i in sorted((c.drop, i) for i, c in enumerate(table.spec) if c.drop is not None):
         shown = [j for j in shown if j != i]
         yield shown, widths(shown, True)
         yield shown, widths(shown, False)
@@ -134,7 +136,7 @@ def _rich(table: Table, shown: list[int], widths: list[int] | None):
     from rich.text import Text
 
     out = console()
-    columns = [table.columns[i] for i in shown]
+    columns = [table.spec[i] for i in shown]
     if widths is not None:
         spare = out.width - _BORDERS - 3 * len(shown) - sum(widths)
         wants = [
@@ -149,10 +151,10 @@ def _rich(table: Table, shown: list[int], widths: list[int] | None):
         fixed = widths is not None
         rich.add_column(
             Text(column.header, no_wrap=False),  # a header may break at spaces whatever its column
-            justify=column.justify,
+            justify="right" if column.justify == "right" else "left",
             no_wrap=fixed and not column.wrap,
             overflow="fold",
-            width=widths[k] if fixed else None,
+            width=widths[k] if widths is not None else None,
         )
     # Text, not str: a file name such as "[draft].png" is not rich markup.
     for k, row in enumerate(table.rows):
@@ -163,14 +165,15 @@ def _rich(table: Table, shown: list[int], widths: list[int] | None):
 def _plain_table(table: Table) -> None:
     if table.title:
         emit(table.title)
-    widths = [max([len(c.header)] + [len(row[i]) for row in table.rows]) for i, c in enumerate(table.columns)]
+    columns = table.spec
+    widths = [max([len(c.header)] + [len(row[i]) for row in table.rows]) for i, c in enumerate(columns)]
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            cell.rjust(w) if c.justify == "right" else cell.ljust(w) for cell, w, c in zip(cells, widths, table.columns)
+            cell.rjust(w) if c.justify == "right" else cell.ljust(w) for cell, w, c in zip(cells, widths, columns)
         ).rstrip()
 
-    emit(line([c.header for c in table.columns]))
+    emit(line([c.header for c in columns]))
     for row in table.rows:
         emit(line(row))
     for text in table.footer:

@@ -146,7 +146,12 @@ def show_shapes(report: Report, expand: bool = False) -> None:
 
 
 def show_params(report: Report, keras: bool = False, expand: bool = False) -> None:
-    columns = [("#", "right"), ("layer", "left"), Column("output", "right", drop=1), ("params", "right")]
+    columns: list[Column | tuple[str, str]] = [
+        ("#", "right"),
+        ("layer", "left"),
+        Column("output", "right", drop=1),
+        ("params", "right"),
+    ]
     if keras or report.total("frozen"):
         columns.append(("non-trainable", "right"))
     table = Table(columns, title=_title(report))

@@ -10,8 +10,12 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from convcli.render.emit import Column, Table, count, emit_json, emit_table, human, note
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def _pct(v: float | None) -> str:
@@ -32,11 +36,14 @@ class TrainingDisplay:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self.live = not quiet and sys.stderr.isatty()
-        self.progress = self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
         self.task_started = 0.0
         self.epoch_no = 0
         self.epochs = 0
-        self.file = self.fetch = self.fetch_task = None
+        self.file: str | None = None
+        self.fetch: Progress | None = None
+        self.fetch_task: TaskID | None = None
 
     def download(self, done, total, name) -> None:
         if name != self.file:
@@ -58,7 +65,7 @@ class TrainingDisplay:
                 )
                 self.fetch_task = self.fetch.add_task("", total=total)
                 self.fetch.start()
-        if self.fetch is not None:
+        if self.fetch is not None and self.fetch_task is not None:
             self.fetch.update(self.fetch_task, completed=done)
         if total is not None and done == total:
             self._stop_fetch()
