@@ -82,11 +82,11 @@ def emit_table(table: Table) -> None:
 def _rich_table(table: Table) -> None:
     out = console()
     for shown, widths in _layouts(table):
-        if widths is not None and _BORDERS + 3 * len(shown) + sum(widths) <= out.width:
-            rich = _rich(table, shown, widths)
+        if _frame(len(shown)) + sum(widths) <= out.width:
+            rich = _rich(table, shown, widths, out.width)
             break
     else:
-        rich = _rich(table, shown, None)  # nothing fits: every cell may fold, none is cut
+        rich = _rich(table, shown, None, out.width)  # nothing fits: every cell may fold, none is cut
     if table.title:  # above the table rather than in it: as wide as the terminal, not the table
         out.print(table.title, style="table.title", markup=False)
     out.print(rich)
@@ -97,21 +97,25 @@ def _rich_table(table: Table) -> None:
         out.print(f"({', '.join(left_out)}: left out to fit {out.width} columns)", style="dim", markup=False)
 
 
-_BORDERS = 1
-"""A rich table is as wide as its cells plus 3 a column (a border, a space either side) plus 1."""
+def _frame(n_columns: int) -> int:
+    """What a rich table adds to its cells' widths: a border and a space either side of each
+    column, and the last border."""
+    return 3 * n_columns + 1
 
 
 def _layouts(table: Table):
-    """(columns shown, their narrowest widths or None), in order of preference: every column with
+    """(columns shown, their narrowest widths), in order of preference: every column with
     whole headers, then headers broken at spaces, then the same leaving out ``drop`` columns
     one by one. A cell that does not wrap is as wide as its longest line; a wrap column is as
     wide as its longest word."""
     from rich.cells import cell_len
 
+    spec = table.spec
+
     def widths(shown, headers_whole):
         out = []
         for i in shown:
-            column = table.spec[i]
+            column = spec[i]
             header = [column.header] if headers_whole else column.header.split()
             cells = [line for r in table.rows for line in r[i].split("\n")]
             if column.wrap:
@@ -122,23 +126,23 @@ def _layouts(table: Table):
     shown = list(range(len(table.columns)))
     yield shown, widths(shown, True)
     yield shown, widths(shown, False)
-    for _, i in sorted((c.drop, i) for i, c in enumerate(table.spec) if c.drop is not None):
+    for _, i in sorted((c.drop, i) for i, c in enumerate(spec) if c.drop is not None):
         shown = [j for j in shown if j != i]
         yield shown, widths(shown, True)
         yield shown, widths(shown, False)
 
 
-def _rich(table: Table, shown: list[int], widths: list[int] | None):
-    """The rich table of the ``shown`` columns at these narrowest ``widths`` (the space left
-    over widens the wrap columns), or with ``None`` as narrow as rich can fold it."""
+def _rich(table: Table, shown: list[int], widths: list[int] | None, width: int):
+    """The rich table of the ``shown`` columns at these narrowest ``widths`` (what is left of
+    ``width`` widens the wrap columns), or with ``None`` as narrow as rich can fold it."""
     from rich.cells import cell_len
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    out = console()
-    columns = [table.spec[i] for i in shown]
+    spec = table.spec
+    columns = [spec[i] for i in shown]
     if widths is not None:
-        spare = out.width - _BORDERS - 3 * len(shown) - sum(widths)
+        spare = width - _frame(len(shown)) - sum(widths)
         wants = [
             max((cell_len(line) for r in table.rows for line in r[i].split("\n")), default=0) - w if c.wrap else 0
             for i, c, w in zip(shown, columns, widths)
@@ -148,11 +152,10 @@ def _rich(table: Table, shown: list[int], widths: list[int] | None):
         widths = [w + max(want, 0) for w, want in zip(widths, wants)]
     rich = RichTable(header_style="bold")
     for k, column in enumerate(columns):
-        fixed = widths is not None
         rich.add_column(
             Text(column.header, no_wrap=False),  # a header may break at spaces whatever its column
             justify="right" if column.justify == "right" else "left",
-            no_wrap=fixed and not column.wrap,
+            no_wrap=widths is not None and not column.wrap,
             overflow="fold",
             width=widths[k] if widths is not None else None,
         )
