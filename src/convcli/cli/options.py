@@ -33,6 +33,8 @@ def usage_error(message: str) -> typer.BadParameter:
     return typer.BadParameter(message)
 
 
+# No return annotation: mypy cannot see the members of an Enum built at run time, and would
+# refuse every option annotated with one.
 def choices(name: str, values: Iterable[str]):
     """A str Enum whose members are ``values``, named as they are typed (Typer lists and parses
     an Enum's values as the option's choices)."""
