@@ -13,6 +13,8 @@ from typing import NamedTuple
 from convcli.errors import ShapeError
 
 PADDING_MODES = ("valid", "same", "full", "tf")
+CONVENTIONS = ("pytorch", "tf")
+"""What ``same`` padding means: PyTorch's (stride 1 only) or TensorFlow's SAME (any stride)."""
 
 
 def parse_padding(text: str, convention: str = "pytorch") -> int | str:
@@ -22,6 +24,8 @@ def parse_padding(text: str, convention: str = "pytorch") -> int | str:
     >>> parse_padding("2"), parse_padding("Same"), parse_padding("same", "tf")
     (2, 'same', 'tf')
     """
+    if convention not in CONVENTIONS:
+        raise ShapeError(f"convention {convention!r} is not one of {', '.join(CONVENTIONS)}")
     value = text.strip().lower()
     if value.isascii() and value.isdigit() and len(value) <= 12:
         return int(value)

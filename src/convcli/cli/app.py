@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from convcli import __version__
+from convcli.cli.options import command_app
 from convcli.errors import ConvcliError, did_you_mean
 
 # Command name -> the module under convcli.cli that defines it. Only the module of the command
@@ -101,13 +102,6 @@ app = typer.Typer(
 )
 
 
-def command_app() -> typer.Typer:
-    """The Typer app a command module registers its commands on."""
-    return typer.Typer(
-        rich_markup_mode=None, add_completion=False, context_settings={"help_option_names": ["-h", "--help"]}
-    )
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"convcli {__version__}")
@@ -121,11 +115,6 @@ def root(
     ),
 ) -> None:
     """A command-line toolkit for convolutional neural networks."""
-
-
-def usage_error(message: str) -> typer.BadParameter:
-    """A usage mistake: Click reports it with exit code 2."""
-    return typer.BadParameter(message)
 
 
 def main() -> None:

@@ -2,63 +2,28 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
-from convcli.cli.app import command_app, usage_error
+from convcli.cli.options import (
+    AutoScale,
+    Border,
+    Channels,
+    JsonOpt,
+    MaxPixelsOpt,
+    OutputOpt,
+    PaddingOpt,
+    PoolMode,
+    Scale,
+    command_app,
+    usage_error,
+)
 
 app = command_app()
 
-
-class Scale(str, Enum):
-    abs = "abs"
-    minmax = "minmax"
-    offset = "offset"
-    clip = "clip"
-
-
-AutoScale = Enum("AutoScale", {"auto": "auto", **{m.name: m.value for m in Scale}}, type=str)
-"""Scale, plus ``auto``: picked from the result's range (conv, pool)."""
-
-
-class Channels(str, Enum):
-    gray = "gray"
-    rgb = "rgb"
-
-
-class Border(str, Enum):
-    zeros = "zeros"
-    reflect = "reflect"
-    replicate = "replicate"
-    circular = "circular"
-    symmetric = "symmetric"
-
-
-class PoolMode(str, Enum):
-    max = "max"
-    avg = "avg"
-
-
-OutputOpt = typer.Option(
-    None,
-    "-o",
-    "--output",
-    metavar="PATH",
-    help="Output file (its suffix picks the format: .png, .tif, .npy, ...) or directory.",
-)
-JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 BitDepthOpt = typer.Option(8, "--bit-depth", help="8 or 16 bits per sample for PNG output (16: one channel).")
-MaxPixelsOpt = typer.Option(
-    None,
-    "--max-pixels",
-    metavar="N",
-    show_default=False,
-    help="Refuse larger images (decompression bombs) [default: 100000000].",
-)
 ChannelsOpt = typer.Option(Channels.gray, "--channels", help="gray (Rec.601) or rgb (each channel on its own).")
-PaddingOpt = typer.Option("0", "--padding", "-p", help="An int, valid, same (stride 1), full or tf.")
 
 
 def _common(bit_depth: int, max_pixels: int | None) -> dict:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
-from convcli.cli.app import command_app, usage_error
+from convcli.cli.options import Convention, JsonOpt, Style, command_app, usage_error
 from convcli.draw.units import DEFAULT_WIDTH, STYLES
 
 app = command_app()
@@ -22,13 +21,7 @@ SpecWords = typer.Argument(
 InputOpt = typer.Option(
     None, "--input", metavar="HxWxC", help="Another input shape for a zoo model, spec file or checkpoint."
 )
-JsonOpt = typer.Option(False, "--json", help="Print the result as JSON (schema in the README).")
 ExpandOpt = typer.Option(False, "--expand", "-e", help="Show the layers inside blocks too.")
-
-
-class Convention(str, Enum):
-    pytorch = "pytorch"
-    tf = "tf"
 
 
 def _load(words: list[str] | None, input_shape: str | None, convention: Convention = Convention.pytorch):
@@ -274,9 +267,6 @@ def flops(
         render.emit_report_json(report)
     else:
         render.show_flops(report, expand)
-
-
-Style = Enum("Style", {s: s for s in STYLES}, type=str)
 
 
 @app.command()

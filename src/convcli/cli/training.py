@@ -3,12 +3,11 @@ imported in the commands, not here."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
-from convcli.cli.app import command_app
+from convcli.cli.options import JsonOpt, Optimizer, Schedule, command_app, output_option
 
 app = command_app()
 
@@ -26,20 +25,6 @@ DataDirOpt = typer.Option(
     help="Where 'mnist' is cached, in DIR/mnist [default: $CONVCLI_DATA, else "
     "~/.cache/convcli]; it is downloaded from $CONVCLI_MNIST_MIRROR if set.",
 )
-JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
-
-
-class Optimizer(str, Enum):
-    sgd = "sgd"
-    momentum = "momentum"
-    nesterov = "nesterov"
-    adam = "adam"
-
-
-class Schedule(str, Enum):
-    none = "none"
-    step = "step"
-    cosine = "cosine"
 
 
 @app.command()
@@ -74,9 +59,7 @@ def train(
     validation: float | None = typer.Option(
         None, "--validation", help="Fraction of the training images held out [default: 0.1]."
     ),
-    output: Path | None = typer.Option(
-        None, "-o", "--output", metavar="FILE.npz", help="Checkpoint, written atomically after every epoch."
-    ),
+    output: Path | None = output_option("FILE.npz", "Checkpoint, written atomically after every epoch."),
     resume: Path | None = typer.Option(
         None, "--resume", metavar="FILE.npz", help="Continue a checkpoint up to --epochs (saved to it unless -o)."
     ),

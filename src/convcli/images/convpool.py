@@ -34,11 +34,12 @@ from typing import TextIO
 import numpy as np
 
 from convcli.errors import InputError, OutputError, ShapeError
+from convcli.images.choices import AUTO_SCALES
 from convcli.images.kernels import get_kernel
 from convcli.images.matrix import MATRIX_SUFFIXES, is_matrix_text, parse_matrix, read_matrix, write_matrix
 from convcli.images.png import write_levels
 from convcli.images.read import DEFAULT_MAX_PIXELS, read_image, write_image
-from convcli.images.tonemap import SCALES
+from convcli.ops.choices import POOL_MODES
 from convcli.ops.conv import conv2d
 from convcli.ops.pool import global_pool2d, pool2d
 from convcli.ops.windows import int_pair, numpy_pad_mode, split_padding
@@ -256,8 +257,8 @@ def pool(
 ) -> FilterResult:
     """``convcli pool``: pool every channel of the input; write image outputs; see the module doc."""
     _check_scale(settings.scale)
-    if settings.mode not in ("max", "avg"):
-        raise InputError(f"--mode {settings.mode!r} is not max or avg")
+    if settings.mode not in POOL_MODES:
+        raise InputError(f"--mode {settings.mode!r} is not one of {', '.join(POOL_MODES)}")
     size = int_pair(settings.size, "--size")
     stride = size if settings.stride is None else int_pair(settings.stride, "--stride")
     source = load_source(input_arg, settings.channels, settings.max_pixels, stdin)
@@ -289,8 +290,8 @@ def pool(
 
 
 def _check_scale(scale: str) -> None:
-    if scale != "auto" and scale not in SCALES:
-        raise InputError(f"--scale {scale!r} is not one of auto, {', '.join(SCALES)}")
+    if scale not in AUTO_SCALES:
+        raise InputError(f"--scale {scale!r} is not one of {', '.join(AUTO_SCALES)}")
 
 
 def auto_scale(values: np.ndarray) -> str:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from convcli.errors import ConvcliError, InputError, OutputError
+from convcli.images.choices import CHANNELS
 from convcli.images.gradients import (
     PAIRS,
     EdgeFilter,
@@ -163,8 +164,8 @@ def check_options(options: EdgeOptions) -> EdgeFilter:
         raise InputError(
             f"--orientation needs an x/y pair; {filt.name} is a single kernel (pairs: {', '.join(PAIRS)}, vertical)"
         )
-    if options.channels not in ("gray", "rgb"):
-        raise InputError(f"--channels {options.channels!r} is not gray or rgb")
+    if options.channels not in CHANNELS:
+        raise InputError(f"--channels {options.channels!r} is not one of {', '.join(CHANNELS)}")
     return filt
 
 

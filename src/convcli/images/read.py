@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convcli.errors import InputError, OutputError
+from convcli.images.choices import CHANNELS
 from convcli.images.tonemap import SCALES, to_display
 from convcli.outputs import PathLike, atomic_write
 
@@ -113,8 +114,8 @@ def read_image(
         Naming the file: missing, a directory, empty, not a supported image, truncated or corrupt,
         above ``max_pixels``, or in a pixel mode that cannot be converted.
     """
-    if channels not in ("gray", "rgb"):
-        raise InputError(f"channels must be 'gray' or 'rgb', got {channels!r}")
+    if channels not in CHANNELS:
+        raise InputError(f"channels must be one of {', '.join(CHANNELS)}; got {channels!r}")
     if alpha not in _ALPHA:
         raise InputError(f"alpha must be one of {', '.join(_ALPHA)}; got {alpha!r}")
     if max_pixels < 1:

@@ -20,13 +20,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from convcli.errors import OutputError
+from convcli.images.choices import SCALES
 
 BACKGROUND = 255
 TEXT = (40, 40, 40)
 MAX_TILE = 1024
 """Tiles taller than this are shrunk (area average) so a panel of a large photo stays viewable."""
 MIN_TILE = 96
-SCALES = ("abs", "minmax", "offset", "clip")
 
 
 def to_display(array: np.ndarray, scale: str, reference: float | None = None) -> np.ndarray:

@@ -13,10 +13,8 @@ import math
 import numpy as np
 
 from convcli.errors import TrainingError
+from convcli.nn.choices import OPTIMIZERS, SCHEDULES
 from convcli.nn.model import Model
-
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
-SCHEDULES = ("none", "step", "cosine")
 
 
 class Optimizer:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from convcli.errors import InputError, ShapeError
+from convcli.ops.choices import POOL_MODES
 from convcli.ops.windows import Windows, as_float, crop2d, pad2d, pool_windows
-
-POOL_MODES = ("max", "avg")
 
 
 @dataclass(frozen=True)

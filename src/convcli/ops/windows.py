@@ -30,17 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from convcli.errors import InputError, ShapeError, did_you_mean
+from convcli.ops.choices import BORDER_MODES
 from convcli.shapes import conv_axis, pool_axis
-
-BORDER_MODES: dict[str, str] = {
-    "zeros": "constant",
-    "reflect": "reflect",
-    "replicate": "edge",
-    "circular": "wrap",
-    "wrap": "wrap",
-    "symmetric": "symmetric",
-}
-"""convcli border mode -> the ``numpy.pad`` mode that implements it."""
 
 FOREIGN_MODES = {
     "constant": "zeros",

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from convcli.render.emit import Table, emit, emit_json, emit_table, note, warn
+from convcli.render.emit import Column, Table, emit, emit_json, emit_table, note, warn
 
 PROGRESS_ABOVE = 3
 """A progress bar appears for more files than this, when stderr is a terminal."""
@@ -83,11 +83,11 @@ def show_edges(results: list, json_out: bool) -> None:
     table = Table(
         [
             ("file", "left"),
-            ("size (HxW)", "right"),
-            ("filter", "left"),
-            ("response range", "right"),
-            ("time", "right"),
-            ("output", "left"),
+            Column("size (HxW)", "right", drop=3),
+            Column("filter", drop=4),
+            Column("response range", "right", drop=2),
+            Column("time", "right", drop=1),
+            Column("output", wrap=True),
         ]
     )
     for r in results:
@@ -176,12 +176,12 @@ def show_filtered(result, json_out: bool) -> None:
     table = Table(
         [
             ("input", "left"),
-            ("size (CxHxW)", "right"),
-            (result.operation, "left"),
-            ("output size", "right"),
-            ("range", "right"),
-            ("scale", "left"),
-            ("output", "left"),
+            Column("size (CxHxW)", "right", drop=4),
+            Column(result.operation, wrap=True),
+            Column("output size", "right", drop=3),
+            Column("range", "right", drop=1),
+            Column("scale", wrap=True, drop=2),
+            Column("output", wrap=True),
         ]
     )
     table.rows.append(
@@ -220,7 +220,13 @@ def show_kernels(kernels, json_out: bool) -> None:
         emit_json(kernel_dicts(kernels))
         return
     table = Table(
-        [("name", "left"), ("matrix", "left"), ("kind", "left"), ("description", "left"), ("sign convention", "left")],
+        [
+            ("name", "left"),
+            Column("matrix", wrap=True),
+            Column("kind", drop=2),
+            Column("description", wrap=True),
+            Column("sign convention", wrap=True, drop=1),
+        ],
         title="Kernels (applied by cross-correlation; --flip for true convolution)",
     )
     for k in kernels:

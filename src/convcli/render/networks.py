@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from convcli.networks.costs import EXTRA_KINDS
-from convcli.render.emit import Table, count, emit, emit_json, emit_table, human, is_terminal, warn
+from convcli.render.emit import Column, Table, count, emit, emit_json, emit_table, human, is_terminal, warn
 
 if TYPE_CHECKING:
     from convcli.networks.compare import Comparison
@@ -107,10 +107,10 @@ def show_shapes(report: Report, expand: bool = False) -> None:
             ("#", "right"),
             ("layer", "left"),
             ("output", "right"),
-            ("activations", "right"),
+            Column("activations", "right", drop=3),
             ("RF", "right"),
-            ("jump", "right"),
-            ("start", "right"),
+            Column("jump", "right", drop=2),
+            Column("start", "right", drop=1),
         ],
         title=_title(report),
     )
@@ -138,7 +138,12 @@ def show_shapes(report: Report, expand: bool = False) -> None:
 
 def show_params(report: Report, expand: bool = False) -> None:
     keras = report.counting.keras
-    columns = [("#", "right"), ("layer", "left"), ("output", "right"), ("params", "right")]
+    columns: list[Column | tuple[str, str]] = [
+        ("#", "right"),
+        ("layer", "left"),
+        Column("output", "right", drop=1),
+        ("params", "right"),
+    ]
     if keras or report.total("frozen"):
         columns.append(("non-trainable", "right"))
     table = Table(columns, title=_title(report))
@@ -162,7 +167,13 @@ def show_params(report: Report, expand: bool = False) -> None:
 
 def show_flops(report: Report, expand: bool = False) -> None:
     table = Table(
-        [("#", "right"), ("layer", "left"), ("output", "right"), ("MACs", "right"), ("FLOPs", "right")],
+        [
+            ("#", "right"),
+            ("layer", "left"),
+            Column("output", "right", drop=2),
+            ("MACs", "right"),
+            Column("FLOPs", "right", drop=1),
+        ],
         title=_title(report),
     )
     for index, word, info, depth in _rows(report, expand):
@@ -237,11 +248,11 @@ def show_zoo(rows: list[dict], json_out: bool) -> None:
     table = Table(
         [
             ("name", "left"),
-            ("input", "right"),
+            Column("input", "right", drop=2),
             ("params", "right"),
             ("MACs", "right"),
-            ("description", "left"),
-            ("as built by", "left"),
+            Column("description", wrap=True),
+            Column("as built by", wrap=True, drop=1),
         ],
         title="The zoo",
     )
@@ -278,7 +289,13 @@ def show_compare(comparison: Comparison, json_out: bool) -> None:
         return
     base = comparison.variants[0].report
     table = Table(
-        [("design", "left"), ("layers", "left"), ("params", "right"), ("MACs", "right"), ("MACs vs first", "right")],
+        [
+            Column("design", wrap=True),
+            Column("layers", wrap=True),
+            Column("params", "right", drop=1),
+            ("MACs", "right"),
+            ("MACs vs first", "right"),
+        ],
         title=f"input {_shape(base.input_shape)} -> {_shape(base.output_shape)}",
     )
     for v in comparison.variants:

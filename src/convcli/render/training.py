@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-from convcli.render.emit import Table, count, emit_json, emit_table, human, note
+from convcli.render.emit import Column, Table, count, emit_json, emit_table, human, note
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def _pct(v: float | None) -> str:
@@ -32,10 +37,14 @@ class TrainingDisplay:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self.live = not quiet and sys.stderr.isatty()
-        self.progress = self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.task_started = 0.0
         self.epoch_no = 0
         self.epochs = 0
-        self.file = self.fetch = None
+        self.file: str | None = None
+        self.fetch: Progress | None = None
+        self.fetch_task: TaskID | None = None
 
     def download(self, done, total, name) -> None:
         if name != self.file:
@@ -55,10 +64,10 @@ class TrainingDisplay:
                     console=console(stderr=True),
                     transient=True,
                 )
-                self.fetch.add_task("", total=total)
+                self.fetch_task = self.fetch.add_task("", total=total)
                 self.fetch.start()
-        if self.fetch is not None:
-            self.fetch.update(self.fetch.task_ids[0], completed=done)
+        if self.fetch is not None and self.fetch_task is not None:
+            self.fetch.update(self.fetch_task, completed=done)
         if total is not None and done == total:
             self._stop_fetch()
             note(f"downloaded {name}")
@@ -98,11 +107,14 @@ class TrainingDisplay:
         if self.progress is None:
             return
         if self.task is None:
+            # A task id is not a position in progress.tasks once an epoch's task has been removed,
+            # so the rate is timed here rather than read back from rich's task.
+            self.task_started = time.perf_counter()
             self.task = self.progress.add_task(
                 "", total=total, epoch=self.epoch_no, epochs=self.epochs, loss=loss, acc=accuracy, rate=0.0
             )
-        task = self.progress.tasks[self.task]
-        rate = done / task.elapsed if task.elapsed else 0.0
+        elapsed = time.perf_counter() - self.task_started
+        rate = done / elapsed if elapsed > 0 else 0.0
         self.progress.update(self.task, completed=done, loss=loss, acc=accuracy, rate=rate)
 
     def epoch(self, record) -> None:
@@ -163,9 +175,9 @@ def _summary_table(result) -> Table:
             ("network", "left"),
             ("test acc", "right"),
             ("params", "right"),
-            ("MACs/image", "right"),
-            ("s/epoch", "right"),
-            ("epochs", "right"),
+            Column("MACs/image", "right", drop=3),
+            Column("s/epoch", "right", drop=1),
+            Column("epochs", "right", drop=2),
         ],
         [row],
         title="Summary",
@@ -211,13 +223,13 @@ def show_training(result, json_out: bool) -> None:
         Table(
             [
                 ("epoch", "right"),
-                ("lr", "right"),
+                Column("lr", "right", drop=3),
                 ("loss", "right"),
                 ("train acc", "right"),
                 ("val loss", "right"),
                 ("val acc", "right"),
-                ("seconds", "right"),
-                ("img/s", "right"),
+                Column("seconds", "right", drop=2),
+                Column("img/s", "right", drop=1),
             ],
             rows,
             title="Training history",
@@ -265,7 +277,7 @@ def show_predictions(results: list[dict], json_out: bool) -> None:
         [r["file"], r["prediction"], "  ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])]
         for r in results
     ]
-    emit_table(Table([("file", "left"), ("prediction", "left"), ("top classes (probability)", "left")], rows))
+    emit_table(Table([("file", "left"), ("prediction", "left"), Column("top classes (probability)", wrap=True)], rows))
 
 
 class FilterDisplay:
@@ -365,7 +377,7 @@ def show_filter(result, json_out: bool) -> None:
     n = len(result.images)
     emit_table(
         Table(
-            [("learned", "left"), ("target", "left"), ("learned - target", "left")],
+            [("learned", "left"), Column("target", drop=2), Column("learned - target", drop=1)],
             rows,
             title=f"{result.target.name}: learned after {result.steps} steps "
             f"({n} image{'s' if n > 1 else ''}, {result.crop}x{result.crop} crops)",
