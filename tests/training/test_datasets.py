@@ -17,6 +17,7 @@ from convcli.training.datasets import (
     IDX_IMAGES_MAGIC,
     IDX_LABELS_MAGIC,
     Dataset,
+    data_files,
     load_data,
     load_digits,
     load_image_folder,
@@ -342,3 +343,21 @@ def test_normalization_stats_against_numpy():
     assert std == pytest.approx(np.std(x.astype(np.float64)), rel=1e-9)
     with pytest.raises(DataError, match="empty training part"):
         normalization_stats(x[:0])
+
+
+def test_data_files_are_what_the_loaders_read(tmp_path, monkeypatch):
+    """The files no output may overwrite: an .npz, IDX files, images of an image folder."""
+    assert data_files("digits") == []
+    np.savez(tmp_path / "k.npz", x_train=np.zeros((1, 2, 2)))
+    assert data_files(str(tmp_path / "k.npz")) == [tmp_path / "k.npz"]
+    write_mnist(tmp_path / "idx", gz=True, sep="-")
+    assert {p.name for p in data_files(str(tmp_path / "idx")) if p.exists()} == {
+        p.name for p in (tmp_path / "idx").iterdir()
+    }
+    monkeypatch.setenv("CONVCLI_DATA", str(tmp_path / "cache"))
+    write_mnist(tmp_path / "cache" / "mnist", gz=False, sep=".")
+    assert len([p for p in data_files("mnist") if p.exists()]) == 4
+    (tmp_path / "folder" / "0").mkdir(parents=True)
+    Image.new("L", (4, 4)).save(tmp_path / "folder" / "0" / "a.png")
+    assert tmp_path / "folder" / "0" / "a.png" in data_files(str(tmp_path / "folder"))
+    assert data_files(str(tmp_path / "missing")) == []

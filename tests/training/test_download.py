@@ -163,6 +163,15 @@ def test_cache_dir_and_mirror_settings(monkeypatch, tmp_path):
     assert mirror_url("http://param.example/x/") == "http://param.example/x/"
 
 
+@pytest.mark.parametrize("url", ["notaurl", "example.org/mnist", "http:/half", "mailto:a@b.c"])
+def test_a_mirror_that_is_not_a_url_is_named(monkeypatch, url):
+    with pytest.raises(DataError, match=f"--mirror {url} is not a URL"):
+        mirror_url(url)
+    monkeypatch.setenv("CONVCLI_MNIST_MIRROR", url)
+    with pytest.raises(DataError, match=f"CONVCLI_MNIST_MIRROR={url} is not a URL"):
+        mirror_url()
+
+
 @pytest.fixture(scope="module")
 def real_cache(server, tmp_path_factory):
     """The real MNIST files downloaded once over loopback and checked against the official md5s."""

@@ -16,6 +16,8 @@ from convcli.errors import TrainingError
 from convcli.nn.model import Model
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+# arrays of each parameter's size an optimiser keeps: momentum's velocity, Adam's two moments
+STATE_COPIES = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 SCHEDULES = ("none", "step", "cosine")
 
 

@@ -319,6 +319,23 @@ def load_data(
     return load_path(Path(spec).expanduser())
 
 
+def data_files(spec: str, data_dir: Path | None = None) -> list[Path]:
+    """The files `load_data` may read for ``spec``, as they are now, so that no output overwrites
+    one: for a directory (or ``mnist``'s cache directory) its IDX files, an ``mnist.npz`` and
+    the files of its class subdirectories; none for the built-in digits."""
+    word = spec.strip().lower()
+    if word == "digits":
+        return []
+    root = (data_dir or cache_dir()) / "mnist" if word == "mnist" else Path(spec).expanduser()
+    if not root.is_dir():
+        return [root] if root.is_file() else []
+    files = [p for p in find_mnist_files(root).values() if p is not None] + [root / "mnist.npz"]
+    for sub in _list_dir(root):
+        if sub.is_dir() and not sub.name.startswith("."):
+            files.extend(_list_dir(sub))
+    return files
+
+
 def resolve_data(
     spec: str,
     *,
