@@ -250,7 +250,7 @@ def test_interrupt_keeps_the_last_complete_epoch(tmp_path):
             self.epochs_done = record.epoch
 
     path = tmp_path / "m.npz"
-    result = train(TrainRequest(tuple(SMALL), epochs=3, output=path), StopInEpochTwo())
+    result = train(TrainRequest(words=tuple(SMALL), epochs=3, output=path), StopInEpochTwo())
     assert result.interrupted and result.test is None and len(result.history) == 1
     assert load(path).meta.epoch == 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]

@@ -50,9 +50,10 @@ class Reporter(Protocol):
     def epoch(self, record: EpochRecord) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainRequest:
-    """What the user asked for; None means "the default" (or, with ``resume``, the checkpoint's)."""
+    """What the user asked for; None means "the default" (or, with ``resume``, the checkpoint's).
+    Fifteen options of which any may be left out: built with keywords only."""
 
     words: tuple[str, ...] = ()
     data: str | None = None
