@@ -1,4 +1,5 @@
-"""Loading, splitting and normalising the digit data sets (convcli.training.datasets)."""
+"""Loading, splitting and normalising the digit data sets (convcli.training.datasets, with the
+IDX and .npz loaders of convcli.training.loaders and the built-in digits of convcli.training.digits)."""
 
 from __future__ import annotations
 
@@ -14,22 +15,17 @@ from PIL import Image
 
 from convcli.errors import DataError
 from convcli.training.datasets import (
-    IDX_IMAGES_MAGIC,
-    IDX_LABELS_MAGIC,
-    Dataset,
     data_files,
     load_data,
-    load_digits,
     load_image_folder,
-    load_mnist_dir,
-    load_npz,
     load_path,
     make_splits,
     normalization_stats,
-    read_idx,
     resolve_data,
     stratified_split,
 )
+from convcli.training.digits import load_digits
+from convcli.training.loaders import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, Dataset, load_mnist_dir, load_npz, read_idx
 
 from conftest import SHARED
 

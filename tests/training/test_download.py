@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from convcli.errors import DataError
-from convcli.training.datasets import load_mnist_dir, resolve_data
+from convcli.training.datasets import resolve_data
 from convcli.training.download import (
     DEFAULT_MIRROR,
     MNIST_MD5,
@@ -21,6 +21,7 @@ from convcli.training.download import (
     gunzipped_md5,
     mirror_url,
 )
+from convcli.training.loaders import load_mnist_dir
 
 from conftest import SHARED, closed_port_url, idx_file, serve
 
