@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,9 +12,10 @@ from PIL import Image
 
 from convcli.networks.report import analyse
 from convcli.networks.words import parse_words
+from convcli.nn.checkpoint import load
 from convcli.training.datasets import resolve_data
 
-from conftest import failed, run
+from conftest import failed, grey_png, run
 
 SMALL = ["8x8x1", "conv:8,f=3,p=same", "relu", "maxpool:2", "flatten", "fc:10"]
 
@@ -229,7 +231,6 @@ def test_help(command):
 
 
 def test_interrupt_keeps_the_last_complete_epoch(tmp_path):
-    from convcli.nn.checkpoint import load
     from convcli.training.run import TrainRequest, train
 
     class StopInEpochTwo:
@@ -249,7 +250,112 @@ def test_interrupt_keeps_the_last_complete_epoch(tmp_path):
             self.epochs_done = record.epoch
 
     path = tmp_path / "m.npz"
-    result = train(TrainRequest(tuple(SMALL), epochs=3, output=path), StopInEpochTwo())
+    result = train(TrainRequest(words=tuple(SMALL), epochs=3, output=path), StopInEpochTwo())
     assert result.interrupted and result.test is None and len(result.history) == 1
     assert load(path).meta.epoch == 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def digits_npz(path, constant=False):
+    """A Keras-style .npz of 8x8 digits (or of images all one grey level)."""
+    d = resolve_data("digits")
+    x = (np.full_like(d.train.images, 0.5) if constant else d.train.images)[:, 0]
+    x_test = (np.full_like(d.test.images, 0.5) if constant else d.test.images)[:, 0]
+    np.savez(path, x_train=x, y_train=d.train.labels, x_test=x_test, y_test=d.test.labels)
+    return path
+
+
+@pytest.mark.parametrize("name", ["k.npz", "link.npz", "hard.npz"])
+def test_output_never_overwrites_the_data(tmp_path, name):
+    data = digits_npz(tmp_path / "k.npz")
+    (tmp_path / "link.npz").symlink_to(data)
+    os.link(data, tmp_path / "hard.npz")
+    same = unchanged(data)
+    failed(run("train", *SMALL, "--data", data, "-o", tmp_path / name, "--epochs", 1), "--output", "is also an input")
+    assert same() and sorted(p.name for p in tmp_path.iterdir()) == ["hard.npz", "k.npz", "link.npz"]
+
+
+def test_plot_never_overwrites_an_input_or_the_checkpoint(tmp_path, trained):
+    path, _ = trained
+    folder = tmp_path / "folder"
+    (folder / "3").mkdir(parents=True)
+    image = grey_png(folder / "3" / "a.png", np.zeros((8, 8)))
+    same, kept = unchanged(image), unchanged(path)
+    failed(run("train", *SMALL, "--data", folder, "--plot", image), "--plot", "is also an input")
+    failed(run("train", *SMALL, "-o", tmp_path / "m.npz", "--plot", tmp_path / "m.npz"), "another output")
+    failed(run("train", "--resume", path, "--epochs", 5, "--plot", path), "--plot", "is also an input")
+    assert same() and kept() and sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+
+
+def test_resume_writes_over_its_own_checkpoint(tmp_path, trained):
+    path = tmp_path / "m.npz"
+    path.write_bytes(trained[0].read_bytes())
+    result = run("train", "--resume", path, "-o", path, "--epochs", 4, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["checkpoint"] == str(path) and load(path).meta.epoch == 4
+
+
+def test_unwritable_output_directory_is_refused_before_training(tmp_path, monkeypatch):
+    # root writes anywhere, so answer as a read-only directory does
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    failed(run("train", *SMALL, "-o", tmp_path / "m.npz"), "--output", "is not writable")
+    failed(run("train", *SMALL, "--plot", tmp_path / "c.png"), "--plot", "is not writable")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["predict"], ["train", "--resume"]])
+def test_a_directory_given_as_checkpoint(tmp_path, command):
+    extra = [grey_png(tmp_path / "x.png", np.zeros((8, 8)))] if command == ["predict"] else []
+    failed(run(*command, tmp_path, *extra), f"checkpoint {tmp_path} is a directory")
+
+
+def test_nan_weights_are_refused(tmp_path, trained):
+    with np.load(trained[0]) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["param/0.w"][0, 0, 1, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    grey_png(tmp_path / "x.png", np.eye(8) * 255)
+    for command in (["evaluate", tmp_path / "nan.npz"], ["predict", tmp_path / "nan.npz", tmp_path / "x.png"]):
+        failed(run(*command), "parameter '0.w'", "1 NaN or infinite value")
+    failed(run("train", "--resume", tmp_path / "nan.npz", "--epochs", 5), "parameter '0.w'")
+
+
+def test_a_bad_mirror_is_named(tmp_path, monkeypatch):
+    failed(run("train", "--data", "mnist", "--data-dir", tmp_path, "--mirror", "notaurl"), "--mirror notaurl")
+    monkeypatch.setenv("CONVCLI_MNIST_MIRROR", "notaurl")
+    failed(run("train", "--data", "mnist", "--data-dir", tmp_path), "$CONVCLI_MNIST_MIRROR=notaurl")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a warning would break the one Error line
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # batch norm keeps the loss finite while the weights run away: no error at all before
+        ["8x8x1", "conv:8,f=3,p=same", "bn", "relu", "conv:8,f=3,p=same", "bn", "relu", "flatten", "fc:10"],
+        ["8x8x1", "conv:8,f=3,p=same", "relu", "flatten", "fc:10"],
+    ],
+)
+def test_a_diverging_loss_is_one_error_line(spec):
+    failed(
+        run("train", *spec, "--lr", 10, "--optimizer", "momentum", "--epochs", 2, "--json"),
+        "diverged in epoch 1",
+        "try a lower learning rate, e.g. --lr 1",
+    )
+
+
+def test_constant_images_are_blamed_on_the_data(tmp_path):
+    data = digits_npz(tmp_path / "flat.npz", constant=True)
+    failed(run("train", *SMALL, "--data", data), f"--data {data}", "same flat grey level (0.5")
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        (["8x8x1", "flatten", "fc:100000000"], "6,500,000,000 parameters"),
+        (["28x28x1", "flatten", "fc:100000000"], "78,500,000,000 parameters"),  # before any data
+        (["2048x2048x1", "conv:8,f=3,p=same", "relu", "maxpool:2", "gap", "flatten", "fc:10"], "activations of"),
+    ],
+)
+def test_sizes_are_checked_before_allocating(spec, fragment):
+    failed(run("train", *spec), "GiB of memory", fragment)

@@ -1,4 +1,5 @@
-"""Loading, splitting and normalising the digit data sets (convcli.training.datasets)."""
+"""Loading, splitting and normalising the digit data sets (convcli.training.datasets, with the
+IDX and .npz loaders of convcli.training.loaders and the built-in digits of convcli.training.digits)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,17 @@ from PIL import Image
 
 from convcli.errors import DataError
 from convcli.training.datasets import (
-    IDX_IMAGES_MAGIC,
-    IDX_LABELS_MAGIC,
-    Dataset,
+    data_files,
     load_data,
-    load_digits,
     load_image_folder,
-    load_mnist_dir,
-    load_npz,
     load_path,
     make_splits,
     normalization_stats,
-    read_idx,
     resolve_data,
     stratified_split,
 )
+from convcli.training.digits import load_digits
+from convcli.training.loaders import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, Dataset, load_mnist_dir, load_npz, read_idx
 
 from conftest import SHARED
 
@@ -342,3 +339,21 @@ def test_normalization_stats_against_numpy():
     assert std == pytest.approx(np.std(x.astype(np.float64)), rel=1e-9)
     with pytest.raises(DataError, match="empty training part"):
         normalization_stats(x[:0])
+
+
+def test_data_files_are_what_the_loaders_read(tmp_path, monkeypatch):
+    """The files no output may overwrite: an .npz, IDX files, images of an image folder."""
+    assert data_files("digits") == []
+    np.savez(tmp_path / "k.npz", x_train=np.zeros((1, 2, 2)))
+    assert data_files(str(tmp_path / "k.npz")) == [tmp_path / "k.npz"]
+    write_mnist(tmp_path / "idx", gz=True, sep="-")
+    assert {p.name for p in data_files(str(tmp_path / "idx")) if p.exists()} == {
+        p.name for p in (tmp_path / "idx").iterdir()
+    }
+    monkeypatch.setenv("CONVCLI_DATA", str(tmp_path / "cache"))
+    write_mnist(tmp_path / "cache" / "mnist", gz=False, sep=".")
+    assert len([p for p in data_files("mnist") if p.exists()]) == 4
+    (tmp_path / "folder" / "0").mkdir(parents=True)
+    Image.new("L", (4, 4)).save(tmp_path / "folder" / "0" / "a.png")
+    assert tmp_path / "folder" / "0" / "a.png" in data_files(str(tmp_path / "folder"))
+    assert data_files(str(tmp_path / "missing")) == []

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from convcli.errors import DataError
-from convcli.training.datasets import load_mnist_dir, resolve_data
+from convcli.training.datasets import resolve_data
 from convcli.training.download import (
     DEFAULT_MIRROR,
     MNIST_MD5,
@@ -21,6 +21,7 @@ from convcli.training.download import (
     gunzipped_md5,
     mirror_url,
 )
+from convcli.training.loaders import load_mnist_dir
 
 from conftest import SHARED, closed_port_url, idx_file, serve
 
@@ -161,6 +162,15 @@ def test_cache_dir_and_mirror_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("CONVCLI_MNIST_MIRROR", "http://env.example/m")
     assert mirror_url() == "http://env.example/m/"
     assert mirror_url("http://param.example/x/") == "http://param.example/x/"
+
+
+@pytest.mark.parametrize("url", ["notaurl", "example.org/mnist", "http:/half", "mailto:a@b.c"])
+def test_a_mirror_that_is_not_a_url_is_named(monkeypatch, url):
+    with pytest.raises(DataError, match=f"--mirror {url} is not a URL"):
+        mirror_url(url)
+    monkeypatch.setenv("CONVCLI_MNIST_MIRROR", url)
+    with pytest.raises(DataError, match=f"CONVCLI_MNIST_MIRROR={url} is not a URL"):
+        mirror_url()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from convcli.networks.report import analyse
 from convcli.networks.words import parse_words
 from convcli.nn.loss import softmax_cross_entropy
 from convcli.nn.model import build_model
-from convcli.nn.optim import make_optimizer, scheduled_lr
+from convcli.nn.optim import STATE_COPIES, make_optimizer, scheduled_lr
 from convcli.training.loop import (
     TrainConfig,
     evaluate,
@@ -58,6 +58,17 @@ def test_optimizers_match_torch(name, wd):
         topt.step()
     np.testing.assert_allclose(model.state_dict()["3.w"], fc.weight.detach().numpy(), atol=1e-5)
     np.testing.assert_allclose(model.state_dict()["0.b"], conv.bias.detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+def test_state_copies_are_what_each_optimiser_keeps(name):
+    """The memory estimate's count of optimiser arrays, against the arrays a step leaves."""
+    model = model_of()
+    optimizer = make_optimizer(name, model, 0.01)
+    x, y = np.ones((2, 1, 6, 6), np.float32), np.array([0, 1])
+    model.backward(softmax_cross_entropy(model.forward(x), y)[1])
+    optimizer.step()
+    assert sum(v.size for v in optimizer.state.values()) == STATE_COPIES[name] * model.n_params()
 
 
 def test_schedules():

@@ -98,21 +98,21 @@ def train(
     from convcli.training.run import train as run
 
     request = TrainRequest(
-        tuple(words or ()),
-        data,
-        data_dir,
-        epochs,
-        batch_size,
-        optimizer.value if optimizer else None,
-        lr,
-        schedule.value if schedule else None,
-        weight_decay,
-        seed,
-        validation,
-        output,
-        resume,
-        plot,
-        mirror,
+        words=tuple(words or ()),
+        data=data,
+        data_dir=data_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer.value if optimizer else None,
+        lr=lr,
+        schedule=schedule.value if schedule else None,
+        weight_decay=weight_decay,
+        seed=seed,
+        validation=validation,
+        output=output,
+        resume=resume,
+        plot=plot,
+        mirror=mirror,
     )
     display = TrainingDisplay(quiet=json_out)
     try:
@@ -169,7 +169,10 @@ def train_filter(
 
     display = FilterDisplay(quiet=json_out)
     try:
-        result = learn_filter(FilterRequest(tuple(images), target, steps, lr, size, seed, plot), display)
+        request = FilterRequest(
+            images=tuple(images), target=target, steps=steps, lr=lr, size=size, seed=seed, plot=plot
+        )
+        result = learn_filter(request, display)
     finally:
         display.close()
     show_filter(result, json_out)

@@ -8,6 +8,7 @@ state dict (weights and batch norm statistics) is keyed in a checkpoint.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -188,6 +189,24 @@ def trainable_layers(report: Report) -> tuple[LayerInfo, ...]:
     for info in walk(infos):
         _check(info)
     return infos
+
+
+def training_bytes(report: Report, batch_size: int, state_copies: int) -> int:
+    """About how many bytes training the model of ``report`` takes, before allocating any of it.
+
+    ``4 * (params * (2 + state_copies) + 3 * batch_size * activations)``: float32 weights, their
+    gradients and ``state_copies`` optimiser arrays of the same size (see
+    `convcli.nn.optim.STATE_COPIES`), and for each image of a batch three arrays of its
+    activations (every layer's output and the input): the values kept for backward, their
+    gradients, and work buffers such as im2col's columns, which are larger than the output.
+
+    >>> from convcli.networks.report import analyse
+    >>> from convcli.networks.words import parse_words
+    >>> training_bytes(analyse(parse_words("4x4x1 flatten fc:10".split())), 2, 0) == 4 * (170 * 2 + 3 * 2 * 42)
+    True
+    """
+    activations = math.prod(report.input_shape) + sum(math.prod(info.out_shape) for info in walk(report.layers))
+    return 4 * (report.total("params") * (2 + state_copies) + 3 * batch_size * activations)
 
 
 def build_model(report: Report, seed: int = 0) -> Model:

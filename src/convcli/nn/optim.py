@@ -16,6 +16,9 @@ from convcli.errors import TrainingError
 from convcli.nn.choices import OPTIMIZERS, SCHEDULES
 from convcli.nn.model import Model
 
+# arrays of each parameter's size an optimiser keeps: momentum's velocity, Adam's two moments
+STATE_COPIES = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
+
 
 class Optimizer:
     """Shared bookkeeping: the parameters, the learning rate and named state arrays."""

@@ -16,6 +16,7 @@ import http.client
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from convcli.outputs import atomic_write
 DATA_ENV = "CONVCLI_DATA"
 MIRROR_ENV = "CONVCLI_MNIST_MIRROR"
 DEFAULT_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+MIRROR_SCHEMES = ("http", "https", "ftp", "file")  # what urllib.request opens
 
 # md5 of the decompressed IDX content, as published with the original files (shared/data/README.md).
 MNIST_MD5: Mapping[str, str] = {
@@ -68,10 +70,17 @@ def cache_dir() -> Path:
 def mirror_url(mirror: str | None = None) -> str:
     """Base URL to fetch MNIST from: ``mirror``, else ``$CONVCLI_MNIST_MIRROR``, else the default.
 
+    Raises `DataError`, naming the option or the variable, for anything but an http, https, ftp
+    or file URL.
+
     >>> mirror_url("http://example.org/mnist")
     'http://example.org/mnist/'
     """
+    given = f"--mirror {mirror}" if mirror else f"${MIRROR_ENV}={os.environ.get(MIRROR_ENV)}"
     url = mirror or os.environ.get(MIRROR_ENV) or DEFAULT_MIRROR
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in MIRROR_SCHEMES or not (parts.netloc or parts.scheme == "file"):
+        raise DataError(f"{given} is not a URL: give one such as {DEFAULT_MIRROR}")
     return url if url.endswith("/") else url + "/"
 
 

@@ -7,7 +7,8 @@ line can draw progress and save a checkpoint after every epoch without this modu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from convcli.nn.optim import Optimizer, scheduled_lr
 
 MNIST_FIELD = 28  # MNIST's digits are 28x28
 LENET_PAD = 2  # LeCun et al. 1998 centred the 28x28 MNIST digits in a 32x32 field
+EVAL_BATCH = 500  # images per forward pass when evaluating
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def fit(
     layers likewise (`Model.reseed`), so a resumed run sees the batches and masks an uninterrupted
     one would. ``on_batch(done, total, loss, accuracy)`` follows the
     running means; ``on_epoch(record)`` runs after each epoch (the CLI saves a checkpoint there).
-    Raises `TrainingError` as soon as the loss is not finite.
+    Raises `TrainingError` as soon as a value overflows float32 or the loss is not finite.
     """
     records = []
     n_classes = model.report.layers[-1].out_shape[-1]
@@ -154,22 +156,23 @@ def fit(
         start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
         for b in range(0, len(x), config.batch_size):
             idx = order[b : b + config.batch_size]
-            logits = model.forward(x[idx])
-            loss, dlogits = softmax_cross_entropy(logits, y[idx])
-            if not np.isfinite(loss):
-                raise TrainingError(
-                    f"the loss became {loss} in epoch {epoch + 1} (batch {b // config.batch_size + 1}) "
-                    f"with --lr {config.lr:g}: try a lower learning rate, e.g. --lr {config.lr / 10:g}"
-                )
-            model.backward(dlogits, input_grad=False)
-            optimizer.step()
+            with _diverging(config, f"epoch {epoch + 1} (batch {b // config.batch_size + 1})"):
+                logits = model.forward(x[idx])
+                loss, dlogits = softmax_cross_entropy(logits, y[idx])
+                if not np.isfinite(loss):
+                    raise FloatingPointError(f"the loss became {loss}")
+                model.backward(dlogits, input_grad=False)
+                optimizer.step()
             loss_sum += loss * len(idx)
             correct += int((logits.argmax(axis=1) == y[idx]).sum())
             seen += len(idx)
             if on_batch:
                 on_batch(seen, len(x), loss_sum / seen, correct / seen)
         seconds = time.perf_counter() - start
-        val = evaluate(model, *validation, n_classes) if validation is not None and len(validation[1]) else None
+        val = None
+        if validation is not None and len(validation[1]):
+            with _diverging(config, f"the validation after epoch {epoch + 1}"):
+                val = evaluate(model, *validation, n_classes)
         record = EpochRecord(
             epoch + 1,
             optimizer.lr,
@@ -186,7 +189,26 @@ def fit(
     return records
 
 
-def predict_logits(model: Model, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
+@contextmanager
+def _diverging(config: TrainConfig, where: str) -> Iterator[None]:
+    """Turn float32 overflow (and the NaNs it leads to) into one `TrainingError`.
+
+    Healthy training never overflows: the losses' exponentials are of non-positive numbers and
+    the sigmoid is written likewise. Overflow therefore means the weights are running away, even
+    while batch norm still keeps the loss finite, so the run stops at the first one instead of
+    printing numpy's warnings and going on with garbage.
+    """
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            yield
+    except FloatingPointError as err:
+        raise TrainingError(
+            f"training diverged in {where} with --lr {config.lr:g} ({err}): "
+            f"try a lower learning rate, e.g. --lr {config.lr / 10:g}"
+        ) from None
+
+
+def predict_logits(model: Model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
     """Logits (N, K) in evaluation mode, in batches to bound memory."""
     model.eval()
     return np.concatenate([model.forward(x[b : b + batch_size]) for b in range(0, len(x), batch_size)])

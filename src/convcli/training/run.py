@@ -15,15 +15,17 @@ from typing import Protocol
 
 import numpy as np
 
-from convcli.errors import InputError, TrainingError
+from convcli.errors import DataError, InputError, TrainingError
 from convcli.networks import spec as S
 from convcli.networks.report import Report, analyse
 from convcli.nn import checkpoint as ckpt
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
-from convcli.nn.model import Model, build_model, trainable_layers
-from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
-from convcli.training.datasets import DataSplits
+from convcli.nn.model import Model, build_model, trainable_layers, training_bytes
+from convcli.nn.optim import OPTIMIZERS, SCHEDULES, STATE_COPIES, Optimizer, make_optimizer
+from convcli.training.datasets import DataSplits, data_files, resolve_data
+from convcli.training.download import mirror_url
 from convcli.training.loop import (
+    EVAL_BATCH,
     EpochRecord,
     Evaluation,
     TrainConfig,
@@ -38,6 +40,7 @@ from convcli.training.recipes import DEFAULT_FOR_SIZE, default_settings
 LR_RANGE = (0.0, 10.0)
 MAX_BATCH = 65536
 DEFAULT_VALIDATION = 0.1
+MAX_TRAINING_BYTES = 8 * 2**30  # refused before allocating; numpy training of more is impractical anyway
 
 
 class Reporter(Protocol):
@@ -47,9 +50,10 @@ class Reporter(Protocol):
     def epoch(self, record: EpochRecord) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainRequest:
-    """What the user asked for; None means "the default" (or, with ``resume``, the checkpoint's)."""
+    """What the user asked for; None means "the default" (or, with ``resume``, the checkpoint's).
+    Fifteen options of which any may be left out: built with keywords only."""
 
     words: tuple[str, ...] = ()
     data: str | None = None
@@ -132,6 +136,8 @@ def check_options(r: TrainRequest) -> None:
         raise TrainingError(f"--optimizer {r.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
     if r.schedule is not None and r.schedule not in SCHEDULES:
         raise TrainingError(f"--schedule {r.schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if r.mirror is not None:
+        mirror_url(r.mirror)
 
 
 def resume_from(r: TrainRequest) -> Checkpoint | None:
@@ -149,17 +155,24 @@ def resume_from(r: TrainRequest) -> Checkpoint | None:
     return saved
 
 
-def check_outputs(r: TrainRequest) -> Path | None:
-    """The checkpoint to write (``-o``, else the one resumed, else none), after checking that it
-    and the ``--plot`` can be written; before any work is done."""
+def check_outputs(r: TrainRequest, saved: Checkpoint | None) -> tuple[Path | None, list[Path]]:
+    """The checkpoint to write (``-o``, else the one resumed, else none) and the input files no
+    output may overwrite, after checking, before any work is done, that the checkpoint and the
+    ``--plot`` can be written and are neither inputs nor each other. Writing over the checkpoint
+    resumed is what ``--resume`` does; the plot must not."""
+    inputs = data_files(data_word(r, saved), r.data_dir)
     output = r.output or r.resume
     if output is not None:
-        ckpt.check_output(output)
+        ckpt.check_output(output, inputs)
     if r.plot is not None:
         from convcli.training.curves import check_png
 
-        check_png(r.plot, others=[output] if output is not None else [])
-    return output
+        check_png(r.plot, plot_inputs(r, inputs), [output] if output else [])
+    return output, inputs
+
+
+def plot_inputs(r: TrainRequest, inputs: list[Path]) -> list[Path]:
+    return [*inputs, r.resume] if r.resume is not None else inputs
 
 
 def requested_network(r: TrainRequest, saved: Checkpoint | None) -> S.Network | None:
@@ -199,28 +212,51 @@ def make_config(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -
 
 def plan(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -> tuple[Report, TrainConfig]:
     """The network's layers and the run's settings, after checking, without allocating any weights,
-    that every layer can be trained."""
+    that every layer can be trained and that training fits in memory."""
     report = analyse(network)
     trainable_layers(report)
-    return report, make_config(r, saved, network)
+    config = make_config(r, saved, network)
+    check_memory(report, config)
+    return report, config
+
+
+def check_memory(report: Report, config: TrainConfig) -> None:
+    """Refuse a run whose weights, optimiser state and activations would need more than
+    `MAX_TRAINING_BYTES` (estimated by `convcli.nn.model.training_bytes`; evaluation's batches
+    count when they are larger than training's)."""
+    batch = max(config.batch_size, EVAL_BATCH)
+    need = training_bytes(report, batch, STATE_COPIES[config.optimizer])
+    if need > MAX_TRAINING_BYTES:
+        raise TrainingError(
+            f"training {ckpt.spec_words(report.network)} would need about {need / 2**30:,.1f} GiB of memory "
+            f"({report.total('params'):,} parameters with {config.optimizer}, activations of {batch} images), "
+            f"more than the {MAX_TRAINING_BYTES / 2**30:g} GiB convcli allows: give a smaller network"
+        )
 
 
 def load_splits(r: TrainRequest, saved: Checkpoint | None, reporter: Reporter | None = None) -> DataSplits:
     """The data ``--data`` names (else the checkpoint's, else the built-in digits), split with
-    ``--seed`` and ``--validation`` (else the checkpoint's, else 0 and 10%)."""
-    from convcli.training.datasets import resolve_data
-
-    info = saved.meta.data if saved else None
-    return resolve_data(
-        data_word(r, saved),
-        validation=r.validation
-        if r.validation is not None
-        else (info.validation_fraction if info else DEFAULT_VALIDATION),
-        seed=r.seed if r.seed is not None else (saved.meta.config.seed if saved else 0),
+    ``--seed`` and ``--validation`` (else the checkpoint's, else 0 and 10%); refused when every
+    training pixel has the same value."""
+    word = data_word(r, saved)
+    validation, seed = DEFAULT_VALIDATION, 0
+    if saved is not None:
+        validation, seed = saved.meta.data.validation_fraction, saved.meta.config.seed
+    splits = resolve_data(
+        word,
+        validation=validation if r.validation is None else r.validation,
+        seed=seed if r.seed is None else r.seed,
         data_dir=r.data_dir,
         mirror=r.mirror,
         progress=reporter.download if reporter else None,
     )
+    lo, hi = float(splits.train.images.min()), float(splits.train.images.max())
+    if lo == hi:
+        raise DataError(
+            f"--data {word}: every training image is the same flat grey level ({lo:g} on a 0-1 scale); "
+            "there is nothing to learn from"
+        )
+    return splits
 
 
 def data_word(r: TrainRequest, saved: Checkpoint | None) -> str:
@@ -263,7 +299,7 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     """Train a network as ``r`` asks, saving a checkpoint after every epoch; see ``convcli train``."""
     check_options(r)
     saved = resume_from(r)
-    output = check_outputs(r)
+    output, inputs = check_outputs(r, saved)
     network = requested_network(r, saved)
     if network is not None:  # fail on an untrainable layer before loading any data
         report, config = plan(r, saved, network)
@@ -290,14 +326,14 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     def save(meta: Metadata) -> None:
         result.meta = meta
         if output is not None:
-            ckpt.save(output, model.state_dict(), optimizer.state_dict(), meta)
+            ckpt.save(output, model.state_dict(), optimizer.state_dict(), meta, inputs)
 
     def on_epoch(record: EpochRecord) -> None:
         save(replace(result.meta, epoch=record.epoch, history=result.meta.history + (record,)))
         if r.plot is not None:
             from convcli.training.curves import training_curves, write_png
 
-            write_png(r.plot, training_curves(result.history, network.name or ""))
+            write_png(r.plot, training_curves(result.history, network.name or ""), plot_inputs(r, inputs))
         if reporter:
             reporter.epoch(record)
 
@@ -344,8 +380,6 @@ class EvaluateResult:
 def evaluate_checkpoint(path: Path, data: str | None = None, data_dir: Path | None = None) -> EvaluateResult:
     """A checkpoint's accuracy, confusion matrix and per-class precision/recall on a test set
     (by default the test part of the data it was trained on)."""
-    from convcli.training.datasets import resolve_data
-
     model, saved = load_model(path)
     info = saved.meta.data
     data = data or info.data
