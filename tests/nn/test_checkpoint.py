@@ -13,7 +13,8 @@ import pytest
 
 from convcli.errors import InputError, OutputError
 from convcli.networks.report import analyse
-from convcli.networks.spec import Residual
+from convcli.networks.spec import Residual, same_network
+from convcli.networks.specfile import network_from_json, network_to_json
 from convcli.networks.words import parse_words
 from convcli.nn import checkpoint as ckpt
 from convcli.nn.checkpoint import DataInfo, Metadata
@@ -64,7 +65,7 @@ def test_checkpoint_round_trip(tmp_path):
     meta = metadata(network, epoch=1, history=(record,), test_accuracy=0.5)
     ckpt.save(path, model.state_dict(), {"steps": np.array(3)}, meta)
     loaded = ckpt.load(path)
-    assert ckpt.same_network(loaded.network, network)
+    assert same_network(loaded.network, network)
     assert replace(loaded.meta, network=network) == meta and loaded.path == path
     assert int(loaded.optim["steps"]) == 3
     assert all(np.array_equal(loaded.state[k], v) for k, v in model.state_dict().items())
@@ -98,7 +99,7 @@ def test_checkpoint_keeps_containers():
     r = Residual((parse_words("4x4x2 conv:2,p=1".split()).layers[0],), None, None)
     net = parse_words("4x4x2 conv:2 flatten fc:2".split())
     net = type(net)(net.input, (net.steps[0].__class__(r, "residual"),) + net.steps[1:])
-    assert ckpt.network_from_json(ckpt.network_to_json(net)).layers == net.layers
+    assert network_from_json(network_to_json(net)).layers == net.layers
 
 
 def test_foreign_and_corrupt_checkpoints(tmp_path):

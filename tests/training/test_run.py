@@ -10,6 +10,7 @@ import pytest
 
 from convcli.errors import TrainingError
 from convcli.networks.report import analyse
+from convcli.networks.spec import same_network
 from convcli.networks.words import parse_words
 from convcli.nn import checkpoint as ckpt
 from convcli.nn.checkpoint import DataInfo, Metadata
@@ -73,7 +74,7 @@ def test_resume_needs_epochs_left(saved):
 def test_requested_network(saved):
     assert run.requested_network(TrainRequest(), None) is None  # the data's size will pick one
     assert run.requested_network(TrainRequest(words=SMALL), None).input == (8, 8, 1)
-    assert ckpt.same_network(run.requested_network(TrainRequest(words=SMALL), saved), saved.network)
+    assert same_network(run.requested_network(TrainRequest(words=SMALL), saved), saved.network)
     with pytest.raises(TrainingError, match="is not the network in"):
         run.requested_network(TrainRequest(words=("8x8x1", "flatten", "fc:5")), saved)
     assert run.default_network((28, 28)).name == "mnist-cnn"

@@ -3,7 +3,7 @@
 Arrays: ``param/<name>`` (weights and batch norm statistics, see `Model.state_dict`) and
 ``optim/<name>`` (optimiser state, for ``--resume``). One more entry, ``meta``, is a JSON
 document stored as a numpy string, read and written by `Metadata`: the format tag, convcli's
-version, the network spec (as JSON layers, see `network_to_json`, and as words), the training
+version, the network spec (as JSON layers, see `convcli.networks.specfile`, and as words), the training
 configuration, the data (normalisation mean/std, class names, split) and the history. Nothing is
 pickled: files load with ``allow_pickle=False``.
 
@@ -25,9 +25,8 @@ import numpy as np
 from convcli import __version__
 from convcli.errors import InputError, OutputError, SpecError
 from convcli.networks import spec as S
-from convcli.networks.spec import same_network  # noqa: F401  (re-exported)
-from convcli.networks.specfile import network_from_json, network_to_json  # noqa: F401  (re-exported)
-from convcli.networks.words import format_network as spec_words  # noqa: F401  (re-exported)
+from convcli.networks.specfile import network_from_json, network_to_json
+from convcli.networks.words import format_network
 from convcli.outputs import PathLike, atomic_write, check_output_path
 from convcli.training.loop import EpochRecord, TrainConfig
 
@@ -94,7 +93,7 @@ class Metadata:
             "format_version": FORMAT_VERSION,
             "convcli_version": self.convcli_version,
             "spec": network_to_json(self.network),
-            "spec_words": spec_words(self.network),
+            "spec_words": format_network(self.network),
             "config": asdict(self.config),
             "data": self.data.to_json(),
             "epoch": self.epoch,

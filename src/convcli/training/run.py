@@ -18,6 +18,8 @@ import numpy as np
 from convcli.errors import DataError, InputError, TrainingError
 from convcli.networks import spec as S
 from convcli.networks.report import Report, analyse
+from convcli.networks.spec import same_network
+from convcli.networks.words import format_network
 from convcli.nn import checkpoint as ckpt
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
 from convcli.nn.model import Model, build_model, trainable_layers, training_bytes
@@ -91,7 +93,7 @@ class TrainResult:
 
     @property
     def words(self) -> str:
-        return ckpt.spec_words(self.meta.network)
+        return format_network(self.meta.network)
 
     @property
     def config(self) -> TrainConfig:
@@ -181,10 +183,10 @@ def requested_network(r: TrainRequest, saved: Checkpoint | None) -> S.Network | 
     network = load_spec(r.words) if r.words else None
     if saved is None:
         return network
-    if network is not None and not ckpt.same_network(network, saved.network):
+    if network is not None and not same_network(network, saved.network):
         raise TrainingError(
-            f"the spec given ({ckpt.spec_words(network)}) is not the network in "
-            f"{r.resume} ({ckpt.spec_words(saved.network)}); leave SPEC out to resume it"
+            f"the spec given ({format_network(network)}) is not the network in "
+            f"{r.resume} ({format_network(saved.network)}); leave SPEC out to resume it"
         )
     return saved.network
 
@@ -228,7 +230,7 @@ def check_memory(report: Report, config: TrainConfig) -> None:
     need = training_bytes(report, batch, STATE_COPIES[config.optimizer])
     if need > MAX_TRAINING_BYTES:
         raise TrainingError(
-            f"training {ckpt.spec_words(report.network)} would need about {need / 2**30:,.1f} GiB of memory "
+            f"training {format_network(report.network)} would need about {need / 2**30:,.1f} GiB of memory "
             f"({report.total('params'):,} parameters with {config.optimizer}, activations of {batch} images), "
             f"more than the {MAX_TRAINING_BYTES / 2**30:g} GiB convcli allows: give a smaller network"
         )
