@@ -128,8 +128,19 @@ def test_sample_photo_matches_pillow_and_rec601(tmp_path):
 
 def test_grayscale_uses_rec601_weights(tmp_path):
     path = save(Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)), tmp_path / "rgb.png")
-    # float32 arithmetic: the weights are folded with 1/255, so within one ulp
+    # float32 arithmetic: the integer sum is divided by 255000, so within one ulp
     np.testing.assert_allclose(read_image(path).array[0, 0], REC601, rtol=2e-7)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_pure_white_is_exactly_one(tmp_path, mode):
+    # float32 0.299 + 0.587 + 0.114 is 1.0000001: pool --scale auto then took white for out of
+    # range. RGB goes from the bytes to grey, RGBA through float (alpha first).
+    white = np.full((2, 3, 4), 255, np.uint8)
+    white[0, 0] = (10, 200, 30, 255)
+    path = save(Image.fromarray(white if mode == "RGBA" else white[..., :3]), tmp_path / "w.png")
+    loaded = read_image(path)
+    assert loaded.array.max() == 1.0 and loaded.array[0, 1, 1] == 1.0
 
 
 def test_grey_image_as_rgb_repeats_the_channel(tmp_path):

@@ -55,7 +55,8 @@ WRITE_FORMATS = {
     ".bmp": "BMP",
     ".webp": "WEBP",
 }
-REC601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+REC601_PER_MILLE = (299, 587, 114)
+"""Rec.601 luma weights in thousandths, as Pillow's ``convert("L")`` uses them."""
 _ALPHA = ("white", "black", "drop")
 # Pillow's decoders report corrupt data through all of these.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
@@ -141,7 +142,7 @@ def read_image(
             raise InputError(f"{src}: cannot decode the image (truncated or corrupt?): {exc}") from exc
     if volume.dtype == np.uint8:
         if channels == "gray" and volume.shape[2] == 3:
-            volume = _grey(volume, 1 / 255)  # straight from the bytes: no float RGB copy
+            volume = _grey(volume, 255)  # straight from the bytes: no float RGB copy
         else:
             volume = volume.astype(np.float32)
             volume /= 255
@@ -233,16 +234,21 @@ def _decode(im: Image.Image, src: Path, notes: list[str]) -> tuple[np.ndarray, i
     raise InputError(f"{src}: pixel mode {mode!r} is not supported; convert it to RGB or grey")
 
 
-def _grey(volume: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """Rec.601 luma of an ``(H, W, 3)`` volume times ``scale``, as ``(H, W, 1)`` float32.
+def _grey(volume: np.ndarray, top: int = 1) -> np.ndarray:
+    """Rec.601 luma of an ``(H, W, 3)`` volume divided by ``top``, as ``(H, W, 1)`` float32.
 
-    Plane by plane: ``volume @ REC601`` runs numpy's matmul loop once per pixel and takes ten
-    times as long on a photo.
+    The weights are whole per-mille numbers (299, 587, 114) and the sum is divided once by
+    ``1000 * top``: weights summing to exactly 1000 make pure white exactly 1.0, never a rounding
+    step above it (float32 0.299 + 0.587 + 0.114 is 1.0000001, which made ``pool --scale auto``
+    take white for an out-of-range value). From bytes (``top`` 255) every step is exact but the
+    last. Plane by plane: ``volume @ weights`` runs numpy's matmul loop once per pixel and takes
+    ten times as long on a photo.
     """
-    weights = [np.float32(w * scale) for w in REC601]
-    out = volume[..., 0] * weights[0]
-    out += volume[..., 1] * weights[1]
-    out += volume[..., 2] * weights[2]
+    r, g, b = (np.float32(w) for w in REC601_PER_MILLE)
+    out = volume[..., 0] * r
+    out += volume[..., 1] * g
+    out += volume[..., 2] * b
+    out /= np.float32(1000 * top)
     return out[..., None]
 
 
