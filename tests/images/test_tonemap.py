@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from convcli.errors import OutputError
-from convcli.images.read import read_image, write_image
+from convcli.images.read import read_image
 from convcli.images.tonemap import MIN_TILE, panel, to_display
+from convcli.images.write import write_image
 
 # to_display: explicit mappings to [0, 1].
 

@@ -35,17 +35,14 @@ import numpy as np
 
 from convcli.errors import InputError, OutputError, ShapeError
 from convcli.images.kernels import get_kernel
-from convcli.images.matrix import MATRIX_SUFFIXES, is_matrix_text, parse_matrix, read_matrix, write_matrix
-from convcli.images.png import write_levels
-from convcli.images.read import DEFAULT_MAX_PIXELS, read_image, write_image
+from convcli.images.matrix import MATRIX_SUFFIXES, is_matrix_text, parse_matrix, read_matrix
+from convcli.images.read import DEFAULT_MAX_PIXELS, read_image
 from convcli.images.tonemap import SCALES
+from convcli.images.write import output_format, write_image
 from convcli.ops.conv import conv2d
 from convcli.ops.pool import global_pool2d, pool2d
 from convcli.ops.windows import int_pair, numpy_pad_mode, split_padding
 from convcli.shapes import AxisResult, conv_axis, pool_axis
-
-TEXT_SUFFIXES = (".csv", ".txt")
-EXACT_SUFFIXES = (".tif", ".tiff", ".npy", ".csv", ".txt")
 
 
 @dataclass(frozen=True)
@@ -333,21 +330,23 @@ def _write(
 
 def _scale(values: np.ndarray, scale: str, path: Path) -> str:
     """The scale a file gets; ``exact`` for the formats that keep values as they are."""
-    if path.suffix.lower() in EXACT_SUFFIXES:
+    if output_format(path).exact:
         return "exact"
     return auto_scale(values) if scale == "auto" else scale
 
 
 def _write_one(path: Path, array: np.ndarray, integer: bool, scale: str, settings, inputs: list[Path]) -> Path:
-    suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        return write_matrix(path, array, integer, inputs)
-    exact = suffix in EXACT_SUFFIXES
+    exact = output_format(path).exact
     if not exact and array.ndim == 3 and array.shape[0] not in (1, 3):
         raise OutputError(
             f"output {path}: {array.shape[0]} channels do not fit an image file; "
             "write .tif, .npy or .csv, or give -o a directory (one file per kernel)"
         )
-    if exact or array.ndim != 3:
-        return write_image(path, array, bit_depth=settings.bit_depth, scale=None if exact else scale, inputs=inputs)
-    return write_levels(path, array, scale, bit_depth=settings.bit_depth, inputs=inputs)
+    return write_image(
+        path,
+        array,
+        bit_depth=settings.bit_depth,
+        scale=None if exact else scale,
+        integer=integer,
+        inputs=inputs,
+    )

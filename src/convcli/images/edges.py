@@ -46,13 +46,11 @@ from convcli.images.gradients import (
     edge_maps,
     orientation_degrees,
 )
-from convcli.images.png import write_levels
-from convcli.images.read import DEFAULT_MAX_PIXELS, WRITE_FORMATS, read_image, write_image
+from convcli.images.read import DEFAULT_MAX_PIXELS, read_image
 from convcli.images.tonemap import SCALES, panel, to_display
+from convcli.images.write import WRITE_SUFFIXES, output_format, write_image
 from convcli.ops.windows import numpy_pad_mode
 from convcli.outputs import PathLike
-
-EXACT_SUFFIXES = (".tif", ".tiff", ".npy")
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ def plan_outputs(paths: Sequence[PathLike], output: PathLike | None, options: Ed
         text = str(output)
         out = Path(output)
         if out.is_dir() or text.endswith(("/", "\\")) or len(paths) > 1:
-            if not out.is_dir() and out.suffix.lower() in WRITE_FORMATS:
+            if not out.is_dir() and out.suffix.lower() in WRITE_SUFFIXES:
                 raise OutputError(f"-o {out} names a file, but there are {len(paths)} inputs; give a directory")
             outdir = out
             try:
@@ -131,7 +129,7 @@ def plan_outputs(paths: Sequence[PathLike], output: PathLike | None, options: Ed
             main = Path(output)
         else:
             main = (outdir or src.parent) / f"{src.stem}_edges.png"
-        extra = main.suffix if main.suffix.lower() in EXACT_SUFFIXES else ".png"
+        extra = main.suffix if output_format(main).exact else ".png"
         target = EdgeTargets(
             main,
             main.with_name(f"{main.stem}_orientation{extra}") if options.orientation else None,
@@ -205,16 +203,15 @@ def _one_file(
     maps = edge_maps(volume, filt, options.mode, components=need)
     magnitude = maps.magnitude
     top = float(magnitude.max())
-    exact = target.edges.suffix.lower() in EXACT_SUFFIXES
     if options.threshold is not None:
         edges = (magnitude >= options.threshold * top) if top > 0 else np.zeros_like(magnitude, bool)
         written = [write_image(target.edges, edges.astype(np.float32), bit_depth=options.bit_depth, inputs=inputs)]
     else:
         ref = display_reference(magnitude) if options.scale == "abs" else None
         written = [
-            write_image(target.edges, magnitude, inputs=inputs)
-            if exact
-            else write_levels(target.edges, magnitude, options.scale, ref, options.bit_depth, inputs)
+            write_image(
+                target.edges, magnitude, bit_depth=options.bit_depth, scale=options.scale, reference=ref, inputs=inputs
+            )
         ]
     if target.orientation is not None:
         written.append(_write_orientation(target.orientation, maps, filt, inputs))
@@ -231,7 +228,7 @@ def _write_orientation(path: Path, maps: EdgeMaps, filt: EdgeFilter, inputs: Seq
     gx = np.take_along_axis(maps.gx, strongest, axis=0)[0]  # H, W
     gy = np.take_along_axis(maps.gy, strongest, axis=0)[0]
     angle = orientation_degrees(gx, gy)
-    if path.suffix.lower() in EXACT_SUFFIXES:
+    if output_format(path).exact:
         return write_image(path, angle.astype(np.float32), inputs=inputs)
     colours = orientation_colours(angle, np.hypot(gx, gy))
     return write_image(path, colours, inputs=inputs)

@@ -1,4 +1,4 @@
-"""Reading images into ``(C, H, W)`` float32 volumes, and writing responses back to files.
+"""Reading image files into ``(C, H, W)`` float32 volumes.
 
 Reading (:func:`read_image`) goes through Pillow and makes every choice on purpose:
 
@@ -18,10 +18,9 @@ Reading (:func:`read_image`) goes through Pillow and makes every choice on purpo
 Whatever the reader decided that changes the data (first frame only, alpha composited, CMYK
 converted) comes back as a one-line note for the CLI to print on stderr.
 
-Writing (:func:`write_image`) picks the format from the suffix. ``.npy`` and ``.tif`` keep the
-values exactly; 8- and 16-bit formats need values in [0, 1], which
-:func:`convcli.images.tonemap.to_display` produces from signed or unbounded responses with an explicit
-mapping.
+This is the only code that turns an image file into numbers: the image commands, ``predict``
+and image-folder data sets all call :func:`read_image`, so they see the same pixels. Writing
+lives in `convcli.images.write`.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import re
 import struct
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,22 +38,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from convcli.errors import InputError, OutputError
-from convcli.images.tonemap import SCALES, to_display
-from convcli.outputs import PathLike, atomic_write
+from convcli.errors import InputError
+from convcli.outputs import PathLike
 
 DEFAULT_MAX_PIXELS = 100_000_000
 READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
-WRITE_FORMATS = {
-    ".png": "PNG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".npy": "NPY",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".bmp": "BMP",
-    ".webp": "WEBP",
-}
 REC601_PER_MILLE = (299, 587, 114)
 """Rec.601 luma weights in thousandths, as Pillow's ``convert("L")`` uses them."""
 _ALPHA = ("white", "black", "drop")
@@ -269,90 +257,3 @@ def _apply_alpha(volume: np.ndarray, alpha: str, src: Path, notes: list[str]) ->
     background = 1.0 if alpha == "white" else 0.0
     notes.append(f"{src} has transparent pixels; composited onto {alpha}")
     return colour * weight + background * (1 - weight)
-
-
-def output_format(path: PathLike) -> str:
-    """The format written for ``path``'s suffix (a value of :data:`WRITE_FORMATS`).
-
-    >>> output_format("edges.TIF")
-    'TIFF'
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix not in WRITE_FORMATS:
-        raise OutputError(f"output {path}: unknown suffix {suffix or '(none)'!r}; supported: {' '.join(WRITE_FORMATS)}")
-    return WRITE_FORMATS[suffix]
-
-
-def write_image(
-    path: PathLike,
-    array: np.ndarray,
-    *,
-    bit_depth: int = 8,
-    scale: str | None = None,
-    reference: float | None = None,
-    inputs: Iterable[PathLike] = (),
-) -> Path:
-    """Write an ``(H, W)`` or ``(C, H, W)`` array to ``path`` atomically, in its suffix's format.
-
-    - ``.npy``: the array exactly as given (any shape and dtype).
-    - ``.tif``/``.tiff``: float32, values as they are (negative ones too). One channel is one
-      page of mode ``F``; several channels are written as one page per channel, since Pillow
-      cannot write a multi-channel float32 TIFF. ``bit_depth`` and ``scale`` do not apply.
-    - ``.png``: 1 or 3 channels at 8 bits, or 1 channel at 16 bits (Pillow writes no 16-bit
-      colour PNG). ``.jpg`` (quality 95), ``.bmp``, ``.webp`` (lossless): 1 or 3 channels, 8 bits.
-
-    For the 8/16-bit formats the values are mapped by :func:`convcli.images.tonemap.to_display` with
-    ``scale`` (and ``reference``), then rounded to the nearest level. Without a scale the values
-    must already lie in [0, 1]: a signed response is never clipped silently.
-
-    Raises
-    ------
-    OutputError
-        For an unknown suffix, a shape or bit depth the format cannot hold, values outside [0, 1]
-        without a scale, or any reason :func:`convcli.outputs.atomic_write` refuses.
-    """
-    fmt = output_format(path)
-    data = np.asarray(array)
-    if fmt == "NPY":
-        return atomic_write(path, lambda f: np.save(f, data, allow_pickle=False), inputs)
-    volume = data[None] if data.ndim == 2 else data  # C, H, W
-    if volume.ndim != 3 or 0 in volume.shape:
-        raise OutputError(f"output {path}: expected an (H, W) or (C, H, W) image, got shape {data.shape}")
-    if fmt == "TIFF":
-        pages = [Image.fromarray(_as_float32(plane, path)) for plane in volume]
-        return atomic_write(
-            path, lambda f: pages[0].save(f, format="TIFF", save_all=True, append_images=pages[1:]), inputs
-        )
-    n_c = volume.shape[0]
-    if bit_depth not in (8, 16) or (bit_depth == 16 and (fmt != "PNG" or n_c != 1)):
-        raise OutputError(
-            f"output {path}: cannot write {n_c} channel(s) at {bit_depth} bits as "
-            f"{fmt}; 16 bits is for one-channel PNG, .tif or .npy keep any values"
-        )
-    if n_c not in (1, 3):
-        raise OutputError(f"output {path}: {fmt} holds 1 or 3 channels, got {n_c}; write .npy or .tif instead")
-    if scale is None:
-        if not (np.isfinite(volume).all() and volume.min() >= 0 and volume.max() <= 1):
-            raise OutputError(
-                f"output {path}: values span [{volume.min():.4g}, "
-                f"{volume.max():.4g}], outside [0, 1]; choose a scale "
-                f"({', '.join(SCALES)}) or write .tif/.npy"
-            )
-        display = volume.astype(np.float64)
-    else:
-        display = to_display(volume, scale, reference)
-    top = 255 if bit_depth == 8 else 65535
-    levels = np.rint(display * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
-    image = Image.fromarray(levels[0] if n_c == 1 else levels.transpose(1, 2, 0))  # H, W, C
-    options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
-    return atomic_write(path, lambda f: image.save(f, format=fmt, **options), inputs)
-
-
-def _as_float32(plane: np.ndarray, path: PathLike) -> np.ndarray:
-    if not np.issubdtype(plane.dtype, np.number) or np.iscomplexobj(plane):
-        raise OutputError(f"output {path}: cannot write {plane.dtype} data as float32 TIFF")
-    with np.errstate(over="ignore"):
-        values = plane.astype(np.float32)
-    if np.isfinite(plane).all() and not np.isfinite(values).all():
-        raise OutputError(f"output {path}: values exceed the float32 range; write .npy instead")
-    return values
