@@ -46,8 +46,9 @@ from convcli.images.gradients import (
     edge_maps,
     orientation_degrees,
 )
+from convcli.images.panel import panel
 from convcli.images.read import DEFAULT_MAX_PIXELS, read_image
-from convcli.images.tonemap import SCALES, panel, to_display
+from convcli.images.tonemap import SCALES, to_display
 from convcli.images.write import WRITE_SUFFIXES, output_format, write_image
 from convcli.ops.windows import numpy_pad_mode
 from convcli.outputs import PathLike
