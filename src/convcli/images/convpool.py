@@ -29,25 +29,62 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 import numpy as np
 
 from convcli.errors import InputError, OutputError, ShapeError
 from convcli.images.kernels import get_kernel
-from convcli.images.matrix import MATRIX_SUFFIXES, is_matrix_text, parse_matrix, read_matrix
-from convcli.images.read import DEFAULT_MAX_PIXELS, read_image
+from convcli.images.matrix import EXAMPLE, MATRIX_SUFFIXES, is_matrix_text, parse_matrix, read_matrix
+from convcli.images.read import DEFAULT_MAX_PIXELS, STDIN, is_image_data, read_image, stdin_bytes
 from convcli.images.tonemap import SCALES
-from convcli.images.write import output_format, write_image
+from convcli.images.write import STDOUT, UNNAMED_STDIN, output_format, write_image
 from convcli.ops.conv import conv2d
 from convcli.ops.pool import global_pool2d, pool2d
 from convcli.ops.windows import int_pair, numpy_pad_mode, split_padding
+from convcli.outputs import check_output_path
 from convcli.shapes import AxisResult, conv_axis, pool_axis
 
 
 @dataclass(frozen=True)
+class InputWord:
+    """An INPUT word, told apart before anything is decoded.
+
+    ``kind`` is ``"typed"`` (a matrix in the shell), ``"matrix"`` (a ``.npy``/``.csv``/``.txt``
+    file, or text on stdin) or ``"image"``; ``path`` is the file named, ``data`` what stdin held.
+    """
+
+    word: str
+    kind: str
+    path: Path | None = None
+    data: bytes | None = None
+
+
+def resolve_input(arg: str, stdin: IO | None = None) -> InputWord:
+    """What an INPUT word is: ``-`` (standard input: an image or matrix text), a matrix file, an
+    image file, or a typed matrix. Standard input is read here; no file is decoded yet.
+
+    >>> resolve_input("1,2;3,4").kind
+    'typed'
+    """
+    if not arg.strip():
+        raise InputError(f"INPUT is empty; give an image, a matrix file, - (stdin) or a matrix such as {EXAMPLE!r}")
+    if arg == STDIN:
+        data = stdin_bytes(stdin)
+        return InputWord(arg, "image" if is_image_data(data) else "matrix", data=data)
+    # os.path.exists, not Path.exists: a long typed matrix is a file name too long for the OS
+    if not os.path.exists(arg):
+        if is_matrix_text(arg):
+            return InputWord(arg, "typed")
+        raise InputError(f"{arg}: no such file, and not a matrix such as {EXAMPLE!r}")
+    path = Path(arg)
+    return InputWord(arg, "matrix" if path.suffix.lower() in MATRIX_SUFFIXES else "image", path)
+
+
+@dataclass(frozen=True)
 class Source:
-    """An input as a ``(C, H, W)`` volume; ``path`` is set for an image file, ``ndim`` is as given."""
+    """An input as a ``(C, H, W)`` volume; ``path`` is set for an image (``-`` from stdin),
+    ``ndim`` is as given."""
 
     array: np.ndarray
     integer: bool
@@ -57,35 +94,39 @@ class Source:
     notes: tuple[str, ...] = ()
 
 
-def load_source(
-    arg: str, channels: str = "gray", max_pixels: int = DEFAULT_MAX_PIXELS, stdin: TextIO | None = None
-) -> Source:
-    """Read an INPUT word: ``-``, a matrix file, an image file, or a typed matrix.
+def load_source(word: InputWord, channels: str = "gray", max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
+    """Decode a resolved INPUT word into a ``(C, H, W)`` volume.
 
-    >>> load_source("1,2;3,4").array.shape
+    >>> load_source(resolve_input("1,2;3,4")).array.shape
     (1, 2, 2)
     """
-    path = Path(arg)
-    # os.path.exists, not Path.exists: a long typed matrix is a file name too long for the OS
-    exists = os.path.exists(arg)
-    if arg != "-" and not exists and is_matrix_text(arg):
-        matrix = parse_matrix(arg)
-    elif arg == "-" or path.suffix.lower() in MATRIX_SUFFIXES:
-        matrix = read_matrix(arg, stdin)
+    if word.kind == "image":
+        image = read_image(word.data if word.data is not None else word.path, channels=channels, max_pixels=max_pixels)
+        name = "standard input" if word.data is not None else str(word.path)
+        return Source(image.array, False, name, image.path, 3, image.notes)
+    if word.kind == "typed":
+        matrix = parse_matrix(word.word)
+    elif word.data is not None:
+        try:
+            text = word.data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("standard input is neither an image convcli reads nor a matrix as text") from None
+        matrix = parse_matrix(text, source="standard input")
     else:
-        image = read_image(path, channels=channels, max_pixels=max_pixels)
-        return Source(image.array, False, str(path), path, 3, image.notes)
+        matrix = read_matrix(word.word)
     volume = matrix.array if matrix.array.ndim == 3 else matrix.array[None]  # C, H, W
     return Source(volume.astype(np.float64), matrix.integer, matrix.source, None, matrix.array.ndim)
 
 
 @dataclass(frozen=True)
 class KernelInput:
-    """A kernel as given: ``(fH, fW)`` per channel, or ``(C, fH, fW)`` across channels."""
+    """A kernel as given: ``(fH, fW)`` per channel, or ``(C, fH, fW)`` across channels;
+    ``path`` is the matrix file it came from."""
 
     name: str
     array: np.ndarray
     integer: bool
+    path: Path | None = None
 
 
 def load_kernel(arg: str, index: int = 1) -> KernelInput:
@@ -97,14 +138,53 @@ def load_kernel(arg: str, index: int = 1) -> KernelInput:
     if not arg.strip():
         raise InputError("--kernel is empty; give a name such as sobel-x or a matrix such as '1,0,-1'")
     if os.path.exists(arg):
-        matrix, name = read_matrix(arg), Path(arg).stem
-    elif is_matrix_text(arg):
-        matrix, name = parse_matrix(arg, source=f"--kernel {arg!r}"), f"k{index}"
+        matrix = read_matrix(arg)
+        return KernelInput(Path(arg).stem, matrix.array.astype(np.float64), matrix.integer, Path(arg))
+    if is_matrix_text(arg):
+        matrix = parse_matrix(arg, source=f"--kernel {arg!r}")
+        return KernelInput(f"k{index}", matrix.array.astype(np.float64), matrix.integer)
+    kernel = get_kernel(arg)  # an unknown name raises, suggesting the closest ones
+    integer = all(float(v).is_integer() for row in kernel.matrix for v in row)
+    return KernelInput(kernel.name, kernel.array(), integer)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The files a run writes, decided and checked before anything is read: ``whole`` is one
+    file (or ``-``) for the whole result, else ``parts`` holds one file per label."""
+
+    whole: Path | None = None
+    parts: tuple[Path, ...] = ()
+
+
+def plan_outputs(
+    word: InputWord, labels: Sequence[str], output: str | None, inputs: Sequence[Path], printed: bool = False
+) -> Plan:
+    """Where the result goes, each file checked against ``inputs`` (and for a writable place).
+
+    Without ``-o``: nothing for a matrix (it is printed) or with ``printed`` (global pooling),
+    else ``<stem>_<label>.png`` next to the image. ``-o DIR``: those names in DIR. ``-o FILE``
+    or ``-o -``: the whole stack in one file, or on stdout.
+    """
+    if output is not None and (output == STDOUT or not Path(output).is_dir()):
+        output_format(output)  # an unknown suffix is refused now, not after the work
+        return Plan(whole=Path(output) if output == STDOUT else check_output_path(output, inputs))
+    if output is None:
+        if word.kind != "image" or printed:
+            return Plan()
+        if word.path is None:
+            raise OutputError(UNNAMED_STDIN)
+        folder = word.path.parent
     else:
-        kernel = get_kernel(arg)  # an unknown name raises, suggesting the closest ones
-        integer = all(float(v).is_integer() for row in kernel.matrix for v in row)
-        return KernelInput(kernel.name, kernel.array(), integer)
-    return KernelInput(name, matrix.array.astype(np.float64), matrix.integer)
+        folder = Path(output)
+    stem = word.path.stem if word.path is not None else ("stdin" if word.word == STDIN else "matrix")
+    parts: dict[Path, str] = {}
+    for label in labels:
+        path = folder / f"{stem}_{label}.png"
+        if path in parts:
+            raise OutputError(f"kernels {parts[path]} and {label} would both write {path}; give each kernel once")
+        parts[path] = label
+    return Plan(parts=tuple(check_output_path(path, inputs) for path in parts))
 
 
 @dataclass(frozen=True)
@@ -199,16 +279,23 @@ def convolve(
     kernel_args: Sequence[str],
     settings: ConvSettings = ConvSettings(),
     output: str | None = None,
-    stdin: TextIO | None = None,
+    stdin: IO | None = None,
 ) -> FilterResult:
-    """``convcli conv``: read the input and kernels, convolve, write image outputs; see the module doc."""
+    """``convcli conv``: read the input and kernels, convolve, write image outputs; see the module doc.
+
+    Every output is planned and checked before the input is decoded: none may be an input (the
+    image, a matrix file or a kernel file).
+    """
     if not kernel_args:
         raise InputError("give at least one --kernel (a name such as sobel-x, or a matrix such as '1,0,-1')")
     _check_scale(settings.scale)
     numpy_pad_mode(settings.mode, "--mode")
     stride, dilation = int_pair(settings.stride, "--stride"), int_pair(settings.dilation, "--dilation")
-    source = load_source(input_arg, settings.channels, settings.max_pixels, stdin)
     kernels = [load_kernel(arg, i) for i, arg in enumerate(kernel_args, start=1)]
+    word = resolve_input(input_arg, stdin)
+    inputs = [p for p in [word.path, *(k.path for k in kernels)] if p is not None]
+    plan = plan_outputs(word, [k.name for k in kernels], output, inputs)
+    source = load_source(word, settings.channels, settings.max_pixels)
     c, h, w = source.array.shape
     ph, pw = split_padding(settings.padding, "--padding")
     stacks, geometry = [], None
@@ -245,11 +332,11 @@ def convolve(
         stacks.append(y[:, 0] if k.ndim == 2 else y[0])  # C_k, H', W'
     integer = source.integer and all(k.integer for k in kernels)
     result = FilterResult(source, "conv", tuple(k.name for k in kernels), np.concatenate(stacks), integer, geometry)
-    return _write(result, [len(s) for s in stacks], output, settings)
+    return _write(result, [len(s) for s in stacks], plan, settings, inputs)
 
 
 def pool(
-    input_arg: str, settings: PoolSettings = PoolSettings(), output: str | None = None, stdin: TextIO | None = None
+    input_arg: str, settings: PoolSettings = PoolSettings(), output: str | None = None, stdin: IO | None = None
 ) -> FilterResult:
     """``convcli pool``: pool every channel of the input; write image outputs; see the module doc."""
     _check_scale(settings.scale)
@@ -257,16 +344,18 @@ def pool(
         raise InputError(f"--mode {settings.mode!r} is not max or avg")
     size = int_pair(settings.size, "--size")
     stride = size if settings.stride is None else int_pair(settings.stride, "--stride")
-    source = load_source(input_arg, settings.channels, settings.max_pixels, stdin)
-    c, h, w = source.array.shape
     label = f"{settings.mode}pool"
+    word = resolve_input(input_arg, stdin)
+    inputs = [word.path] if word.path is not None else []
+    labels = [f"global{label}" if settings.global_pool else label]
+    plan = plan_outputs(word, labels, output, inputs, printed=settings.global_pool)
+    source = load_source(word, settings.channels, settings.max_pixels)
+    c, h, w = source.array.shape
     if settings.global_pool:
         y = global_pool2d(source.array[None], settings.mode)[0]  # C, 1, 1
         g = Geometry(h, w, 1, 1, (h, w), (h, w), (0, 0, 0, 0), (0, 0))
-        result = FilterResult(
-            source, f"global {label}", (f"global{label}",), y, source.integer and settings.mode == "max", g
-        )
-        return _write(result, [c], output, settings, as_matrix=True)
+        result = FilterResult(source, f"global {label}", tuple(labels), y, source.integer and settings.mode == "max", g)
+        return _write(result, [c], plan, settings, inputs, as_matrix=True)
     ph, pw = split_padding(settings.padding, "--padding")
     axes = (
         pool_axis(h, size[0], stride[0], ph, 1, settings.ceil, what="pool (height)"),
@@ -281,8 +370,8 @@ def pool(
         mode=settings.mode,
         count_include_pad=settings.count_pad,
     )  # C, H', W'
-    result = FilterResult(source, label, (label,), y, source.integer, _geometry(h, w, axes, size, stride))
-    return _write(result, [c], output, settings)
+    result = FilterResult(source, label, tuple(labels), y, source.integer, _geometry(h, w, axes, size, stride))
+    return _write(result, [c], plan, settings, inputs)
 
 
 def _check_scale(scale: str) -> None:
@@ -302,27 +391,19 @@ def auto_scale(values: np.ndarray) -> str:
 
 
 def _write(
-    result: FilterResult, counts: list[int], output: str | None, settings, as_matrix: bool = False
+    result: FilterResult, counts: list[int], plan: Plan, settings, inputs: list[Path], as_matrix: bool = False
 ) -> FilterResult:
-    """Write the files of an image input (or of any input given ``-o``); record them in the result."""
-    source = result.source
-    if output is None and (source.path is None or as_matrix):
-        return result
-    inputs = [source.path] if source.path is not None else []
-    out = Path(output) if output is not None else None
-    if out is not None and not out.is_dir():
-        as_printed = source.path is None or as_matrix
+    """Write the planned files; record them in the result."""
+    if plan.whole is not None:
+        as_printed = result.source.path is None or as_matrix
         array = result.output.reshape(result.matrix_shape) if as_printed else result.output
-        scale = _scale(result.output, settings.scale, out)
-        path = _write_one(out, array, result.integer, scale, settings, inputs)
+        scale = _scale(result.output, settings.scale, plan.whole)
+        path = _write_one(plan.whole, array, result.integer, scale, settings, inputs)
         return replace(result, scales=(scale,), outputs=(path,))
-    folder = out if out is not None else source.path.parent
-    stem = source.path.stem if source.path is not None else "matrix"
     scales, written, start = [], [], 0
-    for label, n in zip(result.labels, counts):
+    for path, n in zip(plan.parts, counts):
         part = result.output[start : start + n]  # n, H', W'
         start += n
-        path = folder / f"{stem}_{label}.png"
         scales.append(_scale(part, settings.scale, path))
         written.append(_write_one(path, part, result.integer, scales[-1], settings, inputs))
     return replace(result, scales=tuple(scales), outputs=tuple(written))

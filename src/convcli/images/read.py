@@ -25,15 +25,18 @@ lives in `convcli.images.write`.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
+import sys
 import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -42,6 +45,8 @@ from convcli.errors import InputError
 from convcli.outputs import PathLike
 
 DEFAULT_MAX_PIXELS = 100_000_000
+STDIN = "-"
+"""The input name that means standard input (as ImageMagick spells it)."""
 READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
 REC601_PER_MILLE = (299, 587, 114)
 """Rec.601 luma weights in thousandths, as Pillow's ``convert("L")`` uses them."""
@@ -80,14 +85,18 @@ class LoadedImage:
 
 
 def read_image(
-    path: PathLike, channels: str = "gray", alpha: str = "white", max_pixels: int = DEFAULT_MAX_PIXELS
+    path: PathLike | bytes,
+    channels: str = "gray",
+    alpha: str = "white",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> LoadedImage:
     """Read an image file into a ``(C, H, W)`` float32 volume.
 
     Parameters
     ----------
     path
-        A PNG, JPEG, BMP, TIFF, WebP, GIF or PPM file.
+        A PNG, JPEG, BMP, TIFF, WebP, GIF or PPM file, or the bytes of one (standard input, read
+        with :func:`stdin_bytes`; named ``-`` in the result).
     channels
         ``"gray"`` (C = 1, Rec.601 weights) or ``"rgb"`` (C = 3; a grey image is repeated).
     alpha
@@ -108,41 +117,73 @@ def read_image(
         raise InputError(f"alpha must be one of {', '.join(_ALPHA)}; got {alpha!r}")
     if max_pixels < 1:
         raise InputError(f"max_pixels must be positive, got {max_pixels}")
-    src = Path(path)
-    _check_file(src)
+    if isinstance(path, bytes):
+        src, name = Path(STDIN), "standard input"
+        if not path:
+            raise InputError("standard input is empty; pipe an image into it")
+    else:
+        src = name = Path(path)
+        _check_file(src)
     notes: list[str] = []
-    with _pixel_limit(src, max_pixels):
+    with _pixel_limit(name, max_pixels):
         try:
-            with Image.open(src, formats=READ_FORMATS) as im:
+            with Image.open(io.BytesIO(path) if isinstance(path, bytes) else src, formats=READ_FORMATS) as im:
                 fmt = im.format or "?"
                 frames = getattr(im, "n_frames", 1)
                 if frames > 1:
-                    notes.append(f"{src} has {frames} frames; using the first")
+                    notes.append(f"{name} has {frames} frames; using the first")
                 mode = im.mode
                 if channels == "gray" and fmt == "JPEG" and mode == "RGB":
                     # A JPEG stores Rec.601 luma (Y) beside its chroma: let libjpeg hand Y over
                     # directly, as OpenCV's IMREAD_GRAYSCALE does; 4x faster than decoding colour.
                     im.draft("L", im.size)
-                volume, depth = _decode(im, src, notes)  # H, W, C
+                volume, depth = _decode(im, name, notes)  # H, W, C
         except UnidentifiedImageError as exc:
-            raise InputError(f"{src} is not an image convcli reads (PNG, JPEG, BMP, TIFF, WebP, GIF, PPM)") from exc
+            raise InputError(f"{name} is not an image convcli reads (PNG, JPEG, BMP, TIFF, WebP, GIF, PPM)") from exc
         except _DECODE_ERRORS as exc:
-            raise InputError(f"{src}: cannot decode the image (truncated or corrupt?): {exc}") from exc
+            raise InputError(f"{name}: cannot decode the image (truncated or corrupt?): {exc}") from exc
     if volume.dtype == np.uint8:
         if channels == "gray" and volume.shape[2] == 3:
             volume = _grey(volume, 255)  # straight from the bytes: no float RGB copy
         else:
             volume = volume.astype(np.float32)
             volume /= 255
-    volume = _apply_alpha(volume, alpha, src, notes)
+    volume = _apply_alpha(volume, alpha, name, notes)
     if channels == "gray" and volume.shape[2] == 3:
         volume = _grey(volume)
     elif channels == "rgb" and volume.shape[2] == 1:
         volume = np.repeat(volume, 3, axis=2)
-        notes.append(f"{src} is greyscale; repeated into 3 identical channels")
+        notes.append(f"{name} is greyscale; repeated into 3 identical channels")
     volume = volume.reshape(volume.shape[0], volume.shape[1], -1)
     array = np.ascontiguousarray(volume.transpose(2, 0, 1), dtype=np.float32)  # C, H, W
     return LoadedImage(array, depth, mode, fmt, tuple(notes), src)
+
+
+def stdin_bytes(stream: IO | None = None) -> bytes:
+    """All of standard input (or ``stream``) as bytes: binary for an image, text for a matrix."""
+    stream = sys.stdin if stream is None else stream
+    data = getattr(stream, "buffer", stream).read()
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def is_image_data(data: bytes) -> bool:
+    """Whether ``data`` holds the header of a format :func:`read_image` reads. A text matrix
+    never does: every one of those headers begins with a byte that no number begins with.
+
+    >>> png = io.BytesIO()
+    >>> Image.new("L", (1, 1)).save(png, format="PNG")
+    >>> is_image_data(png.getvalue()), is_image_data(b"1,2;3,4")
+    (True, False)
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a size warning is read_image's to give
+            Image.open(io.BytesIO(data), formats=READ_FORMATS).close()
+    except UnidentifiedImageError:
+        return False
+    except (Image.DecompressionBombError, *_DECODE_ERRORS):  # recognised: read_image will say what is wrong
+        return True
+    return True
 
 
 def _check_file(src: Path) -> None:
@@ -157,7 +198,7 @@ def _check_file(src: Path) -> None:
 
 
 @contextmanager
-def _pixel_limit(src: Path, max_pixels: int) -> Iterator[None]:
+def _pixel_limit(src: Path | str, max_pixels: int) -> Iterator[None]:
     """Make Pillow's decompression-bomb check enforce ``max_pixels`` and report it as InputError.
 
     Pillow checks sizes on open and again per GIF frame and TIFF tile; it only warns between one
@@ -180,7 +221,7 @@ def _pixel_limit(src: Path, max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode(im: Image.Image, src: Path, notes: list[str]) -> tuple[np.ndarray, int]:
+def _decode(im: Image.Image, src: Path | str, notes: list[str]) -> tuple[np.ndarray, int]:
     """Decode the first frame into ``(H, W, C)`` float32 and its bit depth; C may include alpha."""
     rawmode = im.tile[0][3] if im.tile else ""
     if im.mode in ("LA", "RGB", "RGBA") and ";16" in str(rawmode):
@@ -244,7 +285,7 @@ def _with_channels(values: np.ndarray) -> np.ndarray:
     return values if values.ndim == 3 else values[..., None]  # H, W, C
 
 
-def _apply_alpha(volume: np.ndarray, alpha: str, src: Path, notes: list[str]) -> np.ndarray:
+def _apply_alpha(volume: np.ndarray, alpha: str, src: Path | str, notes: list[str]) -> np.ndarray:
     """Drop or composite the alpha channel of an ``(H, W, 2|4)`` volume."""
     if volume.shape[2] not in (2, 4):
         return volume

@@ -32,6 +32,8 @@ from convcli.outputs import PathLike, atomic_write
 
 STDOUT = "-"
 """The output name that means standard output (as ImageMagick spells it): a PNG."""
+UNNAMED_STDIN = "an image from standard input has no name to name outputs after; give -o FILE, -o DIR or -o -"
+"""Why a command that names its outputs after its input needs ``-o`` for standard input."""
 STRIP_BYTES = 1 << 20
 """float64 working set of one strip of the mapping: it stays in cache."""
 

@@ -7,13 +7,20 @@ Data goes to stdout (a table, a matrix or JSON); notes, sizes and per-file error
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, redirect_stdout
 
 from convcli.render.emit import Table, emit, emit_json, emit_table, note, warn
 
 PROGRESS_ABOVE = 3
 """A progress bar appears for more files than this, when stderr is a terminal."""
+STDOUT = "-"
+"""An output of this name went to standard output: the summary goes to stderr instead."""
+
+
+def _summary_stream(outputs: Iterable) -> AbstractContextManager:
+    """Send what would go to stdout to stderr when an image was written to stdout (``-o -``)."""
+    return redirect_stdout(sys.stderr) if any(str(p) == STDOUT for p in outputs) else nullcontext()
 
 
 @contextmanager
@@ -73,7 +80,13 @@ def edges_dict(result) -> dict:
 
 
 def show_edges(results: list, json_out: bool) -> None:
-    """A summary table (or a JSON list) of an edges run, one row per input file."""
+    """A summary table (or a JSON list) of an edges run, one row per input file; on stderr when
+    the image went to stdout."""
+    with _summary_stream(p for r in results for p in r.outputs):
+        _show_edges(results, json_out)
+
+
+def _show_edges(results: list, json_out: bool) -> None:
     if json_out:
         emit_json([edges_dict(r) for r in results])
         return
@@ -137,7 +150,13 @@ def _plain(values, integer: bool):
 
 
 def show_filtered(result, json_out: bool) -> None:
-    """A conv/pool result: a matrix (printed, or ``{"output", "shape"}``) or an image summary."""
+    """A conv/pool result: a matrix (printed, or ``{"output", "shape"}``) or an image summary;
+    on stderr when the image went to stdout."""
+    with _summary_stream(result.outputs):
+        _show_filtered(result, json_out)
+
+
+def _show_filtered(result, json_out: bool) -> None:
     from convcli.images.matrix import format_matrix
 
     for text in result.source.notes:
