@@ -1,5 +1,6 @@
 """What edges, conv and pool write, and where: never over an input (same path, symlink or hard
-link, side outputs included), refused before any work and leaving nothing behind."""
+link, side outputs included), never more than --max-pixels or the memory allows, refused before
+any work and leaving nothing behind; - for standard input and output."""
 
 from __future__ import annotations
 
@@ -160,3 +161,29 @@ def test_stdout_takes_one_image_and_no_side_outputs(cat):
     assert failed(run("edges", cat, "--all", "-o", "-"), "--all and --orientation", "-o FILE")
     assert failed(run("edges", "-", "-", "-o", "x.png", stdin=b""), "standard input (-) can be read once")
     assert failed(run("conv", "-", "-k", "box", stdin=b"\x89PNG\r\n\x1a\n broken"), "standard input")
+
+
+# Sizes checked before anything is allocated or written.
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["conv", "1,2;3,4", "-k", "1", "-p", "100000"], ["200,002 x 200,002 = 40,000,800,004 pixels", "--max-pixels"]),
+        (["conv", "1,2;3,4", "-k", "1,1;1,1", "-p", "full", "-d", "100000000"], ["100,000,002 x 100,000,002"]),
+        (
+            ["pool", "1,2;3,4", "-f", "2000000", "-p", "1000000"],
+            ["would need", "GiB of memory", "2,000,002 x 2,000,002"],
+        ),
+    ],
+)
+def test_huge_padding_or_dilation_is_refused_before_allocating(args, words):
+    assert failed(run(*args), *words)
+
+
+def test_max_pixels_limits_outputs_too(cat):
+    # 300 x 451 = 135,300 pixels in, 498 x 649 = 323,202 out with 100 pixels of padding all round
+    result = run("conv", cat, "-k", "box", "-p", "100", "--max-pixels", "200000", "-o", cat.parent / "big.tif")
+    assert failed(result, "498 x 649 = 323,202 pixels", "--max-pixels limit of 200,000")
+    assert sorted(p.name for p in cat.parent.iterdir()) == ["chelsea.png"]
+    assert run("conv", cat, "-k", "box", "-p", "100", "-o", cat.parent / "big.tif").exit_code == 0

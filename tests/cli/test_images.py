@@ -408,7 +408,7 @@ def test_bad_image_files(tmp_path, command, name, extra, words):
         (["-k", "sobel-x", "--stride", "0"], ["--stride=0 must be positive"]),
         (["-k", "sobel-x", "--stride", "-2"], ["--stride=-2 must be positive"]),
         (["-k", "sobel-x", "--dilation", "0"], ["--dilation=0"]),
-        (["-k", "sobel-x", "-k", "gaussian-5", "--padding", "1"], ["gives a 2x2 output", "gives 4x4"]),
+        (["-k", "sobel-x", "-k", "gaussian-5", "--padding", "1"], ["gives a 2 x 2 output", "gives 4 x 4"]),
         (["-k", "sobel-x", "--padding", "lots"], ["padding 'lots'"]),
         ([], ["give at least one --kernel"]),
     ],

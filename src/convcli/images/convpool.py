@@ -1,21 +1,21 @@
 """Convolution and pooling of one image or matrix: the core of ``convcli conv`` and ``convcli pool``.
 
-An input is an image file, a matrix file (``.npy``, ``.csv``, ``.txt``), ``-`` for a matrix on
-stdin, or a matrix typed in the shell (`convcli.images.matrix`). Either way it becomes a ``(C, H, W)``
-volume: a grey image or a 2-D matrix has C = 1.
-
-A kernel is a registry name (`convcli.images.kernels`), a typed matrix or a matrix file. An (fH, fW)
-kernel filters every input channel on its own (C outputs); a (C, fH, fW) kernel, typed with
-``|`` between channels, must match the input's C and sums over them (one output), as a CNN layer
-does. Several kernels stack their outputs along the channel axis.
+An input (an image, a matrix file, ``-`` or a typed matrix) becomes a ``(C, H, W)`` volume and a
+kernel a ``(fH, fW)`` or ``(C, fH, fW)`` matrix, as `convcli.images.inputs` describes. An (fH, fW)
+kernel filters every input channel on its own (C outputs); a (C, fH, fW) kernel must match the
+input's C and sums over them (one output), as a CNN layer does. Several kernels stack their
+outputs along the channel axis.
 
 Matrices are computed in float64 and keep integers integer when the input and every kernel are;
-images in float32. Output sizes come from `convcli.shapes` (the arithmetic behind ``shape-calc``).
+images in float32. The window geometry is `convcli.ops.windows`' (its sizes are
+`convcli.shapes`', the arithmetic behind ``shape-calc``); outputs above ``max_pixels`` or work
+beyond the machine's memory are refused before anything is allocated (`check_sizes`).
 
 Files written for an image input (none for a matrix unless ``-o`` is given):
 
 - by default ``<stem>_<kernel>.png`` next to the input, one file per kernel (``<stem>_maxpool.png``
-  for pooling); ``-o DIR`` puts them in DIR; ``-o FILE`` writes the whole stack to one file;
+  for pooling); ``-o DIR`` puts them in DIR; ``-o FILE`` writes the whole stack to one file,
+  ``-o -`` to standard output as PNG; none of them may be an input (`plan_outputs`);
 - the suffix picks the format: 8/16-bit images go through a scale (below), ``.tif`` and ``.npy``
   keep exact values, ``.csv``/``.txt`` write the numbers as text.
 
@@ -34,118 +34,14 @@ from typing import IO
 import numpy as np
 
 from convcli.errors import InputError, OutputError, ShapeError
-from convcli.images.kernels import get_kernel
-from convcli.images.matrix import EXAMPLE, MATRIX_SUFFIXES, is_matrix_text, parse_matrix, read_matrix
-from convcli.images.read import DEFAULT_MAX_PIXELS, STDIN, is_image_data, read_image, stdin_bytes
+from convcli.images.inputs import InputWord, Source, load_kernel, load_source, resolve_input
+from convcli.images.read import DEFAULT_MAX_PIXELS, STDIN
 from convcli.images.tonemap import SCALES
 from convcli.images.write import STDOUT, UNNAMED_STDIN, output_format, write_image
 from convcli.ops.conv import conv2d
 from convcli.ops.pool import global_pool2d, pool2d
-from convcli.ops.windows import int_pair, numpy_pad_mode, split_padding
+from convcli.ops.windows import Windows, conv_windows, int_pair, numpy_pad_mode, pool_windows
 from convcli.outputs import check_output_path
-from convcli.shapes import AxisResult, conv_axis, pool_axis
-
-
-@dataclass(frozen=True)
-class InputWord:
-    """An INPUT word, told apart before anything is decoded.
-
-    ``kind`` is ``"typed"`` (a matrix in the shell), ``"matrix"`` (a ``.npy``/``.csv``/``.txt``
-    file, or text on stdin) or ``"image"``; ``path`` is the file named, ``data`` what stdin held.
-    """
-
-    word: str
-    kind: str
-    path: Path | None = None
-    data: bytes | None = None
-
-
-def resolve_input(arg: str, stdin: IO | None = None) -> InputWord:
-    """What an INPUT word is: ``-`` (standard input: an image or matrix text), a matrix file, an
-    image file, or a typed matrix. Standard input is read here; no file is decoded yet.
-
-    >>> resolve_input("1,2;3,4").kind
-    'typed'
-    """
-    if not arg.strip():
-        raise InputError(f"INPUT is empty; give an image, a matrix file, - (stdin) or a matrix such as {EXAMPLE!r}")
-    if arg == STDIN:
-        data = stdin_bytes(stdin)
-        return InputWord(arg, "image" if is_image_data(data) else "matrix", data=data)
-    # os.path.exists, not Path.exists: a long typed matrix is a file name too long for the OS
-    if not os.path.exists(arg):
-        if is_matrix_text(arg):
-            return InputWord(arg, "typed")
-        raise InputError(f"{arg}: no such file, and not a matrix such as {EXAMPLE!r}")
-    path = Path(arg)
-    return InputWord(arg, "matrix" if path.suffix.lower() in MATRIX_SUFFIXES else "image", path)
-
-
-@dataclass(frozen=True)
-class Source:
-    """An input as a ``(C, H, W)`` volume; ``path`` is set for an image (``-`` from stdin),
-    ``ndim`` is as given."""
-
-    array: np.ndarray
-    integer: bool
-    name: str
-    path: Path | None
-    ndim: int
-    notes: tuple[str, ...] = ()
-
-
-def load_source(word: InputWord, channels: str = "gray", max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
-    """Decode a resolved INPUT word into a ``(C, H, W)`` volume.
-
-    >>> load_source(resolve_input("1,2;3,4")).array.shape
-    (1, 2, 2)
-    """
-    if word.kind == "image":
-        image = read_image(word.data if word.data is not None else word.path, channels=channels, max_pixels=max_pixels)
-        name = "standard input" if word.data is not None else str(word.path)
-        return Source(image.array, False, name, image.path, 3, image.notes)
-    if word.kind == "typed":
-        matrix = parse_matrix(word.word)
-    elif word.data is not None:
-        try:
-            text = word.data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError("standard input is neither an image convcli reads nor a matrix as text") from None
-        matrix = parse_matrix(text, source="standard input")
-    else:
-        matrix = read_matrix(word.word)
-    volume = matrix.array if matrix.array.ndim == 3 else matrix.array[None]  # C, H, W
-    return Source(volume.astype(np.float64), matrix.integer, matrix.source, None, matrix.array.ndim)
-
-
-@dataclass(frozen=True)
-class KernelInput:
-    """A kernel as given: ``(fH, fW)`` per channel, or ``(C, fH, fW)`` across channels;
-    ``path`` is the matrix file it came from."""
-
-    name: str
-    array: np.ndarray
-    integer: bool
-    path: Path | None = None
-
-
-def load_kernel(arg: str, index: int = 1) -> KernelInput:
-    """A ``--kernel`` word: a registry name, a matrix file, or a typed matrix (named ``k<index>``).
-
-    >>> load_kernel("vertical").array.tolist()
-    [[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]
-    """
-    if not arg.strip():
-        raise InputError("--kernel is empty; give a name such as sobel-x or a matrix such as '1,0,-1'")
-    if os.path.exists(arg):
-        matrix = read_matrix(arg)
-        return KernelInput(Path(arg).stem, matrix.array.astype(np.float64), matrix.integer, Path(arg))
-    if is_matrix_text(arg):
-        matrix = parse_matrix(arg, source=f"--kernel {arg!r}")
-        return KernelInput(f"k{index}", matrix.array.astype(np.float64), matrix.integer)
-    kernel = get_kernel(arg)  # an unknown name raises, suggesting the closest ones
-    integer = all(float(v).is_integer() for row in kernel.matrix for v in row)
-    return KernelInput(kernel.name, kernel.array(), integer)
 
 
 @dataclass(frozen=True)
@@ -185,35 +81,6 @@ def plan_outputs(
             raise OutputError(f"kernels {parts[path]} and {label} would both write {path}; give each kernel once")
         parts[path] = label
     return Plan(parts=tuple(check_output_path(path, inputs) for path in parts))
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Input and output size of one layer and the rows/columns that no window covers."""
-
-    h: int
-    w: int
-    oh: int
-    ow: int
-    window: tuple[int, int]
-    stride: tuple[int, int]
-    pads: tuple[int, int, int, int]
-    dropped: tuple[int, int]
-    dilation: tuple[int, int] = (1, 1)
-
-
-def _geometry(
-    h: int,
-    w: int,
-    axes: tuple[AxisResult, AxisResult],
-    window: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int] = (1, 1),
-) -> Geometry:
-    ah, aw = axes
-    return Geometry(
-        h, w, ah.out, aw.out, window, stride, (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi), (ah.dropped, aw.dropped), dilation
-    )
 
 
 @dataclass(frozen=True)
@@ -262,7 +129,7 @@ class FilterResult:
     labels: tuple[str, ...]
     output: np.ndarray
     integer: bool
-    geometry: Geometry
+    geometry: Windows
     scales: tuple[str, ...] = ()
     outputs: tuple[Path, ...] = ()
 
@@ -297,8 +164,8 @@ def convolve(
     plan = plan_outputs(word, [k.name for k in kernels], output, inputs)
     source = load_source(word, settings.channels, settings.max_pixels)
     c, h, w = source.array.shape
-    ph, pw = split_padding(settings.padding, "--padding")
-    stacks, geometry = [], None
+    n_out = sum(1 if k.array.ndim == 3 else c for k in kernels)  # output planes of the whole stack
+    geometry = None
     for kernel in kernels:
         k = kernel.array
         if k.ndim == 3 and k.shape[0] != c:
@@ -306,19 +173,18 @@ def convolve(
                 f"kernel {kernel.name} has {k.shape[0]} channels but {source.name} has "
                 f"{c}; give one channel per input channel or a 2-D kernel"
             )
-        fh, fw = k.shape[-2:]
-        axes = (
-            conv_axis(h, fh, stride[0], ph, dilation[0], what=f"kernel {kernel.name} (height)"),
-            conv_axis(w, fw, stride[1], pw, dilation[1], what=f"kernel {kernel.name} (width)"),
-        )
-        g = _geometry(h, w, axes, (fh, fw), stride, dilation)
+        g = conv_windows(h, w, *k.shape[-2:], stride, settings.padding, dilation, what=f"kernel {kernel.name}")
         if geometry is not None and (g.oh, g.ow) != (geometry.oh, geometry.ow):
             raise ShapeError(
-                f"kernel {kernel.name} gives a {g.oh}x{g.ow} output but kernel "
-                f"{kernels[0].name} gives {geometry.oh}x{geometry.ow}; stack kernels "
+                f"kernel {kernel.name} gives a {g.oh} x {g.ow} output but kernel "
+                f"{kernels[0].name} gives {geometry.oh} x {geometry.ow}; stack kernels "
                 "of one size or use --padding same"
             )
         geometry = geometry or g
+        check_sizes("conv", g, c, n_out, settings.max_pixels, source.array.itemsize, window_copies=True)
+    stacks = []
+    for kernel in kernels:
+        k = kernel.array
         x, weights = (source.array[None], k[None]) if k.ndim == 3 else (source.array[:, None], k[None, None])
         y = conv2d(
             x,
@@ -353,14 +219,11 @@ def pool(
     c, h, w = source.array.shape
     if settings.global_pool:
         y = global_pool2d(source.array[None], settings.mode)[0]  # C, 1, 1
-        g = Geometry(h, w, 1, 1, (h, w), (h, w), (0, 0, 0, 0), (0, 0))
+        g = pool_windows(h, w, (h, w))
         result = FilterResult(source, f"global {label}", tuple(labels), y, source.integer and settings.mode == "max", g)
         return _write(result, [c], plan, settings, inputs, as_matrix=True)
-    ph, pw = split_padding(settings.padding, "--padding")
-    axes = (
-        pool_axis(h, size[0], stride[0], ph, 1, settings.ceil, what="pool (height)"),
-        pool_axis(w, size[1], stride[1], pw, 1, settings.ceil, what="pool (width)"),
-    )
+    g = pool_windows(h, w, size, stride, settings.padding, ceil=settings.ceil, what="pool")
+    check_sizes("pool", g, c, c, settings.max_pixels, source.array.itemsize)
     y = pool2d(
         source.array,
         size,
@@ -370,8 +233,50 @@ def pool(
         mode=settings.mode,
         count_include_pad=settings.count_pad,
     )  # C, H', W'
-    result = FilterResult(source, label, tuple(labels), y, source.integer, _geometry(h, w, axes, size, stride))
+    result = FilterResult(source, label, tuple(labels), y, source.integer, g)
     return _write(result, [c], plan, settings, inputs)
+
+
+def check_sizes(
+    what: str, g: Windows, planes: int, outputs: int, max_pixels: int, itemsize: int, window_copies: bool = False
+) -> None:
+    """Refuse, before allocating, a result above ``max_pixels`` per plane, or work that needs
+    more memory than the machine has.
+
+    The work holds the padded input twice (padded, then laid out for the matmul), the output,
+    and for a convolution every window's values (im2col: ``fh * fw`` copies of each output pixel).
+
+    >>> from convcli.ops.windows import conv_windows
+    >>> check_sizes("conv", conv_windows(2, 2, 1, 1, padding=100_000), 1, 1, 10**8, 8)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    convcli.errors.ShapeError: conv: the output would be 200,002 x 200,002 = 40,000,800,004 pixels per channel, ...
+    """
+    pixels = g.oh * g.ow
+    if pixels > max_pixels:
+        raise ShapeError(
+            f"{what}: the output would be {g.oh:,} x {g.ow:,} = {pixels:,} pixels per channel, above the "
+            f"--max-pixels limit of {max_pixels:,}; less padding or dilation, or raise --max-pixels"
+        )
+    hp, wp = g.padded
+    copies = g.fh * g.fw if window_copies else 0
+    need = itemsize * (2 * planes * hp * wp + (outputs + copies * planes) * pixels)
+    have = _memory()
+    if have is not None and need > have:
+        windows = f", {copies} window values per output pixel" if copies else ""
+        raise ShapeError(
+            f"{what}: would need {need / 2**30:,.1f} GiB of memory (the input padded to {hp:,} x {wp:,} x "
+            f"{planes}{windows}, an output of {g.oh:,} x {g.ow:,} x {outputs}), more than the "
+            f"{have / 2**30:,.1f} GiB this machine has; use less padding or a smaller kernel or input"
+        )
+
+
+def _memory() -> int | None:
+    """Bytes of physical memory, or None where the system does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _check_scale(scale: str) -> None:

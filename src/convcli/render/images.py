@@ -133,10 +133,10 @@ def _size_line(result) -> str:
     g = result.geometry
     top, bottom, left, right = g.pads
     pads = f"{top}" if top == bottom == left == right else f"{top}+{bottom} x {left}+{right}"
-    dilation = "" if g.dilation == (1, 1) else f", dilation {_pair(g.dilation)}"
+    dilation = "" if (g.dh, g.dw) == (1, 1) else f", dilation {_pair((g.dh, g.dw))}"
     return (
-        f"{result.operation}: {g.h}x{g.w} -> {g.oh}x{g.ow} (window {g.window[0]}x{g.window[1]}, "
-        f"stride {_pair(g.stride)}, padding {pads}{dilation})"
+        f"{result.operation}: {g.h}x{g.w} -> {g.oh}x{g.ow} (window {g.fh}x{g.fw}, "
+        f"stride {_pair((g.sh, g.sw))}, padding {pads}{dilation})"
     )
 
 
