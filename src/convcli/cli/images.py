@@ -203,13 +203,13 @@ def conv(
     from convcli.shapes import parse_padding
 
     settings = ConvSettings(
-        parse_padding(padding),
-        mode.value,
-        stride,
-        dilation,
-        flip,
-        channels.value,
-        scale.value,
+        padding=parse_padding(padding),
+        mode=mode.value,
+        stride=stride,
+        dilation=dilation,
+        flip=flip,
+        channels=channels.value,
+        scale=scale.value,
         **_common(bit_depth, max_pixels),
     )
     render.show_filtered(convolve(source, kernels or [], settings, output), json_out)
@@ -221,7 +221,7 @@ def pool(
         ..., metavar="INPUT", show_default=False, help="An image, a .npy/.csv/.txt matrix, - (stdin) or a typed matrix."
     ),
     mode: PoolMode = typer.Option(PoolMode.max, "--mode", help="max or avg."),
-    size: int = typer.Option(2, "--size", "-f", help="Window size."),
+    size: int | None = typer.Option(None, "--size", "-f", show_default=False, help="Window size [default: 2]."),
     stride: int | None = typer.Option(
         None, "--stride", "-s", show_default=False, help="Stride [default: the window size]."
     ),
@@ -259,15 +259,15 @@ def pool(
     from convcli.shapes import parse_padding
 
     settings = PoolSettings(
-        size,
-        stride,
-        parse_padding(padding),
-        ceil,
-        mode.value,
-        count_pad,
-        global_pool,
-        channels.value,
-        scale.value,
+        size=size,
+        stride=stride,
+        padding=parse_padding(padding),
+        ceil=ceil,
+        mode=mode.value,
+        count_pad=count_pad,
+        global_pool=global_pool,
+        channels=channels.value,
+        scale=scale.value,
         **_common(bit_depth, max_pixels),
     )
     render.show_filtered(run_pool(source, settings, output), json_out)

@@ -37,9 +37,9 @@ from convcli.errors import InputError, OutputError, ShapeError
 from convcli.images.inputs import InputWord, Source, load_kernel, load_source, resolve_input
 from convcli.images.read import DEFAULT_MAX_PIXELS, STDIN
 from convcli.images.tonemap import SCALES
-from convcli.images.write import STDOUT, UNNAMED_STDIN, output_format, write_image
+from convcli.images.write import STDOUT, UNNAMED_STDIN, check_writable, output_format, write_image
 from convcli.ops.conv import conv2d
-from convcli.ops.pool import global_pool2d, pool2d
+from convcli.ops.pool import POOL_MODES, global_pool2d, pool2d
 from convcli.ops.windows import Windows, conv_windows, int_pair, numpy_pad_mode, pool_windows
 from convcli.outputs import check_output_path
 
@@ -54,16 +54,22 @@ class Plan:
 
 
 def plan_outputs(
-    word: InputWord, labels: Sequence[str], output: str | None, inputs: Sequence[Path], printed: bool = False
+    word: InputWord,
+    labels: Sequence[str],
+    output: str | None,
+    inputs: Sequence[Path],
+    printed: bool = False,
+    bit_depth: int = 8,
 ) -> Plan:
-    """Where the result goes, each file checked against ``inputs`` (and for a writable place).
+    """Where the result goes, each file checked against ``inputs``, for a writable place and for
+    a format that takes ``bit_depth``.
 
     Without ``-o``: nothing for a matrix (it is printed) or with ``printed`` (global pooling),
     else ``<stem>_<label>.png`` next to the image. ``-o DIR``: those names in DIR. ``-o FILE``
     or ``-o -``: the whole stack in one file, or on stdout.
     """
     if output is not None and (output == STDOUT or not Path(output).is_dir()):
-        output_format(output)  # an unknown suffix is refused now, not after the work
+        check_writable(output, bit_depth)  # an unknown suffix or a bit depth it has not: now, not after the work
         return Plan(whole=Path(output) if output == STDOUT else check_output_path(output, inputs))
     if output is None:
         if word.kind != "image" or printed:
@@ -80,10 +86,11 @@ def plan_outputs(
         if path in parts:
             raise OutputError(f"kernels {parts[path]} and {label} would both write {path}; give each kernel once")
         parts[path] = label
+        check_writable(path, bit_depth)
     return Plan(parts=tuple(check_output_path(path, inputs) for path in parts))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConvSettings:
     """``convcli conv`` options; ``padding`` as `convcli.shapes.parse_padding` returns it."""
 
@@ -98,11 +105,15 @@ class ConvSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PoolSettings:
-    """``convcli pool`` options; ``stride`` None means the window size."""
+    """``convcli pool`` options; ``size`` None means 2, ``stride`` None the window size.
 
-    size: int = 2
+    With ``global_pool`` each whole channel is one window: a size, stride, padding or ceil
+    given with it is refused rather than ignored.
+    """
+
+    size: int | None = None
     stride: int | None = None
     padding: int | str = 0
     ceil: bool = False
@@ -161,7 +172,7 @@ def convolve(
     kernels = [load_kernel(arg, i) for i, arg in enumerate(kernel_args, start=1)]
     word = resolve_input(input_arg, stdin)
     inputs = [p for p in [word.path, *(k.path for k in kernels)] if p is not None]
-    plan = plan_outputs(word, [k.name for k in kernels], output, inputs)
+    plan = plan_outputs(word, [k.name for k in kernels], output, inputs, bit_depth=settings.bit_depth)
     source = load_source(word, settings.channels, settings.max_pixels)
     c, h, w = source.array.shape
     n_out = sum(1 if k.array.ndim == 3 else c for k in kernels)  # output planes of the whole stack
@@ -206,15 +217,22 @@ def pool(
 ) -> FilterResult:
     """``convcli pool``: pool every channel of the input; write image outputs; see the module doc."""
     _check_scale(settings.scale)
-    if settings.mode not in ("max", "avg"):
-        raise InputError(f"--mode {settings.mode!r} is not max or avg")
-    size = int_pair(settings.size, "--size")
+    if settings.mode not in POOL_MODES:
+        raise InputError(f"--mode {settings.mode!r} is not one of {', '.join(POOL_MODES)}")
+    if not settings.count_pad and settings.mode != "avg":
+        raise InputError("--no-count-pad applies to average pooling (--mode avg); max pooling never counts")
+    if settings.global_pool:
+        given = {"--size": settings.size, "--stride": settings.stride, "--padding": settings.padding or None}
+        ignored = [name for name, value in given.items() if value is not None] + ["--ceil"] * settings.ceil
+        if ignored:
+            raise InputError(f"--global pools each whole channel as one window; {', '.join(ignored)} do not apply")
+    size = int_pair(2 if settings.size is None else settings.size, "--size")
     stride = size if settings.stride is None else int_pair(settings.stride, "--stride")
     label = f"{settings.mode}pool"
     word = resolve_input(input_arg, stdin)
     inputs = [word.path] if word.path is not None else []
     labels = [f"global{label}" if settings.global_pool else label]
-    plan = plan_outputs(word, labels, output, inputs, printed=settings.global_pool)
+    plan = plan_outputs(word, labels, output, inputs, printed=settings.global_pool, bit_depth=settings.bit_depth)
     source = load_source(word, settings.channels, settings.max_pixels)
     c, h, w = source.array.shape
     if settings.global_pool:

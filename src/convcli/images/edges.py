@@ -50,12 +50,12 @@ from convcli.images.gradients import (
 from convcli.images.panel import panel
 from convcli.images.read import DEFAULT_MAX_PIXELS, STDIN, read_image, stdin_bytes
 from convcli.images.tonemap import SCALES, to_display
-from convcli.images.write import STDOUT, UNNAMED_STDIN, WRITE_SUFFIXES, output_format, write_image
+from convcli.images.write import STDOUT, UNNAMED_STDIN, WRITE_SUFFIXES, check_writable, output_format, write_image
 from convcli.ops.windows import numpy_pad_mode
 from convcli.outputs import PathLike, check_output_path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EdgeOptions:
     """Everything ``convcli edges`` lets a user choose; see the module docstring."""
 
@@ -144,7 +144,8 @@ def plan_outputs(paths: Sequence[PathLike], output: PathLike | None, options: Ed
         else:
             stem = "stdin" if str(path) == STDIN else src.stem
             main = (outdir or src.parent) / f"{stem}_edges.png"
-        extra = main.suffix if output_format(main).exact else ".png"
+        channels = 3 if options.channels == "rgb" else 1
+        extra = main.suffix if check_writable(main, options.bit_depth, channels).exact else ".png"
         target = EdgeTargets(
             main,
             main.with_name(f"{main.stem}_orientation{extra}") if options.orientation else None,

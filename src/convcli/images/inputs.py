@@ -122,6 +122,8 @@ def load_kernel(arg: str, index: int = 1) -> KernelInput:
     if is_matrix_text(arg):
         matrix = parse_matrix(arg, source=f"--kernel {arg!r}")
         return KernelInput(f"k{index}", matrix.array.astype(np.float64), matrix.integer)
+    if Path(arg).suffix.lower() in MATRIX_SUFFIXES or "/" in arg or os.sep in arg:
+        raise InputError(f"--kernel {arg}: no such file (a kernel file is {' '.join(MATRIX_SUFFIXES)})")
     kernel = get_kernel(arg)  # an unknown name raises, suggesting the closest ones
     integer = all(float(v).is_integer() for row in kernel.matrix for v in row)
     return KernelInput(kernel.name, kernel.array(), integer)

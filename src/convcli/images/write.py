@@ -131,6 +131,39 @@ def output_format(path: PathLike) -> Writer:
     return WRITERS[suffix]
 
 
+def check_writable(path: PathLike, bit_depth: int = 8, channels: int | None = None) -> Writer:
+    """The writer for ``path``, if it writes ``channels`` (when known) at ``bit_depth``.
+
+    Called before any work, so that ``--bit-depth 16 -o x.tif`` is refused up front rather than
+    ignored: a format that keeps values as they are has no bit depth to choose.
+
+    >>> check_writable("x.tif", 16)
+    Traceback (most recent call last):
+    ...
+    convcli.errors.OutputError: output x.tif: --bit-depth 16 is for PNG files; TIFF keeps the values as they are
+    """
+    writer = output_format(path)
+    if writer.exact:
+        if bit_depth != 8:
+            raise OutputError(
+                f"output {path}: --bit-depth {bit_depth} is for {SIXTEEN_BIT_FORMATS} files; "
+                f"{writer.format} keeps the values as they are"
+            )
+        return writer
+    if channels is not None and channels not in writer.depths:
+        raise OutputError(
+            f"output {path}: {writer.format} holds 1 or 3 channels, got {channels}; write {_names(EXACT_SUFFIXES)}"
+        )
+    depths = writer.depths[channels] if channels is not None else {d for ds in writer.depths.values() for d in ds}
+    if bit_depth not in depths:
+        held = f"{channels} channel(s)" if channels is not None else "images"
+        raise OutputError(
+            f"output {path}: cannot write {held} at {bit_depth} bits as {writer.format}; "
+            f"16 bits is for one-channel {SIXTEEN_BIT_FORMATS}; {_names(EXACT_SUFFIXES)} keep any values"
+        )
+    return writer
+
+
 def write_image(
     path: PathLike,
     array: np.ndarray,
@@ -160,28 +193,14 @@ def write_image(
         For an unknown suffix, a shape or bit depth the format cannot hold, values outside [0, 1]
         without a scale, or any reason :func:`convcli.outputs.atomic_write` refuses.
     """
-    writer = output_format(path)
     data = np.asarray(array)
-    if writer.exact:
-        if bit_depth != 8:
-            raise OutputError(
-                f"output {path}: --bit-depth {bit_depth} is for {SIXTEEN_BIT_FORMATS} files; "
-                f"{writer.format} keeps the values as they are"
-            )
+    if output_format(path).exact:
+        writer = check_writable(path, bit_depth)
         return _save(path, writer.encode(data, integer, path), inputs)
     volume = data[None] if data.ndim == 2 else data  # C, H, W
     if volume.ndim != 3 or 0 in volume.shape:
         raise OutputError(f"output {path}: expected an (H, W) or (C, H, W) image, got shape {data.shape}")
-    n_c = volume.shape[0]
-    if n_c not in writer.depths:
-        raise OutputError(
-            f"output {path}: {writer.format} holds 1 or 3 channels, got {n_c}; write {_names(EXACT_SUFFIXES)}"
-        )
-    if bit_depth not in writer.depths[n_c]:
-        raise OutputError(
-            f"output {path}: cannot write {n_c} channel(s) at {bit_depth} bits as {writer.format}; "
-            f"16 bits is for one-channel {SIXTEEN_BIT_FORMATS}; {_names(EXACT_SUFFIXES)} keep any values"
-        )
+    writer = check_writable(path, bit_depth, volume.shape[0])
     volume, scale, reference = _fix_mapping(volume, scale, reference, path)
     return _save(
         path, lambda f: writer.encode(f, _levels(volume, scale, reference, bit_depth), volume.shape, bit_depth), inputs
