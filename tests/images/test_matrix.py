@@ -54,7 +54,7 @@ def test_channels_stack_into_c_h_w():
         ("", "the matrix is empty"),
         (" ; ;", "the matrix is empty"),
         ("1,2|", "channel 2 is empty"),
-        ("1,2;3,4|5,6", "channel 2 is 1x2 but channel 1 is 2x2"),
+        ("1,2;3,4|5,6", "channel 2 is 1 x 2 but channel 1 is 2 x 2"),
         ("1,x,3", "non-numeric value 'x' in row 1"),
         ("1,2;3,4o", "non-numeric value '4o' in row 2"),
         ("1,,3", "empty value in row 1"),

@@ -46,7 +46,7 @@ OutputOpt = typer.Option(
     "-o",
     "--output",
     metavar="PATH",
-    help="Output file (its suffix picks the format: .png, .tif, .npy, ...) or directory.",
+    help="Output file (its suffix picks the format: .png, .tif, .npy, .csv, ...), directory, or - (PNG on stdout).",
 )
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 BitDepthOpt = typer.Option(8, "--bit-depth", help="8 or 16 bits per sample for PNG output (16: one channel).")
@@ -72,7 +72,7 @@ def _common(bit_depth: int, max_pixels: int | None) -> dict:
 @app.command()
 def edges(
     images: list[Path] = typer.Argument(
-        ..., metavar="IMAGE...", show_default=False, help="PNG, JPEG, BMP, TIFF, WebP, GIF or PPM files."
+        ..., metavar="IMAGE...", show_default=False, help="PNG, JPEG, BMP, TIFF, WebP, GIF or PPM files; - reads stdin."
     ),
     filter_name: str = typer.Option(
         "sobel",
@@ -107,9 +107,10 @@ def edges(
 
     Each IMAGE is converted to grey (--channels rgb: each channel filtered and written as
     colour), filtered with an x/y kernel pair, and sqrt(gx^2 + gy^2) written next to it, or into
-    -o DIR, or to -o FILE for one input (.tif/.npy keep exact float32 values). A summary table
-    (size, filter, response range, time, output) goes to stdout. If one file fails, its error is
-    printed, the others are still processed, and the exit code is 1.
+    -o DIR, or to -o FILE for one input (.tif/.npy keep exact float32 values), or as PNG to
+    stdout with -o - (the summary then goes to stderr). A summary table (size, filter, response
+    range, time, output) goes to stdout. No output may be an input; all are checked first. If one
+    file fails, its error is printed, the others are still processed, and the exit code is 1.
 
     \b
     Examples:
@@ -117,6 +118,7 @@ def edges(
       convcli edges photo.jpg --all --orientation       # panel and direction map too
       convcli edges photo.jpg --filter scharr -o scharr.tif
       convcli edges *.jpg -o edges/ --threshold 0.25 --json | jq '.[].output'
+      cat photo.jpg | convcli edges - -o - | convcli pool - --size 4 -o small.png
     """
     from convcli.images.edges import EdgeOptions, detect_edges
     from convcli.render import images as render
@@ -148,7 +150,8 @@ def conv(
         None,
         metavar="INPUT",
         show_default=False,
-        help="An image, a .npy/.csv/.txt matrix, - (stdin) or a typed matrix such as '3,0,1;1,5,8;2,7,2'.",
+        help="An image, a .npy/.csv/.txt matrix, - (stdin: an image or a matrix) or a typed matrix "
+        "such as '3,0,1;1,5,8;2,7,2'.",
     ),
     kernels: list[str] | None = typer.Option(
         None,
@@ -180,8 +183,10 @@ def conv(
 
     A matrix input prints the result (integers stay integers) and its size on stderr; --json
     gives {"output": [[...]], "shape": [...]}. An image input writes <stem>_<kernel>.png next
-    to it (one file per kernel; -o FILE.tif or .npy keeps the whole stack exactly) and prints a
-    summary. A 2-D kernel filters each channel; a kernel with channels ('a;b|c;d|...') sums them.
+    to it (one file per kernel; -o FILE.tif or .npy keeps the whole stack exactly; -o - writes a
+    PNG to stdout and the summary to stderr) and prints a summary. No output may be an input or a
+    kernel file. A 2-D kernel filters each channel; a kernel with channels ('a;b|c;d|...') sums
+    them.
 
     \b
     Examples:

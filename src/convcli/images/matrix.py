@@ -93,7 +93,7 @@ def parse_matrix(text: str, source: str | None = None) -> MatrixInput:
         first = (len(channels[0]), len(channels[0][0]))
         if shape != first:
             raise InputError(
-                f"{where}: channel {number} is {shape[0]}x{shape[1]} but channel 1 is {first[0]}x{first[1]}"
+                f"{where}: channel {number} is {shape[0]} x {shape[1]} but channel 1 is {first[0]} x {first[1]}"
             )
     values = [value for rows in channels for row in rows for value in row]
     integer = all(isinstance(value, int) for value in values)

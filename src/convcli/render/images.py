@@ -96,7 +96,7 @@ def _show_edges(results: list, json_out: bool) -> None:
     table = Table(
         [
             ("file", "left"),
-            ("size (HxW)", "right"),
+            ("size (H x W x C)", "right"),
             ("filter", "left"),
             ("response range", "right"),
             ("time", "right"),
@@ -108,7 +108,7 @@ def _show_edges(results: list, json_out: bool) -> None:
             table.rows.append([str(r.path), "-", r.filter, "-", f"{r.seconds:.2f} s", "failed (see above)"])
             table.dim_rows.add(len(table.rows) - 1)
             continue
-        size = f"{r.shape[1]}x{r.shape[2]}" + ("x3" if r.shape[0] == 3 else "")
+        size = _hwc(r.shape)
         table.rows.append(
             [
                 str(r.path),
@@ -124,18 +124,24 @@ def _show_edges(results: list, json_out: bool) -> None:
         note(f"{failed} of {len(results)} files failed")
 
 
+def _hwc(shape: tuple[int, ...]) -> str:
+    """A ``(C, H, W)`` array's shape in the notation of every table: ``300 x 451 x 3``."""
+    c, h, w = shape
+    return f"{h} x {w} x {c}"
+
+
 def _pair(values: tuple[int, int]) -> str:
-    return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
+    return str(values[0]) if values[0] == values[1] else f"{values[0]} x {values[1]}"
 
 
 def _size_line(result) -> str:
-    """``conv: 6x6 -> 4x4 (window 3x3, stride 1, padding 0)``, the sizes shape-calc gives."""
+    """``conv: 6 x 6 -> 4 x 4 (window 3 x 3, stride 1, padding 0)``, H x W as shape-calc gives them."""
     g = result.geometry
     top, bottom, left, right = g.pads
     pads = f"{top}" if top == bottom == left == right else f"{top}+{bottom} x {left}+{right}"
     dilation = "" if (g.dh, g.dw) == (1, 1) else f", dilation {_pair((g.dh, g.dw))}"
     return (
-        f"{result.operation}: {g.h}x{g.w} -> {g.oh}x{g.ow} (window {g.fh}x{g.fw}, "
+        f"{result.operation}: {g.h} x {g.w} -> {g.oh} x {g.ow} (window {g.fh} x {g.fw}, "
         f"stride {_pair((g.sh, g.sw))}, padding {pads}{dilation})"
     )
 
@@ -195,7 +201,7 @@ def _show_filtered(result, json_out: bool) -> None:
     table = Table(
         [
             ("input", "left"),
-            ("size (CxHxW)", "right"),
+            ("size (H x W x C)", "right"),
             (result.operation, "left"),
             ("output size", "right"),
             ("range", "right"),
@@ -206,9 +212,9 @@ def _show_filtered(result, json_out: bool) -> None:
     table.rows.append(
         [
             result.source.name,
-            f"{c}x{h}x{w}",
+            _hwc(result.source.array.shape),
             ", ".join(result.labels),
-            "x".join(map(str, result.output.shape)),
+            _hwc(result.output.shape),
             _range(*summary["range"]),
             ", ".join(result.scales),
             ", ".join(summary["outputs"]),
