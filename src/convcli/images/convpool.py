@@ -176,7 +176,7 @@ def convolve(
     source = load_source(word, settings.channels, settings.max_pixels)
     c, h, w = source.array.shape
     n_out = sum(1 if k.array.ndim == 3 else c for k in kernels)  # output planes of the whole stack
-    geometry = None
+    windows: list[Windows] = []
     for kernel in kernels:
         k = kernel.array
         if k.ndim == 3 and k.shape[0] != c:
@@ -184,15 +184,16 @@ def convolve(
                 f"kernel {kernel.name} has {k.shape[0]} channels but {source.name} has "
                 f"{c}; give one channel per input channel or a 2-D kernel"
             )
-        g = conv_windows(h, w, *k.shape[-2:], stride, settings.padding, dilation, what=f"kernel {kernel.name}")
-        if geometry is not None and (g.oh, g.ow) != (geometry.oh, geometry.ow):
+        fh, fw = k.shape[-2:]
+        g = conv_windows(h, w, fh, fw, stride, settings.padding, dilation, what=f"kernel {kernel.name}")
+        if windows and (g.oh, g.ow) != (windows[0].oh, windows[0].ow):
             raise ShapeError(
                 f"kernel {kernel.name} gives a {g.oh} x {g.ow} output but kernel "
-                f"{kernels[0].name} gives {geometry.oh} x {geometry.ow}; stack kernels "
+                f"{kernels[0].name} gives {windows[0].oh} x {windows[0].ow}; stack kernels "
                 "of one size or use --padding same"
             )
-        geometry = geometry or g
         check_sizes("conv", g, c, n_out, settings.max_pixels, source.array.itemsize, window_copies=True)
+        windows.append(g)
     stacks = []
     for kernel in kernels:
         k = kernel.array
@@ -208,7 +209,7 @@ def convolve(
         )  # N, 1, H', W'
         stacks.append(y[:, 0] if k.ndim == 2 else y[0])  # C_k, H', W'
     integer = source.integer and all(k.integer for k in kernels)
-    result = FilterResult(source, "conv", tuple(k.name for k in kernels), np.concatenate(stacks), integer, geometry)
+    result = FilterResult(source, "conv", tuple(k.name for k in kernels), np.concatenate(stacks), integer, windows[0])
     return _write(result, [len(s) for s in stacks], plan, settings, inputs)
 
 

@@ -134,7 +134,8 @@ def plan_outputs(paths: Sequence[PathLike], output: PathLike | None, options: Ed
             except OSError as exc:
                 raise OutputError(f"output directory {out}: {exc.strerror or exc}") from None
     inputs = [Path(p) for p in paths if str(p) != STDIN]
-    targets, seen = [], {}
+    targets: list[EdgeTargets] = []
+    seen: dict[Path, Path] = {}
     for path in paths:
         src = Path(path)
         if output is not None and outdir is None:

@@ -80,7 +80,8 @@ def load_source(word: InputWord, channels: str = "gray", max_pixels: int = DEFAU
     (1, 2, 2)
     """
     if word.kind == "image":
-        image = read_image(word.data if word.data is not None else word.path, channels=channels, max_pixels=max_pixels)
+        given = word.data if word.data is not None else Path(word.word)
+        image = read_image(given, channels=channels, max_pixels=max_pixels)
         name = "standard input" if word.data is not None else str(word.path)
         return Source(image.array, False, name, image.path, 3, image.notes)
     if word.kind == "typed":

@@ -23,7 +23,7 @@ import numpy as np
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {1: 0, 3: 2}
 """Channels -> PNG colour type: 0 is greyscale, 2 is RGB."""
-BIT_DEPTHS = {1: (8, 16), 3: (8,)}
+BIT_DEPTHS: dict[int, tuple[int, ...]] = {1: (8, 16), 3: (8,)}
 """Channels -> the bit depths written (Pillow, and so convcli, reads 16-bit colour at 8 bits)."""
 
 

@@ -117,6 +117,7 @@ def read_image(
         raise InputError(f"alpha must be one of {', '.join(_ALPHA)}; got {alpha!r}")
     if max_pixels < 1:
         raise InputError(f"max_pixels must be positive, got {max_pixels}")
+    name: Path | str
     if isinstance(path, bytes):
         src, name = Path(STDIN), "standard input"
         if not path:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -50,9 +50,9 @@ class Writer:
     """
 
     format: str
-    encode: Callable[..., object]
+    encode: Callable[..., Any]
     exact: bool = False
-    depths: dict[int, tuple[int, ...]] | None = None
+    depths: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _npy(array: np.ndarray, integer: bool, path: PathLike) -> Callable[[BinaryIO], None]:
@@ -71,7 +71,11 @@ def _tiff(array: np.ndarray, integer: bool, path: PathLike) -> Callable[[BinaryI
 def _text(csv: bool) -> Callable[[np.ndarray, bool, PathLike], Callable[[BinaryIO], None]]:
     def prepare(array: np.ndarray, integer: bool, path: PathLike) -> Callable[[BinaryIO], None]:
         text = matrix_file_text(array, integer, csv).encode("utf-8")
-        return lambda f: f.write(text)
+
+        def write(f: BinaryIO) -> None:
+            f.write(text)
+
+        return write
 
     return prepare
 
@@ -89,7 +93,7 @@ def _pillow(fmt: str, **options: object) -> Callable[..., None]:
     return encode
 
 
-_EIGHT_BITS = {1: (8,), 3: (8,)}
+_EIGHT_BITS: Mapping[int, tuple[int, ...]] = {1: (8,), 3: (8,)}
 WRITERS: dict[str, Writer] = {
     ".png": Writer("PNG", _png, depths=png.BIT_DEPTHS),
     ".tif": Writer("TIFF", _tiff, exact=True),
@@ -105,8 +109,9 @@ WRITERS: dict[str, Writer] = {
 """Suffix -> writer: the one place that says which formats convcli writes and how."""
 WRITE_SUFFIXES = tuple(WRITERS)
 EXACT_SUFFIXES = tuple(suffix for suffix, writer in WRITERS.items() if writer.exact)
-"""Suffixes whose files keep the values as they are: no scale, any sign, any channel count."""
-SIXTEEN_BIT_FORMATS = " or ".join(sorted({w.format for w in WRITERS.values() if w.depths and 16 in w.depths[1]}))
+"""Suffixes whose files keep the values as they are: no scale, any sign, any channel count (text
+rounds floats to 4 decimals)."""
+SIXTEEN_BIT_FORMATS = " or ".join(sorted({w.format for w in WRITERS.values() if 16 in w.depths.get(1, ())}))
 
 
 def _names(suffixes: tuple[str, ...]) -> str:
@@ -210,9 +215,17 @@ def write_image(
 def _fix_mapping(
     volume: np.ndarray, scale: str | None, reference: float | None, path: PathLike
 ) -> tuple[np.ndarray, str, float | None]:
-    """The volume, scale and reference that map it the same on every strip as on the whole."""
+    """The volume, scale and reference that map it the same on every strip as on the whole.
+
+    The range is found only where the mapping needs it (to_display checks every strip for NaN
+    anyway): with a reference or ``clip`` the data is read once, by the strips.
+    """
     if scale is not None and scale not in SCALES:
         raise OutputError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
+    if scale == "minmax":  # the range of the whole, not of a strip
+        return to_display(volume, "minmax"), "clip", None
+    if scale == "clip" or (scale is not None and reference is not None):
+        return volume, scale, reference
     low, high = float(volume.min()), float(volume.max())  # two passes, no whole-image temporary
     if not (np.isfinite(low) and np.isfinite(high)):
         raise OutputError(f"output {path}: cannot map NaN or infinite values to an image; write .npy or .tif")
@@ -223,12 +236,8 @@ def _fix_mapping(
                 f"({', '.join(SCALES)}) or write {_names(EXACT_SUFFIXES)}"
             )
         return volume, "clip", None
-    if scale == "minmax":  # the range of the whole, not of a strip
-        return to_display(volume, "minmax"), "clip", None
-    if scale in ("abs", "offset") and reference is None:
-        top = max(high, -low)
-        reference = top if top > 0 else None
-    return volume, scale, reference
+    top = max(high, -low)  # abs and offset: max |x| of the whole
+    return volume, scale, top if top > 0 else None
 
 
 def _levels(volume: np.ndarray, scale: str, reference: float | None, bit_depth: int) -> Iterator[np.ndarray]:

@@ -14,12 +14,12 @@ from convcli.render.emit import Table, emit, emit_json, emit_table, note, warn
 
 PROGRESS_ABOVE = 3
 """A progress bar appears for more files than this, when stderr is a terminal."""
-STDOUT = "-"
-"""An output of this name went to standard output: the summary goes to stderr instead."""
 
 
 def _summary_stream(outputs: Iterable) -> AbstractContextManager:
     """Send what would go to stdout to stderr when an image was written to stdout (``-o -``)."""
+    from convcli.images.write import STDOUT
+
     return redirect_stdout(sys.stderr) if any(str(p) == STDOUT for p in outputs) else nullcontext()
 
 
