@@ -78,8 +78,8 @@ def breakdown(photo: Path, out: Path) -> None:
     """Where one convcli run spends its time, in a process that has not touched the image yet
     (the first pass over fresh memory pays for page faults, as the command does)."""
     from convcli.images.gradients import display_reference, edge_filter, edge_maps
-    from convcli.images.png import write_levels
     from convcli.images.read import read_image
+    from convcli.images.write import write_image
 
     marks = [("start", time.perf_counter())]
     image = read_image(photo)
@@ -88,8 +88,8 @@ def breakdown(photo: Path, out: Path) -> None:
     marks.append(("Sobel magnitude (edge_maps)", time.perf_counter()))
     ref = display_reference(maps.magnitude)
     marks.append(("99.5th percentile (display_reference)", time.perf_counter()))
-    write_levels(out, maps.magnitude, "abs", ref)
-    marks.append(("scale + PNG encode (write_levels)", time.perf_counter()))
+    write_image(out, maps.magnitude, scale="abs", reference=ref)
+    marks.append(("scale + PNG encode (write_image)", time.perf_counter()))
     for (_, before), (label, after) in zip(marks, marks[1:]):
         print(f"  {label:40s} {after - before:6.3f} s")
 

@@ -35,7 +35,7 @@ def test_course_vertical_edge():
     result = run("conv", VERTICAL_EDGE, "--kernel", "vertical")
     assert result.exit_code == 0
     assert result.stdout == " 0  30  30   0\n" * 4  # integers stay integers
-    assert "conv: 6x6 -> 4x4" in result.stderr
+    assert "conv: 6 x 6 -> 4 x 4 (window 3 x 3" in result.stderr
     data = json.loads(run("conv", VERTICAL_EDGE, "--kernel", "vertical", "--json").stdout)
     assert data == {"output": [[0, 30, 30, 0]] * 4, "shape": [4, 4]}
 
@@ -147,7 +147,7 @@ def test_conv_size_is_shape_calc_size(n, f, s, p, d):
     width = json.loads(result.stdout)["shape"][-1]
     padding = int(p) if p.isdigit() else p
     assert width == conv_axis(n, f, s, padding, d).out
-    assert f"-> {json.loads(result.stdout)['shape'][0]}x{width}" in result.stderr
+    assert f"-> {json.loads(result.stdout)['shape'][0]} x {width}" in result.stderr
     calc = run(
         "shape-calc", "-n", n, "-f", f, "-s", s, "-p", p, "-d", d, *(["--convention", "tf"] if p == "tf" else [])
     )
@@ -206,6 +206,17 @@ def test_conv_on_an_image_writes_one_file_per_kernel(cat):
     np.testing.assert_array_equal(np.asarray(Image.open(summary["outputs"][0])), want)
 
 
+def test_tables_write_shapes_as_h_x_w_x_c(cat):
+    # conv and pool printed CxHxW and edges HxW: one notation now, the one shape-calc uses
+    table = run("conv", cat, "-k", "sobel-x", "-k", "box", "--channels", "rgb", "-o", cat.parent)
+    header, row = table.stdout.splitlines()
+    assert "size (H x W x C)" in header and "300 x 451 x 3" in row and "298 x 449 x 6" in row
+    pooled = run("pool", cat, "-o", cat.parent).stdout.splitlines()[1]
+    assert "300 x 451 x 1" in pooled and "150 x 225 x 1" in pooled
+    edges = run("edges", cat, "--channels", "rgb").stdout.splitlines()[1]
+    assert "300 x 451 x 3" in edges
+
+
 def test_typed_matrices_may_start_with_a_minus_sign():
     assert run("pool", "-1,-2;-3,-4", "--size", "2").stdout == "-1\n"
     assert run("conv", "-1,2;3,4", "-k", "-1,0;0,1").stdout == "5\n"
@@ -236,7 +247,7 @@ def test_rgb_image_filters_each_channel(cat):
     ndimage = pytest.importorskip("scipy.ndimage")
     out = cat.parent / "rgb.npy"
     result = run("conv", cat, "-k", "laplacian", "--channels", "rgb", "-o", out)
-    assert result.exit_code == 0 and "conv: 300x451 -> 298x449" in result.stderr
+    assert result.exit_code == 0 and "conv: 300 x 451 -> 298 x 449" in result.stderr
     rgb = np.asarray(Image.open(cat).convert("RGB"), np.float32).transpose(2, 0, 1) / 255
     want = [ndimage.correlate(p.astype(np.float64), KERNELS["laplacian"].array())[1:-1, 1:-1] for p in rgb]
     np.testing.assert_allclose(np.load(out), want, atol=1e-5)
@@ -244,7 +255,7 @@ def test_rgb_image_filters_each_channel(cat):
 
 def test_pool_on_an_image(cat):
     result = run("pool", cat, "--size", "4")
-    assert result.exit_code == 0 and "maxpool: 300x451 -> 75x112" in result.stderr
+    assert result.exit_code == 0 and "maxpool: 300 x 451 -> 75 x 112" in result.stderr
     written = np.asarray(Image.open(cat.parent / "chelsea_maxpool.png"), np.float64)
     grey = np.asarray(Image.open(cat).convert("RGB"), np.float64) @ [0.299, 0.587, 0.114]
     blocks = grey[:300, :448].reshape(75, 4, 112, 4).max(axis=(1, 3))
@@ -268,8 +279,8 @@ def test_edges_main_job(cat):
     assert result.exit_code == 0, result.stderr
     assert (cat.parent / "chelsea_edges.png").exists()
     header, row = result.stdout.splitlines()
-    assert header.split()[:3] == ["file", "size", "(HxW)"]
-    assert str(cat) in row and "300x451" in row and "sobel" in row and "chelsea_edges.png" in row
+    assert header.split()[:7] == ["file", "size", "(H", "x", "W", "x", "C)"]
+    assert str(cat) in row and "300 x 451 x 1" in row and "sobel" in row and "chelsea_edges.png" in row
 
 
 def test_edges_json_and_a_directory_of_outputs(tmp_path, cat):
@@ -408,7 +419,7 @@ def test_bad_image_files(tmp_path, command, name, extra, words):
         (["-k", "sobel-x", "--stride", "0"], ["--stride=0 must be positive"]),
         (["-k", "sobel-x", "--stride", "-2"], ["--stride=-2 must be positive"]),
         (["-k", "sobel-x", "--dilation", "0"], ["--dilation=0"]),
-        (["-k", "sobel-x", "-k", "gaussian-5", "--padding", "1"], ["gives a 2x2 output", "gives 4x4"]),
+        (["-k", "sobel-x", "-k", "gaussian-5", "--padding", "1"], ["gives a 2 x 2 output", "gives 4 x 4"]),
         (["-k", "sobel-x", "--padding", "lots"], ["padding 'lots'"]),
         ([], ["give at least one --kernel"]),
     ],

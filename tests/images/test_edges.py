@@ -215,18 +215,3 @@ def test_sample_photo_against_opencv(tmp_path):
     want = cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
     # OpenCV rounds the grey to 8 bits; we keep float: agree to a fraction of one grey level
     np.testing.assert_allclose(np.asarray(Image.open(result.outputs[0])), want, atol=8 / 255)
-
-
-@pytest.mark.parametrize(
-    "scale, reference", [("abs", None), ("abs", 0.7), ("offset", None), ("clip", None), ("minmax", None)]
-)
-@pytest.mark.parametrize("channels, bits", [(1, 8), (1, 16), (3, 8)])
-def test_strip_writer_gives_the_pixels_of_write_image(tmp_path, monkeypatch, scale, reference, channels, bits):
-    import convcli.images.png
-    from convcli.images.read import write_image
-
-    monkeypatch.setattr(convcli.images.png, "STRIP_BYTES", 8 * channels * 37 * 5)  # 5-row strips, a short last one
-    values = np.random.default_rng(7).normal(size=(channels, 23, 37)).astype(np.float32)
-    fast = convcli.images.png.write_levels(tmp_path / "fast.png", values, scale, reference, bits)
-    plain = write_image(tmp_path / "plain.png", values, bit_depth=bits, scale=scale, reference=reference)
-    np.testing.assert_array_equal(np.asarray(Image.open(fast)), np.asarray(Image.open(plain)))

@@ -8,14 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from convcli.errors import InputError, OutputError
+from convcli.errors import InputError
 from convcli.images.matrix import (
     MatrixInput,
     format_matrix,
     is_matrix_text,
     parse_matrix,
     read_matrix,
-    write_matrix,
 )
 
 COURSE = [[3, 0, 1], [1, 5, 8], [2, 7, 2]]
@@ -55,7 +54,7 @@ def test_channels_stack_into_c_h_w():
         ("", "the matrix is empty"),
         (" ; ;", "the matrix is empty"),
         ("1,2|", "channel 2 is empty"),
-        ("1,2;3,4|5,6", "channel 2 is 1x2 but channel 1 is 2x2"),
+        ("1,2;3,4|5,6", "channel 2 is 1 x 2 but channel 1 is 2 x 2"),
         ("1,x,3", "non-numeric value 'x' in row 1"),
         ("1,2;3,4o", "non-numeric value '4o' in row 2"),
         ("1,,3", "empty value in row 1"),
@@ -173,28 +172,3 @@ def test_printed_integer_matrices_parse_back(array):
     parsed = parse_matrix(format_matrix(array, integer=True))
     assert parsed.integer
     np.testing.assert_array_equal(parsed.array, array)
-
-
-@pytest.mark.parametrize("suffix", [".csv", ".txt", ".npy"])
-@pytest.mark.parametrize(
-    "array, integer",
-    [
-        (np.array(COURSE), True),
-        (np.array([[[0.5, -1.25]], [[3.0, 0.0625]]]), False),
-    ],
-)
-def test_write_matrix_round_trip(tmp_path, suffix, array, integer):
-    out = write_matrix(tmp_path / f"m{suffix}", array, integer)
-    parsed = read_matrix(str(out))
-    assert parsed.integer == integer
-    np.testing.assert_array_equal(parsed.array, array)
-
-
-def test_write_matrix_refuses_other_suffixes_and_its_input(tmp_path):
-    with pytest.raises(OutputError, match=r"matrix files are \.npy \.csv \.txt"):
-        write_matrix(tmp_path / "m.png", np.eye(2))
-    source = tmp_path / "k.csv"
-    source.write_text("1,2\n")
-    with pytest.raises(OutputError, match="input"):
-        write_matrix(source, np.eye(2), inputs=[source])
-    assert source.read_text() == "1,2\n"

@@ -1,4 +1,4 @@
-"""Reading and writing images (convcli.images.read): bad inputs named, conversions on purpose."""
+"""Reading images (convcli.images.read): bad inputs named, conversions on purpose."""
 
 import io
 import struct
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convcli.errors import InputError, OutputError
-from convcli.images.read import LoadedImage, read_image, write_image
+from convcli.errors import InputError
+from convcli.images.read import LoadedImage, read_image
 
 from conftest import SAMPLES
 
@@ -128,8 +128,19 @@ def test_sample_photo_matches_pillow_and_rec601(tmp_path):
 
 def test_grayscale_uses_rec601_weights(tmp_path):
     path = save(Image.fromarray(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)), tmp_path / "rgb.png")
-    # float32 arithmetic: the weights are folded with 1/255, so within one ulp
+    # float32 arithmetic: the integer sum is divided by 255000, so within one ulp
     np.testing.assert_allclose(read_image(path).array[0, 0], REC601, rtol=2e-7)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_pure_white_is_exactly_one(tmp_path, mode):
+    # float32 0.299 + 0.587 + 0.114 is 1.0000001: pool --scale auto then took white for out of
+    # range. RGB goes from the bytes to grey, RGBA through float (alpha first).
+    white = np.full((2, 3, 4), 255, np.uint8)
+    white[0, 0] = (10, 200, 30, 255)
+    path = save(Image.fromarray(white if mode == "RGBA" else white[..., :3]), tmp_path / "w.png")
+    loaded = read_image(path)
+    assert loaded.array.max() == 1.0 and loaded.array[0, 1, 1] == 1.0
 
 
 def test_grey_image_as_rgb_repeats_the_channel(tmp_path):
@@ -259,103 +270,6 @@ def test_float_image_keeps_its_values(tmp_path):
     assert loaded.bit_depth == 32
     np.testing.assert_array_equal(loaded.array[0], values)
     assert any("not scaled" in note for note in loaded.notes)
-
-
-# Writing.
-
-
-def test_png_8_bit_round_trip(tmp_path):
-    levels = np.random.default_rng(2).integers(0, 256, (3, 5, 6))
-    for volume, channels in [(levels[:1], "gray"), (levels, "rgb")]:
-        out = write_image(tmp_path / f"{channels}.png", volume / 255)
-        np.testing.assert_array_equal(read_image(out, channels=channels).array, volume.astype(np.float32) / 255)
-
-
-def test_png_16_bit_round_trip(tmp_path):
-    ramp = np.arange(0, 65536, 17, dtype=np.float64)[:3840].reshape(48, 80) / 65535
-    loaded = read_image(write_image(tmp_path / "deep.png", ramp, bit_depth=16))
-    assert loaded.bit_depth == 16
-    np.testing.assert_array_equal(loaded.array[0], ramp.astype(np.float32))
-
-
-def test_tiff_keeps_negative_float32_values_exactly(tmp_path):
-    response = np.array([[-3.25, 0.0, 1e-8], [123456.78, -0.1, 7.0]], dtype=np.float32)
-    # The scale applies to 8/16-bit formats only; TIFF keeps the values.
-    loaded = read_image(write_image(tmp_path / "response.tif", response, scale="abs"))
-    np.testing.assert_array_equal(loaded.array[0], response)
-
-
-def test_tiff_writes_one_page_per_channel(tmp_path):
-    volume = np.random.default_rng(3).normal(size=(3, 4, 5)).astype(np.float32)
-    out = write_image(tmp_path / "stack.tiff", volume)
-    with Image.open(out) as image:
-        pages = []
-        for index in range(image.n_frames):
-            image.seek(index)
-            pages.append(np.asarray(image))
-    np.testing.assert_array_equal(np.stack(pages), volume)
-
-
-def test_npy_round_trip_any_array(tmp_path):
-    batch = np.arange(2 * 3 * 4 * 5, dtype=np.int16).reshape(2, 3, 4, 5) - 50
-    out = write_image(tmp_path / "batch.npy", batch)
-    loaded = np.load(out)
-    assert loaded.dtype == np.int16
-    np.testing.assert_array_equal(loaded, batch)
-
-
-@pytest.mark.parametrize("suffix", [".bmp", ".webp", ".jpg"])
-def test_other_8_bit_formats(tmp_path, suffix):
-    ramp = np.tile(np.arange(32) / 31, (8, 1))
-    loaded = read_image(write_image(tmp_path / f"ramp{suffix}", ramp))
-    tolerance = 3 / 255 if suffix == ".jpg" else 1 / 510
-    np.testing.assert_allclose(loaded.array[0], ramp, atol=tolerance)
-
-
-def test_signed_values_need_a_scale(tmp_path):
-    response = np.array([[-1.0, 0.0, 2.0]])
-    with pytest.raises(OutputError, match=r"edges\.png.*\[-1, 2\].*scale"):
-        write_image(tmp_path / "edges.png", response)
-    assert files_in(tmp_path) == []
-    loaded = read_image(write_image(tmp_path / "edges.png", response, scale="offset"))
-    np.testing.assert_array_equal(loaded.array[0, 0], np.float32([64, 128, 255]) / 255)
-
-
-@pytest.mark.parametrize(
-    "name, volume, bits, match",
-    [
-        ("out.gif", np.zeros((2, 2)), 8, r"unknown suffix '\.gif'.*\.png \.tif \.tiff \.npy"),
-        ("out", np.zeros((2, 2)), 8, "unknown suffix"),
-        ("out.jpg", np.zeros((2, 2)), 16, "16 bits is for one-channel PNG"),
-        ("out.png", np.zeros((3, 2, 2)), 16, "16 bits is for one-channel PNG"),
-        ("out.png", np.zeros((4, 2, 2)), 8, "1 or 3 channels, got 4"),
-        ("out.png", np.zeros((2, 2, 2, 2)), 8, "expected an"),
-    ],
-)
-def test_outputs_a_format_cannot_hold_are_refused(tmp_path, name, volume, bits, match):
-    with pytest.raises(OutputError, match=match):
-        write_image(tmp_path / name, volume, bit_depth=bits)
-    assert files_in(tmp_path) == []
-
-
-def test_refuses_to_write_over_its_input(tmp_path):
-    photo = save(Image.new("L", (4, 4), 77), tmp_path / "photo.png")
-    before = photo.read_bytes()
-    loaded = read_image(photo)
-    with pytest.raises(OutputError, match="input"):
-        write_image(photo, loaded.array, inputs=[loaded.path])
-    assert photo.read_bytes() == before
-
-
-def test_failing_encoder_leaves_nothing(tmp_path, monkeypatch):
-    def broken_save(self, fp, format=None, **options):
-        fp.write(b"\x89PNG half")
-        raise OSError("encoder error -2 when writing image file")
-
-    monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OutputError, match=r"out\.png.*encoder error"):
-        write_image(tmp_path / "out.png", np.zeros((3, 3)))
-    assert files_in(tmp_path) == []
 
 
 def test_grey_jpeg_is_the_luma_it_stores(tmp_path):

@@ -256,7 +256,7 @@ def test_image_folder_classes_sorted_and_values_scaled(tmp_path):
     save_png(tmp_path / "one" / "b.png", 255 - ramp)
     save_png(tmp_path / "one" / "c.png", np.zeros((4, 5)))
     rgb = np.zeros((4, 5, 3))
-    rgb[..., 0] = 200  # pure red: Rec.601 luma 0.299 * 200 = 59.8, stored as 60
+    rgb[..., 0] = 200  # pure red: Rec.601 luma 0.299 * 200 = 59.8, kept in float (not rounded to 60)
     save_png(tmp_path / "seven" / "d.png", rgb, "RGB")
     (tmp_path / "seven" / "notes.txt").write_text("ignored")
     d = load_image_folder(tmp_path)
@@ -264,7 +264,7 @@ def test_image_folder_classes_sorted_and_values_scaled(tmp_path):
     assert d.images.shape == (4, 1, 4, 5) and d.images.dtype == np.float32
     assert np.allclose(d.images[0, 0], (255 - ramp) / 255)
     assert np.allclose(d.images[2, 0], ramp / 255)
-    assert np.allclose(d.images[3, 0] * 255, 60)
+    assert np.allclose(d.images[3, 0] * 255, 59.8)
     splits = resolve_data(str(tmp_path), validation=0.0, test_fraction=0.5)
     assert sorted(splits.test.labels.tolist()) == [0, 1] and len(splits.train) == 2
 
@@ -272,10 +272,10 @@ def test_image_folder_classes_sorted_and_values_scaled(tmp_path):
 def test_image_folder_size_mismatch_and_bad_files(tmp_path):
     save_png(tmp_path / "a" / "1.png", np.zeros((4, 4)))
     save_png(tmp_path / "b" / "2.png", np.zeros((5, 4)))
-    with pytest.raises(DataError, match=r"2.png: size 4x5 differs from 4x4 of .*1.png"):
+    with pytest.raises(DataError, match=r"2.png: size 5 x 4 \(H x W\) differs from 4 x 4 of .*1.png"):
         load_path(tmp_path)
     (tmp_path / "b" / "2.png").write_bytes(b"\x89PNG garbage")
-    with pytest.raises(DataError, match="2.png: cannot read the image"):
+    with pytest.raises(DataError, match="2.png is not an image convcli reads"):
         load_image_folder(tmp_path)
     (tmp_path / "b" / "2.png").unlink()
     with pytest.raises(DataError, match="b: class directory has no images"):

@@ -63,7 +63,7 @@ def test_bad_images(tmp_path):
     (tmp_path / "text.png").write_text("hello")
     with pytest.raises(InputError, match="no digit"):
         mnist_style(read_gray(tmp_path / "flat.png"))
-    with pytest.raises(InputError, match="cannot be read"):
+    with pytest.raises(InputError, match="is not an image convcli reads"):
         read_gray(tmp_path / "text.png")
     with pytest.raises(InputError, match="no such file"):
         read_gray(tmp_path / "missing.png")

@@ -37,7 +37,7 @@ def _common(bit_depth: int, max_pixels: int | None) -> dict:
 @app.command()
 def edges(
     images: list[Path] = typer.Argument(
-        ..., metavar="IMAGE...", show_default=False, help="PNG, JPEG, BMP, TIFF, WebP, GIF or PPM files."
+        ..., metavar="IMAGE...", show_default=False, help="PNG, JPEG, BMP, TIFF, WebP, GIF or PPM files; - reads stdin."
     ),
     filter_name: str = typer.Option(
         "sobel",
@@ -72,9 +72,10 @@ def edges(
 
     Each IMAGE is converted to grey (--channels rgb: each channel filtered and written as
     colour), filtered with an x/y kernel pair, and sqrt(gx^2 + gy^2) written next to it, or into
-    -o DIR, or to -o FILE for one input (.tif/.npy keep exact float32 values). A summary table
-    (size, filter, response range, time, output) goes to stdout. If one file fails, its error is
-    printed, the others are still processed, and the exit code is 1.
+    -o DIR, or to -o FILE for one input (.tif/.npy keep exact float32 values), or as PNG to
+    stdout with -o - (the summary then goes to stderr). A summary table (size, filter, response
+    range, time, output) goes to stdout. No output may be an input; all are checked first. If one
+    file fails, its error is printed, the others are still processed, and the exit code is 1.
 
     \b
     Examples:
@@ -82,6 +83,7 @@ def edges(
       convcli edges photo.jpg --all --orientation       # panel and direction map too
       convcli edges photo.jpg --filter scharr -o scharr.tif
       convcli edges *.jpg -o edges/ --threshold 0.25 --json | jq '.[].output'
+      cat photo.jpg | convcli edges - -o - | convcli pool - --size 4 -o small.png
     """
     from convcli.images.edges import EdgeOptions, detect_edges
     from convcli.render import images as render
@@ -113,7 +115,8 @@ def conv(
         None,
         metavar="INPUT",
         show_default=False,
-        help="An image, a .npy/.csv/.txt matrix, - (stdin) or a typed matrix such as '3,0,1;1,5,8;2,7,2'.",
+        help="An image, a .npy/.csv/.txt matrix, - (stdin: an image or a matrix) or a typed matrix "
+        "such as '3,0,1;1,5,8;2,7,2'.",
     ),
     kernels: list[str] | None = typer.Option(
         None,
@@ -145,8 +148,10 @@ def conv(
 
     A matrix input prints the result (integers stay integers) and its size on stderr; --json
     gives {"output": [[...]], "shape": [...]}. An image input writes <stem>_<kernel>.png next
-    to it (one file per kernel; -o FILE.tif or .npy keeps the whole stack exactly) and prints a
-    summary. A 2-D kernel filters each channel; a kernel with channels ('a;b|c;d|...') sums them.
+    to it (one file per kernel; -o FILE.tif or .npy keeps the whole stack exactly; -o - writes a
+    PNG to stdout and the summary to stderr) and prints a summary. No output may be an input or a
+    kernel file. A 2-D kernel filters each channel; a kernel with channels ('a;b|c;d|...') sums
+    them.
 
     \b
     Examples:
@@ -168,13 +173,13 @@ def conv(
     from convcli.shapes import parse_padding
 
     settings = ConvSettings(
-        parse_padding(padding),
-        mode.value,
-        stride,
-        dilation,
-        flip,
-        channels.value,
-        scale.value,
+        padding=parse_padding(padding),
+        mode=mode.value,
+        stride=stride,
+        dilation=dilation,
+        flip=flip,
+        channels=channels.value,
+        scale=scale.value,
         **_common(bit_depth, max_pixels),
     )
     render.show_filtered(convolve(source, kernels or [], settings, output), json_out)
@@ -186,7 +191,7 @@ def pool(
         ..., metavar="INPUT", show_default=False, help="An image, a .npy/.csv/.txt matrix, - (stdin) or a typed matrix."
     ),
     mode: PoolMode = typer.Option(PoolMode.max, "--mode", help="max or avg."),
-    size: int = typer.Option(2, "--size", "-f", help="Window size."),
+    size: int | None = typer.Option(None, "--size", "-f", show_default=False, help="Window size [default: 2]."),
     stride: int | None = typer.Option(
         None, "--stride", "-s", show_default=False, help="Stride [default: the window size]."
     ),
@@ -224,15 +229,15 @@ def pool(
     from convcli.shapes import parse_padding
 
     settings = PoolSettings(
-        size,
-        stride,
-        parse_padding(padding),
-        ceil,
-        mode.value,
-        count_pad,
-        global_pool,
-        channels.value,
-        scale.value,
+        size=size,
+        stride=stride,
+        padding=parse_padding(padding),
+        ceil=ceil,
+        mode=mode.value,
+        count_pad=count_pad,
+        global_pool=global_pool,
+        channels=channels.value,
+        scale=scale.value,
         **_common(bit_depth, max_pixels),
     )
     render.show_filtered(run_pool(source, settings, output), json_out)

@@ -59,7 +59,9 @@ def output_option(metavar: str, help: str):
 
 
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
-OutputOpt = output_option("PATH", "Output file (its suffix picks the format: .png, .tif, .npy, ...) or directory.")
+OutputOpt = output_option(
+    "PATH", "Output file (its suffix picks the format: .png, .tif, .npy, .csv, ...), directory, or - (PNG on stdout)."
+)
 MaxPixelsOpt = typer.Option(
     None,
     "--max-pixels",

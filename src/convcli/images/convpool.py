@@ -1,21 +1,21 @@
 """Convolution and pooling of one image or matrix: the core of ``convcli conv`` and ``convcli pool``.
 
-An input is an image file, a matrix file (``.npy``, ``.csv``, ``.txt``), ``-`` for a matrix on
-stdin, or a matrix typed in the shell (`convcli.images.matrix`). Either way it becomes a ``(C, H, W)``
-volume: a grey image or a 2-D matrix has C = 1.
-
-A kernel is a registry name (`convcli.images.kernels`), a typed matrix or a matrix file. An (fH, fW)
-kernel filters every input channel on its own (C outputs); a (C, fH, fW) kernel, typed with
-``|`` between channels, must match the input's C and sums over them (one output), as a CNN layer
-does. Several kernels stack their outputs along the channel axis.
+An input (an image, a matrix file, ``-`` or a typed matrix) becomes a ``(C, H, W)`` volume and a
+kernel a ``(fH, fW)`` or ``(C, fH, fW)`` matrix, as `convcli.images.inputs` describes. An (fH, fW)
+kernel filters every input channel on its own (C outputs); a (C, fH, fW) kernel must match the
+input's C and sums over them (one output), as a CNN layer does. Several kernels stack their
+outputs along the channel axis.
 
 Matrices are computed in float64 and keep integers integer when the input and every kernel are;
-images in float32. Output sizes come from `convcli.shapes` (the arithmetic behind ``shape-calc``).
+images in float32. The window geometry is `convcli.ops.windows`' (its sizes are
+`convcli.shapes`', the arithmetic behind ``shape-calc``); outputs above ``max_pixels`` or work
+beyond the machine's memory are refused before anything is allocated (`check_sizes`).
 
 Files written for an image input (none for a matrix unless ``-o`` is given):
 
 - by default ``<stem>_<kernel>.png`` next to the input, one file per kernel (``<stem>_maxpool.png``
-  for pooling); ``-o DIR`` puts them in DIR; ``-o FILE`` writes the whole stack to one file;
+  for pooling); ``-o DIR`` puts them in DIR; ``-o FILE`` writes the whole stack to one file,
+  ``-o -`` to standard output as PNG; none of them may be an input (`plan_outputs`);
 - the suffix picks the format: 8/16-bit images go through a scale (below), ``.tif`` and ``.npy``
   keep exact values, ``.csv``/``.txt`` write the numbers as text.
 
@@ -29,118 +29,69 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 import numpy as np
 
 from convcli.errors import InputError, OutputError, ShapeError
 from convcli.images.choices import AUTO_SCALES
-from convcli.images.kernels import get_kernel
-from convcli.images.matrix import MATRIX_SUFFIXES, is_matrix_text, parse_matrix, read_matrix, write_matrix
-from convcli.images.png import write_levels
-from convcli.images.read import DEFAULT_MAX_PIXELS, read_image, write_image
+from convcli.images.inputs import InputWord, Source, load_kernel, load_source, resolve_input
+from convcli.images.read import DEFAULT_MAX_PIXELS, STDIN
+from convcli.images.write import STDOUT, UNNAMED_STDIN, check_writable, output_format, write_image
 from convcli.ops.choices import POOL_MODES
 from convcli.ops.conv import conv2d
 from convcli.ops.pool import global_pool2d, pool2d
-from convcli.ops.windows import int_pair, numpy_pad_mode, split_padding
-from convcli.shapes import AxisResult, conv_axis, pool_axis
-
-TEXT_SUFFIXES = (".csv", ".txt")
-EXACT_SUFFIXES = (".tif", ".tiff", ".npy", ".csv", ".txt")
+from convcli.ops.windows import Windows, conv_windows, int_pair, numpy_pad_mode, pool_windows
+from convcli.outputs import check_output_path
 
 
 @dataclass(frozen=True)
-class Source:
-    """An input as a ``(C, H, W)`` volume; ``path`` is set for an image file, ``ndim`` is as given."""
+class Plan:
+    """The files a run writes, decided and checked before anything is read: ``whole`` is one
+    file (or ``-``) for the whole result, else ``parts`` holds one file per label."""
 
-    array: np.ndarray
-    integer: bool
-    name: str
-    path: Path | None
-    ndim: int
-    notes: tuple[str, ...] = ()
+    whole: Path | None = None
+    parts: tuple[Path, ...] = ()
 
 
-def load_source(
-    arg: str, channels: str = "gray", max_pixels: int = DEFAULT_MAX_PIXELS, stdin: TextIO | None = None
-) -> Source:
-    """Read an INPUT word: ``-``, a matrix file, an image file, or a typed matrix.
+def plan_outputs(
+    word: InputWord,
+    labels: Sequence[str],
+    output: str | None,
+    inputs: Sequence[Path],
+    printed: bool = False,
+    bit_depth: int = 8,
+) -> Plan:
+    """Where the result goes, each file checked against ``inputs``, for a writable place and for
+    a format that takes ``bit_depth``.
 
-    >>> load_source("1,2;3,4").array.shape
-    (1, 2, 2)
+    Without ``-o``: nothing for a matrix (it is printed) or with ``printed`` (global pooling),
+    else ``<stem>_<label>.png`` next to the image. ``-o DIR``: those names in DIR. ``-o FILE``
+    or ``-o -``: the whole stack in one file, or on stdout.
     """
-    path = Path(arg)
-    # os.path.exists, not Path.exists: a long typed matrix is a file name too long for the OS
-    exists = os.path.exists(arg)
-    if arg != "-" and not exists and is_matrix_text(arg):
-        matrix = parse_matrix(arg)
-    elif arg == "-" or path.suffix.lower() in MATRIX_SUFFIXES:
-        matrix = read_matrix(arg, stdin)
+    if output is not None and (output == STDOUT or not Path(output).is_dir()):
+        check_writable(output, bit_depth)  # an unknown suffix or a bit depth it has not: now, not after the work
+        return Plan(whole=Path(output) if output == STDOUT else check_output_path(output, inputs))
+    if output is None:
+        if word.kind != "image" or printed:
+            return Plan()
+        if word.path is None:
+            raise OutputError(UNNAMED_STDIN)
+        folder = word.path.parent
     else:
-        image = read_image(path, channels=channels, max_pixels=max_pixels)
-        return Source(image.array, False, str(path), path, 3, image.notes)
-    volume = matrix.array if matrix.array.ndim == 3 else matrix.array[None]  # C, H, W
-    return Source(volume.astype(np.float64), matrix.integer, matrix.source, None, matrix.array.ndim)
+        folder = Path(output)
+    stem = word.path.stem if word.path is not None else ("stdin" if word.word == STDIN else "matrix")
+    parts: dict[Path, str] = {}
+    for label in labels:
+        path = folder / f"{stem}_{label}.png"
+        if path in parts:
+            raise OutputError(f"kernels {parts[path]} and {label} would both write {path}; give each kernel once")
+        parts[path] = label
+        check_writable(path, bit_depth)
+    return Plan(parts=tuple(check_output_path(path, inputs) for path in parts))
 
 
-@dataclass(frozen=True)
-class KernelInput:
-    """A kernel as given: ``(fH, fW)`` per channel, or ``(C, fH, fW)`` across channels."""
-
-    name: str
-    array: np.ndarray
-    integer: bool
-
-
-def load_kernel(arg: str, index: int = 1) -> KernelInput:
-    """A ``--kernel`` word: a registry name, a matrix file, or a typed matrix (named ``k<index>``).
-
-    >>> load_kernel("vertical").array.tolist()
-    [[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]
-    """
-    if not arg.strip():
-        raise InputError("--kernel is empty; give a name such as sobel-x or a matrix such as '1,0,-1'")
-    if os.path.exists(arg):
-        matrix, name = read_matrix(arg), Path(arg).stem
-    elif is_matrix_text(arg):
-        matrix, name = parse_matrix(arg, source=f"--kernel {arg!r}"), f"k{index}"
-    else:
-        kernel = get_kernel(arg)  # an unknown name raises, suggesting the closest ones
-        integer = all(float(v).is_integer() for row in kernel.matrix for v in row)
-        return KernelInput(kernel.name, kernel.array(), integer)
-    return KernelInput(name, matrix.array.astype(np.float64), matrix.integer)
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Input and output size of one layer and the rows/columns that no window covers."""
-
-    h: int
-    w: int
-    oh: int
-    ow: int
-    window: tuple[int, int]
-    stride: tuple[int, int]
-    pads: tuple[int, int, int, int]
-    dropped: tuple[int, int]
-    dilation: tuple[int, int] = (1, 1)
-
-
-def _geometry(
-    h: int,
-    w: int,
-    axes: tuple[AxisResult, AxisResult],
-    window: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int] = (1, 1),
-) -> Geometry:
-    ah, aw = axes
-    return Geometry(
-        h, w, ah.out, aw.out, window, stride, (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi), (ah.dropped, aw.dropped), dilation
-    )
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConvSettings:
     """``convcli conv`` options; ``padding`` as `convcli.shapes.parse_padding` returns it."""
 
@@ -155,11 +106,15 @@ class ConvSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PoolSettings:
-    """``convcli pool`` options; ``stride`` None means the window size."""
+    """``convcli pool`` options; ``size`` None means 2, ``stride`` None the window size.
 
-    size: int = 2
+    With ``global_pool`` each whole channel is one window: a size, stride, padding or ceil
+    given with it is refused rather than ignored.
+    """
+
+    size: int | None = None
     stride: int | None = None
     padding: int | str = 0
     ceil: bool = False
@@ -186,7 +141,7 @@ class FilterResult:
     labels: tuple[str, ...]
     output: np.ndarray
     integer: bool
-    geometry: Geometry
+    geometry: Windows
     scales: tuple[str, ...] = ()
     outputs: tuple[Path, ...] = ()
 
@@ -203,19 +158,26 @@ def convolve(
     kernel_args: Sequence[str],
     settings: ConvSettings = ConvSettings(),
     output: str | None = None,
-    stdin: TextIO | None = None,
+    stdin: IO | None = None,
 ) -> FilterResult:
-    """``convcli conv``: read the input and kernels, convolve, write image outputs; see the module doc."""
+    """``convcli conv``: read the input and kernels, convolve, write image outputs; see the module doc.
+
+    Every output is planned and checked before the input is decoded: none may be an input (the
+    image, a matrix file or a kernel file).
+    """
     if not kernel_args:
         raise InputError("give at least one --kernel (a name such as sobel-x, or a matrix such as '1,0,-1')")
     _check_scale(settings.scale)
     numpy_pad_mode(settings.mode, "--mode")
     stride, dilation = int_pair(settings.stride, "--stride"), int_pair(settings.dilation, "--dilation")
-    source = load_source(input_arg, settings.channels, settings.max_pixels, stdin)
     kernels = [load_kernel(arg, i) for i, arg in enumerate(kernel_args, start=1)]
+    word = resolve_input(input_arg, stdin)
+    inputs = [p for p in [word.path, *(k.path for k in kernels)] if p is not None]
+    plan = plan_outputs(word, [k.name for k in kernels], output, inputs, bit_depth=settings.bit_depth)
+    source = load_source(word, settings.channels, settings.max_pixels)
     c, h, w = source.array.shape
-    ph, pw = split_padding(settings.padding, "--padding")
-    stacks, geometry = [], None
+    n_out = sum(1 if k.array.ndim == 3 else c for k in kernels)  # output planes of the whole stack
+    windows: list[Windows] = []
     for kernel in kernels:
         k = kernel.array
         if k.ndim == 3 and k.shape[0] != c:
@@ -224,18 +186,18 @@ def convolve(
                 f"{c}; give one channel per input channel or a 2-D kernel"
             )
         fh, fw = k.shape[-2:]
-        axes = (
-            conv_axis(h, fh, stride[0], ph, dilation[0], what=f"kernel {kernel.name} (height)"),
-            conv_axis(w, fw, stride[1], pw, dilation[1], what=f"kernel {kernel.name} (width)"),
-        )
-        g = _geometry(h, w, axes, (fh, fw), stride, dilation)
-        if geometry is not None and (g.oh, g.ow) != (geometry.oh, geometry.ow):
+        g = conv_windows(h, w, fh, fw, stride, settings.padding, dilation, what=f"kernel {kernel.name}")
+        if windows and (g.oh, g.ow) != (windows[0].oh, windows[0].ow):
             raise ShapeError(
-                f"kernel {kernel.name} gives a {g.oh}x{g.ow} output but kernel "
-                f"{kernels[0].name} gives {geometry.oh}x{geometry.ow}; stack kernels "
+                f"kernel {kernel.name} gives a {g.oh} x {g.ow} output but kernel "
+                f"{kernels[0].name} gives {windows[0].oh} x {windows[0].ow}; stack kernels "
                 "of one size or use --padding same"
             )
-        geometry = geometry or g
+        check_sizes("conv", g, c, n_out, settings.max_pixels, source.array.itemsize, window_copies=True)
+        windows.append(g)
+    stacks = []
+    for kernel in kernels:
+        k = kernel.array
         x, weights = (source.array[None], k[None]) if k.ndim == 3 else (source.array[:, None], k[None, None])
         y = conv2d(
             x,
@@ -248,34 +210,40 @@ def convolve(
         )  # N, 1, H', W'
         stacks.append(y[:, 0] if k.ndim == 2 else y[0])  # C_k, H', W'
     integer = source.integer and all(k.integer for k in kernels)
-    result = FilterResult(source, "conv", tuple(k.name for k in kernels), np.concatenate(stacks), integer, geometry)
-    return _write(result, [len(s) for s in stacks], output, settings)
+    result = FilterResult(source, "conv", tuple(k.name for k in kernels), np.concatenate(stacks), integer, windows[0])
+    return _write(result, [len(s) for s in stacks], plan, settings, inputs)
 
 
 def pool(
-    input_arg: str, settings: PoolSettings = PoolSettings(), output: str | None = None, stdin: TextIO | None = None
+    input_arg: str, settings: PoolSettings = PoolSettings(), output: str | None = None, stdin: IO | None = None
 ) -> FilterResult:
     """``convcli pool``: pool every channel of the input; write image outputs; see the module doc."""
     _check_scale(settings.scale)
     if settings.mode not in POOL_MODES:
         raise InputError(f"--mode {settings.mode!r} is not one of {', '.join(POOL_MODES)}")
-    size = int_pair(settings.size, "--size")
+    if not settings.count_pad and settings.mode != "avg":
+        raise InputError("--no-count-pad applies to average pooling (--mode avg); max pooling never counts")
+    if settings.global_pool:
+        given = {"--size": settings.size, "--stride": settings.stride, "--padding": settings.padding or None}
+        ignored = [name for name, value in given.items() if value is not None] + ["--ceil"] * settings.ceil
+        if ignored:
+            raise InputError(f"--global pools each whole channel as one window; {', '.join(ignored)} do not apply")
+    size = int_pair(2 if settings.size is None else settings.size, "--size")
     stride = size if settings.stride is None else int_pair(settings.stride, "--stride")
-    source = load_source(input_arg, settings.channels, settings.max_pixels, stdin)
-    c, h, w = source.array.shape
     label = f"{settings.mode}pool"
+    word = resolve_input(input_arg, stdin)
+    inputs = [word.path] if word.path is not None else []
+    labels = [f"global{label}" if settings.global_pool else label]
+    plan = plan_outputs(word, labels, output, inputs, printed=settings.global_pool, bit_depth=settings.bit_depth)
+    source = load_source(word, settings.channels, settings.max_pixels)
+    c, h, w = source.array.shape
     if settings.global_pool:
         y = global_pool2d(source.array[None], settings.mode)[0]  # C, 1, 1
-        g = Geometry(h, w, 1, 1, (h, w), (h, w), (0, 0, 0, 0), (0, 0))
-        result = FilterResult(
-            source, f"global {label}", (f"global{label}",), y, source.integer and settings.mode == "max", g
-        )
-        return _write(result, [c], output, settings, as_matrix=True)
-    ph, pw = split_padding(settings.padding, "--padding")
-    axes = (
-        pool_axis(h, size[0], stride[0], ph, 1, settings.ceil, what="pool (height)"),
-        pool_axis(w, size[1], stride[1], pw, 1, settings.ceil, what="pool (width)"),
-    )
+        g = pool_windows(h, w, (h, w))
+        result = FilterResult(source, f"global {label}", tuple(labels), y, source.integer and settings.mode == "max", g)
+        return _write(result, [c], plan, settings, inputs, as_matrix=True)
+    g = pool_windows(h, w, size, stride, settings.padding, ceil=settings.ceil, what="pool")
+    check_sizes("pool", g, c, c, settings.max_pixels, source.array.itemsize)
     y = pool2d(
         source.array,
         size,
@@ -285,8 +253,50 @@ def pool(
         mode=settings.mode,
         count_include_pad=settings.count_pad,
     )  # C, H', W'
-    result = FilterResult(source, label, (label,), y, source.integer, _geometry(h, w, axes, size, stride))
-    return _write(result, [c], output, settings)
+    result = FilterResult(source, label, tuple(labels), y, source.integer, g)
+    return _write(result, [c], plan, settings, inputs)
+
+
+def check_sizes(
+    what: str, g: Windows, planes: int, outputs: int, max_pixels: int, itemsize: int, window_copies: bool = False
+) -> None:
+    """Refuse, before allocating, a result above ``max_pixels`` per plane, or work that needs
+    more memory than the machine has.
+
+    The work holds the padded input twice (padded, then laid out for the matmul), the output,
+    and for a convolution every window's values (im2col: ``fh * fw`` copies of each output pixel).
+
+    >>> from convcli.ops.windows import conv_windows
+    >>> check_sizes("conv", conv_windows(2, 2, 1, 1, padding=100_000), 1, 1, 10**8, 8)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    convcli.errors.ShapeError: conv: the output would be 200,002 x 200,002 = 40,000,800,004 pixels per channel, ...
+    """
+    pixels = g.oh * g.ow
+    if pixels > max_pixels:
+        raise ShapeError(
+            f"{what}: the output would be {g.oh:,} x {g.ow:,} = {pixels:,} pixels per channel, above the "
+            f"--max-pixels limit of {max_pixels:,}; less padding or dilation, or raise --max-pixels"
+        )
+    hp, wp = g.padded
+    copies = g.fh * g.fw if window_copies else 0
+    need = itemsize * (2 * planes * hp * wp + (outputs + copies * planes) * pixels)
+    have = _memory()
+    if have is not None and need > have:
+        windows = f", {copies} window values per output pixel" if copies else ""
+        raise ShapeError(
+            f"{what}: would need {need / 2**30:,.1f} GiB of memory (the input padded to {hp:,} x {wp:,} x "
+            f"{planes}{windows}, an output of {g.oh:,} x {g.ow:,} x {outputs}), more than the "
+            f"{have / 2**30:,.1f} GiB this machine has; use less padding or a smaller kernel or input"
+        )
+
+
+def _memory() -> int | None:
+    """Bytes of physical memory, or None where the system does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _check_scale(scale: str) -> None:
@@ -306,27 +316,19 @@ def auto_scale(values: np.ndarray) -> str:
 
 
 def _write(
-    result: FilterResult, counts: list[int], output: str | None, settings, as_matrix: bool = False
+    result: FilterResult, counts: list[int], plan: Plan, settings, inputs: list[Path], as_matrix: bool = False
 ) -> FilterResult:
-    """Write the files of an image input (or of any input given ``-o``); record them in the result."""
-    source = result.source
-    if output is None and (source.path is None or as_matrix):
-        return result
-    inputs = [source.path] if source.path is not None else []
-    out = Path(output) if output is not None else None
-    if out is not None and not out.is_dir():
-        as_printed = source.path is None or as_matrix
+    """Write the planned files; record them in the result."""
+    if plan.whole is not None:
+        as_printed = result.source.path is None or as_matrix
         array = result.output.reshape(result.matrix_shape) if as_printed else result.output
-        scale = _scale(result.output, settings.scale, out)
-        path = _write_one(out, array, result.integer, scale, settings, inputs)
+        scale = _scale(result.output, settings.scale, plan.whole)
+        path = _write_one(plan.whole, array, result.integer, scale, settings, inputs)
         return replace(result, scales=(scale,), outputs=(path,))
-    folder = out if out is not None else source.path.parent
-    stem = source.path.stem if source.path is not None else "matrix"
     scales, written, start = [], [], 0
-    for label, n in zip(result.labels, counts):
+    for path, n in zip(plan.parts, counts):
         part = result.output[start : start + n]  # n, H', W'
         start += n
-        path = folder / f"{stem}_{label}.png"
         scales.append(_scale(part, settings.scale, path))
         written.append(_write_one(path, part, result.integer, scales[-1], settings, inputs))
     return replace(result, scales=tuple(scales), outputs=tuple(written))
@@ -334,21 +336,23 @@ def _write(
 
 def _scale(values: np.ndarray, scale: str, path: Path) -> str:
     """The scale a file gets; ``exact`` for the formats that keep values as they are."""
-    if path.suffix.lower() in EXACT_SUFFIXES:
+    if output_format(path).exact:
         return "exact"
     return auto_scale(values) if scale == "auto" else scale
 
 
 def _write_one(path: Path, array: np.ndarray, integer: bool, scale: str, settings, inputs: list[Path]) -> Path:
-    suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        return write_matrix(path, array, integer, inputs)
-    exact = suffix in EXACT_SUFFIXES
+    exact = output_format(path).exact
     if not exact and array.ndim == 3 and array.shape[0] not in (1, 3):
         raise OutputError(
             f"output {path}: {array.shape[0]} channels do not fit an image file; "
             "write .tif, .npy or .csv, or give -o a directory (one file per kernel)"
         )
-    if exact or array.ndim != 3:
-        return write_image(path, array, bit_depth=settings.bit_depth, scale=None if exact else scale, inputs=inputs)
-    return write_levels(path, array, scale, bit_depth=settings.bit_depth, inputs=inputs)
+    return write_image(
+        path,
+        array,
+        bit_depth=settings.bit_depth,
+        scale=None if exact else scale,
+        integer=integer,
+        inputs=inputs,
+    )

@@ -29,6 +29,7 @@ One bad file among several does not stop the others: `detect_edges` records its 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -47,16 +48,15 @@ from convcli.images.gradients import (
     edge_maps,
     orientation_degrees,
 )
-from convcli.images.png import write_levels
-from convcli.images.read import DEFAULT_MAX_PIXELS, WRITE_FORMATS, read_image, write_image
-from convcli.images.tonemap import SCALES, panel, to_display
+from convcli.images.panel import panel
+from convcli.images.read import DEFAULT_MAX_PIXELS, STDIN, read_image, stdin_bytes
+from convcli.images.tonemap import SCALES, to_display
+from convcli.images.write import STDOUT, UNNAMED_STDIN, WRITE_SUFFIXES, check_writable, output_format, write_image
 from convcli.ops.windows import numpy_pad_mode
-from convcli.outputs import PathLike
-
-EXACT_SUFFIXES = (".tif", ".tiff", ".npy")
+from convcli.outputs import PathLike, check_output_path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EdgeOptions:
     """Everything ``convcli edges`` lets a user choose; see the module docstring."""
 
@@ -108,44 +108,63 @@ class EdgeTargets:
 
 
 def plan_outputs(paths: Sequence[PathLike], output: PathLike | None, options: EdgeOptions) -> list[EdgeTargets]:
-    """Output files for every input, checked to be distinct before anything is written.
+    """Output files for every input, checked before anything is read or written: distinct, in a
+    writable place, and none of them one of the inputs (also through a link).
 
     ``output`` is None (next to each input), a directory (an existing one, a name ending in
-    ``/``, or any name when there are several inputs; created if missing), or a file for one input.
+    ``/``, or any name when there are several inputs; created if missing), a file for one input,
+    or ``-`` (standard output; one input, no side outputs). An input ``-`` is standard input.
     """
+    if sum(str(p) == STDIN for p in paths) > 1:
+        raise InputError("standard input (-) can be read once; give it as one input")
+    if output is not None and str(output) == STDOUT:
+        if len(paths) > 1:
+            raise OutputError(f"-o - writes one image to standard output, but there are {len(paths)} inputs")
+        if options.orientation or options.panel:
+            raise OutputError("--all and --orientation write files named after -o; give -o FILE, not -")
     outdir = None
-    if output is not None:
+    if output is not None and str(output) != STDOUT:
         text = str(output)
         out = Path(output)
         if out.is_dir() or text.endswith(("/", "\\")) or len(paths) > 1:
-            if not out.is_dir() and out.suffix.lower() in WRITE_FORMATS:
+            if not out.is_dir() and out.suffix.lower() in WRITE_SUFFIXES:
                 raise OutputError(f"-o {out} names a file, but there are {len(paths)} inputs; give a directory")
             outdir = out
             try:
                 outdir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"output directory {out}: {exc.strerror or exc}") from None
-    targets, seen = [], {}
+    inputs = [Path(p) for p in paths if str(p) != STDIN]
+    targets: list[EdgeTargets] = []
+    seen: dict[Path, Path] = {}
     for path in paths:
         src = Path(path)
         if output is not None and outdir is None:
             main = Path(output)
+        elif str(path) == STDIN and outdir is None:
+            raise OutputError(UNNAMED_STDIN)
         else:
-            main = (outdir or src.parent) / f"{src.stem}_edges.png"
-        extra = main.suffix if main.suffix.lower() in EXACT_SUFFIXES else ".png"
+            stem = "stdin" if str(path) == STDIN else src.stem
+            main = (outdir or src.parent) / f"{stem}_edges.png"
+        channels = 3 if options.channels == "rgb" else 1
+        extra = main.suffix if check_writable(main, options.bit_depth, channels).exact else ".png"
         target = EdgeTargets(
             main,
             main.with_name(f"{main.stem}_orientation{extra}") if options.orientation else None,
             main.with_name(f"{main.stem}_panel.png") if options.panel else None,
         )
         for written in (target.edges, target.orientation, target.panel):
-            if written is not None and written in seen:
+            if written is None:
+                continue
+            if written in seen:
                 raise OutputError(
                     f"inputs {seen[written]} and {src} would both write {written}; "
                     "rename one or use -o with separate runs"
                 )
-            if written is not None:
-                seen[written] = src
+            seen[written] = src
+            # a missing input fails on its own when it is read, and writes nothing
+            if str(written) != STDOUT and (str(path) == STDIN or os.path.exists(src)):
+                check_output_path(written, inputs)
         targets.append(target)
     return targets
 
@@ -183,11 +202,12 @@ def detect_edges(
     """
     filt = check_options(options)
     targets = plan_outputs(paths, output, options)
+    inputs = [Path(p) for p in paths if str(p) != STDIN]
     results = []
     for path, target in zip(paths, targets):
         start = time.perf_counter()
         try:
-            result = _one_file(Path(path), target, filt, options, paths)
+            result = _one_file(Path(path), target, filt, options, inputs)
         except ConvcliError as err:
             result = EdgeResult(Path(path), filt.name, error=str(err))
         result = replace(result, seconds=time.perf_counter() - start)
@@ -200,22 +220,22 @@ def detect_edges(
 def _one_file(
     path: Path, target: EdgeTargets, filt: EdgeFilter, options: EdgeOptions, inputs: Sequence[PathLike]
 ) -> EdgeResult:
-    image = read_image(path, channels=options.channels, max_pixels=options.max_pixels)
+    source = stdin_bytes() if str(path) == STDIN else path
+    image = read_image(source, channels=options.channels, max_pixels=options.max_pixels)
     volume = image.array  # C, H, W
     need = options.panel or options.orientation
     maps = edge_maps(volume, filt, options.mode, components=need)
     magnitude = maps.magnitude
     top = float(magnitude.max())
-    exact = target.edges.suffix.lower() in EXACT_SUFFIXES
     if options.threshold is not None:
         edges = (magnitude >= options.threshold * top) if top > 0 else np.zeros_like(magnitude, bool)
         written = [write_image(target.edges, edges.astype(np.float32), bit_depth=options.bit_depth, inputs=inputs)]
     else:
         ref = display_reference(magnitude) if options.scale == "abs" else None
         written = [
-            write_image(target.edges, magnitude, inputs=inputs)
-            if exact
-            else write_levels(target.edges, magnitude, options.scale, ref, options.bit_depth, inputs)
+            write_image(
+                target.edges, magnitude, bit_depth=options.bit_depth, scale=options.scale, reference=ref, inputs=inputs
+            )
         ]
     if target.orientation is not None:
         written.append(_write_orientation(target.orientation, maps, filt, inputs))
@@ -232,7 +252,7 @@ def _write_orientation(path: Path, maps: EdgeMaps, filt: EdgeFilter, inputs: Seq
     gx = np.take_along_axis(maps.gx, strongest, axis=0)[0]  # H, W
     gy = np.take_along_axis(maps.gy, strongest, axis=0)[0]
     angle = orientation_degrees(gx, gy)
-    if path.suffix.lower() in EXACT_SUFFIXES:
+    if output_format(path).exact:
         return write_image(path, angle.astype(np.float32), inputs=inputs)
     colours = orientation_colours(angle, np.hypot(gx, gy))
     return write_image(path, colours, inputs=inputs)

@@ -17,14 +17,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
 import numpy as np
 
-from convcli.errors import InputError, OutputError, ShapeError
-from convcli.outputs import PathLike, atomic_write
+from convcli.errors import InputError, ShapeError
 
 MATRIX_SUFFIXES = (".npy", ".csv", ".txt")
 EXAMPLE = "3,0,1;1,5,8;2,7,2"
@@ -95,7 +93,7 @@ def parse_matrix(text: str, source: str | None = None) -> MatrixInput:
         first = (len(channels[0]), len(channels[0][0]))
         if shape != first:
             raise InputError(
-                f"{where}: channel {number} is {shape[0]}x{shape[1]} but channel 1 is {first[0]}x{first[1]}"
+                f"{where}: channel {number} is {shape[0]} x {shape[1]} but channel 1 is {first[0]} x {first[1]}"
             )
     values = [value for rows in channels for row in rows for value in row]
     integer = all(isinstance(value, int) for value in values)
@@ -230,28 +228,19 @@ def format_matrix(array: np.ndarray, integer: bool = False) -> str:
     return "\n\n".join(f"channel {i}:\n{block(rows)}" for i, rows in enumerate(cells))
 
 
-def write_matrix(path: PathLike, array: np.ndarray, integer: bool = False, inputs: Iterable[PathLike] = ()) -> Path:
-    """Write a matrix atomically: ``.npy`` exactly, ``.csv`` comma-separated, ``.txt`` as printed.
+def matrix_file_text(array: np.ndarray, integer: bool = False, csv: bool = False) -> str:
+    """A matrix as the text of a ``.csv`` file (``csv``: comma-separated) or a ``.txt`` file (as printed).
 
-    Text files follow the reading grammar, so :func:`read_matrix` reads them back; channels of a
-    3-D array are separated by a ``|`` line. Floats in text are rounded to 4 decimals.
+    Both follow the reading grammar, so :func:`read_matrix` reads them back; channels of a 3-D
+    array are separated by a ``|`` line. Floats are rounded to 4 decimals.
 
-    Raises
-    ------
-    OutputError
-        For a suffix other than ``.npy``, ``.csv``, ``.txt``, or any refusal of
-        :func:`convcli.outputs.atomic_write`.
+    >>> print(matrix_file_text(np.array([[1, 2], [3, 4]]), integer=True, csv=True), end="")
+    1,2
+    3,4
     """
-    suffix = Path(path).suffix.lower()
     values = np.asarray(array)
-    if suffix == ".npy":
-        return atomic_write(path, lambda f: np.save(f, values, allow_pickle=False), inputs)
-    if suffix == ".txt":
-        text = format_matrix(values, integer).replace("\n\nchannel", "\n|\nchannel")
-        text = re.sub(r"(?m)^channel \d+:$", lambda m: f"# {m.group(0)}", text)
-    elif suffix == ".csv":
+    if csv:
         planes = _cells(values if values.ndim == 3 else np.atleast_2d(values)[None], integer)
-        text = "\n|\n".join("\n".join(",".join(row) for row in plane) for plane in planes)
-    else:
-        raise OutputError(f"output {path}: matrix files are {' '.join(MATRIX_SUFFIXES)}, got {suffix or 'no suffix'}")
-    return atomic_write(path, lambda f: f.write((text + "\n").encode("utf-8")), inputs)
+        return "\n|\n".join("\n".join(",".join(row) for row in plane) for plane in planes) + "\n"
+    text = format_matrix(values, integer).replace("\n\nchannel", "\n|\nchannel")
+    return re.sub(r"(?m)^channel \d+:$", lambda m: f"# {m.group(0)}", text) + "\n"

@@ -1,11 +1,8 @@
-"""Writing a response as an 8- or 16-bit PNG quickly: mapped, filtered and compressed in strips.
+"""A PNG encoder for 8- and 16-bit levels that arrive in strips of rows.
 
-`write_levels` writes the pixels that ``convcli.images.read.write_image(path, values, scale=...,
-reference=...)`` would, in a fraction of the time and memory on a large image. Once the reference
-is fixed the mapping (`convcli.images.tonemap.to_display`) is elementwise, so it can run on strips of
-rows that stay in cache; each strip is then PNG-filtered and fed to one zlib stream, and the
-compressed bytes go straight to the file as IDAT chunks. No whole-image float64 temporary and no
-whole-image byte buffer is ever made.
+`convcli.images.write` maps a response to levels a strip of rows at a time (the strips stay in
+cache); `encode` PNG-filters each strip and feeds it to one zlib stream, and the compressed bytes
+go straight to the file as IDAT chunks. No whole-image byte buffer is ever made.
 
 The encoder is PNG at its simplest (ISO/IEC 15948): greyscale or RGB, no interlace, every row
 with the Sub filter (each byte minus the one a pixel to its left), zlib level 1 with run-length
@@ -18,67 +15,47 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterable
 from typing import BinaryIO
 
 import numpy as np
 
-from convcli.images.read import write_image
-from convcli.images.tonemap import to_display
-from convcli.outputs import PathLike, atomic_write
-
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {1: 0, 3: 2}
 """Channels -> PNG colour type: 0 is greyscale, 2 is RGB."""
-STRIP_BYTES = 1 << 20
-"""float64 working set of one strip: the mapping stays in cache."""
+BIT_DEPTHS: dict[int, tuple[int, ...]] = {1: (8, 16), 3: (8,)}
+"""Channels -> the bit depths written (Pillow, and so convcli, reads 16-bit colour at 8 bits)."""
 
 
-def write_levels(
-    path: PathLike,
-    values: np.ndarray,
-    scale: str,
-    reference: float | None = None,
-    bit_depth: int = 8,
-    inputs: Sequence[PathLike] = (),
-) -> Path:
-    """Write a (C, H, W) response as ``write_image`` would, fast for PNG.
+def encode(f: BinaryIO, strips: Iterable[np.ndarray], height: int, width: int, channels: int, bit_depth: int) -> None:
+    """Write a PNG whose rows come as ``(rows, width, channels)`` strips of levels.
 
-    Anything but a PNG of 1 or 3 channels (16 bits: 1 channel) with scale ``abs``, ``offset``
-    or ``clip`` goes to `convcli.images.read.write_image`; ``minmax`` needs the global range first.
+    Levels are integers in ``[0, 2**bit_depth - 1]`` (any integer dtype); the strips must add up
+    to ``height`` rows.
 
-    >>> import pathlib, tempfile
+    >>> import io
     >>> from PIL import Image
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     out = write_levels(pathlib.Path(folder) / "r.png", np.array([[[-2.0, 0.0, 1.0]]]), "offset")
-    ...     np.asarray(Image.open(out)).tolist()
-    [[0, 128, 191]]
+    >>> f = io.BytesIO()
+    >>> encode(f, [np.array([[[0], [128]]]), np.array([[[255], [7]]])], 2, 2, 1, 8)
+    >>> np.asarray(Image.open(f)).tolist()
+    [[0, 128], [255, 7]]
     """
-    path = Path(path)
-    c, h, w = values.shape
-    fits = c in COLOUR_TYPES and (bit_depth == 8 or (bit_depth == 16 and c == 1))
-    if path.suffix.lower() != ".png" or scale not in ("abs", "offset", "clip") or not fits:
-        return write_image(path, values, bit_depth=bit_depth, scale=scale, reference=reference, inputs=inputs)
-    if scale != "clip" and reference is None:
-        top = float(np.abs(values).max())
-        reference = top if top > 0 else None
-
-    def encode(f: BinaryIO) -> None:
-        full, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.dtype(">u2"))
-        pixel = c * bit_depth // 8  # bytes per pixel
-        f.write(SIGNATURE)
-        _chunk(f, b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, COLOUR_TYPES[c], 0, 0, 0))
-        stream = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-        rows = max(1, STRIP_BYTES // (8 * c * w))
-        for r0 in range(0, h, rows):
-            shown = to_display(values[:, r0 : r0 + rows], scale, reference)  # C, rows, W
-            levels = np.rint(shown * full).transpose(1, 2, 0).astype(dtype)  # rows, W, C
-            _chunk(f, b"IDAT", stream.compress(_sub_filter(levels.view(np.uint8).reshape(len(levels), -1), pixel)))
-        _chunk(f, b"IDAT", stream.flush())
-        _chunk(f, b"IEND", b"")
-
-    return atomic_write(path, encode, inputs)
+    if bit_depth not in BIT_DEPTHS.get(channels, ()):
+        raise ValueError(f"PNG encoder: {channels} channel(s) at {bit_depth} bits is not written")
+    dtype = np.uint8 if bit_depth == 8 else np.dtype(">u2")
+    pixel = channels * bit_depth // 8  # bytes per pixel
+    f.write(SIGNATURE)
+    _chunk(f, b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, COLOUR_TYPES[channels], 0, 0, 0))
+    stream = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    rows = 0
+    for strip in strips:
+        levels = np.ascontiguousarray(strip, dtype=dtype)  # rows, W, C in the file's byte order
+        rows += len(levels)
+        _chunk(f, b"IDAT", stream.compress(_sub_filter(levels.view(np.uint8).reshape(len(levels), -1), pixel)))
+    if rows != height:
+        raise ValueError(f"PNG encoder: strips hold {rows} rows, the header says {height}")
+    _chunk(f, b"IDAT", stream.flush())
+    _chunk(f, b"IEND", b"")
 
 
 def _sub_filter(rows: np.ndarray, pixel: int) -> bytes:

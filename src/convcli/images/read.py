@@ -1,4 +1,4 @@
-"""Reading images into ``(C, H, W)`` float32 volumes, and writing responses back to files.
+"""Reading image files into ``(C, H, W)`` float32 volumes.
 
 Reading (:func:`read_image`) goes through Pillow and makes every choice on purpose:
 
@@ -18,45 +18,39 @@ Reading (:func:`read_image`) goes through Pillow and makes every choice on purpo
 Whatever the reader decided that changes the data (first frame only, alpha composited, CMYK
 converted) comes back as a one-line note for the CLI to print on stderr.
 
-Writing (:func:`write_image`) picks the format from the suffix. ``.npy`` and ``.tif`` keep the
-values exactly; 8- and 16-bit formats need values in [0, 1], which
-:func:`convcli.images.tonemap.to_display` produces from signed or unbounded responses with an explicit
-mapping.
+This is the only code that turns an image file into numbers: the image commands, ``predict``
+and image-folder data sets all call :func:`read_image`, so they see the same pixels. Writing
+lives in `convcli.images.write`.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
+import sys
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from convcli.errors import InputError, OutputError
+from convcli.errors import InputError
 from convcli.images.choices import CHANNELS
-from convcli.images.tonemap import SCALES, to_display
-from convcli.outputs import PathLike, atomic_write
+from convcli.outputs import PathLike
 
 DEFAULT_MAX_PIXELS = 100_000_000
+STDIN = "-"
+"""The input name that means standard input (as ImageMagick spells it)."""
 READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
-WRITE_FORMATS = {
-    ".png": "PNG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".npy": "NPY",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".bmp": "BMP",
-    ".webp": "WEBP",
-}
-REC601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+REC601_PER_MILLE = (299, 587, 114)
+"""Rec.601 luma weights in thousandths, as Pillow's ``convert("L")`` uses them."""
 _ALPHA = ("white", "black", "drop")
 # Pillow's decoders report corrupt data through all of these.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
@@ -92,14 +86,18 @@ class LoadedImage:
 
 
 def read_image(
-    path: PathLike, channels: str = "gray", alpha: str = "white", max_pixels: int = DEFAULT_MAX_PIXELS
+    path: PathLike | bytes,
+    channels: str = "gray",
+    alpha: str = "white",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> LoadedImage:
     """Read an image file into a ``(C, H, W)`` float32 volume.
 
     Parameters
     ----------
     path
-        A PNG, JPEG, BMP, TIFF, WebP, GIF or PPM file.
+        A PNG, JPEG, BMP, TIFF, WebP, GIF or PPM file, or the bytes of one (standard input, read
+        with :func:`stdin_bytes`; named ``-`` in the result).
     channels
         ``"gray"`` (C = 1, Rec.601 weights) or ``"rgb"`` (C = 3; a grey image is repeated).
     alpha
@@ -120,41 +118,74 @@ def read_image(
         raise InputError(f"alpha must be one of {', '.join(_ALPHA)}; got {alpha!r}")
     if max_pixels < 1:
         raise InputError(f"max_pixels must be positive, got {max_pixels}")
-    src = Path(path)
-    _check_file(src)
+    name: Path | str
+    if isinstance(path, bytes):
+        src, name = Path(STDIN), "standard input"
+        if not path:
+            raise InputError("standard input is empty; pipe an image into it")
+    else:
+        src = name = Path(path)
+        _check_file(src)
     notes: list[str] = []
-    with _pixel_limit(src, max_pixels):
+    with _pixel_limit(name, max_pixels):
         try:
-            with Image.open(src, formats=READ_FORMATS) as im:
+            with Image.open(io.BytesIO(path) if isinstance(path, bytes) else src, formats=READ_FORMATS) as im:
                 fmt = im.format or "?"
                 frames = getattr(im, "n_frames", 1)
                 if frames > 1:
-                    notes.append(f"{src} has {frames} frames; using the first")
+                    notes.append(f"{name} has {frames} frames; using the first")
                 mode = im.mode
                 if channels == "gray" and fmt == "JPEG" and mode == "RGB":
                     # A JPEG stores Rec.601 luma (Y) beside its chroma: let libjpeg hand Y over
                     # directly, as OpenCV's IMREAD_GRAYSCALE does; 4x faster than decoding colour.
                     im.draft("L", im.size)
-                volume, depth = _decode(im, src, notes)  # H, W, C
+                volume, depth = _decode(im, name, notes)  # H, W, C
         except UnidentifiedImageError as exc:
-            raise InputError(f"{src} is not an image convcli reads (PNG, JPEG, BMP, TIFF, WebP, GIF, PPM)") from exc
+            raise InputError(f"{name} is not an image convcli reads (PNG, JPEG, BMP, TIFF, WebP, GIF, PPM)") from exc
         except _DECODE_ERRORS as exc:
-            raise InputError(f"{src}: cannot decode the image (truncated or corrupt?): {exc}") from exc
+            raise InputError(f"{name}: cannot decode the image (truncated or corrupt?): {exc}") from exc
     if volume.dtype == np.uint8:
         if channels == "gray" and volume.shape[2] == 3:
-            volume = _grey(volume, 1 / 255)  # straight from the bytes: no float RGB copy
+            volume = _grey(volume, 255)  # straight from the bytes: no float RGB copy
         else:
             volume = volume.astype(np.float32)
             volume /= 255
-    volume = _apply_alpha(volume, alpha, src, notes)
+    volume = _apply_alpha(volume, alpha, name, notes)
     if channels == "gray" and volume.shape[2] == 3:
         volume = _grey(volume)
     elif channels == "rgb" and volume.shape[2] == 1:
         volume = np.repeat(volume, 3, axis=2)
-        notes.append(f"{src} is greyscale; repeated into 3 identical channels")
+        notes.append(f"{name} is greyscale; repeated into 3 identical channels")
     volume = volume.reshape(volume.shape[0], volume.shape[1], -1)
     array = np.ascontiguousarray(volume.transpose(2, 0, 1), dtype=np.float32)  # C, H, W
     return LoadedImage(array, depth, mode, fmt, tuple(notes), src)
+
+
+def stdin_bytes(stream: IO | None = None) -> bytes:
+    """All of standard input (or ``stream``) as bytes: binary for an image, text for a matrix."""
+    stream = sys.stdin if stream is None else stream
+    data = getattr(stream, "buffer", stream).read()
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def is_image_data(data: bytes) -> bool:
+    """Whether ``data`` holds the header of a format :func:`read_image` reads. A text matrix
+    never does: every one of those headers begins with a byte that no number begins with.
+
+    >>> png = io.BytesIO()
+    >>> Image.new("L", (1, 1)).save(png, format="PNG")
+    >>> is_image_data(png.getvalue()), is_image_data(b"1,2;3,4")
+    (True, False)
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a size warning is read_image's to give
+            Image.open(io.BytesIO(data), formats=READ_FORMATS).close()
+    except UnidentifiedImageError:
+        return False
+    except (Image.DecompressionBombError, *_DECODE_ERRORS):  # recognised: read_image will say what is wrong
+        return True
+    return True
 
 
 def _check_file(src: Path) -> None:
@@ -169,7 +200,7 @@ def _check_file(src: Path) -> None:
 
 
 @contextmanager
-def _pixel_limit(src: Path, max_pixels: int) -> Iterator[None]:
+def _pixel_limit(src: Path | str, max_pixels: int) -> Iterator[None]:
     """Make Pillow's decompression-bomb check enforce ``max_pixels`` and report it as InputError.
 
     Pillow checks sizes on open and again per GIF frame and TIFF tile; it only warns between one
@@ -192,7 +223,7 @@ def _pixel_limit(src: Path, max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode(im: Image.Image, src: Path, notes: list[str]) -> tuple[np.ndarray, int]:
+def _decode(im: Image.Image, src: Path | str, notes: list[str]) -> tuple[np.ndarray, int]:
     """Decode the first frame into ``(H, W, C)`` float32 and its bit depth; C may include alpha."""
     rawmode = im.tile[0][3] if im.tile else ""
     if im.mode in ("LA", "RGB", "RGBA") and ";16" in str(rawmode):
@@ -234,16 +265,21 @@ def _decode(im: Image.Image, src: Path, notes: list[str]) -> tuple[np.ndarray, i
     raise InputError(f"{src}: pixel mode {mode!r} is not supported; convert it to RGB or grey")
 
 
-def _grey(volume: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """Rec.601 luma of an ``(H, W, 3)`` volume times ``scale``, as ``(H, W, 1)`` float32.
+def _grey(volume: np.ndarray, top: int = 1) -> np.ndarray:
+    """Rec.601 luma of an ``(H, W, 3)`` volume divided by ``top``, as ``(H, W, 1)`` float32.
 
-    Plane by plane: ``volume @ REC601`` runs numpy's matmul loop once per pixel and takes ten
-    times as long on a photo.
+    The weights are whole per-mille numbers (299, 587, 114) and the sum is divided once by
+    ``1000 * top``: weights summing to exactly 1000 make pure white exactly 1.0, never a rounding
+    step above it (float32 0.299 + 0.587 + 0.114 is 1.0000001, which made ``pool --scale auto``
+    take white for an out-of-range value). From bytes (``top`` 255) every step is exact but the
+    last. Plane by plane: ``volume @ weights`` runs numpy's matmul loop once per pixel and takes
+    ten times as long on a photo.
     """
-    weights = [np.float32(w * scale) for w in REC601]
-    out = volume[..., 0] * weights[0]
-    out += volume[..., 1] * weights[1]
-    out += volume[..., 2] * weights[2]
+    r, g, b = (np.float32(w) for w in REC601_PER_MILLE)
+    out = volume[..., 0] * r
+    out += volume[..., 1] * g
+    out += volume[..., 2] * b
+    out /= np.float32(1000 * top)
     return out[..., None]
 
 
@@ -251,7 +287,7 @@ def _with_channels(values: np.ndarray) -> np.ndarray:
     return values if values.ndim == 3 else values[..., None]  # H, W, C
 
 
-def _apply_alpha(volume: np.ndarray, alpha: str, src: Path, notes: list[str]) -> np.ndarray:
+def _apply_alpha(volume: np.ndarray, alpha: str, src: Path | str, notes: list[str]) -> np.ndarray:
     """Drop or composite the alpha channel of an ``(H, W, 2|4)`` volume."""
     if volume.shape[2] not in (2, 4):
         return volume
@@ -264,90 +300,3 @@ def _apply_alpha(volume: np.ndarray, alpha: str, src: Path, notes: list[str]) ->
     background = 1.0 if alpha == "white" else 0.0
     notes.append(f"{src} has transparent pixels; composited onto {alpha}")
     return colour * weight + background * (1 - weight)
-
-
-def output_format(path: PathLike) -> str:
-    """The format written for ``path``'s suffix (a value of :data:`WRITE_FORMATS`).
-
-    >>> output_format("edges.TIF")
-    'TIFF'
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix not in WRITE_FORMATS:
-        raise OutputError(f"output {path}: unknown suffix {suffix or '(none)'!r}; supported: {' '.join(WRITE_FORMATS)}")
-    return WRITE_FORMATS[suffix]
-
-
-def write_image(
-    path: PathLike,
-    array: np.ndarray,
-    *,
-    bit_depth: int = 8,
-    scale: str | None = None,
-    reference: float | None = None,
-    inputs: Iterable[PathLike] = (),
-) -> Path:
-    """Write an ``(H, W)`` or ``(C, H, W)`` array to ``path`` atomically, in its suffix's format.
-
-    - ``.npy``: the array exactly as given (any shape and dtype).
-    - ``.tif``/``.tiff``: float32, values as they are (negative ones too). One channel is one
-      page of mode ``F``; several channels are written as one page per channel, since Pillow
-      cannot write a multi-channel float32 TIFF. ``bit_depth`` and ``scale`` do not apply.
-    - ``.png``: 1 or 3 channels at 8 bits, or 1 channel at 16 bits (Pillow writes no 16-bit
-      colour PNG). ``.jpg`` (quality 95), ``.bmp``, ``.webp`` (lossless): 1 or 3 channels, 8 bits.
-
-    For the 8/16-bit formats the values are mapped by :func:`convcli.images.tonemap.to_display` with
-    ``scale`` (and ``reference``), then rounded to the nearest level. Without a scale the values
-    must already lie in [0, 1]: a signed response is never clipped silently.
-
-    Raises
-    ------
-    OutputError
-        For an unknown suffix, a shape or bit depth the format cannot hold, values outside [0, 1]
-        without a scale, or any reason :func:`convcli.outputs.atomic_write` refuses.
-    """
-    fmt = output_format(path)
-    data = np.asarray(array)
-    if fmt == "NPY":
-        return atomic_write(path, lambda f: np.save(f, data, allow_pickle=False), inputs)
-    volume = data[None] if data.ndim == 2 else data  # C, H, W
-    if volume.ndim != 3 or 0 in volume.shape:
-        raise OutputError(f"output {path}: expected an (H, W) or (C, H, W) image, got shape {data.shape}")
-    if fmt == "TIFF":
-        pages = [Image.fromarray(_as_float32(plane, path)) for plane in volume]
-        return atomic_write(
-            path, lambda f: pages[0].save(f, format="TIFF", save_all=True, append_images=pages[1:]), inputs
-        )
-    n_c = volume.shape[0]
-    if bit_depth not in (8, 16) or (bit_depth == 16 and (fmt != "PNG" or n_c != 1)):
-        raise OutputError(
-            f"output {path}: cannot write {n_c} channel(s) at {bit_depth} bits as "
-            f"{fmt}; 16 bits is for one-channel PNG, .tif or .npy keep any values"
-        )
-    if n_c not in (1, 3):
-        raise OutputError(f"output {path}: {fmt} holds 1 or 3 channels, got {n_c}; write .npy or .tif instead")
-    if scale is None:
-        if not (np.isfinite(volume).all() and volume.min() >= 0 and volume.max() <= 1):
-            raise OutputError(
-                f"output {path}: values span [{volume.min():.4g}, "
-                f"{volume.max():.4g}], outside [0, 1]; choose a scale "
-                f"({', '.join(SCALES)}) or write .tif/.npy"
-            )
-        display = volume.astype(np.float64)
-    else:
-        display = to_display(volume, scale, reference)
-    top = 255 if bit_depth == 8 else 65535
-    levels = np.rint(display * top).astype(np.uint8 if bit_depth == 8 else np.uint16)
-    image = Image.fromarray(levels[0] if n_c == 1 else levels.transpose(1, 2, 0))  # H, W, C
-    options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
-    return atomic_write(path, lambda f: image.save(f, format=fmt, **options), inputs)
-
-
-def _as_float32(plane: np.ndarray, path: PathLike) -> np.ndarray:
-    if not np.issubdtype(plane.dtype, np.number) or np.iscomplexobj(plane):
-        raise OutputError(f"output {path}: cannot write {plane.dtype} data as float32 TIFF")
-    with np.errstate(over="ignore"):
-        values = plane.astype(np.float32)
-    if np.isfinite(plane).all() and not np.isfinite(values).all():
-        raise OutputError(f"output {path}: values exceed the float32 range; write .npy instead")
-    return values

@@ -1,32 +1,15 @@
-"""Turning arrays into something to look at: value mappings and labelled panels.
+"""Mapping any real array to [0, 1] for an 8- or 16-bit image, by an explicit, documented rule.
 
-:func:`to_display` maps any real array to [0, 1] by an explicit, documented rule, since a signed
-filter response cannot go to an 8-bit file as it is (see "Signed responses" in
-shared/REFERENCE.md: OpenCV saturates, ImageMagick clips, scipy wraps around).
-
-:func:`panel` lays images side by side (``edges --all``: input | x response | y response |
-magnitude). Each tile gets a strip above it with its label in Pillow's default font, and thin
-white gaps separate the tiles. Tiles may differ in size (a "valid" convolution shrinks the
-response); they are top-aligned under their labels. Small tiles, such as a response to a typed
-5x5 matrix, are enlarged by an integer factor with nearest-neighbour sampling so that each pixel
-stays visible and the label fits.
+A signed filter response cannot go to an 8-bit file as it is: OpenCV saturates it, ImageMagick
+clips it and scipy wraps it around. :func:`to_display` makes the choice explicit (:data:`SCALES`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from convcli.errors import OutputError
 from convcli.images.choices import SCALES
-
-BACKGROUND = 255
-TEXT = (40, 40, 40)
-MAX_TILE = 1024
-"""Tiles taller than this are shrunk (area average) so a panel of a large photo stays viewable."""
-MIN_TILE = 96
 
 
 def to_display(array: np.ndarray, scale: str, reference: float | None = None) -> np.ndarray:
@@ -88,89 +71,3 @@ def to_display(array: np.ndarray, scale: str, reference: float | None = None) ->
             out = 0.5 + x / (2 * ref) if ref > 0 else np.full_like(x, 0.5)
         out = np.clip(out, 0.0, 1.0)
     return out.astype(np.float32)
-
-
-def panel(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 6) -> np.ndarray:
-    """Lay images side by side with a label above each; return ``(3, H, W)`` float32 in [0, 1].
-
-    The result uses the project's ``(C, H, W)`` layout, so it goes straight to
-    :func:`convcli.images.read.write_image`; its values are multiples of 1/255, so an 8-bit file
-    holds it exactly.
-
-    Parameters
-    ----------
-    images
-        Each ``(H, W)`` grey or ``(C, H, W)`` with C = 1 or 3, values in [0, 1] (map signed
-        responses with :func:`to_display` first).
-    labels
-        One short label per image; a label wider than its tile is cut with an ellipsis.
-    gap
-        Pixels of white between and around the tiles.
-
-    Raises
-    ------
-    ValueError
-        If the counts differ, a tile has another shape, or values lie outside [0, 1]: the caller
-        must map its data first, so this is a programming error, not a user's.
-
-    Examples
-    --------
-    >>> out = panel([np.zeros((4, 4)), np.ones((4, 6))], ["input", "response"])
-    >>> out.shape[0], out.dtype.name
-    (3, 'float32')
-    """
-    if len(images) != len(labels) or not images:
-        raise ValueError(f"panel needs one label per image, got {len(images)} images and {len(labels)} labels")
-    tiles = [_tile(image, label) for image, label in zip(images, labels)]
-    zoom = max(1, -(-MIN_TILE // max(t.height for t in tiles)))
-    tiles = [t.resize((t.width * zoom, t.height * zoom), Image.Resampling.NEAREST) for t in tiles]
-    tallest = max(t.height for t in tiles)
-    if tallest > MAX_TILE:  # a 12-megapixel photo: four tiles side by side would be 16,000 wide
-        shrink = MAX_TILE / tallest
-        tiles = [
-            t.resize((max(1, round(t.width * shrink)), max(1, round(t.height * shrink))), Image.Resampling.BOX)
-            for t in tiles
-        ]
-    tile_h = max(t.height for t in tiles)
-    font = ImageFont.load_default(size=int(np.clip(tile_h // 22, 12, 28)))
-    ascent, descent = font.getmetrics()
-    strip = ascent + descent + gap
-    width = sum(t.width for t in tiles) + gap * (len(tiles) + 1)
-    canvas = Image.new("RGB", (width, gap + strip + tile_h + gap), (BACKGROUND,) * 3)
-    draw = ImageDraw.Draw(canvas)
-    x = gap
-    for tile, label in zip(tiles, labels):
-        text = _fit(label, font, tile.width)
-        text_w = draw.textlength(text, font=font)
-        draw.text((x + (tile.width - text_w) / 2, gap), text, fill=TEXT, font=font)
-        canvas.paste(tile, (x, gap + strip))
-        x += tile.width + gap
-    rgb = np.asarray(canvas, dtype=np.float32) / 255  # H, W, 3
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
-
-
-def _tile(image: np.ndarray, label: str) -> Image.Image:
-    """One image as an 8-bit RGB Pillow image."""
-    values = np.asarray(image, dtype=np.float64)
-    if values.ndim == 3 and values.shape[0] in (1, 3):
-        values = values.transpose(1, 2, 0)  # H, W, C
-    elif values.ndim == 2:
-        values = values[..., None]
-    else:
-        raise ValueError(
-            f"panel tile {label!r}: expected (H, W) or (C, H, W) with C = 1 or 3, got shape {np.shape(image)}"
-        )
-    if values.size == 0 or not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
-        raise ValueError(f"panel tile {label!r}: values must lie in [0, 1]; map them with to_display first")
-    levels = np.rint(np.broadcast_to(values, values.shape[:2] + (3,)) * 255).astype(np.uint8)
-    return Image.fromarray(levels)
-
-
-def _fit(label: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
-    """``label``, cut with an ellipsis until it is no wider than ``width`` pixels."""
-    text = label
-    while text and font.getlength(text) > width:
-        text = text[:-1]
-        if font.getlength(text + "\u2026") <= width:
-            return text + "\u2026"
-    return text

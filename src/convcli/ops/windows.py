@@ -119,7 +119,8 @@ class Windows:
     """Where the windows of a conv or pool sit on one (H, W) plane.
 
     ``pads`` is the padding asked for, ``(top, bottom, left, right)``; ``overhang`` the further
-    rows and columns past the bottom and right padding that a ceil-mode pooling window reaches.
+    rows and columns past the bottom and right padding that a ceil-mode pooling window reaches;
+    ``dropped`` the trailing rows and columns (padding included) that no window covers.
     """
 
     h: int
@@ -134,6 +135,7 @@ class Windows:
     ow: int
     pads: tuple[int, int, int, int]
     overhang: tuple[int, int] = (0, 0)
+    dropped: tuple[int, int] = (0, 0)
 
     @property
     def margins(self) -> tuple[int, int, int, int]:
@@ -180,7 +182,8 @@ def conv_windows(
     ph, pw = split_padding(padding, f"{what}: padding")
     ah = conv_axis(h, fh, sh, ph, dh, what=f"{what} (height)")
     aw = conv_axis(w, fw, sw, pw, dw, what=f"{what} (width)")
-    return Windows(h, w, fh, fw, sh, sw, dh, dw, ah.out, aw.out, (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi))
+    pads = (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi)
+    return Windows(h, w, fh, fw, sh, sw, dh, dw, ah.out, aw.out, pads, dropped=(ah.dropped, aw.dropped))
 
 
 def pool_windows(
@@ -206,9 +209,9 @@ def pool_windows(
     for n, f, s, d, p, name in ((h, fh, sh, dh, ph, "height"), (w, fw, sw, dw, pw, "width")):
         a = pool_axis(n, f, s, p, d, ceil, what=f"{what} ({name})")
         overhang = max((a.out - 1) * s + (f - 1) * d + 1 - (n + a.p_lo + a.p_hi), 0)
-        axes.append((a.out, a.p_lo, a.p_hi, overhang))
-    (oh, top, bottom, below), (ow, left, right, beyond) = axes
-    return Windows(h, w, fh, fw, sh, sw, dh, dw, oh, ow, (top, bottom, left, right), (below, beyond))
+        axes.append((a.out, a.p_lo, a.p_hi, overhang, a.dropped))
+    (oh, top, bottom, below, lost_h), (ow, left, right, beyond, lost_w) = axes
+    return Windows(h, w, fh, fw, sh, sw, dh, dw, oh, ow, (top, bottom, left, right), (below, beyond), (lost_h, lost_w))
 
 
 def pad2d(x: np.ndarray, pads: tuple[int, int, int, int], mode: str = "zeros", value: float = 0.0) -> np.ndarray:

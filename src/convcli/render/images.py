@@ -7,13 +7,20 @@ Data goes to stdout (a table, a matrix or JSON); notes, sizes and per-file error
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, redirect_stdout
 
 from convcli.render.emit import Column, Table, emit, emit_json, emit_table, note, warn
 
 PROGRESS_ABOVE = 3
 """A progress bar appears for more files than this, when stderr is a terminal."""
+
+
+def _summary_stream(outputs: Iterable) -> AbstractContextManager:
+    """Send what would go to stdout to stderr when an image was written to stdout (``-o -``)."""
+    from convcli.images.write import STDOUT
+
+    return redirect_stdout(sys.stderr) if any(str(p) == STDOUT for p in outputs) else nullcontext()
 
 
 @contextmanager
@@ -73,7 +80,13 @@ def edges_dict(result) -> dict:
 
 
 def show_edges(results: list, json_out: bool) -> None:
-    """A summary table (or a JSON list) of an edges run, one row per input file."""
+    """A summary table (or a JSON list) of an edges run, one row per input file; on stderr when
+    the image went to stdout."""
+    with _summary_stream(p for r in results for p in r.outputs):
+        _show_edges(results, json_out)
+
+
+def _show_edges(results: list, json_out: bool) -> None:
     if json_out:
         emit_json([edges_dict(r) for r in results])
         return
@@ -83,7 +96,7 @@ def show_edges(results: list, json_out: bool) -> None:
     table = Table(
         [
             ("file", "left"),
-            Column("size (HxW)", "right", drop=3),
+            Column("size (H x W x C)", "right", drop=3),
             Column("filter", drop=4),
             Column("response range", "right", drop=2),
             Column("time", "right", drop=1),
@@ -95,7 +108,7 @@ def show_edges(results: list, json_out: bool) -> None:
             table.rows.append([str(r.path), "-", r.filter, "-", f"{r.seconds:.2f} s", "failed (see above)"])
             table.dim_rows.add(len(table.rows) - 1)
             continue
-        size = f"{r.shape[1]}x{r.shape[2]}" + ("x3" if r.shape[0] == 3 else "")
+        size = _hwc(r.shape)
         table.rows.append(
             [
                 str(r.path),
@@ -111,19 +124,25 @@ def show_edges(results: list, json_out: bool) -> None:
         note(f"{failed} of {len(results)} files failed")
 
 
+def _hwc(shape: tuple[int, ...]) -> str:
+    """A ``(C, H, W)`` array's shape in the notation of every table: ``300 x 451 x 3``."""
+    c, h, w = shape
+    return f"{h} x {w} x {c}"
+
+
 def _pair(values: tuple[int, int]) -> str:
-    return str(values[0]) if values[0] == values[1] else f"{values[0]}x{values[1]}"
+    return str(values[0]) if values[0] == values[1] else f"{values[0]} x {values[1]}"
 
 
 def _size_line(result) -> str:
-    """``conv: 6x6 -> 4x4 (window 3x3, stride 1, padding 0)``, the sizes shape-calc gives."""
+    """``conv: 6 x 6 -> 4 x 4 (window 3 x 3, stride 1, padding 0)``, H x W as shape-calc gives them."""
     g = result.geometry
     top, bottom, left, right = g.pads
     pads = f"{top}" if top == bottom == left == right else f"{top}+{bottom} x {left}+{right}"
-    dilation = "" if g.dilation == (1, 1) else f", dilation {_pair(g.dilation)}"
+    dilation = "" if (g.dh, g.dw) == (1, 1) else f", dilation {_pair((g.dh, g.dw))}"
     return (
-        f"{result.operation}: {g.h}x{g.w} -> {g.oh}x{g.ow} (window {g.window[0]}x{g.window[1]}, "
-        f"stride {_pair(g.stride)}, padding {pads}{dilation})"
+        f"{result.operation}: {g.h} x {g.w} -> {g.oh} x {g.ow} (window {g.fh} x {g.fw}, "
+        f"stride {_pair((g.sh, g.sw))}, padding {pads}{dilation})"
     )
 
 
@@ -137,7 +156,13 @@ def _plain(values, integer: bool):
 
 
 def show_filtered(result, json_out: bool) -> None:
-    """A conv/pool result: a matrix (printed, or ``{"output", "shape"}``) or an image summary."""
+    """A conv/pool result: a matrix (printed, or ``{"output", "shape"}``) or an image summary;
+    on stderr when the image went to stdout."""
+    with _summary_stream(result.outputs):
+        _show_filtered(result, json_out)
+
+
+def _show_filtered(result, json_out: bool) -> None:
     from convcli.images.matrix import format_matrix
 
     for text in result.source.notes:
@@ -176,7 +201,7 @@ def show_filtered(result, json_out: bool) -> None:
     table = Table(
         [
             ("input", "left"),
-            Column("size (CxHxW)", "right", drop=4),
+            Column("size (H x W x C)", "right", drop=4),
             Column(result.operation, wrap=True),
             Column("output size", "right", drop=3),
             Column("range", "right", drop=1),
@@ -187,9 +212,9 @@ def show_filtered(result, json_out: bool) -> None:
     table.rows.append(
         [
             result.source.name,
-            f"{c}x{h}x{w}",
+            _hwc(result.source.array.shape),
             ", ".join(result.labels),
-            "x".join(map(str, result.output.shape)),
+            _hwc(result.output.shape),
             _range(*summary["range"]),
             ", ".join(result.scales),
             ", ".join(summary["outputs"]),

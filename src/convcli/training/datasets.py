@@ -53,12 +53,15 @@ class DataSplits:
 
 
 def load_image_folder(root: Path) -> Dataset:
-    """Grayscale images from ``root/<class>/*.png`` (and other Pillow formats), classes by name.
+    """Grey images from ``root/<class>/*.png`` (and the other formats read), classes by name.
 
-    Colour is converted with Pillow's Rec.601 weights and alpha is ignored; 8-bit values are
-    scaled /255 and 16-bit ones /65535. All images must have the same size.
+    Each file is read by `convcli.images.read.read_image`, as ``predict`` reads a photo (see
+    `convcli.training.inference.read_gray`), so a model sees the pixels it was trained on: Rec.601
+    grey, EXIF orientation applied, transparency composited onto white, 8-bit values /255 and
+    16-bit ones /65535, oversized files refused. All images must have the same size.
     """
-    from PIL import Image, UnidentifiedImageError
+    from convcli.errors import InputError
+    from convcli.images.read import read_image
 
     classes = sorted(p for p in _list_dir(root) if p.is_dir() and not p.name.startswith("."))
     if not classes:
@@ -70,19 +73,19 @@ def load_image_folder(root: Path) -> Dataset:
             raise DataError(f"{class_dir}: class directory has no images ({', '.join(IMAGE_SUFFIXES)})")
         for path in files:
             try:
-                with Image.open(path) as image:
-                    if image.mode.startswith("I;16"):
-                        pixels = np.asarray(image, dtype=np.float32) / 65535
-                    else:
-                        pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255
-            except (OSError, UnidentifiedImageError, ValueError) as exc:
-                raise DataError(f"{path}: cannot read the image ({exc})") from None
+                pixels = read_image(path, channels="gray").array[0]  # H, W
+            except InputError as exc:
+                raise DataError(str(exc)) from None
+            if pixels.min() < 0 or pixels.max() > 1:  # a floating-point file keeps its values
+                raise DataError(
+                    f"{path}: values span [{pixels.min():.4g}, {pixels.max():.4g}]; a data set image must lie in [0, 1]"
+                )
             if size is None:
                 size, first = pixels.shape, path
             elif pixels.shape != size:
                 raise DataError(
-                    f"{path}: size {pixels.shape[1]}x{pixels.shape[0]} differs from "
-                    f"{size[1]}x{size[0]} of {first}; all images must be the same size"
+                    f"{path}: size {pixels.shape[0]} x {pixels.shape[1]} (H x W) differs from "
+                    f"{size[0]} x {size[1]} of {first}; all images must be the same size"
                 )
             images.append(pixels)
             labels.append(label)

@@ -21,26 +21,15 @@ INK = 0.2  # fraction of the contrast range above which a pixel counts as ink wh
 
 
 def read_gray(path: Path) -> np.ndarray:
-    """An image file as float32 gray levels in [0, 1] (Rec. 601), EXIF-rotated, transparency
-    composited over white."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """An image file as ``(H, W)`` float32 grey levels, read by `convcli.images.read.read_image`.
 
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(white, im)
-            if im.mode in ("I", "I;16", "I;16B", "F"):
-                a = np.asarray(im, np.float64)
-                a = (a - a.min()) / max(a.max() - a.min(), 1e-12)
-                return a.astype(np.float32)
-            return np.asarray(im.convert("L"), np.float32) / 255
-    except FileNotFoundError:
-        raise InputError(f"image {path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise InputError(f"image {path}: cannot be read as an image ({err})") from None
+    The one reader: an image folder trained on (`convcli.training.datasets.load_image_folder`)
+    gives the network exactly these pixels (Rec.601 grey, EXIF orientation applied, transparency
+    composited onto white, 8-bit /255 and 16-bit /65535, the decompression-bomb limit).
+    """
+    from convcli.images.read import read_image
+
+    return read_image(path, channels="gray").array[0]
 
 
 def mnist_style(gray: np.ndarray, where: str = "image") -> np.ndarray:
