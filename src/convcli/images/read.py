@@ -49,6 +49,8 @@ DEFAULT_MAX_PIXELS = 100_000_000
 STDIN = "-"
 """The input name that means standard input (as ImageMagick spells it)."""
 READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
+READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm")
+"""The file names of those formats: what an image folder lists."""
 REC601_PER_MILLE = (299, 587, 114)
 """Rec.601 luma weights in thousandths, as Pillow's ``convert("L")`` uses them."""
 _ALPHA = ("white", "black", "drop")

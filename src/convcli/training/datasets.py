@@ -29,8 +29,6 @@ from convcli.training.digits import load_digits
 from convcli.training.download import ProgressCallback, cache_dir, fetch_mnist
 from convcli.training.loaders import Dataset, find_mnist_files, load_mnist_dir, load_npz
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff")
-
 
 @dataclass(frozen=True, eq=False)
 class DataSplits:
@@ -61,16 +59,16 @@ def load_image_folder(root: Path) -> Dataset:
     16-bit ones /65535, oversized files refused. All images must have the same size.
     """
     from convcli.errors import InputError
-    from convcli.images.read import read_image
+    from convcli.images.read import READ_SUFFIXES, read_image
 
     classes = sorted(p for p in _list_dir(root) if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{root}: no class subdirectories; expected root/<class>/*.png")
     images, labels, size = [], [], None
     for label, class_dir in enumerate(classes):
-        files = sorted(p for p in _list_dir(class_dir) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = sorted(p for p in _list_dir(class_dir) if p.suffix.lower() in READ_SUFFIXES and p.is_file())
         if not files:
-            raise DataError(f"{class_dir}: class directory has no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise DataError(f"{class_dir}: class directory has no images ({', '.join(READ_SUFFIXES)})")
         for path in files:
             try:
                 pixels = read_image(path, channels="gray").array[0]  # H, W
