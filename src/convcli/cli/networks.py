@@ -117,14 +117,35 @@ def shape_calc(
         _refuse("to one layer (-n, -f, ...)", {"--input": input_shape is not None, "--expand": expand})
         from convcli.shapes import axis, parse_padding
 
-        options = {"pool": pool, "ceil": ceil, "transposed": transposed, "output_padding": output_padding}
         padding = parse_padding(p, convention.value)
-        layer = axis(n=n, f=f, s=s, padding=padding, d=d, **options)
+        layer = axis(
+            n=n,
+            f=f,
+            s=s,
+            padding=padding,
+            d=d,
+            pool=pool,
+            ceil=ceil,
+            transposed=transposed,
+            output_padding=output_padding,
+        )
         if animate is not None:
             from convcli.draw.arithmetic import animate as draw_animation
             from convcli.render.emit import note
 
-            shown, written = draw_animation(animate, n, f, s, padding, d, **options, cap=frames)
+            shown, written = draw_animation(
+                animate,
+                n,
+                f,
+                s,
+                padding,
+                d,
+                pool=pool,
+                ceil=ceil,
+                transposed=transposed,
+                output_padding=output_padding,
+                cap=frames,
+            )
             note(f"wrote {written} ({len(shown)} frames)")
         render.show_axis(layer, json_out=json_out)
         return

@@ -73,11 +73,11 @@ def track(
         return Track(cells, result.s, d, f, result.out, result.dropped), result
     stride, q = result.s, d * (f - 1) - result.p_lo
     spread = (n - 1) * stride + 1
-    cells = []
-    for j in range(spread + 2 * q + output_padding):
-        t = j - q  # position in the spread-out input; q < 0 crops it
-        cells.append((INPUT if t % stride == 0 else ZERO) if 0 <= t < spread else PAD)
-    return Track(tuple(cells), 1, d, f, result.out), result
+    # t is the position in the spread-out input, from -q; q < 0 crops it
+    cells = tuple(
+        (INPUT if t % stride == 0 else ZERO) if 0 <= t < spread else PAD for t in range(-q, spread + q + output_padding)
+    )
+    return Track(cells, 1, d, f, result.out), result
 
 
 @dataclass(frozen=True)
@@ -146,13 +146,14 @@ def frames(
     """The frames of the animation, one per output position (or ``cap`` of them)."""
     from convcli.render.networks import axis_text
 
-    options = {"pool": pool, "ceil": ceil, "transposed": transposed, "output_padding": output_padding}
-    t, result = track(n, f, s, padding, d, **options)
+    t, result = track(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding)
     picks = chosen(t.out * t.out, cap)
     formula, dropped = axis_text(result)
     length = len(t.cells)
     c = max(4, min(36, 360 // max(length, t.out)))
-    heading = _title(n, f, s, d, result, padding=padding, **options)
+    heading = _title(
+        n, f, s, d, result, padding=padding, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding
+    )
     if transposed:
         q = d * (f - 1) - result.p_lo
         pads = f"{q}" if not output_padding else f"{q} before, {q + output_padding} after"
@@ -230,13 +231,13 @@ def _static(
     for text in [formula] + list(notes):
         items.append(Text(MARGIN, y, text, 12, anchor="start", fill=INK, cls="formula" if text is formula else "note"))
         y += 18
-    x = MARGIN
+    key_x: float = MARGIN
     for fill, name in legend:
-        items.append(rect(x, y - 10, 12, 12, fill, "#8c8c8c", width=0.6))
-        items.append(Text(x + 17, y, name, 11, anchor="start"))
-        x += 17 + text_width(name, 11) + 16
+        items.append(rect(key_x, y - 10, 12, 12, fill, "#8c8c8c", width=0.6))
+        items.append(Text(key_x + 17, y, name, 11, anchor="start"))
+        key_x += 17 + text_width(name, 11) + 16
     widths = [MARGIN + text_width(text, 12) for text in [formula, *notes]]
-    width = max([x_out + t.out * c, x, MARGIN + text_width(heading, 14, True), *widths]) + MARGIN
+    width = max([x_out + t.out * c, key_x, MARGIN + text_width(heading, 14, True), *widths]) + MARGIN
     position = f"output ({t.out - 1}, {t.out - 1}), {t.out**2} of {t.out**2}: the window at rows "
     longest = position + f"{_span(t.taps(t.out - 1))}, columns {_span(t.taps(t.out - 1))} of the grid"
     width = max(width, MARGIN + text_width(longest, 12) + MARGIN)

@@ -124,6 +124,9 @@ class Layout:
         for v in u.units:
             x_in = self.place(v, x, axis, label_y, x_in)
             x += v.w
+        # an empty Seq is never placed (an empty lane is drawn as a bare line), and a placed unit
+        # returns where its output leaves
+        assert x_in is not None
         x += u.pad
         if u.pair:  # behind the pair, so painted first
             top, bottom = axis - u.up - 4, label_y + u.label_h + 2
@@ -206,16 +209,18 @@ def arrange(units: list[Unit], style: str, width: float, heading: str) -> Scene:
         used += u.w
     drawing.items.append(Text(LEFT, 26, heading, 14, True, "start", cls="title"))
     right = LEFT + text_width(heading, 14, True)
-    y, x_in = TOP, None
+    y: float = TOP
+    x_in: float | None = None
     for r, row in enumerate(rows):
         axis = y + max(u.up for u in row) + 6
         label_y = axis + max(u.down for u in row) + LABEL_GAP
         bottom = max(label_y + max(u.label_h for u in row), axis + max(u.low for u in row))
-        x = LEFT
+        x: float = LEFT
         for u in row:
             x_in = drawing.place(u, x, axis, label_y, x_in)
             x += u.w
         right = max(right, x)
+        assert x_in is not None  # every row holds a unit, and a placed unit says where its output leaves
         if r + 1 < len(rows):  # down and back to the left margin, through the gap between the rows
             gap_y, next_axis = bottom + ROW_GAP / 2, bottom + ROW_GAP + max(u.up for u in rows[r + 1]) + 6
             path = [(x_in, axis), (x + 6, axis), (x + 6, gap_y), (LEFT - 16, gap_y), (LEFT - 16, next_axis)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from convcli.draw.scene import Scene
 from convcli.errors import OutputError
@@ -53,7 +54,11 @@ def write_drawing(path: PathLike, scene: Scene, inputs: Iterable[PathLike] = ())
         from convcli.draw.svg import to_svg
 
         data = to_svg(scene).encode("utf-8")
-        return atomic_write(path, lambda f: f.write(data), inputs)
+
+        def write_svg(f: BinaryIO) -> None:
+            f.write(data)
+
+        return atomic_write(path, write_svg, inputs)
     w, h = math.ceil(scene.width * PNG_SCALE), math.ceil(scene.height * PNG_SCALE)
     _check_pixels(w * h, f"{w} x {h}", f"output {path}", "draw it narrower (--width) or write .svg")
     from convcli.draw.raster import paint, save_png
@@ -86,6 +91,6 @@ def write_animation(
     rows = math.ceil(len(frames) / columns)
     size = ((w + SHEET_GAP) * columns + SHEET_GAP, (h + SHEET_GAP) * rows + SHEET_GAP)
     _check_pixels(size[0] * size[1], f"{size[0]} x {size[1]}", f"--animate {path}", "show fewer frames (--frames)")
-    images = (raster.paint(frame, 1.0) for frame in frames)
-    image = raster.sheet(images, len(frames), (w, h), columns, SHEET_GAP)
+    painted = (raster.paint(frame, 1.0) for frame in frames)  # painted as pasted: one frame held at a time
+    image = raster.sheet(painted, len(frames), (w, h), columns, SHEET_GAP)
     return atomic_write(path, lambda f: raster.save_png(image, f), inputs)

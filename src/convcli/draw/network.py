@@ -92,8 +92,9 @@ def _chain(
             continue
         unit = _unit(info, expand, fold, written[k] if written else None)
         before = units[-1] if units else None
-        pointwise = isinstance(unit, Col) and info.kind == "conv" and info.layer.f == 1 and info.layer.g == 1
-        if pointwise and isinstance(before, Col) and before.kind == "dwconv":
+        layer = info.layer
+        pointwise = info.kind == "conv" and isinstance(layer, S.Conv) and layer.f == 1 and layer.g == 1
+        if pointwise and isinstance(unit, Col) and isinstance(before, Col) and before.kind == "dwconv":
             unit.op = "pw 1x1"
             units[-1] = Seq(units=[before, unit], pair=True)
         else:

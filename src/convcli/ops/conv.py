@@ -31,6 +31,7 @@ see `_weight_grad`) and ``dx = fold(w.T @ dy)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -175,7 +176,7 @@ def conv2d_backward(
     dxp, dw = ENGINES[cache.engine][1](dy, w, cache.cols, g, groups, need_dx)
     if cache.flip:
         dw = dw[:, :, ::-1, ::-1]
-    dx = np.ascontiguousarray(crop2d(dxp, g)) if need_dx else None
+    dx = None if dxp is None else np.ascontiguousarray(crop2d(dxp, g))
     return dx, np.ascontiguousarray(dw), db
 
 
@@ -283,11 +284,11 @@ def _backward_flat(
     tmp = None
     for i, j, span in taps:
         dwt[i, j] = np.matmul(dyf, xf[..., span].swapaxes(-1, -2)).sum(axis=0)
-        if need_dx:
+        if dxf is not None:
             tmp = np.matmul(wt[i, j].swapaxes(-1, -2), dyf, out=tmp)  # N, G, C/G, L
             dxf[..., span] += tmp
     dw = dwt.transpose(2, 3, 4, 0, 1).reshape(c_out, c // groups, g.fh, g.fw)
-    return (dxf.reshape((n, c) + g.padded) if need_dx else None), dw
+    return (None if dxf is None else dxf.reshape((n, c) + g.padded)), dw
 
 
 def _taps_first(w: np.ndarray, groups: int) -> np.ndarray:
@@ -344,7 +345,12 @@ def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return dw
 
 
-ENGINES = {
+Forward = Callable[[np.ndarray, np.ndarray, Windows, int], tuple[np.ndarray, np.ndarray]]
+"""``(padded x, w, windows, groups) -> (y, cols)``."""
+Backward = Callable[[np.ndarray, np.ndarray, np.ndarray, Windows, int, bool], tuple[np.ndarray | None, np.ndarray]]
+"""``(dy, w, cols, windows, groups, need_dx) -> (dx padded or None, dw)``."""
+
+ENGINES: dict[str, tuple[Forward, Backward]] = {
     "im2col": (partial(_forward_columns, batch_last=False), partial(_backward_columns, batch_last=False)),
     "batch-last": (partial(_forward_columns, batch_last=True), partial(_backward_columns, batch_last=True)),
     "flat": (_forward_flat, _backward_flat),

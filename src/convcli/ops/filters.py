@@ -90,13 +90,11 @@ def correlate_separable(
            [-2.,  0.,  2.],
            [-1., -2.,  1.]])
     """
-    col, row = np.asarray(col, dtype=np.float64), np.asarray(row, dtype=np.float64)
-    if col.ndim != 1 or row.ndim != 1 or not col.size or not row.size:
-        raise ShapeError(
-            f"correlate_separable: col and row must be non-empty 1-D, got shapes {col.shape} and {row.shape}"
-        )
-    planes, g, _ = _setup(x, np.outer(col, row), padding, False)
-    y = _separable(pad2d(planes, g.margins, mode), [(col, row)], g, magnitude=False)
+    c, r = np.asarray(col, dtype=np.float64), np.asarray(row, dtype=np.float64)
+    if c.ndim != 1 or r.ndim != 1 or not c.size or not r.size:
+        raise ShapeError(f"correlate_separable: col and row must be non-empty 1-D, got shapes {c.shape} and {r.shape}")
+    planes, g, _ = _setup(x, np.outer(c, r), padding, False)
+    y = _separable(pad2d(planes, g.margins, mode), [(c, r)], g, magnitude=False)
     return y.reshape(np.shape(x)[:-2] + y.shape[-2:])
 
 

@@ -108,7 +108,9 @@ def pool2d_forward(
     x = np.asarray(x)
     if x.ndim != 4:
         raise ShapeError(f"pool2d_forward: x has shape {x.shape}, expected (N, C, H, W)")
-    return _forward(x, size, stride, padding, dilation, ceil, mode, count_include_pad, keep=True)
+    y, cache = _forward(x, size, stride, padding, dilation, ceil, mode, count_include_pad, keep=True)
+    assert cache is not None  # keep=True always builds one
+    return y, cache
 
 
 def pool2d_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
@@ -122,11 +124,11 @@ def pool2d_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
     dxp = np.zeros(cache.shape[:2] + g.padded, dtype=cache.dtype)  # N, C, Hp, Wp
     if cache.argmax is None:
         dy = dy / cache.divisor
-    for t, (_, _, at) in enumerate(g.taps()):
+    for t, (_, _, (rows, cols)) in enumerate(g.taps()):
         if not g.overlapping:  # disjoint windows: each pixel gets one tap's gradient at most
-            np.multiply(dy, 1 if cache.argmax is None else cache.argmax == t, out=dxp[(..., *at)])
+            np.multiply(dy, 1 if cache.argmax is None else cache.argmax == t, out=dxp[..., rows, cols])
         else:
-            dxp[(..., *at)] += dy if cache.argmax is None else dy * (cache.argmax == t)
+            dxp[..., rows, cols] += dy if cache.argmax is None else dy * (cache.argmax == t)
     return crop2d(dxp, g)
 
 
@@ -186,10 +188,11 @@ def _forward(
     g = pool_windows(x.shape[2], x.shape[3], size, stride, padding, dilation, ceil)
     xp = pad2d(x, g.margins, value=-np.inf if mode == "max" else 0.0)  # N, C, Hp, Wp
     taps = [at for _, _, at in g.taps()]
-    y = xp[(..., *taps[0])].copy()  # N, C, oh, ow
+    (rows0, cols0), rest = taps[0], taps[1:]
+    y = xp[..., rows0, cols0].copy()  # N, C, oh, ow
     reduce = np.maximum if mode == "max" else np.add
-    for at in taps[1:]:
-        reduce(y, xp[(..., *at)], out=y)
+    for rows, cols in rest:
+        reduce(y, xp[..., rows, cols], out=y)
     if mode == "avg":
         divisor = _divisor(g, count_include_pad, x.dtype)
         y /= divisor
@@ -198,9 +201,9 @@ def _forward(
         return y, None
     index = np.min_scalar_type(len(taps) - 1).type
     argmax = np.zeros(y.shape, dtype=index)  # N, C, oh, ow
-    searching = xp[(..., *taps[0])] != y  # windows whose first maximum is still to be found
-    for t, at in enumerate(taps[1:], start=1):
-        hit = xp[(..., *at)] == y
+    searching = xp[..., rows0, cols0] != y  # windows whose first maximum is still to be found
+    for t, (rows, cols) in enumerate(rest, start=1):
+        hit = xp[..., rows, cols] == y
         hit &= searching
         searching ^= hit
         argmax += hit * index(t)  # masks and adds: several times faster than copyto(where=)

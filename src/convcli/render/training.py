@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from convcli.render.emit import Column, Table, count, emit_json, emit_table, human, note
 
 if TYPE_CHECKING:
+    import numpy as np
     from rich.progress import Progress, TaskID
 
 
@@ -287,7 +288,9 @@ class FilterDisplay:
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self.progress = self.task = self.target = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.target: np.ndarray | None = None
         self.every = 1
 
     def start(self, steps, target, images, size) -> None:
@@ -318,7 +321,7 @@ class FilterDisplay:
     def step(self, step, steps, mse, weights) -> None:
         if self.quiet:
             return
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=step, mse=mse)
         if step % self.every == 0 or step == steps:
             shown = "  w " + " | ".join(_rows(weights, "5.2f", 2)) if weights.size <= 9 else ""
