@@ -117,12 +117,11 @@ def shape_calc(
         _refuse("to one layer (-n, -f, ...)", {"--input": input_shape is not None, "--expand": expand})
         from convcli.shapes import axis, parse_padding
 
-        padding = parse_padding(p, convention.value)
         layer = axis(
             n=n,
             f=f,
             s=s,
-            padding=padding,
+            padding=parse_padding(p, convention.value),
             d=d,
             pool=pool,
             ceil=ceil,
@@ -133,19 +132,7 @@ def shape_calc(
             from convcli.draw.arithmetic import animate as draw_animation
             from convcli.render.emit import note
 
-            shown, written = draw_animation(
-                animate,
-                n,
-                f,
-                s,
-                padding,
-                d,
-                pool=pool,
-                ceil=ceil,
-                transposed=transposed,
-                output_padding=output_padding,
-                cap=frames,
-            )
+            shown, written = draw_animation(animate, layer, cap=frames)
             note(f"wrote {written} ({len(shown)} frames)")
         render.show_axis(layer, json_out=json_out)
         return

@@ -20,7 +20,7 @@ from pathlib import Path
 from convcli.draw.scene import GREY, INK, Line, Scene, Text, arrow, rect, text_width
 from convcli.errors import OutputError
 from convcli.outputs import PathLike
-from convcli.shapes import OneLayer, axis
+from convcli.shapes import OneLayer
 
 MAX_FRAMES = 400
 INPUT, PAD, ZERO = "input", "pad", "zero"
@@ -47,37 +47,28 @@ class Track:
         return range(i * self.step, i * self.step + self.d * (self.f - 1) + 1, self.d)
 
 
-def track(
-    n: int,
-    f: int,
-    s: int | None = None,
-    padding: int | str = 0,
-    d: int = 1,
-    *,
-    pool: bool = False,
-    ceil: bool = False,
-    transposed: bool = False,
-    output_padding: int = 0,
-) -> tuple[Track, OneLayer]:
-    """The grid of one axis and shape-calc's result for it.
+def track(layer: OneLayer) -> Track:
+    """The grid of one axis that shape-calc's result ``layer`` walks.
 
-    >>> t, r = track(5, 3, 2, 1)
-    >>> t.cells.count("pad"), r.out, list(t.taps(1))
+    >>> from convcli.shapes import axis
+    >>> t = track(axis(5, 3, 2, 1))
+    >>> t.cells.count("pad"), t.out, list(t.taps(1))
     (2, 3, [2, 3, 4])
-    >>> track(2, 3, 2, transposed=True)[0].cells
+    >>> track(axis(2, 3, 2, transposed=True)).cells
     ('pad', 'pad', 'input', 'zero', 'input', 'pad', 'pad')
     """
-    result = axis(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding)
-    if not transposed:
-        cells = (PAD,) * result.p_lo + (INPUT,) * n + (PAD,) * result.p_hi
-        return Track(cells, result.s, d, f, result.out, result.dropped), result
-    stride, q = result.s, d * (f - 1) - result.p_lo
+    n, f, d = layer.n, layer.f, layer.d
+    if layer.kind != "convT":
+        cells = (PAD,) * layer.p_lo + (INPUT,) * n + (PAD,) * layer.p_hi
+        return Track(cells, layer.s, d, f, layer.out, layer.dropped)
+    stride, q = layer.s, d * (f - 1) - layer.p_lo
     spread = (n - 1) * stride + 1
     # t is the position in the spread-out input, from -q; q < 0 crops it
     cells = tuple(
-        (INPUT if t % stride == 0 else ZERO) if 0 <= t < spread else PAD for t in range(-q, spread + q + output_padding)
+        (INPUT if t % stride == 0 else ZERO) if 0 <= t < spread else PAD
+        for t in range(-q, spread + q + layer.output_padding)
     )
-    return Track(cells, 1, d, f, result.out), result
+    return Track(cells, 1, d, f, layer.out)
 
 
 @dataclass(frozen=True)
@@ -120,41 +111,30 @@ def _span(taps: range) -> str:
     return f"{taps[0]}-{taps[-1]}" if taps.step == 1 else ", ".join(map(str, taps))
 
 
-def _title(n, f, s, d, result, *, pool, ceil, transposed, output_padding, padding) -> str:
-    what = "transposed convolution" if transposed else ("pooling" if pool else "convolution")
-    pad = f"p={padding}" if isinstance(padding, str) else f"p={result.p_lo}"
-    if padding == "tf":
+def _title(layer: OneLayer) -> str:
+    what = {"convT": "transposed convolution", "pool": "pooling", "conv": "convolution"}[layer.kind]
+    pad = f"p={layer.padding}" if isinstance(layer.padding, str) else f"p={layer.p_lo}"
+    if layer.padding == "tf":
         pad = "p=same (TensorFlow)"
-    parts = [f"n={n}", f"f={f}", f"s={result.s}", pad]
-    parts += [f"d={d}"] * (d != 1) + [f"output padding {output_padding}"] * bool(output_padding) + ["ceil"] * ceil
+    parts = [f"n={layer.n}", f"f={layer.f}", f"s={layer.s}", pad]
+    parts += [f"d={layer.d}"] * (layer.d != 1) + [f"output padding {layer.output_padding}"] * bool(layer.output_padding)
+    parts += ["ceil"] * layer.ceil
     return f"{what}: {', '.join(parts)}"
 
 
-def frames(
-    n: int,
-    f: int,
-    s: int | None = None,
-    padding: int | str = 0,
-    d: int = 1,
-    *,
-    pool: bool = False,
-    ceil: bool = False,
-    transposed: bool = False,
-    output_padding: int = 0,
-    cap: int | None = None,
-) -> list[Frame]:
-    """The frames of the animation, one per output position (or ``cap`` of them)."""
+def frames(layer: OneLayer, cap: int | None = None) -> list[Frame]:
+    """The frames of the animation of shape-calc's result ``layer``, one per output position (or
+    ``cap`` of them)."""
     from convcli.render.networks import axis_text
 
-    t, result = track(n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding)
+    t, result = track(layer), layer
+    n, f, d, output_padding = layer.n, layer.f, layer.d, layer.output_padding
     picks = chosen(t.out * t.out, cap)
     formula, dropped = axis_text(result)
     length = len(t.cells)
     c = max(4, min(36, 360 // max(length, t.out)))
-    heading = _title(
-        n, f, s, d, result, padding=padding, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding
-    )
-    if transposed:
+    heading = _title(layer)
+    if layer.kind == "convT":
         q = d * (f - 1) - result.p_lo
         pads = f"{q}" if not output_padding else f"{q} before, {q + output_padding} after"
         grid_label = f"input {n} x {n} spread {result.s} apart, padded {pads} -> {length} x {length}"
@@ -245,26 +225,12 @@ def _static(
 
 
 def animate(
-    path: PathLike,
-    n: int,
-    f: int,
-    s: int | None = None,
-    padding: int | str = 0,
-    d: int = 1,
-    *,
-    pool: bool = False,
-    ceil: bool = False,
-    transposed: bool = False,
-    output_padding: int = 0,
-    cap: int | None = None,
-    inputs: Iterable[PathLike] = (),
+    path: PathLike, layer: OneLayer, cap: int | None = None, inputs: Iterable[PathLike] = ()
 ) -> tuple[list[Frame], Path]:
-    """Write the animation to ``path``: a looping ``.gif``, or a ``.png`` sheet of every frame."""
+    """Write the animation of ``layer`` to ``path``: a looping ``.gif``, or a ``.png`` sheet of every frame."""
     from convcli.draw.files import check_animation, write_animation
 
     check_animation(path, inputs)
-    shown = frames(
-        n, f, s, padding, d, pool=pool, ceil=ceil, transposed=transposed, output_padding=output_padding, cap=cap
-    )
+    shown = frames(layer, cap)
     duration = max(120, min(700, 24_000 // len(shown)))
     return shown, write_animation(path, [frame.scene for frame in shown], inputs, duration)
