@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from math import prod
 from typing import NamedTuple
 
 from convcli.errors import ShapeError, SpecError
@@ -55,7 +56,7 @@ class LayerInfo(NamedTuple):
 
     @property
     def activations(self) -> int:
-        return _size(self.out_shape)
+        return prod(self.out_shape)
 
 
 class Report(NamedTuple):
@@ -154,13 +155,6 @@ def _layer(layer: S.Layer, word: str, shape: Shape, fld: Field | None, bias: boo
     return _HANDLERS[type(layer)](layer, word, kind, shape, fld)
 
 
-def _size(shape: Shape) -> int:
-    n = 1
-    for v in shape:
-        n *= v
-    return n
-
-
 def _fmt(shape: Shape) -> str:
     return "x".join(map(str, shape))
 
@@ -218,7 +212,7 @@ def _conv(layer, word, kind, shape, fld):
         out,
         params=costs.conv_params(c_in, c_out, layer.f, g, bias, connections),
         macs=costs.conv_macs(ah.out, aw.out, c_in, c_out, layer.f, g, connections),
-        extra={"bias": _size(out) if bias else 0},
+        extra={"bias": prod(out) if bias else 0},
         field=fld.through(f_eff, layer.s, ah.p_lo) if fld else None,
         warnings=_dropped(((h, ah), (w, aw)), f_eff, layer.s),
     )
@@ -249,7 +243,7 @@ def _conv_transpose(layer, word, kind, shape, fld):
         out,
         params=costs.conv_transpose_params(c_in, layer.channels, layer.f, layer.g, layer.bias),
         macs=costs.conv_transpose_macs(h, w, c_in, layer.channels, layer.f, layer.g),
-        extra={"bias": _size(out) if layer.bias else 0},
+        extra={"bias": prod(out) if layer.bias else 0},
         field=None,
     )
 
@@ -266,7 +260,7 @@ def _pool(layer, word, kind, shape, fld):
         layer,
         shape,
         out,
-        extra={"pool": costs.pool_ops(_size(out), layer.f, layer.f, layer.kind)},
+        extra={"pool": costs.pool_ops(prod(out), layer.f, layer.f, layer.kind)},
         field=fld.through(layer.f, s, ah.p_lo) if fld else None,
         warnings=_dropped(((h, ah), (w, aw)), layer.f, s),
     )
@@ -283,8 +277,8 @@ def _subsample(layer, word, kind, shape, fld):
         shape,
         out,
         params=2 * c,
-        macs=_size(out),
-        extra={"pool": costs.pool_ops(_size(out), layer.f, layer.f, "avg"), "bias": _size(out)},
+        macs=prod(out),
+        extra={"pool": costs.pool_ops(prod(out), layer.f, layer.f, "avg"), "bias": prod(out)},
         field=fld.through(layer.f, layer.f, 0) if fld else None,
         warnings=_dropped(((h, ah), (w, aw)), layer.f, layer.f),
     )
@@ -323,7 +317,7 @@ def _adaptive_pool(layer, word, kind, shape, fld):
         layer,
         shape,
         out,
-        extra={"pool": costs.pool_ops(_size(out), f_h, f_w, layer.kind) if (h, w) != (k, k) else 0},
+        extra={"pool": costs.pool_ops(prod(out), f_h, f_w, layer.kind) if (h, w) != (k, k) else 0},
         field=fld.through(h // k, h // k, 0) if fld and exact else None,
         warnings=notes,
     )
@@ -334,14 +328,14 @@ def _elementwise(layer, word, kind, shape, fld):
     params = buffers = 0
     if isinstance(layer, S.BatchNorm):
         params, buffers = costs.batchnorm_params(shape[-1])
-        extra = {"bn": 2 * _size(shape)}
+        extra = {"bn": 2 * prod(shape)}
     elif isinstance(layer, S.Activation):
-        extra = {"act": _size(shape)}
+        extra = {"act": prod(shape)}
     return LayerInfo(word, kind, layer, shape, shape, params=params, buffers=buffers, extra=extra, field=fld)
 
 
 def _flatten(layer, word, kind, shape, fld):
-    return LayerInfo(word, kind, layer, shape, (_size(shape),), field=None)
+    return LayerInfo(word, kind, layer, shape, (prod(shape),), field=None)
 
 
 def _flat_inputs(shape: Shape, kind: str) -> int:
@@ -420,8 +414,8 @@ def _residual(layer, word, kind, shape, fld, bias):
                 f"the body gives {_fmt(out)} but the shortcut gives {_fmt(short_out)}; they must match to be added"
             )
         branches.append(("shortcut", short))
-    add = _size(out) if layer.shortcut is not None else 0
-    act = _size(out) if layer.act else 0
+    add = prod(out) if layer.shortcut is not None else 0
+    act = prod(out) if layer.act else 0
     return _combine(word, kind, layer, shape, out, branches, add, act, fld)
 
 
