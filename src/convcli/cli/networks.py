@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from convcli.cli.options import Convention, JsonOpt, Style, command_app, usage_error
-from convcli.draw.units import DEFAULT_WIDTH, STYLES
+from convcli.draw.choices import DEFAULT_WIDTH, STYLES
 
 app = command_app()
 

@@ -15,7 +15,7 @@ from enum import Enum
 
 import typer
 
-from convcli.draw.units import STYLES
+from convcli.draw.choices import STYLES
 from convcli.images.choices import AUTO_SCALES, CHANNELS, SCALES
 from convcli.nn.choices import OPTIMIZERS, SCHEDULES
 from convcli.ops.choices import BORDER_MODES, POOL_MODES

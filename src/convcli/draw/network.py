@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from convcli.draw.arrange import arrange
+from convcli.draw.choices import DEFAULT_WIDTH, MIN_WIDTH, STYLES
 from convcli.draw.scene import Scene
-from convcli.draw.units import DEFAULT_WIDTH, FOLDED, MIN_WIDTH, STYLES, Col, Lanes, Seq, Skip, Unit, last_col
+from convcli.draw.units import FOLDED, Col, Lanes, Seq, Skip, Unit, last_col
 from convcli.errors import OutputError
 from convcli.networks import spec as S
 from convcli.networks.report import LayerInfo, Report

@@ -13,9 +13,6 @@ from dataclasses import dataclass, field
 from convcli.draw.scene import GREY, INK, text_width
 from convcli.networks.spec import ACTIVATIONS
 
-STYLES = ("3d", "flat")
-MIN_WIDTH, DEFAULT_WIDTH = 400, 1200
-"""Rows of a drawing wrap at ``DEFAULT_WIDTH`` pixels unless told otherwise."""
 FOLDED = frozenset({"bn", "dropout", *ACTIVATIONS})
 """Kinds drawn as a note under the map before them (3-D style) rather than as a map of their own."""
 LINE = 1.3
