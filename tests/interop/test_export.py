@@ -204,7 +204,7 @@ def trained(tmp_path):
         (["lenet5-1998", "-o", "{tmp}/x.py"], ["layer 'subsample:2'"]),
         (["8x8x1", "conv:4", "gelu", "flatten", "fc:10", "-o", "{tmp}/x.onnx"], ["'gelu' (activation gelu)"]),
         (["{tmp}/m.npz", "-o", "{tmp}/x.pt"], ["-o {tmp}/x.pt", ".onnx", ".py"]),
-        (["{tmp}/m.npz", "-o", "{tmp}/m.npz"], ["-o"]),
+        (["{tmp}/m.npz", "-o", "{tmp}/link.onnx"], ["-o {tmp}/link.onnx is also an input"]),
         (["{tmp}/m.npz", "-o", "{tmp}/x.onnx", "--seed", "1"], ["--seed 1", "is a checkpoint"]),
         (["{tmp}/junk.npz", "-o", "{tmp}/x.onnx"], ["not a readable .npz"]),
         (["{tmp}/data.npz", "-o", "{tmp}/x.onnx"], ["not a convcli checkpoint"]),
@@ -216,6 +216,7 @@ def trained(tmp_path):
 def test_bad_input_is_one_error_line_and_writes_nothing(args, words, trained, tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     np.savez(tmp_path / "data.npz", x=np.zeros(3))
+    (tmp_path / "link.onnx").symlink_to(trained)  # the checkpoint under an output's name
     before = sorted(p.name for p in tmp_path.iterdir())
     args = [a.format(tmp=tmp_path) for a in args]
     if " " in args[0]:
@@ -232,3 +233,12 @@ def test_without_onnx_installed_the_message_says_how_to_get_it(trained, tmp_path
     assert result.stderr == 'Error: writing .onnx files needs the onnx package: pip install "convcli[onnx]"\n'
     assert not (tmp_path / "m.onnx").exists()
     assert run("export", trained, "-o", tmp_path / "m.py").exit_code == 0  # the module needs no onnx
+
+
+def test_a_network_over_what_one_onnx_file_holds_is_refused_before_its_weights_exist(tmp_path, monkeypatch):
+    from convcli.interop import onnx_out
+
+    monkeypatch.setattr(onnx_out, "MAX_BYTES", 4 * 1000)
+    result = run("export", "8x8x1", "flatten", "fc:1000", "-o", tmp_path / "big.onnx")  # 65,000 weights
+    assert failed(result, "0.00 GiB", "one ONNX file holds")
+    assert list(tmp_path.iterdir()) == []

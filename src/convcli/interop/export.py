@@ -14,6 +14,7 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from convcli.errors import InputError, OutputError
 from convcli.interop import layers as X
@@ -86,30 +87,36 @@ def export(r: ExportRequest) -> ExportResult:
     checkpoint = Path(r.words[0]) if len(r.words) == 1 and Path(r.words[0]).suffix.lower() == ".npz" else None
     inputs = list(r.words[:1])  # a checkpoint or a spec file, never overwritten
     fmt = check_output(r.output, inputs)
-    net = exported(r.words, checkpoint, r.seed)
     if fmt == "onnx":
-        from convcli.interop.onnx_out import OPSET, onnx_model
+        from convcli.interop import onnx_out
 
-        model = onnx_model(net)
-        data = model.SerializeToString()
-        atomic_write(r.output, lambda f: f.write(data), inputs)
-        return ExportResult(r.output, fmt, net, nodes=len(model.graph.node), opset=OPSET)
+        net = exported(r.words, checkpoint, r.seed, max_bytes=onnx_out.MAX_BYTES)
+        model = onnx_out.onnx_model(net)
+        _write(r.output, model.SerializeToString(), inputs)
+        return ExportResult(r.output, fmt, net, nodes=len(model.graph.node), opset=onnx_out.OPSET)
     from convcli.interop.torch_out import torch_source
 
+    net = exported(r.words, checkpoint, r.seed)
     weights = _relative(checkpoint, r.output) if checkpoint else None
-    text = torch_source(net, weights, r.output.stem).encode()
-    atomic_write(r.output, lambda f: f.write(text), inputs)
+    _write(r.output, torch_source(net, weights, r.output.stem).encode(), inputs)
     return ExportResult(r.output, fmt, net)
 
 
-def exported(words: tuple[str, ...], checkpoint: Path | None, seed: int | None) -> X.Exported:
+def exported(
+    words: tuple[str, ...], checkpoint: Path | None, seed: int | None, max_bytes: int | None = None
+) -> X.Exported:
     """The nodes and input preparation of a checkpoint's trained model, or of a spec's model with
-    weights drawn by ``seed`` (default 0, as `convcli.training.run.train` draws them)."""
+    weights drawn by ``seed`` (default 0, as `convcli.training.run.train` draws them); refused if
+    its float32 arrays take more than ``max_bytes``."""
     from convcli.nn.checkpoint import spec_words
 
-    if checkpoint is not None and seed is not None:
-        raise InputError(f"--seed {seed} draws the weights of a spec; {checkpoint} is a checkpoint and has its own")
-    model, prepare = _trained(checkpoint) if checkpoint is not None else _random(words, 0 if seed is None else seed)
+    if checkpoint is not None:
+        if seed is not None:
+            raise InputError(f"--seed {seed} draws the weights of a spec; {checkpoint} is a checkpoint and has its own")
+        model, prepare = _trained(checkpoint, max_bytes)
+    else:
+        seed = 0 if seed is None else seed
+        model, prepare = _random(words, seed, max_bytes)
     network = model.report.network
     return X.Exported(
         network=network,
@@ -119,17 +126,17 @@ def exported(words: tuple[str, ...], checkpoint: Path | None, seed: int | None) 
         n_params=model.n_params(),
         softmax_dropped=X.ends_in_softmax(model.report),
         source=str(checkpoint) if checkpoint else " ".join(words),
-        seed=None if checkpoint else (0 if seed is None else seed),
+        seed=seed,
     )
 
 
-def _trained(checkpoint: Path):
+def _trained(checkpoint: Path, max_bytes: int | None):
     """The checkpoint's model, and the preparation of the images it was trained on."""
     from convcli.training.loop import input_padding
     from convcli.training.run import load_model
 
     model, saved = load_model(checkpoint)
-    X.check_exportable(model.report)
+    X.check_exportable(model.report, max_bytes)
     data = saved.meta.data
     prepare = {
         "image": data.image_shape,
@@ -141,7 +148,7 @@ def _trained(checkpoint: Path):
     return model, prepare
 
 
-def _random(words: tuple[str, ...], seed: int):
+def _random(words: tuple[str, ...], seed: int, max_bytes: int | None):
     """The spec's model with the weights `convcli train --seed` would start from; images of the
     network's input size, used as they are."""
     from convcli.networks.report import analyse
@@ -149,11 +156,18 @@ def _random(words: tuple[str, ...], seed: int):
     from convcli.training.run import load_spec
 
     report = analyse(load_spec(words))
-    X.check_exportable(report)
+    X.check_exportable(report, max_bytes)
     model = build_model(report, seed=seed)
     model.eval()
     h, w, c = report.network.input
     return model, {"image": (c, h, w), "pad": 0, "mean": None, "std": None, "class_names": ()}
+
+
+def _write(output: Path, data: bytes, inputs: list[str]) -> None:
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    atomic_write(output, write, inputs)
 
 
 def _relative(path: Path, output: Path) -> str:

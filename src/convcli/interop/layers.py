@@ -21,6 +21,7 @@ from convcli.errors import SpecError
 from convcli.networks import spec as S
 from convcli.networks.report import LayerInfo, Report, walk
 from convcli.nn import layers as L
+from convcli.nn import model as M
 from convcli.nn.model import Model, Sequential, trainable_layers
 from convcli.ops.windows import conv_windows, pool_windows
 
@@ -193,8 +194,15 @@ def ends_in_softmax(report: Report) -> bool:
     return isinstance(last, S.Activation) and last.name == "softmax"
 
 
-def check_exportable(report: Report) -> None:
-    """Refuse, naming it, the first layer an export cannot write, before any weights exist."""
+def check_exportable(report: Report, max_bytes: int | None = None) -> None:
+    """Refuse, naming it, the first layer an export cannot write, and a network whose float32
+    weights and statistics take more than ``max_bytes``; before any weights exist."""
+    size = 4 * (report.total("params") + report.total("buffers"))
+    if max_bytes is not None and size > max_bytes:
+        raise SpecError(
+            f"the network's weights take {size / 2**30:.2f} GiB, more than the {max_bytes / 2**30:.2f} GiB "
+            "one ONNX file holds (convcli does not write ONNX's external data files)"
+        )
     infos = report.layers[:-1] if ends_in_softmax(report) else report.layers
     for info in walk(infos):
         reason = _unexportable(info)
@@ -227,16 +235,18 @@ def export_layers(report: Report, model: Model) -> tuple[Node, ...]:
     return _sequence(trainable_layers(report), model.root, "")
 
 
-def _sequence(infos: tuple[LayerInfo, ...], seq: Sequential, prefix: str) -> tuple[Node, ...]:
+def _sequence(infos: tuple[LayerInfo, ...], seq: L.Layer, prefix: str) -> tuple[Node, ...]:
     # The model may run a ReLU after the max pooling it precedes (the same function, see
     # nn.model._pool_first); the swapped layers hold no weights, so position i is still the
     # path of info i, and a weighted layer is always at its own position.
+    assert isinstance(seq, Sequential)
     return tuple(_node(info, seq.layers[i], f"{prefix}{i}.") for i, info in enumerate(infos))
 
 
 def _node(info: LayerInfo, built: L.Layer, path: str) -> Node:
     layer, where = info.layer, (path, info.word, info.in_shape, info.out_shape)
     if isinstance(layer, S.Residual):
+        assert isinstance(built, M.Residual)
         parts = dict(built.children())
         branches = dict(info.children)
         body = _sequence(branches["body"], parts["body"], f"{path}body.")
@@ -245,6 +255,7 @@ def _node(info: LayerInfo, built: L.Layer, path: str) -> Node:
         )
         return Residual(*where, body, shortcut, layer.act)
     if isinstance(layer, S.Concat):
+        assert isinstance(built, M.Concat)
         return Concat(
             *where,
             tuple(
@@ -254,6 +265,7 @@ def _node(info: LayerInfo, built: L.Layer, path: str) -> Node:
         )
     h, w = info.in_shape[:2] if len(info.in_shape) == 3 else (1, 1)
     if isinstance(layer, (S.Conv, S.DWConv)):
+        assert isinstance(built, L.Conv2d)
         weight = built.params["w"]
         g = conv_windows(h, w, weight.shape[2], weight.shape[3], layer.s, layer.p, layer.d)
         return Conv(*where, weight, built.params.get("b"), layer.s, g.pads, layer.d, built.groups)

@@ -22,6 +22,7 @@ This module imports onnx; only an export to a ``.onnx`` file imports this module
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -32,6 +33,7 @@ from convcli.interop import layers as X
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that came with opset 17 (onnx 1.12): readers of opset 17 read it
+MAX_BYTES = 2**31 - 2**24  # protobuf's 2 GiB limit on one message, less room for the graph itself
 
 
 class _Graph:
@@ -195,7 +197,7 @@ def _concat(g: _Graph, n: X.Concat, x: str) -> str:
     return g.node("Concat", [g.sequence(branch, x) for _, branch in n.branches], f"{n.path}concat", axis=1)
 
 
-_WRITERS = {
+_WRITERS: dict[type, Callable[..., str]] = {
     X.Conv: _conv,
     X.BatchNorm: _batch_norm,
     X.Pool: _pool,
