@@ -27,6 +27,7 @@ COMMANDS = {
     "train-filter": "training",
     "evaluate": "training",
     "predict": "training",
+    "export": "training",
 }
 
 

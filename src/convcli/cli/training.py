@@ -1,5 +1,5 @@
-"""train, train-filter, evaluate and predict: CNNs trained from scratch in numpy. numpy is
-imported in the commands, not here."""
+"""train, train-filter, evaluate, predict and export: CNNs trained from scratch in numpy, and written
+out for other frameworks. numpy is imported in the commands, not here."""
 
 from __future__ import annotations
 
@@ -223,3 +223,52 @@ def predict(
     from convcli.training.run import predict_files
 
     show_predictions(predict_files(model, list(images), top), json_out)
+
+
+@app.command()
+def export(
+    words: list[str] = typer.Argument(
+        ...,
+        metavar="MODEL...",
+        show_default=False,
+        help="A checkpoint (.npz) written by 'convcli train', or a spec: layer words, a zoo name such "
+        "as lenet5 or mnist-resnet, or a .json file (then the weights are random).",
+    ),
+    output: Path = typer.Option(
+        ...,
+        "-o",
+        "--output",
+        metavar="FILE.onnx|FILE.py",
+        show_default=False,
+        help=".onnx: an ONNX model (opset 17; needs convcli[onnx]). .py: a PyTorch module whose "
+        "Net.from_checkpoint() loads the weights from the checkpoint.",
+    ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        show_default=False,
+        help="Seeds a spec's random weights, as 'convcli train --seed' [default: 0].",
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Write a trained model, or a spec's architecture, as an ONNX file or a PyTorch module.
+
+    The model takes 'image' (N x C x H x W float32, the images it was trained on, values in
+    [0, 1]) and gives 'logits' (N x classes). The checkpoint's input preparation is part of it:
+    the zero padding of 28x28 digits into a 32x32 input and the normalisation (x - mean) / std.
+    ONNX: the layers as ONNX operators (batch norm in evaluation mode, dropout as Identity),
+    the preparation also stated in the metadata. PyTorch: one attribute per layer and the
+    forward pass written out; the weights stay in the .npz, read with numpy by
+    Net.from_checkpoint(). 'python FILE.py' prints the layers and the parameter count.
+
+    \b
+    Examples:
+      convcli export lenet5.npz -o lenet5.onnx
+      convcli export lenet5.npz -o lenet5.py && python lenet5.py
+      convcli export mnist-resnet -o resnet.onnx --json | jq .params
+    """
+    from convcli.interop.export import ExportRequest
+    from convcli.interop.export import export as run
+    from convcli.render.export import show_export
+
+    show_export(run(ExportRequest(tuple(words), output, seed)), json_out)

@@ -1,0 +1,1 @@
+"""Networks out of convcli: a checkpoint or a spec written as an ONNX file or a PyTorch module."""
