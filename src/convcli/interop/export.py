@@ -108,7 +108,7 @@ def exported(
     """The nodes and input preparation of a checkpoint's trained model, or of a spec's model with
     weights drawn by ``seed`` (default 0, as `convcli.training.run.train` draws them); refused if
     its float32 arrays take more than ``max_bytes``."""
-    from convcli.nn.checkpoint import spec_words
+    from convcli.networks.words import format_network
 
     if checkpoint is not None:
         if seed is not None:
@@ -120,7 +120,7 @@ def exported(
     network = model.report.network
     return X.Exported(
         network=network,
-        words=spec_words(network),
+        words=format_network(network),
         layers=X.export_layers(model.report, model),
         **prepare,
         n_params=model.n_params(),
