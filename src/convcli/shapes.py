@@ -8,9 +8,12 @@ params and flops must start fast.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 from convcli.errors import ShapeError
+
+AxisPadding: TypeAlias = int | str | tuple[int, int]
+"""Padding of one axis: an int for both sides, a mode (see `resolve_padding`), or ``(lo, hi)``."""
 
 PADDING_MODES = ("valid", "same", "full", "tf")
 CONVENTIONS = ("pytorch", "tf")
@@ -44,7 +47,7 @@ def effective_kernel(f: int, d: int = 1) -> int:
 
 
 def resolve_padding(
-    padding: int | str | tuple[int, int], n: int, f: int, s: int = 1, d: int = 1, what: str = "padding"
+    padding: AxisPadding, n: int, f: int, s: int = 1, d: int = 1, what: str = "padding"
 ) -> tuple[int, int]:
     """Padding before and after one axis, ``(p_lo, p_hi)``.
 
@@ -104,9 +107,7 @@ class AxisResult(NamedTuple):
     dropped: int = 0
 
 
-def conv_axis(
-    n: int, f: int, s: int = 1, padding: int | str | tuple[int, int] = 0, d: int = 1, what: str = "conv"
-) -> AxisResult:
+def conv_axis(n: int, f: int, s: int = 1, padding: AxisPadding = 0, d: int = 1, what: str = "conv") -> AxisResult:
     """Output size of a convolution on one axis.
 
     ``out = floor((n + p_lo + p_hi - d(f-1) - 1)/s) + 1``, the course's
@@ -135,7 +136,7 @@ def pool_axis(
     n: int,
     f: int,
     s: int | None = None,
-    padding: int | str | tuple[int, int] = 0,
+    padding: AxisPadding = 0,
     d: int = 1,
     ceil: bool = False,
     what: str = "pool",

@@ -265,10 +265,12 @@ def _write_panel(
     # x and y on one scale, zero mid-grey, so their strengths compare
     ref = display_reference(maps.magnitude)
     magnitude = to_display(maps.magnitude, options.scale, ref if options.scale == "abs" else None)
+    assert maps.gx is not None  # edge_maps keeps the components for a panel
     if filt.y is None:
         tiles = [shown, to_display(maps.gx, "offset", ref), magnitude]
         labels = ["input", f"{filt.x.name} response", f"|{filt.x.name}|"]
     else:
+        assert maps.gy is not None
         tiles = [shown, to_display(maps.gx, "offset", ref), to_display(maps.gy, "offset", ref), magnitude]
         labels = ["input", f"{filt.x.name} (x)", f"{filt.y.name} (y)", f"{filt.name} magnitude"]
     return write_image(path, panel(tiles, labels), inputs=inputs)

@@ -65,6 +65,7 @@ def panel(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 6) -> 
         ]
     tile_h = max(t.height for t in tiles)
     font = ImageFont.load_default(size=int(np.clip(tile_h // 22, 12, 28)))
+    assert isinstance(font, ImageFont.FreeTypeFont)  # a size always gives the FreeType font
     ascent, descent = font.getmetrics()
     strip = ascent + descent + gap
     width = sum(t.width for t in tiles) + gap * (len(tiles) + 1)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from convcli.errors import InputError
 from convcli.images.choices import CHANNELS
@@ -225,13 +225,13 @@ def _pixel_limit(src: Path | str, max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def _decode(im: Image.Image, src: Path | str, notes: list[str]) -> tuple[np.ndarray, int]:
+def _decode(opened: ImageFile.ImageFile, src: Path | str, notes: list[str]) -> tuple[np.ndarray, int]:
     """Decode the first frame into ``(H, W, C)`` float32 and its bit depth; C may include alpha."""
-    rawmode = im.tile[0][3] if im.tile else ""
-    if im.mode in ("LA", "RGB", "RGBA") and ";16" in str(rawmode):
+    rawmode = opened.tile[0][3] if opened.tile else ""
+    if opened.mode in ("LA", "RGB", "RGBA") and ";16" in str(rawmode):
         notes.append(f"{src} has 16 bits per channel with colour or alpha; Pillow reads it at 8 bits")
-    orientation = im.getexif().get(0x0112, 1)
-    im = ImageOps.exif_transpose(im)
+    orientation = opened.getexif().get(0x0112, 1)
+    im = ImageOps.exif_transpose(opened)
     if orientation in range(2, 9):
         notes.append(f"{src}: applied EXIF orientation {orientation} (rotated/flipped upright)")
     mode = im.mode

@@ -172,7 +172,7 @@ def save(
     arrays = {f"param/{k}": v for k, v in state.items()}
     arrays.update({f"optim/{k}": v for k, v in optim.items()})
     arrays["meta"] = np.array(json.dumps(meta.to_json()))
-    return atomic_write(path, lambda f: np.savez(f, **arrays), inputs)
+    return atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays), inputs)
 
 
 def load(path: Path) -> Checkpoint:

@@ -14,6 +14,7 @@ import numpy as np
 
 from convcli.ops.conv import conv2d_backward, conv2d_forward
 from convcli.ops.pool import global_pool2d_backward, global_pool2d_forward, pool2d_backward, pool2d_forward
+from convcli.ops.windows import Padding2d
 
 
 class Layer:
@@ -60,7 +61,7 @@ class Conv2d(Layer):
         rng: np.random.Generator,
         *,
         stride: int = 1,
-        padding: object = 0,
+        padding: Padding2d = 0,
         dilation: int = 1,
         groups: int = 1,
         bias: bool = True,
@@ -102,7 +103,7 @@ class Pool2d(Layer):
         f: int,
         *,
         stride: int,
-        padding: object = 0,
+        padding: Padding2d = 0,
         ceil: bool = False,
         mode: str = "max",
         count_include_pad: bool = True,

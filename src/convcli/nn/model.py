@@ -343,7 +343,8 @@ def _build(info: LayerInfo, rng: np.random.Generator, scheme: str) -> L.Layer:
         return L.Dropout(layer.rate, rng)
     if isinstance(layer, S.Flatten):
         return L.Flatten()
-    # fc; a (1, 1, C) input is flattened by the layer itself
+    # fc, the last kind `_check` accepts; a (1, 1, C) input is flattened by the layer itself
+    assert isinstance(layer, S.FC), layer
     return L.Linear(c_in, layer.units, rng, bias=layer.bias, init=scheme)
 
 

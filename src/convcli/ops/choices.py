@@ -1,7 +1,12 @@
 """The names the ops accept for their modes. Nothing heavy is imported here: the CLI builds its
 ``--mode`` choices from these without loading numpy."""
 
-BORDER_MODES: dict[str, str] = {
+from typing import Literal, TypeAlias
+
+NumpyPadMode: TypeAlias = Literal["constant", "reflect", "edge", "wrap", "symmetric"]
+"""The ``numpy.pad`` modes behind ours."""
+
+BORDER_MODES: dict[str, NumpyPadMode] = {
     "zeros": "constant",
     "reflect": "reflect",
     "replicate": "edge",

@@ -26,12 +26,19 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 
 from convcli.errors import InputError, ShapeError, did_you_mean
-from convcli.ops.choices import BORDER_MODES
-from convcli.shapes import conv_axis, pool_axis
+from convcli.ops.choices import BORDER_MODES, NumpyPadMode
+from convcli.shapes import AxisPadding, conv_axis, pool_axis
+
+IntPair: TypeAlias = int | tuple[int, int]
+"""A window size, stride or dilation: one int for both axes, or ``(h, w)``."""
+Padding2d: TypeAlias = AxisPadding | tuple[tuple[int, int], tuple[int, int]]
+"""Padding of a plane: one axis' padding (an int, a mode, ``(lo, hi)``) for both axes, or
+``((top, bottom), (left, right))``."""
 
 FOREIGN_MODES = {
     "constant": "zeros",
@@ -45,7 +52,7 @@ FOREIGN_MODES = {
 meaning something else, so no name is silently translated)."""
 
 
-def numpy_pad_mode(mode: str, what: str = "mode") -> str:
+def numpy_pad_mode(mode: str, what: str = "mode") -> NumpyPadMode:
     """The ``numpy.pad`` mode for a convcli border mode, or an InputError naming the closest.
 
     >>> numpy_pad_mode("replicate")
@@ -68,14 +75,15 @@ def as_float(x: object, what: str = "x") -> np.ndarray:
     return a.astype(np.float32)
 
 
-def int_pair(value: object, what: str) -> tuple[int, int]:
+def int_pair(value: IntPair, what: str) -> tuple[int, int]:
     """An int or an ``(h, w)`` pair of ints, as a pair; positive values only.
 
     >>> int_pair(2, "stride")
     (2, 2)
     """
     try:
-        h, w = (value, value) if np.ndim(value) == 0 else value
+        a = _as_objects(value)
+        h, w = (a.item(), a.item()) if a.ndim == 0 else a
         pair = operator.index(h), operator.index(w)
     except (TypeError, ValueError):
         raise ShapeError(f"{what}={value!r} is not an int or a pair of ints") from None
@@ -84,7 +92,7 @@ def int_pair(value: object, what: str) -> tuple[int, int]:
     return pair
 
 
-def split_padding(padding: object, what: str = "padding") -> tuple[object, object]:
+def split_padding(padding: Padding2d, what: str = "padding") -> tuple[AxisPadding, AxisPadding]:
     """Padding for the H axis and the W axis, each in the form `shapes.resolve_padding` takes.
 
     ``padding`` is an int, a mode (``valid``, ``same``, ``full``, ``tf``), a ``(lo, hi)`` pair
@@ -100,18 +108,30 @@ def split_padding(padding: object, what: str = "padding") -> tuple[object, objec
     if isinstance(padding, str):
         return padding, padding
     try:
-        if np.ndim(padding) == 0:
-            p = operator.index(padding)
+        a = _as_objects(padding)
+        if a.ndim == 0:
+            p = operator.index(a.item())
             return p, p
-        if np.shape(padding) == (2,):
-            pair = tuple(operator.index(v) for v in padding)
+        if a.shape == (2,):
+            pair = operator.index(a[0]), operator.index(a[1])
             return pair, pair
-        if np.shape(padding) == (2, 2):
-            (top, bottom), (left, right) = padding
+        if a.shape == (2, 2):
+            (top, bottom), (left, right) = a
             return ((operator.index(top), operator.index(bottom)), (operator.index(left), operator.index(right)))
     except (TypeError, ValueError):
         pass
     raise ShapeError(f"{what}={padding!r} is not an int, a mode, a (lo, hi) pair or ((top, bottom), (left, right))")
+
+
+def _as_objects(value: object) -> np.ndarray:
+    """``value`` as an array of the objects it holds, to check its shape and then each item.
+
+    Callers outside the type checker pass lists, numpy ints and arrays too. The object dtype
+    leaves each item as given rather than casting them all to one numpy dtype, so
+    `operator.index` judges the items themselves; a ragged value becomes an array of its parts,
+    which that check refuses.
+    """
+    return np.asarray(value, dtype=object)
 
 
 @dataclass(frozen=True)
@@ -168,9 +188,9 @@ def conv_windows(
     w: int,
     fh: int,
     fw: int,
-    stride: object = 1,
-    padding: object = 0,
-    dilation: object = 1,
+    stride: IntPair = 1,
+    padding: Padding2d = 0,
+    dilation: IntPair = 1,
     what: str = "conv2d",
 ) -> Windows:
     """Window geometry of a convolution; sizes from `shapes.conv_axis`.
@@ -189,10 +209,10 @@ def conv_windows(
 def pool_windows(
     h: int,
     w: int,
-    size: object,
-    stride: object = None,
-    padding: object = 0,
-    dilation: object = 1,
+    size: IntPair,
+    stride: IntPair | None = None,
+    padding: Padding2d = 0,
+    dilation: IntPair = 1,
     ceil: bool = False,
     what: str = "pool2d",
 ) -> Windows:

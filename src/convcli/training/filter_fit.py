@@ -94,7 +94,8 @@ def load_crops(paths: tuple[Path, ...], size: int) -> tuple[np.ndarray, int, lis
 
     from convcli.images.read import read_image
 
-    planes, notes = [], []
+    planes: list[np.ndarray] = []
+    notes: list[str] = []
     for path in paths:
         loaded = read_image(path, channels="gray")
         notes.extend(loaded.notes)

@@ -117,6 +117,7 @@ def load_mnist_dir(directory: Path) -> tuple[Dataset, Dataset]:
     parts = []
     for part in ("train", "test"):
         images_path, labels_path = files[f"{part}_images"], files[f"{part}_labels"]
+        assert images_path is not None and labels_path is not None  # the missing ones were refused above
         images = read_idx(images_path, IDX_IMAGES_MAGIC)
         labels = read_idx(labels_path, IDX_LABELS_MAGIC)
         if len(images) != len(labels):

@@ -39,5 +39,5 @@ def default_settings(name: str, image_size: tuple[int, int]) -> dict:
     >>> default_settings("lenet5", (28, 28))["optimizer"], default_settings("mnist-cnn", (28, 28))["lr"]
     ('momentum', 0.003)
     """
-    base = SIZE_SETTINGS.get(tuple(image_size), SIZE_SETTINGS[None])
+    base = SIZE_SETTINGS.get(image_size, SIZE_SETTINGS[None])
     return {**base, **RECIPES.get(name, {})}
