@@ -38,7 +38,18 @@ from functools import partial
 import numpy as np
 
 from convcli.errors import InputError, ShapeError
-from convcli.ops.windows import Windows, as_float, col2im, column_layout, conv_windows, crop2d, im2col, pad2d
+from convcli.ops.windows import (
+    IntPair,
+    Padding2d,
+    Windows,
+    as_float,
+    col2im,
+    column_layout,
+    conv_windows,
+    crop2d,
+    im2col,
+    pad2d,
+)
 
 FLAT_MIN_CHANNELS = 16
 """Input channels per group from which the flat engine's per-tap matmuls beat one im2col matmul."""
@@ -74,9 +85,9 @@ def conv2d(
     w: np.ndarray,
     b: np.ndarray | None = None,
     *,
-    stride: object = 1,
-    padding: object = 0,
-    dilation: object = 1,
+    stride: IntPair = 1,
+    padding: Padding2d = 0,
+    dilation: IntPair = 1,
     groups: int = 1,
     mode: str = "zeros",
     flip: bool = False,
@@ -124,9 +135,9 @@ def conv2d_forward(
     w: np.ndarray,
     b: np.ndarray | None = None,
     *,
-    stride: object = 1,
-    padding: object = 0,
-    dilation: object = 1,
+    stride: IntPair = 1,
+    padding: Padding2d = 0,
+    dilation: IntPair = 1,
     groups: int = 1,
     mode: str = "zeros",
     flip: bool = False,
@@ -192,9 +203,9 @@ def _prepare(
     x: np.ndarray,
     w: np.ndarray,
     b: object,
-    stride: object,
-    padding: object,
-    dilation: object,
+    stride: IntPair,
+    padding: Padding2d,
+    dilation: IntPair,
     groups: int,
     mode: str,
     flip: bool,

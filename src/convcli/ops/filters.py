@@ -19,7 +19,7 @@ import numpy as np
 
 from convcli.errors import ShapeError
 from convcli.ops.conv import conv2d
-from convcli.ops.windows import Windows, as_float, conv_windows, pad2d
+from convcli.ops.windows import Padding2d, Windows, as_float, conv_windows, pad2d
 
 STRIP_BYTES = 1 << 18
 """Size of one strip buffer: a few of them fit in a 1 MiB L2 cache."""
@@ -49,7 +49,7 @@ def rank1_factors(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def filter2d(
-    x: np.ndarray, kernel: np.ndarray, *, padding: object = "same", mode: str = "reflect", flip: bool = False
+    x: np.ndarray, kernel: np.ndarray, *, padding: Padding2d = "same", mode: str = "reflect", flip: bool = False
 ) -> np.ndarray:
     """Cross-correlate every (H, W) plane of ``x`` with one (fH, fW) kernel.
 
@@ -81,7 +81,7 @@ def filter2d(
 
 
 def correlate_separable(
-    x: np.ndarray, col: Sequence[float], row: Sequence[float], *, padding: object = "same", mode: str = "reflect"
+    x: np.ndarray, col: Sequence[float], row: Sequence[float], *, padding: Padding2d = "same", mode: str = "reflect"
 ) -> np.ndarray:
     """`filter2d` with the kernel ``np.outer(col, row)``, always as two 1-D passes.
 
@@ -99,7 +99,7 @@ def correlate_separable(
 
 
 def gradient_magnitude(
-    x: np.ndarray, kernel_x: np.ndarray, kernel_y: np.ndarray, *, padding: object = "same", mode: str = "reflect"
+    x: np.ndarray, kernel_x: np.ndarray, kernel_y: np.ndarray, *, padding: Padding2d = "same", mode: str = "reflect"
 ) -> np.ndarray:
     """``sqrt(gx^2 + gy^2)`` of the responses to an x/y kernel pair, plane by plane.
 
@@ -119,7 +119,7 @@ def gradient_magnitude(
     return y.reshape(np.shape(x)[:-2] + y.shape[-2:])
 
 
-def _setup(x: object, kernel: object, padding: object, flip: bool) -> tuple[np.ndarray, Windows, np.ndarray]:
+def _setup(x: object, kernel: object, padding: Padding2d, flip: bool) -> tuple[np.ndarray, Windows, np.ndarray]:
     """Planes (P, H, W), their windows, and the kernel as applied."""
     x, k = as_float(x, "filter2d: x"), np.asarray(kernel)
     if x.ndim < 2:

@@ -17,7 +17,7 @@ import numpy as np
 
 from convcli.errors import InputError, ShapeError
 from convcli.ops.choices import POOL_MODES
-from convcli.ops.windows import Windows, as_float, crop2d, pad2d, pool_windows
+from convcli.ops.windows import IntPair, Padding2d, Windows, as_float, crop2d, pad2d, pool_windows
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,11 @@ class GlobalPoolCache:
 
 def pool2d(
     x: np.ndarray,
-    size: object,
+    size: IntPair,
     *,
-    stride: object = None,
-    padding: object = 0,
-    dilation: object = 1,
+    stride: IntPair | None = None,
+    padding: Padding2d = 0,
+    dilation: IntPair = 1,
     ceil: bool = False,
     mode: str = "max",
     count_include_pad: bool = True,
@@ -86,11 +86,11 @@ def pool2d(
 
 def pool2d_forward(
     x: np.ndarray,
-    size: object,
+    size: IntPair,
     *,
-    stride: object = None,
-    padding: object = 0,
-    dilation: object = 1,
+    stride: IntPair | None = None,
+    padding: Padding2d = 0,
+    dilation: IntPair = 1,
     ceil: bool = False,
     mode: str = "max",
     count_include_pad: bool = True,
@@ -174,10 +174,10 @@ def _check_mode(mode: str, what: str) -> None:
 
 def _forward(
     x: np.ndarray,
-    size: object,
-    stride: object,
-    padding: object,
-    dilation: object,
+    size: IntPair,
+    stride: IntPair | None,
+    padding: Padding2d,
+    dilation: IntPair,
     ceil: bool,
     mode: str,
     count_include_pad: bool,
