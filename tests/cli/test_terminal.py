@@ -316,6 +316,9 @@ PTY_COMMANDS = {
     "conv matrix": ["conv", "3,0,1;1,5,8;2,7,2", "-k", "1,0;0,-1"],
     "pool": ["pool", "{photo}", "--size", 4, "--mode", "avg", "-o", "{folder}/small.png"],
     "train-filter": ["train-filter", "{photo}", "-t", "sobel-x", "--steps", 20, "--size", 64],
+    "draw": ["draw", "googlenet", "--expand", "-o", "{folder}/googlenet.svg", "-o", "{folder}/googlenet.png"],
+    "shape-calc --animate": ["shape-calc", "-n", 7, "-f", 3, "-s", 2, "-p", 1, "--animate", "{folder}/conv.gif"],
+    "export": ["export", "mnist-resnet", "-o", "{folder}/resnet.py"],
 }
 
 
@@ -341,3 +344,10 @@ def test_checkpoint_commands_on_a_terminal(command, trained, files):
         assert str(trained.checkpoint) in "".join(text.split("┏")[0].split()), text
     else:
         assert str(files.digit) in column_text(text)[0], text
+
+
+def test_every_command_is_tried_on_a_terminal():
+    from convcli.cli.app import COMMANDS
+
+    tried = {args[0] for args in PTY_COMMANDS.values()} | {"train", "evaluate", "predict"}
+    assert tried == set(COMMANDS)

@@ -152,3 +152,13 @@ def test_failing_write_leaves_nothing_and_keeps_the_old_checkpoint(tmp_path, mon
         small_checkpoint(tmp_path / "new.npz")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_metadata_nested_too_deeply_is_one_input_error(tmp_path):
+    """A hand-made checkpoint whose JSON nests past Python's parser: an InputError, not a
+    RecursionError (the spec-file reader caps nesting the same way)."""
+    path = tmp_path / "deep.npz"
+    meta = '{"format": "convcli-checkpoint", "spec": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    np.savez(path, meta=np.array(meta))
+    with pytest.raises(InputError, match="nested too deeply"):
+        ckpt.load(path)

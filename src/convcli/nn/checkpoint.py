@@ -190,6 +190,8 @@ def load(path: Path) -> Checkpoint:
         doc = json.loads(str(arrays.pop("meta")))
     except (KeyError, ValueError):
         doc = None
+    except RecursionError:  # nesting deeper than Python's parser goes: no convcli writes that
+        raise InputError(f"checkpoint {path}: its metadata is nested too deeply to read") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError(
             f"{path} is not a convcli checkpoint (no convcli metadata); train one with 'convcli train -o FILE.npz'"
