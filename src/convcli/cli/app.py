@@ -26,6 +26,7 @@ COMMANDS = {
     "train-filter": "training",
     "evaluate": "training",
     "predict": "training",
+    "features": "training",
 }
 
 
