@@ -23,7 +23,6 @@ from convcli.training.features import (
     first_filters,
     nearest_kernel,
     on_input,
-    on_photo,
 )
 from convcli.training.loop import TrainConfig
 
@@ -189,7 +188,7 @@ def test_the_heat_map_sits_where_the_last_map_looks():
     cam[0, 3] = 1.0  # centred at (3, 9) in the input's pixel edges
     heat = on_input(cam, info, (12, 12))
     assert heat[2, 9] == 1.0 and heat[3, 9] == 0.75 and heat[2, 8] == 0.75  # pixel centres 2.5, 3.5, 8.5
-    assert heat[0, 11] == 1.0 and heat[11, 0] == 0.0  # held at the outermost units
+    assert heat[1, 9] == 0.0 and heat[2, 10] == 0.0  # held up to half a jump beyond a unit, then cold
 
 
 # Grad-CAM on a photo
@@ -229,7 +228,7 @@ def test_grad_cam_on_the_photo_lies_in_the_blob(tmp_path):
     model_path = save(tmp_path / "blob.npz", blob_model())
     for k in (0, 1):
         result = features(FeaturesRequest(model_path, path, tmp_path / f"c{k}", target=str(k)))
-        photo = on_photo(result.explanation.heat, result.placement, ink.shape, ink.shape)
+        photo = result.heat_on_photo(ink.shape)
         x, y = result.peak_photo
         if k == 0:  # the ink's class: its heat lies on the blob, the peak too
             assert photo[near].sum() / photo.sum() > 0.9 and ink[y, x]
@@ -243,7 +242,7 @@ def test_grad_cam_on_the_photo_lies_in_the_blob(tmp_path):
 def test_the_photo_heat_is_zero_outside_the_network_input(tmp_path):
     path, ink, _ = blob_photo(tmp_path / "blob.png")
     result = features(FeaturesRequest(save(tmp_path / "blob.npz", blob_model()), path, tmp_path / "c", target="1"))
-    photo = on_photo(result.explanation.heat, result.placement, ink.shape, ink.shape)
+    photo = result.heat_on_photo(ink.shape)
     (top, left), (bottom, right) = result.placement.to_photo(0, 0), result.placement.to_photo(28, 28)
     assert top > 0 and left > 0  # the 28x28 field covers less than the photo here
     assert not photo[: int(top) - 1].any() and not photo[:, : int(left) - 1].any()

@@ -214,7 +214,7 @@ def overlay(gray_rgb: np.ndarray, heat: np.ndarray) -> np.ndarray:
     """``heat`` in [0, 1] laid over an RGB image, nearly opaque where the heat is 1 and clear where
     it is 0; its colours start past the map's black, which would read as a shadow on paper."""
     heat = np.clip(heat, 0, 1)
-    alpha = heat[..., None] ** 0.7 * 0.85
+    alpha = heat[..., None] ** 0.7 * 0.75
     mixed = gray_rgb * (1 - alpha) + colour_map(0.3 + 0.7 * heat, HEAT) * alpha
     return np.rint(mixed).astype(np.uint8)
 
@@ -233,10 +233,8 @@ PEAK, FOOTPRINT = "#00d5ff", "#00a0c0"
 the heat colours never reach."""
 
 
-def gradcam_picture(result, photo_heat) -> Picture:
-    """Grad-CAM and saliency for one class on the network's input, and Grad-CAM on the photo.
-
-    ``photo_heat(shape)`` is the heat map sampled on the photo at ``shape`` pixels."""
+def gradcam_picture(result) -> Picture:
+    """Grad-CAM and saliency for one class on the network's input, and Grad-CAM on the photo."""
     ex = result.explanation
     names, probs = result.class_names, result.probabilities
     h, w = ex.heat.shape
@@ -265,7 +263,10 @@ def gradcam_picture(result, photo_heat) -> Picture:
     x_in = result.input_image
     panels = [
         ("input, as predict prepares it", _grey_rgb(_normalised(x_in))),
-        ("Grad-CAM on the input", overlay(_grey_rgb(_normalised(x_in)), _normalised(ex.heat))),
+        (
+            "Grad-CAM on the input" + ("" if ex.peak else ": zero everywhere"),
+            overlay(_grey_rgb(_normalised(x_in)), _normalised(ex.heat)),
+        ),
         ("saliency on the input", overlay(_grey_rgb(_normalised(x_in)) // 2, _normalised(ex.saliency))),
     ]
     for n, (label, rgb) in enumerate(panels):
@@ -277,16 +278,13 @@ def gradcam_picture(result, photo_heat) -> Picture:
         cx, cy = MARGIN + panel_w + GAP + (j + 0.5) * zoom, y + (i + 0.5) * zoom
         p.marks.append(Circle(cx, cy, max(4, zoom * 0.8), None, PEAK, 2))
     y += panel_h + GAP + LINE
-    p.text(
-        MARGIN,
-        y - 6,
-        f"Grad-CAM on the photo, through predict's crop and resize; the frame: the network's {h} x {w} input",
-        BODY,
-    )
+    caption = f"Grad-CAM on the photo, through predict's crop and resize; the frame: the network's {h} x {w} input"
+    zero = "Grad-CAM is zero everywhere: nothing in the map raises the class's score"
+    p.text(MARGIN, y - 6, caption if ex.peak else zero, BODY)
     photo = np.asarray(
         Image.fromarray(_grey_rgb(result.photo)[..., 0]).resize((shape[1], shape[0]), Image.Resampling.LANCZOS)
     )
-    heat = photo_heat(shape)
+    heat = result.heat_on_photo(shape)
     top = float(ex.heat.max())
     p.add(MARGIN, y, Image.fromarray(overlay(photo[..., None].repeat(3, axis=-1), heat / top if top > 0 else heat)))
     (top_y, left_x), (bottom_y, right_x) = (result.placement.to_photo(0, 0), result.placement.to_photo(h, w))

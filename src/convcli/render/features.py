@@ -78,11 +78,12 @@ def show_features(result, json_out: bool) -> None:
     grad = doc["gradcam"]
     top = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in doc["top"])
     size = grad["image_size"]
-    where = (
-        f"x={grad['peak']['x']}, y={grad['peak']['y']} of {size['width']} x {size['height']}"
-        if grad["peak"]
-        else "nowhere (the map is zero: nothing in it raises the class's score)"
-    )
+    if grad["peak"]:
+        where = f"peak at x={grad['peak']['x']}, y={grad['peak']['y']} of {size['width']} x {size['height']}"
+    elif grad["peak_input"]:
+        where = "peak outside the photo (where the input is padding)"
+    else:
+        where = "zero everywhere (nothing in the map raises the class's score)"
     layers = Table(
         [
             ("conv", "right"),
@@ -95,7 +96,7 @@ def show_features(result, json_out: bool) -> None:
         title=f"{doc['image']}: predicted {doc['prediction']['class']}; top: {top}",
         footer=[
             "zero: the fraction of units a ReLU left at zero; silent: channels zero everywhere (- without a ReLU)",
-            f"Grad-CAM for class {grad['class']} at {', '.join(grad['words'])}: peak at {where}",
+            f"Grad-CAM for class {grad['class']} at {', '.join(grad['words'])}: {where}",
         ],
     )
     for m in doc["layers"]:

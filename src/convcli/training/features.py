@@ -10,7 +10,8 @@
   ``alpha_k = mean over positions of d y_c / d A_k``, where ``y_c`` is the class's score before
   the softmax, and ``cam = ReLU(sum_k alpha_k A_k)``. The map is placed on the input by the
   receptive fields of `convcli.networks.report` (unit ``i``'s field is centred at ``start + i j``),
-  not stretched, so a map that a valid convolution shrank lands where its units look.
+  not stretched, so a map that a valid convolution shrank lands where its units look, and the
+  border no unit is centred on stays cold.
 - Saliency (Simonyan et al., 2014): ``max over channels of |d y_c / d x|``.
 
 The image is prepared as ``predict`` prepares it (`convcli.training.inference.prepare_digit`), and
@@ -29,7 +30,8 @@ from convcli.images.kernels import KERNELS
 from convcli.networks import spec as S
 from convcli.networks.report import LayerInfo, walk
 from convcli.nn import layers as L
-from convcli.nn.model import Model
+from convcli.nn.loss import softmax
+from convcli.nn.model import Model, Trace
 from convcli.ops.resample import resample
 from convcli.training.inference import Placement
 
@@ -192,7 +194,7 @@ def first_filters(model: Model) -> tuple[str, tuple[Filter, ...]]:
     return info.word, filters
 
 
-def conv_maps(model: Model, trace) -> tuple[ConvMap, ...]:
+def conv_maps(model: Model, trace: Trace) -> tuple[ConvMap, ...]:
     """Each convolution's map (through the elementwise layers after it) from a traced forward of
     one image."""
     words = {path: info.word for path, info, _ in model.walk()}
@@ -239,8 +241,6 @@ def explain(model: Model, x: np.ndarray, target: int | None = None):
 
     Returns ``(probabilities, maps, explanation)``.
     """
-    from convcli.nn.loss import softmax
-
     path, info, layer, words = cam_layer(model)
     with model.traced() as trace:
         logits = model.forward(x)
@@ -260,18 +260,20 @@ def explain(model: Model, x: np.ndarray, target: int | None = None):
 def on_input(cam: np.ndarray, info: LayerInfo, input_hw: tuple[int, int]) -> np.ndarray:
     """A map of ``info``'s output placed on the input: input pixel ``p`` (centre ``p + 0.5``) reads
     the map at ``(p + 0.5 - start) / j`` in unit centres (``start``, ``j``: the layer's receptive
-    field), interpolated bilinearly and held at the outermost units."""
+    field), interpolated bilinearly; zero more than half a jump beyond the outermost units, where
+    no unit is centred (the border a valid convolution shrinks away)."""
     start, j = info.field.start, info.field.j
-    return resample(cam, input_hw, (1 / j, 1 / j), (0.5 - start / j, 0.5 - start / j), hold=True)
+    return resample(cam, input_hw, (1 / j, 1 / j), (0.5 - start / j, 0.5 - start / j))
 
 
-def on_photo(heat: np.ndarray, placement: Placement, shape: tuple[int, int], photo_shape: tuple[int, int]):
+def on_photo(
+    heat: np.ndarray, placement: Placement, shape: tuple[int, int], photo_shape: tuple[int, int]
+) -> np.ndarray:
     """``heat`` (the input's H, W) drawn on the photo at ``shape`` pixels (the photo's
     ``photo_shape`` scaled): zero where the photo lies outside the network's input."""
-    step = (photo_shape[0] / shape[0], photo_shape[1] / shape[1])  # photo pixels per output pixel
-    scale = tuple(step[a] / placement.scale[a] for a in (0, 1))
-    offset = tuple(-placement.offset[a] / placement.scale[a] for a in (0, 1))
-    return resample(heat, shape, scale, offset)
+    (sy, sx), (oy, ox) = placement.scale, placement.offset
+    step_y, step_x = photo_shape[0] / shape[0], photo_shape[1] / shape[1]  # photo pixels per output pixel
+    return resample(heat, shape, (step_y / sy, step_x / sx), (-oy / sy, -ox / sx))
 
 
 def class_index(name: str | None, class_names: tuple[str, ...]) -> int | None:
@@ -319,13 +321,18 @@ class FeaturesResult:
     @property
     def peak_photo(self) -> tuple[int, int] | None:
         """The heat map's peak in the photo, ``(x, y)`` in pixels: the centre of the peak's input
-        pixel carried back through the crop and resize, kept inside the photo."""
+        pixel carried back through the crop and resize; None when the heat is zero everywhere or
+        peaks where the input holds no part of the photo (its padding)."""
         if self.explanation.peak is None:
             return None
         i, j = self.explanation.peak
         y, x = self.placement.to_photo(i + 0.5, j + 0.5)
         h, w = self.photo.shape
-        return int(np.clip(np.floor(x), 0, w - 1)), int(np.clip(np.floor(y), 0, h - 1))
+        return (int(x), int(y)) if 0 <= x < w and 0 <= y < h else None
+
+    def heat_on_photo(self, shape: tuple[int, int]) -> np.ndarray:
+        """The Grad-CAM heat map on the photo drawn at ``shape`` pixels (see `on_photo`)."""
+        return on_photo(self.explanation.heat, self.placement, shape, self.photo.shape)
 
 
 def output_names(request: FeaturesRequest, n_maps: int) -> dict[str, list[Path]]:
@@ -352,7 +359,7 @@ def features(request: FeaturesRequest) -> FeaturesResult:
     from convcli.draw import features as draw
     from convcli.outputs import atomic_write, check_output_path
     from convcli.training.inference import prepare_digit
-    from convcli.training.loop import input_padding, prepare_images
+    from convcli.training.loop import check_input, prepare_images
     from convcli.training.run import load_model
 
     model, saved = load_model(request.model, fuse=False)
@@ -365,13 +372,13 @@ def features(request: FeaturesRequest) -> FeaturesResult:
     target = class_index(request.target, info.class_names)
     files = output_names(request, n_maps)
     inputs = [request.model, request.image]
-    written: list[Path] = []
+    checked: list[Path] = []
     for path in (p for paths in files.values() for p in paths):
-        check_output_path(path, inputs, others=written)
-        written.append(path)
+        check_output_path(path, inputs, others=checked)
+        checked.append(path)
 
     prepared = prepare_digit(request.image, saved.network.input)
-    pad = input_padding(prepared.digit.shape, saved.network.input)
+    pad = check_input(prepared.digit.shape, saved.network.input)
     x = prepare_images(prepared.digit[None], saved.network.input, info.mean, info.std)
     probabilities, maps, explanation = explain(model, x, target)
     word, filters = first_filters(model)
@@ -391,11 +398,7 @@ def features(request: FeaturesRequest) -> FeaturesResult:
     draw.write_picture(files["filters"][0], draw.filter_grid(word, filters), inputs)
     for path, m in zip(files["maps"], [maps[n - 1] for n in _numbers(request, n_maps)]):
         draw.write_picture(path, draw.map_grid(m, n_maps), inputs)
-
-    def photo_heat(shape):
-        return on_photo(explanation.heat, result.placement, shape, prepared.photo.shape)
-
-    draw.write_picture(files["gradcam"][0], draw.gradcam_picture(result, photo_heat), inputs)
+    draw.write_picture(files["gradcam"][0], draw.gradcam_picture(result), inputs)
     for key, array in (("heat_map", explanation.heat), ("saliency", explanation.saliency)):
         atomic_write(files[key][0], lambda f, a=array.astype(np.float32): np.save(f, a), inputs)
     return result
