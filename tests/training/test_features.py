@@ -248,3 +248,20 @@ def test_the_photo_heat_is_zero_outside_the_network_input(tmp_path):
     assert not photo[: int(top) - 1].any() and not photo[:, : int(left) - 1].any()
     assert photo[int(top) + 2 : int(top) + 6, int(left) + 2 : int(left) + 6].min() > 0  # the paper, class 1
     assert not photo[int(bottom) + 1 :].any() and not photo[:, int(right) + 1 :].any()
+
+
+def test_a_peak_in_the_inputs_padding_is_not_put_on_the_photo(tmp_path):
+    """A dash as wide as the photo fills the 20-pixel box's width, so the field's first columns
+    lie left of the photo; the paper's class peaks there (a plateau, first maximum at (1, 1))."""
+    from convcli.render.features import features_dict
+
+    im = Image.new("L", (100, 60), 225)
+    ImageDraw.Draw(im).rectangle([0, 25, 99, 35], fill=25)
+    im.save(tmp_path / "dash.png")
+    result = features(
+        FeaturesRequest(save(tmp_path / "m.npz", blob_model()), tmp_path / "dash.png", tmp_path / "c", target="1")
+    )
+    assert result.explanation.peak == (1, 1) and result.placement.to_photo(1.5, 1.5)[1] < 0
+    assert result.peak_photo is None
+    grad = features_dict(result)["gradcam"]
+    assert grad["peak"] is None and grad["peak_input"] == {"x": 1, "y": 1}
