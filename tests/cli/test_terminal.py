@@ -335,11 +335,14 @@ def test_train_on_a_terminal(trained):
     fits(trained.text)
 
 
-@pytest.mark.parametrize("command", ["evaluate", "predict"])
+@pytest.mark.parametrize("command", ["evaluate", "predict", "features"])
 def test_checkpoint_commands_on_a_terminal(command, trained, files):
-    code, text = on_pty(command, trained.checkpoint, *([files.digit] if command == "predict" else []))
+    extra = {"evaluate": [], "predict": [files.digit], "features": [files.digit, "-o", f"{files.folder}/seen"]}
+    code, text = on_pty(command, trained.checkpoint, *extra[command])
     assert code == 0 and "Traceback" not in text, text
     fits(text)
+    if command == "features":
+        return
     if command == "evaluate":  # the title, wrapped by the terminal
         assert str(trained.checkpoint) in "".join(text.split("┏")[0].split()), text
     else:
@@ -349,5 +352,5 @@ def test_checkpoint_commands_on_a_terminal(command, trained, files):
 def test_every_command_is_tried_on_a_terminal():
     from convcli.cli.app import COMMANDS
 
-    tried = {args[0] for args in PTY_COMMANDS.values()} | {"train", "evaluate", "predict"}
+    tried = {args[0] for args in PTY_COMMANDS.values()} | {"train", "evaluate", "predict", "features"}
     assert tried == set(COMMANDS)

@@ -28,6 +28,7 @@ COMMANDS = {
     "evaluate": "training",
     "predict": "training",
     "export": "training",
+    "features": "training",
 }
 
 

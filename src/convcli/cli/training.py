@@ -1,5 +1,5 @@
-"""train, train-filter, evaluate, predict and export: CNNs trained from scratch in numpy, and written
-out for other frameworks. numpy is imported in the commands, not here."""
+"""train, train-filter, evaluate, predict, features and export: CNNs trained from scratch in numpy,
+what they see, and written out for other frameworks. numpy is imported in the commands, not here."""
 
 from __future__ import annotations
 
@@ -272,3 +272,46 @@ def export(
     from convcli.render.export import show_export
 
     show_export(run(ExportRequest(tuple(words), output, seed)), json_out)
+
+
+@app.command()
+def features(
+    model: Path = typer.Argument(..., metavar="MODEL.npz", help="A checkpoint written by 'convcli train'."),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="A photo or scan of one digit."),
+    output: Path = typer.Option(
+        ...,
+        "-o",
+        "--output",
+        metavar="PREFIX|DIR",
+        help="Where the files go: PREFIX-filters.png, PREFIX-conv1.png ..., PREFIX-gradcam.png, "
+        "PREFIX-gradcam.npy, PREFIX-saliency.npy; in a folder, the image's name is the prefix.",
+    ),
+    layer: int | None = typer.Option(
+        None, "--layer", metavar="N", help="Draw the maps of convolution N only (from 1, as the table lists them)."
+    ),
+    target: str | None = typer.Option(
+        None, "--class", metavar="K", help="Explain class K instead of the predicted one."
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """What a trained network sees in an image: its first filters, every convolution's maps, and
+    where the class comes from (Grad-CAM and saliency), with convcli's own forward and backward.
+
+    The image is prepared as 'predict' prepares it. The first convolution's filters are drawn in
+    one colour scale, each with the nearest named kernel and its cosine distance (0: the kernel,
+    scaled); each convolution's maps, through the batch norm and activation after it, one picture
+    per convolution; Grad-CAM at the last convolution and the gradient saliency, on the input
+    and, through predict's crop and resize, on the photo. The heat maps are also written as .npy
+    (the input's size). The table lists each convolution's mean and the units a ReLU left at zero.
+
+    \b
+    Examples:
+      convcli features lenet5.npz seven.png -o out/
+      convcli features digits.npz seven.png -o seven --layer 2 --class 1
+      convcli features lenet5.npz seven.png -o out/ --json | jq .gradcam.peak
+    """
+    from convcli.render.features import show_features
+    from convcli.training.features import FeaturesRequest
+    from convcli.training.features import features as run
+
+    show_features(run(FeaturesRequest(model=model, image=image, output=output, layer=layer, target=target)), json_out)

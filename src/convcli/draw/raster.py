@@ -26,10 +26,11 @@ def _font(size: int, bold: bool):
         return ImageFont.load_default(size=size)
 
 
-def paint(scene: Scene, scale: float = 2.0) -> Image.Image:
-    """``scene`` as an RGB image, ``scale`` pixels per scene unit."""
-    size = (max(1, math.ceil(scene.width * scale)), max(1, math.ceil(scene.height * scale)))
-    image = Image.new("RGB", size, WHITE)
+def paint(scene: Scene, scale: float = 2.0, image: Image.Image | None = None) -> Image.Image:
+    """``scene`` as an RGB image, ``scale`` pixels per scene unit; painted over ``image`` if given."""
+    if image is None:
+        size = (max(1, math.ceil(scene.width * scale)), max(1, math.ceil(scene.height * scale)))
+        image = Image.new("RGB", size, WHITE)
     draw = ImageDraw.Draw(image)
 
     def pts(points):

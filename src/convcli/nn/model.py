@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,20 +24,35 @@ from convcli.nn.loss import softmax
 RELU_FAMILY = ("relu", "relu6", "leakyrelu")
 
 
-class Sequential(L.Layer):
-    """Layers applied one after the other."""
+@dataclass
+class Trace:
+    """Each layer's output in a forward and the gradient arriving at that output in the backward,
+    by layer; filled while `Model.traced` is active."""
 
-    def __init__(self, layers: list[L.Layer]) -> None:
+    outputs: dict[L.Layer, np.ndarray] = field(default_factory=dict)
+    grads: dict[L.Layer, np.ndarray] = field(default_factory=dict)
+
+
+class Sequential(L.Layer):
+    """Layers applied one after the other; ``infos`` are the report's entries they were built from."""
+
+    trace: Trace | None = None
+
+    def __init__(self, layers: list[L.Layer], infos: tuple[LayerInfo, ...] = ()) -> None:
         super().__init__()
-        self.layers = layers
+        self.layers, self.infos = layers, infos
 
     def forward(self, x, train):
         for layer in self.layers:
             x = layer.forward(x, train)
+            if self.trace is not None:
+                self.trace.outputs[layer] = x
         return x
 
     def backward(self, dy):
         for layer in reversed(self.layers):
+            if self.trace is not None:
+                self.trace.grads[layer] = dy
             dy = layer.backward(dy)
         return dy
 
@@ -132,6 +149,25 @@ class Model:
     def named_layers(self) -> Iterator[tuple[str, L.Layer]]:
         yield from _named(self.root, "")
 
+    def walk(self) -> Iterator[tuple[str, LayerInfo, L.Layer]]:
+        """Every layer with its path (``"4.body.0"``) and the report entry it was built from,
+        blocks before their inner layers, depth first (as `convcli.networks.report.walk`)."""
+        yield from _walk(self.root, "")
+
+    @contextmanager
+    def traced(self) -> Iterator[Trace]:
+        """A `Trace` of the forwards and backwards run inside the block (for pictures of what a
+        trained network computes: activation maps, Grad-CAM)."""
+        trace = Trace()
+        sequences = list(_sequences(self.root))
+        for seq in sequences:
+            seq.trace = trace
+        try:
+            yield trace
+        finally:
+            for seq in sequences:
+                seq.trace = None
+
     def parameters(self) -> list[tuple[str, L.Layer, str]]:
         """``(name, layer, key)`` for every trained array, in a fixed order."""
         return [(f"{path}{key}", layer, key) for path, layer in self.named_layers() for key in layer.params]
@@ -172,6 +208,20 @@ def _named(layer: L.Layer, prefix: str) -> Iterator[tuple[str, L.Layer]]:
         yield prefix, layer
 
 
+def _walk(seq: Sequential, prefix: str) -> Iterator[tuple[str, LayerInfo, L.Layer]]:
+    for i, (info, layer) in enumerate(zip(seq.infos, seq.layers, strict=True)):
+        yield f"{prefix}{i}", info, layer
+        for name, child in layer.children() if hasattr(layer, "children") else ():
+            yield from _walk(child, f"{prefix}{i}.{name}.")
+
+
+def _sequences(seq: Sequential) -> Iterator[Sequential]:
+    yield seq
+    for layer in seq.layers:
+        for _, child in layer.children() if hasattr(layer, "children") else ():
+            yield from _sequences(child)
+
+
 def trainable_layers(report: Report) -> tuple[LayerInfo, ...]:
     """The report's layers that become the model (a final softmax is folded into the loss), after
     checking, without allocating any weights, that every one of them can be trained.
@@ -209,10 +259,12 @@ def training_bytes(report: Report, batch_size: int, state_copies: int) -> int:
     return 4 * (report.total("params") * (2 + state_copies) + 3 * batch_size * activations)
 
 
-def build_model(report: Report, seed: int = 0) -> Model:
+def build_model(report: Report, seed: int = 0, fuse: bool = True) -> Model:
     """The trainable model of ``report``, weights drawn with ``seed``.
 
-    He initialisation when the network uses a ReLU-family activation, Glorot otherwise.
+    He initialisation when the network uses a ReLU-family activation, Glorot otherwise. ``fuse``
+    runs a ReLU before max pooling as pool then ReLU (see `_pool_first`); without it every layer
+    runs in the spec's order, so that each layer's output is the one the spec describes.
     Raises `TrainingError` naming the first layer the numpy layer set cannot train.
 
     Examples
@@ -227,7 +279,7 @@ def build_model(report: Report, seed: int = 0) -> Model:
     names = {info.layer.name for info in walk(infos) if isinstance(info.layer, S.Activation)}
     scheme = "he" if names & set(RELU_FAMILY) else "glorot"
     rng = np.random.default_rng(seed)
-    return Model(_sequence(infos, rng, scheme), report)
+    return Model(_sequence(infos, rng, scheme, fuse), report)
 
 
 SUPPORTED = (
@@ -265,12 +317,13 @@ def _check(info: LayerInfo) -> None:
         )
 
 
-def _sequence(infos, rng, scheme) -> Sequential:
-    layers = [_build(info, rng, scheme) for info in infos]
+def _sequence(infos, rng, scheme, fuse) -> Sequential:
+    layers, infos = [_build(info, rng, scheme, fuse) for info in infos], list(infos)
     for i in range(len(layers) - 1):
-        if _pool_first(layers[i], layers[i + 1]):
+        if fuse and _pool_first(layers[i], layers[i + 1]):
             layers[i], layers[i + 1] = layers[i + 1], layers[i]
-    return Sequential(layers)
+            infos[i], infos[i + 1] = infos[i + 1], infos[i]
+    return Sequential(layers, tuple(infos))
 
 
 def _pool_first(act: L.Layer, pool: L.Layer) -> bool:
@@ -284,15 +337,15 @@ def _pool_first(act: L.Layer, pool: L.Layer) -> bool:
     return type(act) is L.Activation and act.name == "relu" and type(pool) is L.Pool2d and pool.mode == "max"
 
 
-def _build(info: LayerInfo, rng: np.random.Generator, scheme: str) -> L.Layer:
+def _build(info: LayerInfo, rng: np.random.Generator, scheme: str, fuse: bool) -> L.Layer:
     """The layer for ``info``, which `_check` has accepted."""
     layer = info.layer
     if isinstance(layer, S.Residual):
         branches = dict(info.children)
-        shortcut = _sequence(branches["shortcut"], rng, scheme) if "shortcut" in branches else None
-        return Residual(_sequence(branches["body"], rng, scheme), shortcut, layer.act)
+        shortcut = _sequence(branches["shortcut"], rng, scheme, fuse) if "shortcut" in branches else None
+        return Residual(_sequence(branches["body"], rng, scheme, fuse), shortcut, layer.act)
     if isinstance(layer, S.Concat):
-        return Concat([_sequence(branch, rng, scheme) for _, branch in info.children])
+        return Concat([_sequence(branch, rng, scheme, fuse) for _, branch in info.children])
     c_in = info.in_shape[-1]
     if isinstance(layer, S.Conv):
         return L.Conv2d(

@@ -3,11 +3,14 @@
 LeCun, Cortes & Burges describe MNIST's preparation: the digit was size-normalised to fit in a
 20x20 box keeping its aspect ratio (anti-aliased, hence grey levels), then centred in a 28x28
 field by its centre of mass. `mnist_style` does that after making the digit white on black
-(inverting a light background) and cropping to the ink.
+(inverting a light background) and cropping to the ink. `prepare_digit` also says where the
+prepared pixels came from in the photo (a `Placement`), so that a map computed on the network's
+input can be drawn back on the photo.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +35,39 @@ def read_gray(path: Path) -> np.ndarray:
     return read_image(path, channels="gray").array[0]
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a prepared image's pixels lie in the photo it came from: a point at ``(y, x)`` in the
+    prepared image (pixel edges at integers, so pixel ``i`` spans ``[i, i + 1)``) is at
+    ``offset + scale * (y, x)`` in the photo, axis by axis. Cropping and resizing keep the axes,
+    so the map is one scale and one offset per axis.
+
+    >>> Placement((2.0, 0.5), (10.0, 3.0)).to_photo(1.0, 4.0)
+    (12.0, 5.0)
+    """
+
+    scale: tuple[float, float]
+    offset: tuple[float, float]
+
+    def to_photo(self, y: float, x: float) -> tuple[float, float]:
+        return self.offset[0] + self.scale[0] * y, self.offset[1] + self.scale[1] * x
+
+    def then(self, scale: tuple[float, float], offset: tuple[float, float]) -> Placement:
+        """The placement of an image made from this one, whose point ``p`` is ``offset + scale * p``
+        here (a crop, a resize, a padding)."""
+        return Placement(
+            (self.scale[0] * scale[0], self.scale[1] * scale[1]),
+            self.to_photo(*offset),
+        )
+
+
 def mnist_style(gray: np.ndarray, where: str = "image") -> np.ndarray:
-    """A 28x28 float32 white-on-black digit from a gray image in [0, 1].
+    """A 28x28 float32 white-on-black digit from a gray image in [0, 1]; see `mnist_field`."""
+    return mnist_field(gray, where)[0]
+
+
+def mnist_field(gray: np.ndarray, where: str = "image") -> tuple[np.ndarray, Placement]:
+    """A 28x28 float32 white-on-black digit from a gray image in [0, 1], and where it came from.
 
     The background level is the median of the border pixels; a light background is inverted.
     Contrast is stretched from the background to the darkest ink, the image cropped to the ink,
@@ -42,9 +76,11 @@ def mnist_style(gray: np.ndarray, where: str = "image") -> np.ndarray:
     Examples
     --------
     >>> img = np.ones((50, 40), np.float32); img[10:40, 18:22] = 0   # a dark '1' on white
-    >>> out = mnist_style(img)
+    >>> out, placement = mnist_field(img)
     >>> out.shape, bool(out.max() > 0.9), bool(out[:, :4].max() == 0)
     ((28, 28), True, True)
+    >>> placement.scale[0]   # the 30 rows of ink became 20
+    1.5
     """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
@@ -55,7 +91,10 @@ def mnist_style(gray: np.ndarray, where: str = "image") -> np.ndarray:
     ink = np.clip((ink - low) / (high - low), 0, 1)
     rows, cols = np.flatnonzero((ink > INK).any(axis=1)), np.flatnonzero((ink > INK).any(axis=0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return _centre_by_mass(_fit_box(ink, BOX))
+    digit = _fit_box(ink, BOX)
+    field, (top, left) = _centre_by_mass(digit)
+    scale = (ink.shape[0] / digit.shape[0], ink.shape[1] / digit.shape[1])
+    return field, Placement(scale, (rows[0] - top * scale[0], cols[0] - left * scale[1]))
 
 
 def _fit_box(ink: np.ndarray, box: int) -> np.ndarray:
@@ -68,7 +107,7 @@ def _fit_box(ink: np.ndarray, box: int) -> np.ndarray:
     return np.clip(np.asarray(im, np.float32), 0, 1)
 
 
-def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
+def _centre_by_mass(digit: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     h, w = digit.shape
     total = digit.sum()
     cy = (digit.sum(axis=1) @ np.arange(h)) / total
@@ -78,11 +117,29 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     left = int(np.clip(round((FIELD - 1) / 2 - cx), 0, FIELD - w))
     out = np.zeros((FIELD, FIELD), np.float32)
     out[top : top + h, left : left + w] = digit
-    return out
+    return out, (top, left)
+
+
+@dataclass(frozen=True)
+class PreparedDigit:
+    """A photo as `predict` feeds it: ``digit`` (1, h, w) in [0, 1], before the padding and
+    normalisation of `convcli.training.loop.prepare_images`; the photo's gray levels as read; and
+    the `Placement` of ``digit``'s pixels in them."""
+
+    digit: np.ndarray
+    photo: np.ndarray
+    placement: Placement
 
 
 def load_digit_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    """One image file as a (1, h, w) digit for a network whose input is ``input_shape`` (H, W, C).
+    """One image file as a (1, h, w) digit for a network whose input is ``input_shape`` (H, W, C);
+    see `prepare_digit`."""
+    return prepare_digit(path, input_shape).digit
+
+
+def prepare_digit(path: Path, input_shape: tuple[int, ...]) -> PreparedDigit:
+    """One image file as a digit for a network whose input is ``input_shape`` (H, W, C), and where
+    its pixels came from.
 
     A network that takes MNIST's 28x28 field (also padded, see
     `convcli.training.loop.input_padding`) gets the field; other sizes (the 8x8 digits) get the
@@ -90,11 +147,14 @@ def load_digit_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     """
     from PIL import Image
 
-    digit = mnist_style(read_gray(Path(path)), str(path))
+    photo = read_gray(Path(path))
+    digit, placement = mnist_field(photo, str(path))
     if input_padding((1, FIELD, FIELD), input_shape) is not None:
-        return digit[None]
+        return PreparedDigit(digit[None], photo, placement)
     # the UCI 8x8 digits fill their field: resize the 20x20 box, not the 28x28 field
-    box = digit[(FIELD - BOX) // 2 : (FIELD + BOX) // 2, (FIELD - BOX) // 2 : (FIELD + BOX) // 2]
+    start = (FIELD - BOX) // 2
+    box = digit[start : start + BOX, start : start + BOX]
     h, w = input_shape[:2]
     im = Image.fromarray(np.ascontiguousarray(box)).resize((w, h), Image.Resampling.BOX)
-    return np.clip(np.asarray(im, np.float32), 0, 1)[None]
+    resized = np.clip(np.asarray(im, np.float32), 0, 1)[None]
+    return PreparedDigit(resized, photo, placement.then((BOX / h, BOX / w), (start, start)))

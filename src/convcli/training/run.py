@@ -361,11 +361,12 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     return result
 
 
-def load_model(path: Path) -> tuple[Model, Checkpoint]:
-    """The trained model in a checkpoint, in evaluation mode; its weights must be finite."""
+def load_model(path: Path, fuse: bool = True) -> tuple[Model, Checkpoint]:
+    """The trained model in a checkpoint, in evaluation mode; its weights must be finite.
+    ``fuse``: see `convcli.nn.model.build_model`."""
     saved = ckpt.load(path)
     saved.check_weights()
-    model = build_model(analyse(saved.network))
+    model = build_model(analyse(saved.network), fuse=fuse)
     model.load_state_dict(saved.state)
     model.eval()
     return model, saved
