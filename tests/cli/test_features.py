@@ -177,3 +177,12 @@ def test_a_network_without_convolutions(data, tmp_path):
 def test_help():
     result = run("features", "--help")
     assert result.exit_code == 0 and "Examples:" in result.stdout and "Grad-CAM" in result.stdout
+
+
+def test_a_folder_named_with_a_slash_is_made(tmp_path, trained):
+    """``-o out/`` (the README's example) puts the files in a new folder out/, named after the image."""
+    model, image = trained
+    result = run("features", model, image, "-o", f"{tmp_path / 'out'}/")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "out" / f"{image.stem}-filters.png").is_file()
+    assert not list(tmp_path.glob("out-*"))

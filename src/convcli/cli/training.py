@@ -3,6 +3,7 @@ what they see, and written out for other frameworks. numpy is imported in the co
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -278,13 +279,14 @@ def export(
 def features(
     model: Path = typer.Argument(..., metavar="MODEL.npz", help="A checkpoint written by 'convcli train'."),
     image: Path = typer.Argument(..., metavar="IMAGE", help="A photo or scan of one digit."),
-    output: Path = typer.Option(
+    output: str = typer.Option(
         ...,
         "-o",
         "--output",
         metavar="PREFIX|DIR",
         help="Where the files go: PREFIX-filters.png, PREFIX-conv1.png ..., PREFIX-gradcam.png, "
-        "PREFIX-gradcam.npy, PREFIX-saliency.npy; in a folder, the image's name is the prefix.",
+        "PREFIX-gradcam.npy, PREFIX-saliency.npy; in a folder (DIR/ is made if need be), the image's "
+        "name is the prefix.",
     ),
     layer: int | None = typer.Option(
         None, "--layer", metavar="N", help="Draw the maps of convolution N only (from 1, as the table lists them)."
@@ -314,4 +316,6 @@ def features(
     from convcli.training.features import FeaturesRequest
     from convcli.training.features import features as run
 
-    show_features(run(FeaturesRequest(model=model, image=image, output=output, layer=layer, target=target)), json_out)
+    folder = output.endswith(("/", os.sep))
+    request = FeaturesRequest(model=model, image=image, output=Path(output), folder=folder, layer=layer, target=target)
+    show_features(run(request), json_out)

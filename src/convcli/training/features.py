@@ -299,6 +299,8 @@ class FeaturesRequest:
     model: Path
     image: Path
     output: Path
+    folder: bool = False
+    """The output was given as a folder (``out/``): created if it does not exist yet."""
     layer: int | None = None
     target: str | None = None
 
@@ -343,7 +345,8 @@ class FeaturesResult:
 def output_names(request: FeaturesRequest, n_maps: int) -> dict[str, list[Path]]:
     """The files ``features`` writes: in the folder ``output`` named after the image, else with
     ``output`` as their prefix; a map per convolution, or only ``--layer``'s."""
-    base = request.output / request.image.stem if request.output.is_dir() else request.output
+    folder = request.folder or request.output.is_dir()
+    base = request.output / request.image.stem if folder else request.output
     digits = len(str(n_maps))
 
     def name(suffix: str) -> Path:
@@ -377,8 +380,11 @@ def features(request: FeaturesRequest) -> FeaturesResult:
     target = class_index(request.target, info.class_names)
     files = output_names(request, n_maps)
     inputs = [request.model, request.image]
+    new_folder = request.folder and not request.output.exists()
+    if new_folder:  # files in a folder made for them clash with nothing; the folder must be makeable
+        check_output_path(request.output, inputs)
     checked: list[Path] = []
-    for path in (p for paths in files.values() for p in paths):
+    for path in () if new_folder else (p for paths in files.values() for p in paths):
         check_output_path(path, inputs, others=checked)
         checked.append(path)
 
@@ -387,6 +393,8 @@ def features(request: FeaturesRequest) -> FeaturesResult:
     x = prepare_images(prepared.digit[None], saved.network.input, info.mean, info.std)
     probabilities, maps, explanation = explain(model, x, target)
     word, filters = first_filters(model)
+    if new_folder:
+        request.output.mkdir()
     result = FeaturesResult(
         request,
         info.class_names,
