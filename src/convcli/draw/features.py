@@ -264,7 +264,7 @@ def gradcam_picture(result) -> Picture:
     panels = [
         ("input, as predict prepares it", _grey_rgb(_normalised(x_in))),
         (
-            "Grad-CAM on the input" + ("" if ex.peak else ": zero everywhere"),
+            "Grad-CAM on the input" if ex.peak else "Grad-CAM: all zero",  # the longer text ran into the next
             overlay(_grey_rgb(_normalised(x_in)), _normalised(ex.heat)),
         ),
         ("saliency on the input", overlay(_grey_rgb(_normalised(x_in)) // 2, _normalised(ex.saliency))),
