@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from convcli.errors import InputError, OutputError
-from convcli.images.edges import EdgeOptions, detect_edges, plan_outputs
+from convcli.images.edges import EdgeOptions, detect_edges, legend_box, orientation_colours, plan_outputs
 from convcli.images.gradients import (
     display_reference,
     edge_filter,
@@ -150,6 +150,30 @@ def test_orientation_and_panel_files(tmp_path):
     assert abs(int(hue[4, 3, 0]) - 128) <= 1 and hue[4, 0, 2] == 0
     panel = Image.open(result.outputs[2])
     assert panel.mode == "RGB" and panel.width > 4 * 96
+
+
+def test_orientation_map_has_a_colour_wheel_in_its_corner(tmp_path):
+    yy, xx = np.mgrid[0:160, 0:200]
+    image = np.where(np.hypot(yy - 70, xx - 90) < 40, 220, 30)  # a bright disc: edges in every direction
+    src = grey_png(tmp_path / "disc.png", image)
+    [result] = detect_edges([src], EdgeOptions(orientation=True))
+    written = np.asarray(Image.open(result.outputs[1]).convert("RGB")).astype(int)  # H, W, 3
+    top, left, high, wide = legend_box(160, 200)
+    assert top + high < 160 and left + wide < 200 and high >= 48
+    cy, cx, r = top + (high - 1) / 2, left + (wide - 1) / 2, 0.46 * high / 2
+    for angle in (0, 45, 90, 180, 270):
+        row, col = round(cy - r * np.sin(np.radians(angle))), round(cx + r * np.cos(np.radians(angle)))
+        at = np.degrees(np.arctan2(cy - row, col - cx))  # the pixel's own angle
+        assert abs((at - angle + 180) % 360 - 180) < 5
+        expected = orientation_colours(np.array([[at]]), np.ones((1, 1)))[:, 0, 0] * 255
+        np.testing.assert_allclose(written[row, col], expected, atol=2)
+    maps = edge_maps(image[None].astype(np.float32) / 255, edge_filter("sobel"), "reflect", components=True)
+    plain = orientation_colours(orientation_degrees(maps.gx[0], maps.gy[0]), maps.magnitude[0])
+    plain = np.rint(plain.transpose(1, 2, 0) * 255)
+    outside = np.ones((160, 200), bool)
+    outside[top : top + high, left : left + wide] = False
+    np.testing.assert_array_equal(written[outside], plain[outside])
+    assert written[~outside].any()
 
 
 def test_exact_orientation_in_degrees(tmp_path):

@@ -13,7 +13,8 @@ default):
   with a threshold ``t`` it is instead the binary map ``magnitude >= t * max``;
 - ``<main stem>_orientation.png``: the gradient direction as hue (0 deg red: brightness rises to
   the right; 90 deg yellow-green: rises upward; 180 deg cyan: to the left; 270 deg blue-violet:
-  downward), brightness the magnitude, so flat areas stay black. A ``.tif``/``.npy`` main output
+  downward), brightness the magnitude, so flat areas stay black; a colour wheel in the
+  bottom-right corner is the key (maps of at least 128 x 128). A ``.tif``/``.npy`` main output
   gets the angle itself, in degrees counter-clockwise from the +x axis, in (-180, 180];
 - ``<main stem>_panel.png``: input | x response | y response | magnitude, labelled; signed
   responses are mapped with zero as mid-grey, both on one scale so they compare.
@@ -81,6 +82,52 @@ def orientation_colours(angle: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     planes = [Image.fromarray(p) for p in (hue, np.full_like(hue, 255), np.rint(value * 255).astype(np.uint8))]
     rgb = np.asarray(Image.merge("HSV", planes).convert("RGB"), dtype=np.float32) / 255  # H, W, 3
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+LEGEND_MIN_SIDE = 128
+"""Orientation maps narrower or lower than this get no legend: it would hide too much of them."""
+
+
+def legend_box(height: int, width: int) -> tuple[int, int, int, int] | None:
+    """Where the colour wheel goes in an orientation map: (top, left, height, width) of a box in
+    the bottom-right corner, or None when the map is too small to hold one."""
+    if min(height, width) < LEGEND_MIN_SIDE:
+        return None
+    side = int(np.clip(min(height, width) // 4, 48, 128))  # 48: room for the degree marks
+    margin = max(2, side // 16)
+    wide = side + side // 3  # the marks at 0 and 180 degrees sit beside the wheel
+    return height - margin - side, width - margin - wide, side, wide
+
+
+def with_orientation_legend(colours: np.ndarray) -> np.ndarray:
+    """``colours`` (3, H, W) from `orientation_colours` with a colour wheel in its `legend_box`:
+    a ring on black whose colour at each angle is the colour of a gradient pointing that way
+    from the centre, marked in degrees (up is 90), so a direction can be read off the map."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    box = legend_box(*colours.shape[1:])
+    if box is None:
+        return colours
+    top, left, high, wide = box
+    cy, cx = (high - 1) / 2, (wide - 1) / 2
+    rows, cols = np.mgrid[0:high, 0:wide] - np.array([cy, cx])[:, None, None]
+    radius = np.hypot(rows, cols) / (high / 2)
+    ring = (radius >= 0.3) & (radius <= 0.62)
+    angle = np.degrees(np.arctan2(-rows, cols))  # rows grow downward; the wheel's up is +90
+    wheel = orientation_colours(angle, ring.astype(np.float64))
+    wheel[:, [0, -1], :] = 0.5  # a grey frame parts the key from the map
+    wheel[:, :, [0, -1]] = 0.5
+    tile = Image.fromarray(np.rint(wheel.transpose(1, 2, 0) * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(tile)
+    font = ImageFont.load_default(size=max(9, high // 9))
+    edge = 3 + high // 32
+    marks = {"0": (wide - edge, cy, "rm"), "90": (cx, edge, "mt"), "180": (edge, cy, "lm")}
+    marks["270"] = (cx, high - edge, "mb")
+    for label, (x, y, anchor) in marks.items():
+        draw.text((x, y), label, fill=(230, 230, 230), font=font, anchor=anchor)
+    out = colours.copy()
+    out[:, top : top + high, left : left + wide] = np.asarray(tile, dtype=np.float32).transpose(2, 0, 1) / 255
+    return out
 
 
 @dataclass(frozen=True)
@@ -255,7 +302,7 @@ def _write_orientation(path: Path, maps: EdgeMaps, filt: EdgeFilter, inputs: Seq
     if output_format(path).exact:
         return write_image(path, angle.astype(np.float32), inputs=inputs)
     colours = orientation_colours(angle, np.hypot(gx, gy))
-    return write_image(path, colours, inputs=inputs)
+    return write_image(path, with_orientation_legend(colours), inputs=inputs)
 
 
 def _write_panel(
