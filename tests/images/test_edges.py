@@ -176,6 +176,27 @@ def test_orientation_map_has_a_colour_wheel_in_its_corner(tmp_path):
     assert written[~outside].any()
 
 
+def test_panel_scale_bars_state_the_reference_of_the_signed_tiles(tmp_path, monkeypatch):
+    import convcli.images.edges as edges
+    from convcli.images.panel import panel
+    from convcli.images.tonemap import to_display
+
+    seen = {}
+
+    def spy(tiles, labels, references=None):
+        seen.update(tiles=tiles, references=references)
+        return panel(tiles, labels, references=references)
+
+    monkeypatch.setattr(edges, "panel", spy)
+    src = grey_png(tmp_path / "step.png", step_image())
+    detect_edges([src], EdgeOptions(panel=True))
+    maps = edge_maps(step_image()[None] / 255, edge_filter("sobel"), "reflect", components=True)
+    ref = display_reference(maps.magnitude)
+    assert seen["references"] == [None, pytest.approx(ref), pytest.approx(ref), None]
+    np.testing.assert_allclose(seen["tiles"][1], to_display(maps.gx, "offset", ref), atol=1e-6)
+    np.testing.assert_allclose(seen["tiles"][2], to_display(maps.gy, "offset", ref), atol=1e-6)
+
+
 def test_exact_orientation_in_degrees(tmp_path):
     src = grey_png(tmp_path / "step.png", step_image())
     [result] = detect_edges([src], EdgeOptions(orientation=True), output=tmp_path / "e.npy")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from convcli.images.panel import MIN_TILE, panel
+from convcli.images.panel import MIN_TILE, panel, scale_labels
 from convcli.images.read import read_image
 from convcli.images.write import write_image
 
@@ -62,3 +62,28 @@ def test_panel_of_a_large_image_stays_viewable():
     out = panel([np.zeros((3000, 4000)), np.ones((3000, 4000))], ["input", "response"])
     assert out.shape[1] < 1100 and out.shape[2] < 2 * 1400
     assert out[:, -20, 1400:2000].min() == 1  # the second tile is still all white
+
+
+def test_signed_tiles_get_a_scale_bar_and_the_others_do_not():
+    plain = panel([np.zeros((100, 100)), np.full((100, 100), 0.5)], ["input", "x"], gap=6)
+    out = panel([np.zeros((100, 100)), np.full((100, 100), 0.5)], ["input", "x"], gap=6, references=[None, 2.0937])
+    assert out.shape[1] > plain.shape[1]
+    below = out[0, plain.shape[1] - 6 :, :]  # everything under the tiles
+    assert (below[:, :112] == 1).all()  # nothing under the input tile
+    # a row of the ramp: black at its left end, mid-grey in the middle, white at its right end
+    ramp_rows = [row for row in below[:, 112:212] if row.min() < 0.05 and 0.45 < row[50] < 0.55]
+    assert ramp_rows
+    row = ramp_rows[len(ramp_rows) // 2]
+    drawn = np.flatnonzero(row < 1)
+    ramp = row[drawn[0] + 1 : drawn[-1]]  # inside the bar's outline
+    assert len(ramp) >= 60 and np.all(np.diff(ramp) >= 0) and ramp[0] < 0.05 and ramp[-1] > 0.95
+
+
+def test_scale_bar_labels_state_the_reference():
+    assert scale_labels(2.0937) == ("-2.09", "0", "+2.09")
+    assert scale_labels(1500.0) == ("-1.5e+03", "0", "+1.5e+03")
+
+
+def test_a_scale_bar_needs_a_positive_reference():
+    with pytest.raises(ValueError, match="positive reference or None"):
+        panel([np.zeros((4, 4))], ["x"], references=[0.0])

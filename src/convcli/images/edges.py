@@ -309,15 +309,17 @@ def _write_panel(
     path: Path, volume: np.ndarray, maps: EdgeMaps, filt: EdgeFilter, options: EdgeOptions, inputs: Sequence[PathLike]
 ) -> Path:
     shown = to_display(volume, "clip")
-    # x and y on one scale, zero mid-grey, so their strengths compare
+    # x and y on one scale, zero mid-grey, so their strengths compare; None only if all is zero
     ref = display_reference(maps.magnitude)
     magnitude = to_display(maps.magnitude, options.scale, ref if options.scale == "abs" else None)
     assert maps.gx is not None  # edge_maps keeps the components for a panel
     if filt.y is None:
         tiles = [shown, to_display(maps.gx, "offset", ref), magnitude]
         labels = ["input", f"{filt.x.name} response", f"|{filt.x.name}|"]
+        references = [None, ref, None]
     else:
         assert maps.gy is not None
         tiles = [shown, to_display(maps.gx, "offset", ref), to_display(maps.gy, "offset", ref), magnitude]
         labels = ["input", f"{filt.x.name} (x)", f"{filt.y.name} (y)", f"{filt.name} magnitude"]
-    return write_image(path, panel(tiles, labels), inputs=inputs)
+        references = [None, ref, ref, None]
+    return write_image(path, panel(tiles, labels, references=references), inputs=inputs)

@@ -5,7 +5,9 @@ gets a strip above it with its label in Pillow's default font, and thin white ga
 tiles. Tiles may differ in size (a "valid" convolution shrinks the response); they are
 top-aligned under their labels. Small tiles, such as a response to a typed 5x5 matrix, are
 enlarged by an integer factor with nearest-neighbour sampling so that each pixel stays visible
-and the label fits.
+and the label fits. A tile of signed values (mapped with ``to_display(..., "offset", ref)``) gets
+a scale bar under it: a grey ramp from black to white labelled ``-ref``, ``0`` and ``+ref``
+(values beyond ``ref`` are clipped to black or white).
 """
 
 from __future__ import annotations
@@ -22,7 +24,21 @@ MAX_TILE = 1024
 MIN_TILE = 96
 
 
-def panel(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 6) -> np.ndarray:
+def scale_labels(reference: float) -> tuple[str, str, str]:
+    """What black, mid-grey and white mean on a tile mapped with ``offset`` and ``reference``.
+
+    >>> scale_labels(2.0937)
+    ('-2.09', '0', '+2.09')
+    """
+    return f"-{reference:.3g}", "0", f"+{reference:.3g}"
+
+
+def panel(
+    images: Sequence[np.ndarray],
+    labels: Sequence[str],
+    gap: int = 6,
+    references: Sequence[float | None] | None = None,
+) -> np.ndarray:
     """Lay images side by side with a label above each; return ``(3, H, W)`` float32 in [0, 1].
 
     The result uses the project's ``(C, H, W)`` layout, so it goes straight to
@@ -38,6 +54,10 @@ def panel(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 6) -> 
         One short label per image; a label wider than its tile is cut with an ellipsis.
     gap
         Pixels of white between and around the tiles.
+    references
+        For each tile, the positive ``reference`` its signed values were mapped with (``offset``:
+        ``-reference`` black, 0 mid-grey, ``+reference`` white), or None for a tile that is not
+        signed. Signed tiles get a scale bar under them.
 
     Raises
     ------
@@ -53,6 +73,9 @@ def panel(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 6) -> 
     """
     if len(images) != len(labels) or not images:
         raise ValueError(f"panel needs one label per image, got {len(images)} images and {len(labels)} labels")
+    references = list(references) if references is not None else [None] * len(images)
+    if len(references) != len(images) or any(r is not None and not r > 0 for r in references):
+        raise ValueError(f"panel needs a positive reference or None per image, got {references}")
     tiles = [_tile(image, label) for image, label in zip(images, labels)]
     zoom = max(1, -(-MIN_TILE // max(t.height for t in tiles)))
     tiles = [t.resize((t.width * zoom, t.height * zoom), Image.Resampling.NEAREST) for t in tiles]
@@ -68,18 +91,42 @@ def panel(images: Sequence[np.ndarray], labels: Sequence[str], gap: int = 6) -> 
     assert isinstance(font, ImageFont.FreeTypeFont)  # a size always gives the FreeType font
     ascent, descent = font.getmetrics()
     strip = ascent + descent + gap
+    ramp_h = max(8, strip // 2)
+    bar = (gap + ramp_h + 2 + ascent + descent) if any(r is not None for r in references) else 0
     width = sum(t.width for t in tiles) + gap * (len(tiles) + 1)
-    canvas = Image.new("RGB", (width, gap + strip + tile_h + gap), (BACKGROUND,) * 3)
+    canvas = Image.new("RGB", (width, gap + strip + tile_h + bar + gap), (BACKGROUND,) * 3)
     draw = ImageDraw.Draw(canvas)
     x = gap
-    for tile, label in zip(tiles, labels):
+    for tile, label, reference in zip(tiles, labels, references):
         text = _fit(label, font, tile.width)
         text_w = draw.textlength(text, font=font)
         draw.text((x + (tile.width - text_w) / 2, gap), text, fill=TEXT, font=font)
         canvas.paste(tile, (x, gap + strip))
+        if reference is not None:
+            # inset so that neighbouring bars' end labels stay apart, if the tile has the room
+            room = tile.width - sum(font.getlength(t) for t in scale_labels(reference)) - 2 * font.size
+            inset = int(np.clip(room // 2, 0, tile.width // 10))
+            _scale_bar(canvas, (x + inset, gap + strip + tile_h + gap), tile.width - 2 * inset, ramp_h, reference, font)
         x += tile.width + gap
     rgb = np.asarray(canvas, dtype=np.float32) / 255  # H, W, 3
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def _scale_bar(
+    canvas: Image.Image, at: tuple[int, int], width: int, height: int, reference: float, font: ImageFont.FreeTypeFont
+) -> None:
+    """A black-to-white ramp ``width`` wide at ``at`` (the same rule as the tile: left end
+    ``-reference``, middle 0, right end ``+reference``), its three values under it."""
+    x, y = at
+    levels = np.rint(np.linspace(0, 255, width)).astype(np.uint8)
+    canvas.paste(Image.fromarray(np.repeat(levels[None], height, axis=0)).convert("RGB"), (x, y))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((x, y, x + width - 1, y + height - 1), outline=TEXT)
+    low, zero, high = scale_labels(reference)
+    text_y = y + height + 2
+    draw.text((x, text_y), low, fill=TEXT, font=font, anchor="la")
+    draw.text((x + width / 2, text_y), zero, fill=TEXT, font=font, anchor="ma")
+    draw.text((x + width, text_y), high, fill=TEXT, font=font, anchor="ra")
 
 
 def _tile(image: np.ndarray, label: str) -> Image.Image:
