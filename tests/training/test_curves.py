@@ -23,6 +23,7 @@ from convcli.training.curves import (
     log_ticks,
     loss_curve,
     nice_ticks,
+    tick_labels,
     training_curves,
     write_png,
 )
@@ -49,6 +50,37 @@ def test_integer_ticks_for_epochs():
 def test_log_ticks_are_powers_of_ten():
     assert log_ticks(2.5e-14, 4.5) == [1e-15, 1e-12, 1e-09, 1e-06, 1e-03, 1.0, 1e3]
     assert log_ticks(0.5, 0.6) == [0.1, 1.0]
+
+
+def test_a_linear_axis_labels_every_tick_with_the_same_decimals():
+    assert tick_labels(nice_ticks(0.03, 1.6)) == ["0.0", "0.5", "1.0", "1.5", "2.0"]
+    assert tick_labels([0.0, 0.25, 0.5, 0.75]) == ["0.00", "0.25", "0.50", "0.75"]
+    assert tick_labels(nice_ticks(1, 40, 6, integer=True)) == ["0", "10", "20", "30", "40"]
+    assert tick_labels([-0.5, 0.0, 0.5]) == ["-0.5", "0.0", "0.5"]
+    assert tick_labels(nice_ticks(0.6, 1.0, 5), percent=True) == ["60%", "70%", "80%", "90%", "100%"]
+    assert tick_labels([0.9, 0.925, 0.95], percent=True) == ["90.0%", "92.5%", "95.0%"]
+
+
+@given(st.floats(-1e4, 1e4), st.floats(1e-4, 1e4), st.integers(2, 8))
+def test_linear_tick_labels_share_one_format_and_read_back_as_the_ticks(lo, span, n):
+    ticks = nice_ticks(lo, lo + span, n)
+    labels = tick_labels(ticks)
+    assert len({len(label.partition(".")[2]) for label in labels}) == 1
+    step = ticks[1] - ticks[0]
+    assert all(abs(float(label) - v) <= 1e-6 * step for label, v in zip(labels, ticks))
+
+
+def test_a_log_axis_labels_every_tick_as_a_power_of_ten():
+    assert tick_labels(log_ticks(3e-5, 0.2), log=True) == ["10^-5", "10^-4", "10^-3", "10^-2", "10^-1", "10^0"]
+    assert tick_labels(log_ticks(2.5e-14, 4.5), log=True) == [
+        "10^-15",
+        "10^-12",
+        "10^-9",
+        "10^-6",
+        "10^-3",
+        "10^0",
+        "10^3",
+    ]
 
 
 def history(epochs, validation=True):

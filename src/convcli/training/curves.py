@@ -10,7 +10,7 @@ atomically (`convcli.outputs.atomic_write`). Tick values follow Heckbert's "nice
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,8 +73,24 @@ def log_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     return [10.0**e for e in range(a, b + 1, every)]
 
 
-def _fmt_number(v: float) -> str:
-    return f"{v:g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.0e}"
+def tick_labels(ticks: Sequence[float], log: bool = False, percent: bool = False) -> list[str]:
+    """The labels of one axis, all in one format: on a linear axis the same number of decimals
+    (as few as keep every tick exact), on a log axis ``10^k`` (drawn as a raised exponent).
+
+    >>> tick_labels([0.5, 1.0, 1.5])
+    ['0.5', '1.0', '1.5']
+    >>> tick_labels([1e-05, 0.0001, 0.001], log=True)
+    ['10^-5', '10^-4', '10^-3']
+    >>> tick_labels([0.6, 0.625, 0.65], percent=True)
+    ['60.0%', '62.5%', '65.0%']
+    """
+    if log:
+        return [f"10^{round(math.log10(v))}" for v in ticks]
+    values = [100 * v if percent else v for v in ticks]
+    steps = [abs(b - a) for a, b in zip(values, values[1:]) if b != a]
+    tol = 1e-6 * min(steps, default=max(map(abs, values), default=1.0) or 1.0)
+    decimals = next((d for d in range(13) if all(abs(round(v, d) - v) <= tol for v in values)), 12)
+    return [f"{round(v, decimals) + 0.0:.{decimals}f}" + "%" * percent for v in values]
 
 
 def chart(
@@ -84,7 +100,7 @@ def chart(
     y_label: str,
     *,
     log_y: bool = False,
-    y_format: Callable[[float], str] = _fmt_number,
+    percent_y: bool = False,
     integer_x: bool = True,
 ) -> Image.Image:
     """One line chart of ``series`` as an RGB image of size `PANEL`."""
@@ -105,17 +121,15 @@ def chart(
     def px(x: float, y: float) -> tuple[float, float]:
         return (left + (x - x0) / (x1 - x0) * (right - left), bottom - (ty(y) - y0) / (y1 - y0) * (bottom - top))
 
-    for v in y_ticks:
+    for v, text in zip(y_ticks, tick_labels(y_ticks, log_y, percent_y)):
         _, y = px(x0, v)
         draw.line([(left, y), (right, y)], fill=GRID)
-        text = y_format(v)
-        draw.text((left - 8 - draw.textlength(text, font=font), y - FONT_SIZE / 2 - 1), text, fill=INK, font=font)
-    for v in x_ticks:
+        _tick_label(draw, text, font, (left - 8, y - FONT_SIZE / 2 - 1), "right")
+    for v, text in zip(x_ticks, tick_labels(x_ticks)):
         x, _ = px(v, y_ticks[0])
         draw.line([(x, top), (x, bottom)], fill=GRID)
         draw.line([(x, bottom), (x, bottom + 5)], fill=INK)
-        text = _fmt_number(v)
-        draw.text((x - draw.textlength(text, font=font) / 2, bottom + 8), text, fill=INK, font=font)
+        _tick_label(draw, text, font, (x, bottom + 8), "centre")
     draw.line([(left, top), (left, bottom), (right, bottom)], fill=INK, width=1)
     draw.text((left, 12), title, fill=INK, font=ImageFont.load_default(size=FONT_SIZE + 2))
     draw.text(((left + right - draw.textlength(x_label, font=font)) / 2, bottom + 28), x_label, fill=INK, font=font)
@@ -125,6 +139,18 @@ def chart(
         _line(draw, points, s)
     _legend(draw, series, font, (left, top, right, bottom), [p for points in lines for p in _along(points)])
     return image
+
+
+def _tick_label(draw: ImageDraw.ImageDraw, text: str, font, at: tuple[float, float], align: str) -> None:
+    """A label whose top is at ``at``, its right end or its centre on ``at``'s x; ``10^k`` is set
+    as 10 with a raised exponent, as the font has no superscript digits."""
+    base, _, power = text.partition("^")
+    small = ImageFont.load_default(size=FONT_SIZE - 3)
+    width = draw.textlength(base, font=font) + (draw.textlength(power, font=small) + 1 if power else 0)
+    x = at[0] - (width if align == "right" else width / 2)
+    draw.text((x, at[1]), base, fill=INK, font=font)
+    if power:
+        draw.text((x + draw.textlength(base, font=font) + 1, at[1] - 5), power, fill=INK, font=small)
 
 
 def _line(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], s: Series) -> None:
@@ -191,10 +217,6 @@ def side_by_side(images: Sequence[Image.Image]) -> Image.Image:
     return out
 
 
-def _percent(v: float) -> str:
-    return f"{100 * v:.3g}%"
-
-
 def training_curves(history: Sequence[EpochRecord], title: str = "") -> Image.Image:
     """Loss and accuracy per epoch (train and validation) of a ``convcli train`` history."""
     epochs = [h.epoch for h in history]
@@ -209,7 +231,7 @@ def training_curves(history: Sequence[EpochRecord], title: str = "") -> Image.Im
     return side_by_side(
         [
             chart(pair("loss"), f"{prefix}loss", "epoch", "cross-entropy loss"),
-            chart(pair("accuracy"), f"{prefix}accuracy", "epoch", "accuracy", y_format=_percent),
+            chart(pair("accuracy"), f"{prefix}accuracy", "epoch", "accuracy", percent_y=True),
         ]
     )
 
