@@ -3,16 +3,20 @@ counts, and a transposed convolution drawn as the stride-1 convolution it equals
 
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+import convcli.draw.files as files
 from convcli.draw.arithmetic import CURRENT, DONE, INPUT, MAX_FRAMES, PAD, animate, chosen, frames, track
 from convcli.draw.scene import overlapping_texts
+from convcli.images.convpool import ConvSettings, convolve
 from convcli.shapes import axis
 
-from conftest import failed, run
+import reference
+from conftest import failed, grey_png, run
 
 SETTINGS = [
     dict(n=5, f=3, s=2, padding=1),
@@ -180,3 +184,69 @@ def test_shape_calc_animate_mistakes(tmp_path):
     for args in (["28x28x1", "conv:6,f=5", "--animate", out], ["-n", "5", "-f", "3", "--frames", "3"]):
         result = run("shape-calc", *args)
         assert result.exit_code == 2 and result.stderr.startswith("Error: ") and "--" in result.stderr
+
+
+# conv MATRIX --animate: the same frames with the numbers of a typed matrix.
+
+COURSE = ";".join(["10,10,10,0,0,0"] * 6)  # the course's 6x6 vertical-edge example
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(padding=1, stride=2),
+        dict(padding=2, dilation=2, mode="reflect"),
+        dict(padding=1, flip=True),
+    ],
+)
+def test_conv_animate_writes_the_ops_result_into_frame_ks_cell(tmp_path, monkeypatch, options):
+    kernel = "1,2,0;0,1,-1;3,0,-2"
+    scenes = []
+    write = files.write_animation
+    monkeypatch.setattr(
+        files, "write_animation", lambda path, shown, *a: scenes.extend(shown) or write(path, shown, *a)
+    )
+    settings = ConvSettings(animate=str(tmp_path / "conv.gif"), **options)
+    result = convolve(COURSE, [kernel], settings)
+    x = np.array([[10.0] * 3 + [0.0] * 3] * 6)
+    k = np.array([[1.0, 2, 0], [0, 1, -1], [3, 0, -2]])
+    p, s, d = options.get("padding", 0), options.get("stride", 1), options.get("dilation", 1)
+    expected = reference.conv2d(
+        x[None, None],
+        k[None, None],
+        stride=(s, s),
+        pads=(p,) * 4,
+        dilation=(d, d),
+        mode=options.get("mode", "zeros"),
+        flip=options.get("flip", False),
+    )[0, 0]
+    np.testing.assert_array_equal(result.output[0], expected)
+    oh, ow = expected.shape
+    assert len(scenes) == oh * ow == Image.open(tmp_path / "conv.gif").n_frames
+    for index, scene in enumerate(scenes):
+        i, j = divmod(index, ow)
+        [written] = [t.text for t in scene.items if getattr(t, "cls", "") == "current-value"]
+        [line] = [t.text for t in scene.items if getattr(t, "cls", "") == "sum"]
+        terms, total = line.split(" = ")
+        products = [float(a) * float(b.strip("()")) for a, b in (term.split("x") for term in terms.split(" + "))]
+        assert float(written) == float(total) == expected[i, j] == sum(products)
+        assert len(products) == 9
+
+
+def test_conv_animate_mistakes(tmp_path):
+    gif = tmp_path / "conv.gif"
+    assert failed(run("conv", COURSE, "-k", "vertical", "-k", "horizontal", "--animate", gif), "one kernel", "2")
+    assert failed(run("conv", "1,2;3,4|5,6;7,8", "-k", "1,0;0,1", "--animate", gif), "single-channel")
+    assert failed(run("conv", "1,2,3;4,5,6", "-k", "1,0;0,1", "--animate", gif), "square", "2 x 3")
+    assert failed(run("conv", COURSE, "-k", "vertical", "--animate", tmp_path / "conv.svg"), "--animate", ".gif")
+    image = grey_png(tmp_path / "photo.png", [[0, 255, 0]] * 3)
+    assert failed(run("conv", image, "-k", "vertical", "--animate", gif), "not an image")
+    assert not gif.exists()
+
+
+def test_conv_animate_prints_the_matrix_too(tmp_path):
+    result = run("conv", COURSE, "-k", "vertical", "--animate", tmp_path / "conv.gif")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split()[:4] == ["0", "30", "30", "0"]
+    assert Image.open(tmp_path / "conv.gif").n_frames == 16

@@ -142,6 +142,13 @@ def conv(
     max_pixels: int | None = MaxPixelsOpt,
     output: str | None = OutputOpt,
     list_kernels: bool = typer.Option(False, "--list-kernels", help="List the named kernels and exit."),
+    animate: str | None = typer.Option(
+        None,
+        "--animate",
+        metavar="FILE",
+        help="A matrix with one kernel: draw the window, its products and their sum at every output "
+        "position, as a .gif or a .png sheet of frames.",
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Convolve an image or a matrix with one or more kernels (cross-correlation, as CNNs do).
@@ -158,6 +165,7 @@ def conv(
       convcli conv "10,10,10,0,0,0;10,10,10,0,0,0;10,10,10,0,0,0;10,10,10,0,0,0" --kernel vertical
       convcli conv "3,0,1;1,5,8;2,7,2" --kernel "1,0;0,-1" --padding 1 --json
       convcli conv photo.png --kernel sobel-x --kernel sobel-y -o responses.tif
+      convcli conv "10,10,10,0,0,0;10,10,10,0,0,0;10,10,10,0,0,0" --kernel vertical --animate conv.gif
       convcli conv --list-kernels
     """
     from convcli.render import images as render
@@ -180,6 +188,7 @@ def conv(
         flip=flip,
         channels=channels.value,
         scale=scale.value,
+        animate=animate,
         **_common(bit_depth, max_pixels),
     )
     render.show_filtered(convolve(source, kernels or [], settings, output), json_out)

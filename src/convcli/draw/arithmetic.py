@@ -9,6 +9,9 @@ The same setting applies to both axes, as ``shape-calc`` computes it for one. Si
 A transposed convolution is drawn as what it computes: a stride-1 convolution over the input
 spread ``s`` apart (``s - 1`` zeros between neighbours) and padded by ``d(f - 1) - p`` on each
 side, with the output padding as one more row and column at the end.
+
+``convcli conv MATRIX --kernel K --animate conv.gif`` draws the same frames with `Numbers`: the
+values in the cells, and under each frame the products and the sum that land in its output cell.
 """
 
 from __future__ import annotations
@@ -72,6 +75,31 @@ def track(layer: OneLayer) -> Track:
 
 
 @dataclass(frozen=True)
+class Numbers:
+    """A convolution of a typed matrix: the padded input (the whole grid the window walks), the
+    kernel as it is applied (flipped for ``--flip``) and the op's output, so each frame can show
+    the products and the sum that lands in its output cell."""
+
+    grid: tuple[tuple[float, ...], ...]
+    kernel: tuple[tuple[float, ...], ...]
+    output: tuple[tuple[float, ...], ...]
+
+    def products(self, t: Track, i: int, j: int) -> str:
+        """The sum output (i, j) is, term by term: ``10x1 + 10x0 + ... = 30``."""
+        terms = [
+            f"{_num(self.grid[r][c])}x{_num(self.kernel[a][b], paren=True)}"
+            for a, r in enumerate(t.taps(i))
+            for b, c in enumerate(t.taps(j))
+        ]
+        return f"{' + '.join(terms)} = {_num(self.output[i][j])}"
+
+
+def _num(v: float, paren: bool = False) -> str:
+    text = str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+    return f"({text})" if paren and v < 0 else text
+
+
+@dataclass(frozen=True)
 class Frame:
     """Frame ``k`` fills output ``position`` (row, column), the ``filled``-th output in row-major order."""
 
@@ -122,9 +150,9 @@ def _title(layer: OneLayer) -> str:
     return f"{what}: {', '.join(parts)}"
 
 
-def frames(layer: OneLayer, cap: int | None = None) -> list[Frame]:
+def frames(layer: OneLayer, cap: int | None = None, numbers: Numbers | None = None) -> list[Frame]:
     """The frames of the animation of shape-calc's result ``layer``, one per output position (or
-    ``cap`` of them)."""
+    ``cap`` of them); with ``numbers`` every cell shows its value and each frame its sum."""
     from convcli.render.networks import axis_text
 
     t, result = track(layer), layer
@@ -133,6 +161,9 @@ def frames(layer: OneLayer, cap: int | None = None) -> list[Frame]:
     formula, dropped = axis_text(result)
     length = len(t.cells)
     c = max(4, min(36, 360 // max(length, t.out)))
+    if numbers is not None:  # room for a number in each cell
+        widest = max(len(_num(v)) for grid in (numbers.grid, numbers.output) for row in grid for v in row)
+        c = max(c, 10 + 7 * widest)
     heading = _title(layer)
     if layer.kind == "convT":
         q = d * (f - 1) - result.p_lo
@@ -159,18 +190,27 @@ def frames(layer: OneLayer, cap: int | None = None) -> list[Frame]:
     legend += [(FILLS["dropped"], "dropped")] * bool(t.dropped) + [(TAP, "window")]
     if set(t.cells) != {INPUT} or reach > length:
         legend.append((TAP_PAD, "window off the input"))
-    static = _static(t, c, x_out, reach, heading, grid_label, formula, notes, legend)
-    height = static.height
+    static = _static(t, c, x_out, reach, heading, grid_label, formula, notes, legend, numbers)
+    height, width = static.height, static.width
+    sums = {}
+    if numbers is not None:
+        sums = {index: numbers.products(t, *divmod(index, t.out)) for index in picks}
+        width = max([width, *(2 * MARGIN + text_width(line, 12) for line in sums.values())])
     out = []
     for k, index in enumerate(picks):
         i, j = divmod(index, t.out)
-        scene = Scene(static.width, height, list(static.items), heading)
+        scene = Scene(width, height + 20 * bool(sums), list(static.items), heading)
         rows, cols = t.taps(i), t.taps(j)
         for r in rows:
             for col in cols:
                 inside = r < length and col < length
                 fill = TAP if inside and t.cells[r] == INPUT == t.cells[col] else TAP_PAD
                 scene.items.append(rect(MARGIN + col * c, TOP + r * c, c, c, fill, _edge(c, "#a0a0a0"), width=0.6))
+                if numbers is not None and inside:
+                    value = _num(numbers.grid[r][col])
+                    scene.items.append(
+                        Text(MARGIN + (col + 0.5) * c, TOP + (r + 0.5) * c + 4, value, 11, cls="tap-value")
+                    )
         x0, y0 = MARGIN + cols[0] * c, TOP + rows[0] * c
         side = (rows[-1] - rows[0] + 1) * c
         scene.items.append(rect(x0, y0, side, side, None, WINDOW, width=2.5, cls="window"))
@@ -179,15 +219,22 @@ def frames(layer: OneLayer, cap: int | None = None) -> list[Frame]:
             r, col = divmod(m, t.out)
             cls = "current" if m == index else "output"
             scene.items.append(rect(x_out + col * c, TOP + r * c, c, c, fill, _edge(c, "#8c8c8c"), width=0.6, cls=cls))
+            if numbers is not None and m <= index:
+                value = _num(numbers.output[r][col])
+                scene.items.append(
+                    Text(x_out + (col + 0.5) * c, TOP + (r + 0.5) * c + 4, value, 11, cls=f"{cls}-value")
+                )
         where = f"rows {_span(rows)}, columns {_span(cols)}"
         line = f"output ({i}, {j}), {index + 1} of {t.out * t.out}: the window at {where} of the grid"
         scene.items.append(Text(MARGIN, height - 16, line, 12, anchor="start", cls="position"))
+        if index in sums:
+            scene.items.append(Text(MARGIN, height + 4, sums[index], 12, anchor="start", cls="sum"))
         out.append(Frame(k, (i, j), index + 1, scene))
     return out
 
 
 def _static(
-    t: Track, c: int, x_out: float, reach: int, heading: str, grid_label: str, formula: str, notes, legend
+    t: Track, c: int, x_out: float, reach: int, heading: str, grid_label: str, formula: str, notes, legend, numbers
 ) -> Scene:
     """What every frame shares: the grids, their names, the formula, the notes and the legend."""
     length = len(t.cells)
@@ -203,8 +250,10 @@ def _static(
                 kind = "dropped"
             x, y = MARGIN + col * c, TOP + r * c
             items.append(rect(x, y, c, c, FILLS[kind], _edge(c, "#b4b4b4"), width=0.6, cls=kind))
-            if kind == PAD and c >= 8:
+            if kind == PAD and c >= 8 and numbers is None:
                 items.append(Line(((x + 2, y + c - 2), (x + c - 2, y + 2)), "#cfcfcf", 0.6))
+            if numbers is not None:
+                items.append(Text(x + c / 2, y + c / 2 + 4, _num(numbers.grid[r][col]), 11, cls="value"))
     mid = TOP + min(length, t.out) * c / 2
     items += arrow([(MARGIN + length * c + 10, mid), (x_out - 10, mid)], GREY, 1.5)
     y = TOP + max(reach, t.out) * c + 26
@@ -225,12 +274,16 @@ def _static(
 
 
 def animate(
-    path: PathLike, layer: OneLayer, cap: int | None = None, inputs: Iterable[PathLike] = ()
+    path: PathLike,
+    layer: OneLayer,
+    cap: int | None = None,
+    inputs: Iterable[PathLike] = (),
+    numbers: Numbers | None = None,
 ) -> tuple[list[Frame], Path]:
     """Write the animation of ``layer`` to ``path``: a looping ``.gif``, or a ``.png`` sheet of every frame."""
     from convcli.draw.files import check_animation, write_animation
 
     check_animation(path, inputs)
-    shown = frames(layer, cap)
+    shown = frames(layer, cap, numbers)
     duration = max(120, min(700, 24_000 // len(shown)))
     return shown, write_animation(path, [frame.scene for frame in shown], inputs, duration)

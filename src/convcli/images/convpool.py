@@ -41,7 +41,7 @@ from convcli.images.write import STDOUT, UNNAMED_STDIN, check_writable, output_f
 from convcli.ops.choices import POOL_MODES
 from convcli.ops.conv import conv2d
 from convcli.ops.pool import global_pool2d, pool2d
-from convcli.ops.windows import Windows, conv_windows, int_pair, numpy_pad_mode, pool_windows
+from convcli.ops.windows import Windows, conv_windows, int_pair, numpy_pad_mode, pad2d, pool_windows
 from convcli.outputs import check_output_path
 
 
@@ -104,6 +104,8 @@ class ConvSettings:
     scale: str = "auto"
     bit_depth: int = 8
     max_pixels: int = DEFAULT_MAX_PIXELS
+    animate: str | None = None
+    """A .gif or .png to draw the window over a single-channel matrix in, one frame per output."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +176,12 @@ def convolve(
     word = resolve_input(input_arg, stdin)
     inputs = [p for p in [word.path, *(k.path for k in kernels)] if p is not None]
     plan = plan_outputs(word, [k.name for k in kernels], output, inputs, bit_depth=settings.bit_depth)
+    if settings.animate is not None:
+        from convcli.draw.files import check_animation
+
+        check_animation(settings.animate, inputs)
+        if len(kernels) != 1:
+            raise InputError(f"--animate shows one kernel at work; got {len(kernels)} --kernel options")
     source = load_source(word, settings.channels, settings.max_pixels)
     c, h, w = source.array.shape
     n_out = sum(1 if k.array.ndim == 3 else c for k in kernels)  # output planes of the whole stack
@@ -211,7 +219,28 @@ def convolve(
         stacks.append(y[:, 0] if k.ndim == 2 else y[0])  # C_k, H', W'
     integer = source.integer and all(k.integer for k in kernels)
     result = FilterResult(source, "conv", tuple(k.name for k in kernels), np.concatenate(stacks), integer, windows[0])
+    if settings.animate is not None:
+        return replace(result, outputs=(_animate(settings, source, kernels[0].array, result, inputs),))
     return _write(result, [len(s) for s in stacks], plan, settings, inputs)
+
+
+def _animate(settings: ConvSettings, source: Source, kernel: np.ndarray, result: FilterResult, inputs) -> Path:
+    """The course's picture of ``result``: the window over the padded matrix with its numbers."""
+    from convcli.draw.arithmetic import Numbers, animate
+    from convcli.shapes import axis
+
+    g = result.geometry
+    if source.path is not None or source.array.shape[0] != 1 or kernel.ndim != 2:
+        raise InputError("--animate draws a single-channel typed or file matrix with a 2-D kernel, not an image")
+    if g.h != g.w or g.fh != g.fw or g.sh != g.sw or g.dh != g.dw or g.pads[:2] != g.pads[2:]:
+        raise InputError(
+            f"--animate draws a square setting: the matrix is {g.h} x {g.w} and the kernel {g.fh} x {g.fw}"
+        )
+    layer = axis(g.h, g.fh, g.sh, settings.padding, g.dh)
+    grid = pad2d(source.array[0], g.pads, settings.mode)
+    shown = kernel[::-1, ::-1] if settings.flip else kernel
+    numbers = Numbers(*(tuple(map(tuple, a.tolist())) for a in (grid, shown, result.output[0])))
+    return animate(settings.animate, layer, None, inputs, numbers)[1]
 
 
 def pool(
