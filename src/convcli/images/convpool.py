@@ -220,11 +220,15 @@ def convolve(
     integer = source.integer and all(k.integer for k in kernels)
     result = FilterResult(source, "conv", tuple(k.name for k in kernels), np.concatenate(stacks), integer, windows[0])
     if settings.animate is not None:
-        return replace(result, outputs=(_animate(settings, source, kernels[0].array, result, inputs),))
+        return replace(
+            result, outputs=(_animate(settings.animate, settings, source, kernels[0].array, result, inputs),)
+        )
     return _write(result, [len(s) for s in stacks], plan, settings, inputs)
 
 
-def _animate(settings: ConvSettings, source: Source, kernel: np.ndarray, result: FilterResult, inputs) -> Path:
+def _animate(
+    path: str, settings: ConvSettings, source: Source, kernel: np.ndarray, result: FilterResult, inputs
+) -> Path:
     """The course's picture of ``result``: the window over the padded matrix with its numbers."""
     from convcli.draw.arithmetic import Numbers, animate
     from convcli.shapes import axis
@@ -240,7 +244,7 @@ def _animate(settings: ConvSettings, source: Source, kernel: np.ndarray, result:
     grid = pad2d(source.array[0], g.pads, settings.mode)
     shown = kernel[::-1, ::-1] if settings.flip else kernel
     numbers = Numbers(*(tuple(map(tuple, a.tolist())) for a in (grid, shown, result.output[0])))
-    return animate(settings.animate, layer, None, inputs, numbers)[1]
+    return animate(path, layer, None, inputs, numbers)[1]
 
 
 def pool(
