@@ -229,7 +229,9 @@ def test_conv_animate_writes_the_ops_result_into_frame_ks_cell(tmp_path, monkeyp
         [written] = [t.text for t in scene.items if getattr(t, "cls", "") == "current-value"]
         [line] = [t.text for t in scene.items if getattr(t, "cls", "") == "sum"]
         terms, total = line.split(" = ")
-        products = [float(a) * float(b.strip("()")) for a, b in (term.split("x") for term in terms.split(" + "))]
+        products = [
+            float(a.strip("()")) * float(b.strip("()")) for a, b in (term.split("x") for term in terms.split(" + "))
+        ]
         assert float(written) == float(total) == expected[i, j] == sum(products)
         assert len(products) == 9
 

@@ -87,7 +87,7 @@ class Numbers:
     def products(self, t: Track, i: int, j: int) -> str:
         """The sum output (i, j) is, term by term: ``10x1 + 10x0 + ... = 30``."""
         terms = [
-            f"{_num(self.grid[r][c])}x{_num(self.kernel[a][b], paren=True)}"
+            f"{_num(self.grid[r][c], paren=True)}x{_num(self.kernel[a][b], paren=True)}"
             for a, r in enumerate(t.taps(i))
             for b, c in enumerate(t.taps(j))
         ]
@@ -95,7 +95,7 @@ class Numbers:
 
 
 def _num(v: float, paren: bool = False) -> str:
-    text = str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+    text = str(int(v)) if float(v).is_integer() else f"{v:.4g}"
     return f"({text})" if paren and v < 0 else text
 
 
@@ -221,9 +221,9 @@ def frames(layer: OneLayer, cap: int | None = None, numbers: Numbers | None = No
             scene.items.append(rect(x_out + col * c, TOP + r * c, c, c, fill, _edge(c, "#8c8c8c"), width=0.6, cls=cls))
             if numbers is not None and m <= index:
                 value = _num(numbers.output[r][col])
-                scene.items.append(
-                    Text(x_out + (col + 0.5) * c, TOP + (r + 0.5) * c + 4, value, 11, cls=f"{cls}-value")
-                )
+                ink = "#ffffff" if m == index else INK  # dark text on the dark current cell would not read
+                at = (x_out + (col + 0.5) * c, TOP + (r + 0.5) * c + 4)
+                scene.items.append(Text(*at, value, 11, fill=ink, cls=f"{cls}-value"))
         where = f"rows {_span(rows)}, columns {_span(cols)}"
         line = f"output ({i}, {j}), {index + 1} of {t.out * t.out}: the window at {where} of the grid"
         scene.items.append(Text(MARGIN, height - 16, line, 12, anchor="start", cls="position"))
