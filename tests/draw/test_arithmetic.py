@@ -252,3 +252,13 @@ def test_conv_animate_prints_the_matrix_too(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert result.stdout.split()[:4] == ["0", "30", "30", "0"]
     assert Image.open(tmp_path / "conv.gif").n_frames == 16
+
+
+def test_conv_animate_of_a_large_matrix_takes_frames(tmp_path):
+    matrix = ";".join([",".join(["1"] * 23)] * 23)  # 21 x 21 = 441 outputs: more than MAX_FRAMES
+    assert failed(run("conv", matrix, "-k", "vertical", "--animate", tmp_path / "a.gif"), "--frames N")
+    result = run("conv", matrix, "-k", "vertical", "--animate", tmp_path / "a.gif", "--frames", 5)
+    assert result.exit_code == 0, result.stderr
+    assert Image.open(tmp_path / "a.gif").n_frames == 5
+    alone = run("conv", matrix, "-k", "vertical", "--frames", 5)
+    assert alone.exit_code == 2 and "--frames goes with --animate" in alone.stderr

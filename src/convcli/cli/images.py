@@ -149,6 +149,9 @@ def conv(
         help="A matrix with one kernel: draw the window, its products and their sum at every output "
         "position, as a .gif or a .png sheet of frames.",
     ),
+    frames: int | None = typer.Option(
+        None, "--frames", metavar="N", help="With --animate: at most N frames, spread over the output positions."
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Convolve an image or a matrix with one or more kernels (cross-correlation, as CNNs do).
@@ -177,6 +180,8 @@ def conv(
         return
     if source is None:
         raise usage_error("give an INPUT (an image, a matrix file, - or a typed matrix), or --list-kernels")
+    if frames is not None and animate is None:
+        raise usage_error("--frames goes with --animate")
     from convcli.images.convpool import ConvSettings, convolve
     from convcli.shapes import parse_padding
 
@@ -189,6 +194,7 @@ def conv(
         channels=channels.value,
         scale=scale.value,
         animate=animate,
+        frames=frames,
         **_common(bit_depth, max_pixels),
     )
     render.show_filtered(convolve(source, kernels or [], settings, output), json_out)

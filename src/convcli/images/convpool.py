@@ -106,6 +106,8 @@ class ConvSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     animate: str | None = None
     """A .gif or .png to draw the window over a single-channel matrix in, one frame per output."""
+    frames: int | None = None
+    """With ``animate``: at most this many frames, spread over the output positions."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,7 +246,7 @@ def _animate(
     grid = pad2d(source.array[0], g.pads, settings.mode)
     shown = kernel[::-1, ::-1] if settings.flip else kernel
     numbers = Numbers(*(tuple(map(tuple, a.tolist())) for a in (grid, shown, result.output[0])))
-    return animate(path, layer, None, inputs, numbers)[1]
+    return animate(path, layer, settings.frames, inputs, numbers)[1]
 
 
 def pool(
