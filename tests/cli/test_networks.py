@@ -271,6 +271,15 @@ def test_a_checkpoint_shows_the_trained_network(checkpoint, command, options):
     assert run(command, checkpoint).stdout.startswith("tiny: input 8 x 8 x 1")
 
 
+def test_a_checkpoint_is_drawn_as_the_network_it_trains(checkpoint, tmp_path):
+    """draw takes what the other commands take: the SVG of the checkpoint is the SVG of its words
+    but for the title's name."""
+    assert run("draw", checkpoint, "-o", tmp_path / "ckpt.svg").exit_code == 0
+    assert run("draw", *TINY, "-o", tmp_path / "words.svg").exit_code == 0
+    ckpt, words = (tmp_path / "ckpt.svg").read_text(), (tmp_path / "words.svg").read_text()
+    assert "tiny: " in ckpt and ckpt.count('class="shape"') == words.count('class="shape"') > 0
+
+
 def test_a_checkpoint_takes_another_input_but_no_layer_words(checkpoint):
     data = json.loads(run("shape-calc", checkpoint, "--input", "16x16x1", "--json").stdout)
     assert data["input"] == [16, 16, 1] and data["flatten_size"] == 8 * 8 * 4
