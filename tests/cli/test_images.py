@@ -502,3 +502,11 @@ def test_many_files_on_a_terminal_get_a_progress_bar(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert "edges" in err and "5/5" in err  # the bar, drawn on stderr
     assert "Error: " in err and "bad.png" in err and sum(r.error is not None for r in results) == 1
+
+
+def test_edges_into_a_new_folder_named_with_a_slash(tmp_path, cat):
+    """``-o edges/`` (the help's example) with one input makes the folder and writes into it; the
+    trailing slash used to be lost on the way and the folder read as a file name without a suffix."""
+    result = run("edges", cat, "-o", f"{tmp_path / 'edges'}/")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "edges" / "chelsea_edges.png").is_file()

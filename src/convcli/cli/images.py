@@ -65,7 +65,7 @@ def edges(
     mode: Border = typer.Option(Border.reflect, "--mode", help="Border mode (reflect: OpenCV's default)."),
     bit_depth: int = BitDepthOpt,
     max_pixels: int | None = MaxPixelsOpt,
-    output: Path | None = OutputOpt,
+    output: str | None = OutputOpt,  # str: a trailing slash (DIR/) must reach the core
     json_out: bool = JsonOpt,
 ) -> None:
     """Edge maps of images: Sobel gradient magnitude by default, written as <stem>_edges.png.
