@@ -17,7 +17,7 @@ import typer
 
 from convcli.draw.choices import STYLES
 from convcli.images.choices import AUTO_SCALES, CHANNELS, SCALES
-from convcli.nn.choices import OPTIMIZERS, SCHEDULES
+from convcli.nn.choices import BACKENDS, DEVICES, OPTIMIZERS, SCHEDULES
 from convcli.ops.choices import BORDER_MODES, POOL_MODES
 from convcli.shapes import CONVENTIONS, PADDING_MODES
 
@@ -50,6 +50,8 @@ PoolMode = choices("PoolMode", POOL_MODES)
 Convention = choices("Convention", CONVENTIONS)
 Optimizer = choices("Optimizer", OPTIMIZERS)
 Schedule = choices("Schedule", SCHEDULES)
+Backend = choices("Backend", BACKENDS)
+Device = choices("Device", DEVICES)
 Style = choices("Style", STYLES)
 
 

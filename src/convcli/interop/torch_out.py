@@ -38,14 +38,17 @@ STATE_NAMES = {
 }
 
 
-def torch_source(net: X.Exported, checkpoint: str | None, module: str) -> str:
+def torch_source(
+    net: X.Exported, checkpoint: str | None, module: str, remedy: str = "export it to .onnx instead"
+) -> str:
     """The module file for ``net``: ``checkpoint`` is the path of its weights relative to the
     file (None for a spec), ``module`` the name it is imported by.
 
     Raises `SpecError` for a layer PyTorch's modules cannot compute as convcli does (average
-    pooling with uneven padding that does not count, or with ceil mode's overhang).
+    pooling with uneven padding that does not count, or with ceil mode's overhang), ending in
+    ``remedy`` (what the caller offers instead).
     """
-    w = _Writer()
+    w = _Writer(remedy)
     body = w.forward(net.layers, "x", "x")
     c, h, wd = net.network.input[2], *net.network.input[:2]
     return _TEMPLATE.format(
@@ -98,9 +101,10 @@ class _Writer:
     """Collects ``(attribute, constructor, word)`` per layer and the checkpoint-name table while
     the forward pass is written."""
 
-    def __init__(self) -> None:
+    def __init__(self, remedy: str) -> None:
         self.modules: list[tuple[str, str, str]] = []
         self.names: dict[str, str] = {}
+        self.remedy = remedy
 
     def add(self, node: X.Node, kind: str, expr: str, arrays: tuple[str, ...] = ()) -> str:
         name = f"{kind}_{node.path.rstrip('.').replace('.', '_')}"
@@ -190,7 +194,7 @@ class _Writer:
                 raise SpecError(
                     f"layer '{n.word}': average pooling with uneven padding "
                     f"{'that does not count' if not count_pad else 'and ceil mode'} has no PyTorch module "
-                    "that computes it as convcli does; export it to .onnx instead"
+                    f"that computes it as convcli does; {self.remedy}"
                 )
             ceil, count_pad = False, True
         options = _options(

@@ -185,6 +185,14 @@ def _summary_table(result) -> Table:
     )
 
 
+def _placement(placement) -> str:
+    """Where a run trained, when not by numpy in one process."""
+    if placement.backend == "numpy":
+        return ""
+    processes = f", {placement.processes} processes" if placement.distributed else ""
+    return f"; trained by {placement.backend} on {placement.device}{processes}"
+
+
 def show_training(result, json_out: bool) -> None:
     """The history table, the final test accuracy, the confusion matrix and a one-row summary
     (or JSON)."""
@@ -202,6 +210,9 @@ def show_training(result, json_out: bool) -> None:
             "checkpoint": str(result.output) if result.output else None,
             "plot": str(result.plot) if result.plot else None,
             "test_accuracy": result.test.accuracy if result.test else None,
+            "backend": result.placement.backend,
+            "device": result.placement.device,
+            "processes": result.placement.processes,
         }
         if result.test:
             doc["test"] = _evaluation_dict(result.test, result.class_names)
@@ -245,6 +256,7 @@ def show_training(result, json_out: bool) -> None:
         f"test accuracy {_pct(result.test.accuracy)} on {count(result.test.n)} images"
         + (f"; saved {result.output}" if result.output else "")
         + (f"; curves in {result.plot}" if result.plot else "")
+        + _placement(result.placement)
     )
     emit_table(_confusion_table(result.test.confusion, result.class_names, "Confusion matrix (test)"))
     emit_table(_summary_table(result))

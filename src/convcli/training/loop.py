@@ -202,10 +202,15 @@ def _diverging(config: TrainConfig, where: str) -> Iterator[None]:
         with np.errstate(over="raise", invalid="raise"):
             yield
     except FloatingPointError as err:
-        raise TrainingError(
-            f"training diverged in {where} with --lr {config.lr:g} ({err}): "
-            f"try a lower learning rate, e.g. --lr {config.lr / 10:g}"
-        ) from None
+        raise diverged(config, where, str(err)) from None
+
+
+def diverged(config: TrainConfig, where: str, reason: str) -> TrainingError:
+    """The error that stops a run whose values ran away (numpy's overflow, PyTorch's NaN loss)."""
+    return TrainingError(
+        f"training diverged in {where} with --lr {config.lr:g} ({reason}): "
+        f"try a lower learning rate, e.g. --lr {config.lr / 10:g}"
+    )
 
 
 def predict_logits(model: Model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
@@ -216,7 +221,11 @@ def predict_logits(model: Model, x: np.ndarray, batch_size: int = EVAL_BATCH) ->
 
 def evaluate(model: Model, x: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:
     """Loss, accuracy, confusion matrix and per-class precision/recall on prepared images."""
-    logits = predict_logits(model, x)
+    return evaluation(predict_logits(model, x), y, n_classes)
+
+
+def evaluation(logits: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:
+    """The `Evaluation` of logits (N, K) against labels, whichever backend computed them."""
     loss, _ = softmax_cross_entropy(logits, y)
     predicted = logits.argmax(axis=1)
     confusion = confusion_matrix(y, predicted, n_classes)

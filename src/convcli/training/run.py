@@ -1,15 +1,19 @@
 """The one core call behind each of ``convcli train``, ``evaluate`` and ``predict``.
 
 `train` is a sequence of steps, each a function of its own that can be tested alone: check the
-options, load the checkpoint to resume, check the outputs, resolve the spec, plan the run
-(layers, settings), load the data, build or resume the model, then fit, evaluate and save.
+options, place the run (backend, device, which process of how many), load the checkpoint to
+resume, check the outputs, resolve the spec, plan the run (layers, settings), load the data,
+build or resume the model, then fit, evaluate and save. The numpy backend fits with
+`convcli.training.loop.fit`, the torch backend with `convcli.training.torch_loop.TorchTrainer`,
+on the same model, settings, callbacks and checkpoint.
 Every check runs before the first epoch. Results are plain objects for
 `convcli.render.training`; progress is reported through an optional `Reporter`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +27,7 @@ from convcli.networks.words import format_network
 from convcli.nn import checkpoint as ckpt
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
 from convcli.nn.model import Model, build_model, trainable_layers, training_bytes
+from convcli.nn.choices import BACKENDS, DEVICES
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, STATE_COPIES, Optimizer, make_optimizer
 from convcli.training.datasets import DataSplits, data_files, resolve_data
 from convcli.training.download import mirror_url
@@ -37,6 +42,7 @@ from convcli.training.loop import (
     fit,
     prepare_images,
 )
+from convcli.training.placement import Placement, launched
 from convcli.training.recipes import DEFAULT_FOR_SIZE, default_settings
 
 LR_RANGE = (0.0, 10.0)
@@ -55,7 +61,9 @@ class Reporter(Protocol):
 @dataclass(frozen=True, kw_only=True)
 class TrainRequest:
     """What the user asked for; None means "the default" (or, with ``resume``, the checkpoint's).
-    Fifteen options of which any may be left out: built with keywords only."""
+    Seventeen options of which any may be left out: built with keywords only. ``backend`` and
+    ``device`` say what computes (see `convcli.training.torch_loop`), not what is computed: they
+    are not saved, and a checkpoint resumes on either backend."""
 
     words: tuple[str, ...] = ()
     data: str | None = None
@@ -72,12 +80,15 @@ class TrainRequest:
     resume: Path | None = None
     plot: Path | None = None
     mirror: str | None = None
+    backend: str = "numpy"
+    device: str | None = None
 
 
 @dataclass
 class TrainResult:
     """A finished (or interrupted) run: its metadata as last saved, ``macs`` per image (from
-    `convcli.networks.report.analyse`), and the test evaluation unless interrupted."""
+    `convcli.networks.report.analyse`), the test evaluation unless interrupted, and where it ran
+    (only rank 0 of several processes evaluates, writes and has a result to show)."""
 
     meta: Metadata
     n_params: int
@@ -86,6 +97,7 @@ class TrainResult:
     plot: Path | None = None
     test: Evaluation | None = None
     interrupted: bool = False
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def name(self) -> str:
@@ -140,6 +152,32 @@ def check_options(r: TrainRequest) -> None:
         raise TrainingError(f"--schedule {r.schedule!r} is not one of {', '.join(SCHEDULES)}")
     if r.mirror is not None:
         mirror_url(r.mirror)
+    if r.backend not in BACKENDS:
+        raise TrainingError(f"--backend {r.backend!r} is not one of {', '.join(BACKENDS)}")
+    if r.device is not None and r.device not in DEVICES:
+        raise TrainingError(f"--device {r.device!r} is not one of {', '.join(DEVICES)}")
+    if r.backend == "numpy":
+        if r.device == "cuda":
+            raise TrainingError("--device cuda needs --backend torch: the numpy backend computes on the CPU")
+        processes = launched()[0]
+        if processes > 1:
+            raise TrainingError(
+                f"torchrun started {processes} processes, which only --backend torch trains together "
+                "(the numpy backend would train a copy in each)"
+            )
+    else:
+        from convcli.training.torch_loop import check_torch
+
+        check_torch()
+
+
+def place(r: TrainRequest) -> Placement:
+    """Where this process trains (`convcli.training.torch_loop.place` for the torch backend)."""
+    if r.backend == "numpy":
+        return Placement()
+    from convcli.training.torch_loop import place as place_torch
+
+    return place_torch(r.device or "auto")
 
 
 def resume_from(r: TrainRequest) -> Checkpoint | None:
@@ -300,8 +338,11 @@ def build_or_resume(
 def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     """Train a network as ``r`` asks, saving a checkpoint after every epoch; see ``convcli train``."""
     check_options(r)
+    placement = place(r)
     saved = resume_from(r)
     output, inputs = check_outputs(r, saved)
+    if placement.rank:  # of several processes, the first reports and writes
+        reporter, output, r = None, None, replace(r, plot=None)
     network = requested_network(r, saved)
     if network is not None:  # fail on an untrainable layer before loading any data
         report, config = plan(r, saved, network)
@@ -323,7 +364,15 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
         macs=report.total("macs"),
         output=output,
         plot=r.plot,
+        placement=placement,
     )
+    if placement.backend == "torch":
+        from convcli.training.torch_loop import TorchTrainer
+
+        trainer = TorchTrainer(model, optimizer, placement)
+        run_fit, run_evaluate = trainer.fit, trainer.evaluate
+    else:
+        run_fit, run_evaluate = partial(fit, model, optimizer), partial(evaluate, model)
 
     def save(meta: Metadata) -> None:
         result.meta = meta
@@ -342,9 +391,7 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     if reporter:
         reporter.start(config.epochs, result.meta.epoch, len(x), model, result.words, result.macs)
     try:
-        fit(
-            model,
-            optimizer,
+        run_fit(
             x,
             splits.train.labels,
             config,
@@ -356,7 +403,9 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     except KeyboardInterrupt:
         result.interrupted = True
         return result
-    result.test = evaluate(model, xt, splits.test.labels, len(info.class_names))
+    if placement.rank:
+        return result
+    result.test = run_evaluate(xt, splits.test.labels, len(info.class_names))
     save(replace(result.meta, test_accuracy=result.test.accuracy))
     return result
 
