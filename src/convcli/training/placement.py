@@ -29,10 +29,6 @@ class Placement:
 
 
 def launched() -> tuple[int, int, int]:
-    """``(processes, rank, local rank)`` as torchrun set them; ``(1, 0, 0)`` in a plain process.
-
-    >>> launched() if "WORLD_SIZE" not in os.environ else (1, 0, 0)
-    (1, 0, 0)
-    """
+    """``(processes, rank, local rank)`` as torchrun set them; ``(1, 0, 0)`` in a plain process."""
     env = os.environ
     return int(env.get("WORLD_SIZE", 1)), int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0))

@@ -369,7 +369,7 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     if placement.backend == "torch":
         from convcli.training.torch_loop import TorchTrainer
 
-        trainer = TorchTrainer(model, optimizer, placement)
+        trainer = TorchTrainer(model, optimizer, placement, config.batch_size)
         run_fit, run_evaluate = trainer.fit, trainer.evaluate
     else:
         run_fit, run_evaluate = partial(fit, model, optimizer), partial(evaluate, model)

@@ -131,11 +131,18 @@ def store_optimizer_state(source: torch.optim.Optimizer, optimizer: Optimizer, n
 class TorchTrainer:
     """Trains ``model`` with the settings of ``optimizer`` on PyTorch, where ``placement`` says;
     `fit` and `evaluate` take what `convcli.training.loop.fit` and `~convcli.training.loop.evaluate`
-    take, less the model and optimiser."""
+    take, less the model and optimiser; ``batch_size`` (the run's) must split evenly over the
+    processes, checked before any work."""
 
-    def __init__(self, model: Model, optimizer: Optimizer, placement: Placement) -> None:
+    def __init__(self, model: Model, optimizer: Optimizer, placement: Placement, batch_size: int) -> None:
         import torch
 
+        processes = placement.processes
+        if batch_size % processes:
+            raise TrainingError(
+                f"--batch-size {batch_size} does not split evenly over {processes} processes: "
+                f"give a multiple of {processes}"
+            )
         self.model, self.optimizer, self.placement = model, optimizer, placement
         self.device = torch.device(placement.device)
         self.net = build_torch_model(model).to(self.device)
@@ -159,11 +166,6 @@ class TorchTrainer:
         from torch.utils.data import DistributedSampler
 
         processes, rank = self.placement.processes, self.placement.rank
-        if config.batch_size % processes:
-            raise TrainingError(
-                f"--batch-size {config.batch_size} does not split evenly over {processes} processes: "
-                f"give a multiple of {processes}"
-            )
         per_process = config.batch_size // processes
         n_classes = self.model.report.layers[-1].out_shape[-1]
         images = torch.from_numpy(x).to(self.device)
