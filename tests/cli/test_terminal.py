@@ -335,6 +335,15 @@ def test_train_on_a_terminal(trained):
     fits(trained.text)
 
 
+def test_train_with_torch_on_a_terminal(files):
+    """The same live display when PyTorch computes."""
+    pytest.importorskip("torch")
+    code, text = on_pty("train", *SMALL, "--epochs", 2, "--backend", "torch", "-o", files.folder / "torch.npz")
+    assert code == 0 and "Traceback" not in text, text
+    assert "epoch 2/2  lr" in text and "Summary" in text and "trained by torch on cpu" in text, text
+    fits(text)
+
+
 @pytest.mark.parametrize("command", ["evaluate", "predict", "features"])
 def test_checkpoint_commands_on_a_terminal(command, trained, files):
     extra = {"evaluate": [], "predict": [files.digit], "features": [files.digit, "-o", f"{files.folder}/seen"]}

@@ -21,7 +21,7 @@ loads, and its siblings' tests collect, without it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from convcli.interop import layers as X
 from convcli.interop.torch_out import torch_source
@@ -74,7 +74,7 @@ def load_weights(module: nn.Module, model: Model) -> None:
     """Copy ``model``'s parameters and batch norm statistics into ``module`` (on its device)."""
     import torch
 
-    names = module.convcli_names
+    names = convcli_names(module)
     state = {names[k]: torch.from_numpy(v) for k, v in model.state_dict().items()}
     missing, unexpected = module.load_state_dict(state, strict=False)
     # convcli keeps no num_batches_tracked (its batch norm always uses momentum 0.1, as torch's)
@@ -85,10 +85,15 @@ def store_weights(module: nn.Module, model: Model) -> None:
     """Copy ``module``'s parameters and batch norm statistics back into ``model``, whose checkpoint
     then holds what PyTorch trained."""
     state = module.state_dict()
-    model.load_state_dict({k: state[name].detach().cpu().numpy() for k, name in module.convcli_names.items()})
+    model.load_state_dict({k: state[name].detach().cpu().numpy() for k, name in convcli_names(module).items()})
 
 
 def named_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """``(convcli name, parameter)`` of every trained array, in `Model.parameters` order."""
     params = dict(module.named_parameters())
-    return [(k, params[name]) for k, name in module.convcli_names.items() if name in params]
+    return [(k, params[name]) for k, name in convcli_names(module).items() if name in params]
+
+
+def convcli_names(module: nn.Module) -> dict[str, str]:
+    """convcli's parameter and buffer names -> the module's state dict names."""
+    return cast(dict[str, str], module.__dict__["convcli_names"])

@@ -26,8 +26,8 @@ from convcli.networks.spec import same_network
 from convcli.networks.words import format_network
 from convcli.nn import checkpoint as ckpt
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
-from convcli.nn.model import Model, build_model, trainable_layers, training_bytes
 from convcli.nn.choices import BACKENDS, DEVICES
+from convcli.nn.model import Model, build_model, trainable_layers, training_bytes
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, STATE_COPIES, Optimizer, make_optimizer
 from convcli.training.datasets import DataSplits, data_files, resolve_data
 from convcli.training.download import mirror_url

@@ -170,7 +170,7 @@ class TorchTrainer:
         n_classes = self.model.report.layers[-1].out_shape[-1]
         images = torch.from_numpy(x).to(self.device)
         labels = torch.from_numpy(y.astype(np.int64)).to(self.device)
-        sampler = DistributedSampler(
+        sampler: DistributedSampler[int] = DistributedSampler(
             cast(Any, range(len(x))), num_replicas=processes, rank=rank, shuffle=True, seed=config.seed
         )
         total = len(sampler) * processes  # the sampler repeats a few images so that every share is equal
