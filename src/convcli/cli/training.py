@@ -81,8 +81,8 @@ def train(
     ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Train a CNN in numpy and report test accuracy, the confusion matrix and a summary
-    (parameters, MACs per image, seconds per epoch) that compares across networks.
+    """Train a CNN in numpy (or on PyTorch) and report test accuracy, the confusion matrix and a
+    summary (parameters, MACs per image, seconds per epoch) that compares across networks.
 
     With no SPEC, a small CNN on the built-in 8x8 digits (about 98% test accuracy in a few
     seconds). Images are normalised with the training part's mean and standard deviation, which

@@ -335,6 +335,18 @@ def build_or_resume(
     return model, optimizer, saved.meta.history
 
 
+def backend(placement: Placement, model: Model, optimizer: Optimizer, config: TrainConfig):
+    """`fit` and `evaluate` of the placement's backend, bound to ``model`` (and ``optimizer``):
+    `convcli.training.loop`'s, or `convcli.training.torch_loop.TorchTrainer`'s, which copies the
+    weights back into ``model`` after every epoch."""
+    if placement.backend == "numpy":
+        return partial(fit, model, optimizer), partial(evaluate, model)
+    from convcli.training.torch_loop import TorchTrainer
+
+    trainer = TorchTrainer(model, optimizer, placement, config.batch_size)
+    return trainer.fit, trainer.evaluate
+
+
 def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     """Train a network as ``r`` asks, saving a checkpoint after every epoch; see ``convcli train``."""
     check_options(r)
@@ -366,13 +378,7 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
         plot=r.plot,
         placement=placement,
     )
-    if placement.backend == "torch":
-        from convcli.training.torch_loop import TorchTrainer
-
-        trainer = TorchTrainer(model, optimizer, placement, config.batch_size)
-        run_fit, run_evaluate = trainer.fit, trainer.evaluate
-    else:
-        run_fit, run_evaluate = partial(fit, model, optimizer), partial(evaluate, model)
+    run_fit, run_evaluate = backend(placement, model, optimizer, config)
 
     def save(meta: Metadata) -> None:
         result.meta = meta
