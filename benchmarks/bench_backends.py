@@ -11,6 +11,7 @@ the ratio is taken between the best runs, since the machine is shared and drifts
 
     python benchmarks/bench_backends.py
     python benchmarks/bench_backends.py --data /path/to/mnist --images 12000 --rounds 3
+    python benchmarks/bench_backends.py --threads 1    # one core each: steadier on a busy machine
 """
 
 from __future__ import annotations
@@ -81,7 +82,16 @@ def main() -> None:
     parser.add_argument("--data", help="a directory of MNIST's IDX files [default: synthetic 28x28 digits]")
     parser.add_argument("--images", type=int, default=6000, help="28x28 training images per epoch (default 6000)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, help="threads for numpy's BLAS and for torch [default: their own choice]"
+    )
     args = parser.parse_args()
+    if args.threads:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         runs = [("digits-cnn", "digits", "built-in digits, 1,295 images, batch 32")]

@@ -21,6 +21,7 @@ loads, and its siblings' tests collect, without it.
 
 from __future__ import annotations
 
+import linecache
 from typing import TYPE_CHECKING, cast
 
 from convcli.interop import layers as X
@@ -62,8 +63,10 @@ def build_torch_model(source: Model | Report, seed: int = 0) -> nn.Module:
         seed=None,
     )
     code = torch_source(net, None, MODULE, remedy="train it with --backend numpy")
+    filename = f"<PyTorch module of {net.words}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)  # tracebacks show the source
     namespace: dict = {"__name__": MODULE}
-    exec(compile(code, f"<PyTorch module of {net.words}>", "exec"), namespace)
+    exec(compile(code, filename, "exec"), namespace)
     module = namespace["Net"](mean=None, std=None, pad=0)
     module.convcli_names = dict(namespace["NAMES"])
     load_weights(module, model)
