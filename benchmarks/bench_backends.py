@@ -1,6 +1,7 @@
 """``convcli train --backend numpy`` against ``--backend torch``: seconds per epoch of the same
-network, the same settings and the same images, through the same core call
-(`convcli.training.run.train`), in this one process, the backends alternated.
+network, the same settings and the same images, each run ``convcli train ... --json`` in a
+process of its own (in one process, PyTorch's OpenMP threads keep spinning after their work and
+slow numpy's BLAS threads down), the backends alternated.
 
 digits-cnn trains on the built-in 8x8 digits (1,295 training images, batch 32); mnist-cnn on
 ``--images`` 28x28 images (batch 64): the first of MNIST's training images when ``--data`` names a
@@ -17,6 +18,7 @@ the ratio is taken between the best runs, since the machine is shared and drifts
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -25,8 +27,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from convcli.training.run import TrainRequest, train
 
 BACKENDS = ("numpy", "torch")
 
@@ -72,9 +72,15 @@ def mnist_sized(folder: Path, data: str | None, n: int) -> Path:
     return path
 
 
-def epoch_seconds(network: str, data: str, backend: str) -> float:
-    request = TrainRequest(words=(network,), data=data, epochs=2, backend=backend, device="cpu")
-    return train(request).history[-1].seconds
+def epoch_seconds(network: str, data: str, backend: str, threads: int | None) -> float:
+    """The second epoch's training time of ``convcli train NETWORK --backend BACKEND``."""
+    env = dict(os.environ)
+    if threads:
+        env |= {"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "convcli", "train", network, "--data", data, "--epochs", "2"]
+    command += ["--backend", backend, "--device", "cpu", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout)["history"][-1]["seconds"]
 
 
 def main() -> None:
@@ -90,7 +96,7 @@ def main() -> None:
         import torch
         from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # for the header; each run gets OMP_NUM_THREADS
         threadpool_limits(args.threads)
     print(machine())
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +107,7 @@ def main() -> None:
             best = {backend: float("inf") for backend in BACKENDS}
             for _ in range(args.rounds):
                 for backend in BACKENDS:
-                    seconds = epoch_seconds(network, data, backend)
+                    seconds = epoch_seconds(network, data, backend, args.threads)
                     best[backend] = min(best[backend], seconds)
                     print(f"  {network} {backend}: {seconds:.2f} s/epoch", file=sys.stderr)
             print(
