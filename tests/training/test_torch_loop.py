@@ -163,10 +163,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(*launcher: str, cwd) -> subprocess.CompletedProcess:
+def _train(*launcher: str, cwd, epochs: int = 8) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    command = [*launcher, "-m", "convcli", "train", "--backend", "torch", "--epochs", "8", "-o", "digits.npz"]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    command = [*launcher, "-m", "convcli", "train", "--backend", "torch", "--epochs", str(epochs), "-o", "digits.npz"]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+def _torchrun(cwd, epochs: int) -> subprocess.CompletedProcess:
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    torchrun += ["--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
+    return _train(*torchrun, cwd=cwd, epochs=epochs)
 
 
 def test_two_processes_under_torchrun_train_as_well_as_one(tmp_path, torch):
@@ -177,9 +183,7 @@ def test_two_processes_under_torchrun_train_as_well_as_one(tmp_path, torch):
     one.mkdir(), two.mkdir()
     single = _train(sys.executable, cwd=one)
     assert single.returncode == 0, single.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    torchrun += ["--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
-    both = _train(*torchrun, cwd=two)
+    both = _torchrun(two, 8)
     assert both.returncode == 0, both.stderr
     assert both.stdout.count("Summary") == 1 and both.stderr.count("epoch 8/8  lr") == 1, both.stderr
     assert "trained by torch on cpu, 2 processes" in both.stderr
@@ -187,3 +191,15 @@ def test_two_processes_under_torchrun_train_as_well_as_one(tmp_path, torch):
     accuracy = [load(folder / "digits.npz").meta.test_accuracy for folder in (one, two)]
     assert abs(accuracy[0] - accuracy[1]) <= 0.01, accuracy
     assert min(accuracy) > 0.95, accuracy
+
+
+def test_two_processes_with_the_same_seed_give_the_same_run(tmp_path, torch):
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        done = _torchrun(tmp_path / name, 2)
+        assert done.returncode == 0, done.stderr
+        runs.append(load(tmp_path / name / "digits.npz"))
+    a, b = runs
+    assert [(h.train_loss, h.val_loss) for h in a.meta.history] == [(h.train_loss, h.val_loss) for h in b.meta.history]
+    assert all(np.array_equal(a.state[k], b.state[k]) for k in a.state)

@@ -146,6 +146,7 @@ class TorchTrainer:
         self.model, self.optimizer, self.placement = model, optimizer, placement
         self.device = torch.device(placement.device)
         self.net = build_torch_model(model).to(self.device)
+        self.trained = self.net  # or, in a process group, the DistributedDataParallel around it
         self.net_optimizer = torch_optimizer(optimizer, self.net)
         load_optimizer_state(self.net_optimizer, optimizer, self.net)
 
@@ -175,7 +176,7 @@ class TorchTrainer:
         )
         total = len(sampler) * processes  # the sampler repeats a few images so that every share is equal
         records = []
-        with self._process_group() as net:
+        with self._process_group():
             for epoch in range(start_epoch, config.epochs):
                 lr = scheduled_lr(config.schedule, config.lr, epoch, config.epochs)
                 self.optimizer.lr = lr
@@ -184,11 +185,11 @@ class TorchTrainer:
                 sampler.set_epoch(epoch)
                 torch.manual_seed(int(np.random.SeedSequence((config.seed, epoch, rank)).generate_state(1)[0]))
                 order = torch.tensor(list(sampler), device=self.device)
-                net.train()
+                self.trained.train()
                 start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
                 for b in range(0, len(order), per_process):
                     idx = order[b : b + per_process]
-                    logits = net(images[idx])
+                    logits = self.trained(images[idx])
                     loss = F.cross_entropy(logits, labels[idx])
                     value = loss.item()
                     if not math.isfinite(value):
@@ -246,23 +247,28 @@ class TorchTrainer:
         return evaluation(self.logits(x), y, n_classes)
 
     @contextmanager
-    def _process_group(self) -> Iterator[nn.Module]:
-        """The module to train: ``self.net`` in one process, wrapped in DistributedDataParallel in
-        a process group for the run (its parameters are the same tensors)."""
+    def _process_group(self) -> Iterator[None]:
+        """In several processes, a process group for the run, with ``self.trained`` the
+        DistributedDataParallel around ``self.net`` (the same parameter tensors) meanwhile."""
         import torch
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
         if not self.placement.distributed:
-            yield self.net
+            yield
             return
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.set_device(self.device)
         dist.init_process_group("nccl" if cuda else "gloo")
         try:
-            yield DistributedDataParallel(self.net, device_ids=[self.device.index] if cuda else None)
+            self.trained = DistributedDataParallel(self.net, device_ids=[self.device.index] if cuda else None)
+            yield
+            # Rank 0 validates and saves after the others are done: a process that tore its
+            # group down meanwhile could hang in exit, so all leave together.
+            dist.barrier()
         finally:
+            self.trained = self.net  # DDP's reducer goes before the group it uses
             dist.destroy_process_group()
 
     def _summed(self, loss_sum: float, correct: int, seen: int) -> tuple[float, int, int]:
