@@ -67,7 +67,9 @@ def weigh(report, train: bool, n: int = 2):
     x = np.random.default_rng(0).standard_normal((n, *report.input_shape[2:], *report.input_shape[:2]), np.float32)
     model.forward(x)
     # after the forward, which replaces batch norm's running statistics
-    weights = {id(_base(a)) for _, layer in model.named_layers() for a in (*layer.params.values(), *layer.buffers.values())}
+    weights = {
+        id(_base(a)) for _, layer in model.named_layers() for a in (*layer.params.values(), *layer.buffers.values())
+    }
     return {path: cache_buffers(layer, weights) for path, layer in layers_by_path(model.root).items()}
 
 

@@ -258,7 +258,12 @@ def _footprint(info: LayerInfo, n: int, train: bool, x: int, y: int) -> tuple[Fo
         pads = (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi)
         return conv_footprint(n, c_in, c_out, (h, w), (oh, ow), layer.f, layer.s, pads, groups, b), False, False, True
     if isinstance(layer, S.Pool):
-        return _pool(info, n, layer.f, layer.stride, layer.p, layer.ceil, layer.kind, layer.count_pad), False, False, True
+        return (
+            _pool(info, n, layer.f, layer.stride, layer.p, layer.ceil, layer.kind, layer.count_pad),
+            False,
+            False,
+            True,
+        )
     if isinstance(layer, S.AdaptivePool) and shape[0] == shape[1] and shape[0] % layer.size == 0:
         f = shape[0] // layer.size
         return _pool(info, n, f, f, 0, False, layer.kind, True), False, False, True
