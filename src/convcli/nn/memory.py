@@ -44,6 +44,12 @@ from convcli.shapes import conv_axis, pool_axis
 
 ITEMSIZE = 4
 """Bytes per number: float32."""
+CONVENTION = (
+    "float32; training peak = weights + gradients + optimiser state + what the forward keeps for the "
+    "backward + the largest layer's work arrays; inference peak = weights + what an evaluation forward "
+    "keeps (convcli's layers keep their caches in evaluation too) + the largest work arrays"
+)
+"""The conventions in one line, for the table's footer and the JSON."""
 CHEAP_ACTIVATIONS = ("relu", "relu6", "leakyrelu", "tanh")
 """Activations whose forward is one numpy call; the others (sigmoid, swish) make work arrays."""
 
