@@ -12,8 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
 from convcli.networks.zoo import DIGIT_NETWORKS
+
+from conftest import REPO
 
 NETWORKS = (*DIGIT_NETWORKS, "lenet5")
 TOLERANCE = 0.20

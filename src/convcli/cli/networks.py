@@ -159,7 +159,9 @@ def params(
         False, "--memory", help="Bytes per layer and the peaks of inference and of a training step, float32."
     ),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per batch, with --memory."),
-    optimizer: Optimizer = typer.Option("adam", "--optimizer", help="Whose state a training step keeps, with --memory."),
+    optimizer: Optimizer = typer.Option(
+        "adam", "--optimizer", help="Whose state a training step keeps, with --memory."
+    ),
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
 ) -> None:

@@ -234,7 +234,8 @@ def show_memory(report: Report, memory: Memory, expand: bool = False, json_out: 
         if row.depth:
             table.dim_rows.add(len(table.rows) - 1)
     table.footer += [
-        f"weights {size(memory.weights)}, gradients {size(memory.grads)}, {memory.optimizer} state {size(memory.state)}",
+        f"weights {size(memory.weights)}, gradients {size(memory.grads)}, "
+        f"{memory.optimizer} state {size(memory.state)}",
         f"activations {size(memory.activations)} (input included), kept for backward {size(memory.kept)}, "
         f"largest work arrays {size(memory.transient)}",
         f"inference peak {size(memory.inference_peak)}; training step peak {size(memory.training_peak)}",
