@@ -55,7 +55,7 @@ CHEAP_ACTIVATIONS = ("relu", "relu6", "leakyrelu", "tanh")
 
 
 class LayerMemory(NamedTuple):
-    """One row: bytes for the batch. ``index`` is the row's number in ``convcli params`` (inner
+    """One row: bytes for the batch. ``number`` is the row's index in ``convcli params`` (inner
     layers ``4.b1``), ``path`` the layer's name in the model (``"3.body.0"``, as its weights are
     named); a block's numbers include its layers'.
 
@@ -65,7 +65,7 @@ class LayerMemory(NamedTuple):
     (blocks' children not counted twice) add up to `Memory.kept`.
     """
 
-    index: str
+    number: str
     path: str
     word: str
     depth: int
@@ -231,13 +231,13 @@ def _layer(info: LayerInfo, x: _Buffer, n, train, copies, fuse, rows, index, pat
 def _block(info, x: _Buffer, n, train, copies, fuse, rows, index, path, depth) -> tuple[_Buffer, int, int, int]:
     """A residual block or a concatenation: (output, own cache, kept with the children's, transient)."""
     layer, (x_bytes, out_bytes) = info.layer, (x.nbytes, n * prod(info.out_shape) * ITEMSIZE)
-    kept, transients = 0, []
+    kept, transients = 0, [0]
     for name, branch in info.children:
         tag = name[0] if name.startswith(("body", "shortcut")) else name.split()[-1]
         child = name.replace(" ", "") if isinstance(layer, S.Concat) else name
         _, k, t = _sequence(branch, x, n, train, copies, fuse, rows, f"{index}.{tag}", f"{path}.{child}.", depth + 1)
         kept, transients = kept + k, transients + [t]
-    inner = max(transients, default=0)
+    inner = max(transients)
     if isinstance(layer, S.Concat):
         offsets = 8 * len(info.children)  # np.cumsum of the widths (int64), sliced: a view of all of it
         # the branches' outputs and their concatenation; the backward sums the branches' dx

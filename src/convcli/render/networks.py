@@ -180,7 +180,7 @@ def memory_dict(report: Report, memory: Memory) -> dict:
         "exact": memory.exact,
         "layers": [
             {
-                "index": row.index,
+                "index": row.number,
                 "path": row.path,
                 "word": row.word,
                 "depth": row.depth,
@@ -230,7 +230,7 @@ def show_memory(report: Report, memory: Memory, expand: bool = False, json_out: 
         if row.depth and not expand:
             continue
         word = "  " * row.depth + row.word + ("" if row.exact else " *")
-        table.rows.append([row.index, word, size(row.params), size(row.output), size(row.kept), size(row.state)])
+        table.rows.append([row.number, word, size(row.params), size(row.output), size(row.kept), size(row.state)])
         if row.depth:
             table.dim_rows.add(len(table.rows) - 1)
     table.footer += [
