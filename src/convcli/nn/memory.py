@@ -153,7 +153,7 @@ def estimate(
     >>> from convcli.networks.report import analyse
     >>> m = estimate(analyse(parse_words("4x4x1 flatten fc:10".split())), 2, "sgd")
     >>> m.weights, m.activations, m.kept  # fc keeps its input, a view of the batch
-    (680, 448, 128)
+    (680, 336, 128)
     """
     copies = STATE_COPIES[optimizer] if state_copies is None else state_copies
     infos = scored_layers(report)

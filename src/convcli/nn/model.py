@@ -247,7 +247,7 @@ def training_bytes(report: Report, batch_size: int, state_copies: int) -> int:
     >>> from convcli.networks.report import analyse
     >>> from convcli.networks.words import parse_words
     >>> training_bytes(analyse(parse_words("4x4x1 flatten fc:10".split())), 2, 0)
-    1768
+    2168
     """
     return memory.estimate(report, batch_size, state_copies=state_copies).training_peak
 

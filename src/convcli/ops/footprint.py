@@ -45,7 +45,7 @@ def conv_engine(c_group: int, stride: tuple[int, int], oh: int, ow: int, wp: int
     input channels per group and `FLAT_MIN_PIXELS` output pixels ``oh * Wp`` (``Wp`` the padded
     width), batch-last for rows shorter than `BATCH_LAST_MAX_WIDTH`, else im2col.
 
-    >>> conv_engine(1, (1, 1), 28, 28, 30), conv_engine(32, (1, 1), 28, 28, 30), conv_engine(32, (1, 1), 8, 8, 10)
+    >>> conv_engine(1, (1, 1), 28, 28, 30), conv_engine(32, (1, 1), 32, 32, 34), conv_engine(32, (1, 1), 8, 8, 10)
     ('im2col', 'flat', 'batch-last')
     """
     if stride == (1, 1) and c_group >= FLAT_MIN_CHANNELS and oh * wp >= FLAT_MIN_PIXELS:
