@@ -239,19 +239,6 @@ def trainable_layers(report: Report) -> tuple[LayerInfo, ...]:
     return infos
 
 
-def training_bytes(report: Report, batch_size: int, state_copies: int) -> int:
-    """How many bytes a training step of the model of ``report`` takes at its peak, before
-    allocating any of it: `convcli.nn.memory.estimate`'s training peak for ``batch_size`` images
-    and ``state_copies`` optimiser arrays per parameter (see `convcli.nn.choices.STATE_COPIES`).
-
-    >>> from convcli.networks.report import analyse
-    >>> from convcli.networks.words import parse_words
-    >>> training_bytes(analyse(parse_words("4x4x1 flatten fc:10".split())), 2, 0)
-    2168
-    """
-    return memory.estimate(report, batch_size, state_copies=state_copies).training_peak
-
-
 def build_model(report: Report, seed: int = 0, fuse: bool = True) -> Model:
     """The trainable model of ``report``, weights drawn with ``seed``.
 

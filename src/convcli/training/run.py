@@ -23,8 +23,8 @@ from convcli.networks.words import format_network
 from convcli.nn import checkpoint as ckpt
 from convcli.nn import memory
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
-from convcli.nn.model import Model, build_model, trainable_layers, training_bytes
-from convcli.nn.optim import OPTIMIZERS, SCHEDULES, STATE_COPIES, Optimizer, make_optimizer
+from convcli.nn.model import Model, build_model, trainable_layers
+from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
 from convcli.training.datasets import DataSplits, data_files, resolve_data
 from convcli.training.download import mirror_url
 from convcli.training.loop import (
@@ -237,11 +237,12 @@ def plan(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -> tuple
 
 
 def check_memory(report: Report, config: TrainConfig) -> None:
-    """Refuse a run whose weights, optimiser state and activations would need more than
-    `MAX_TRAINING_BYTES` (estimated by `convcli.nn.model.training_bytes`; evaluation's batches
-    count when they are larger than training's)."""
-    batch = max(config.batch_size, EVAL_BATCH)
-    need = training_bytes(report, batch, STATE_COPIES[config.optimizer])
+    """Refuse a run that would need more than `MAX_TRAINING_BYTES`: a training step's peak at the
+    run's batch size, or an evaluation forward's at `EVAL_BATCH` images, whichever is larger
+    (`convcli.nn.memory.estimate`; evaluation keeps the layers' caches too)."""
+    step = memory.estimate(report, config.batch_size, config.optimizer).training_peak
+    evaluation = memory.estimate(report, EVAL_BATCH, config.optimizer).inference_peak
+    need, batch = max((step, config.batch_size), (evaluation, EVAL_BATCH))
     if need > MAX_TRAINING_BYTES:
         raise TrainingError(
             f"training {format_network(report.network)} would need about {need / 2**30:,.1f} GiB of memory "
