@@ -65,7 +65,8 @@ class ConvCache:
 
     ``cols`` is what the engine kept: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat
     engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, (G, C_in/G*fh*fw, oh*ow*N) for
-    batch-last (`windows.column_layout`).
+    batch-last (`windows.column_layout`). Its size, from shapes alone, is
+    `convcli.ops.footprint.conv_footprint`'s: change one, change the other (tests/nn/test_memory.py).
     """
 
     shape: tuple[int, int, int, int]
