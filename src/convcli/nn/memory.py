@@ -277,8 +277,9 @@ def _footprint(info: LayerInfo, n: int, train: bool, x: int, y: int) -> tuple[Fo
         (h, w, c) = shape
         return global_pool_footprint(n, c, (h, w), layer.kind, b), False, False, True
     if isinstance(layer, S.BatchNorm):
-        # xhat (like x) and 1/std per channel; the backward's work arrays are as large as x
-        return Footprint(x + shape[-1] * b, False, 3 * x, 6 * x), False, False, True
+        # xhat (like x) and 1/std per channel; the forward holds three arrays like x at once, the
+        # backward dy, g and two work arrays (numpy reuses a temporary nothing else refers to)
+        return Footprint(x + shape[-1] * b, False, 3 * x, 4 * x), False, False, True
     if isinstance(layer, S.Activation) and layer.name != "softmax":
         cheap = layer.name in CHEAP_ACTIVATIONS
         # keeps (x, y); relu's backward mask is one byte a number
