@@ -8,13 +8,14 @@ import json
 import sys
 
 import pytest
-from conftest import failed, run
 
 from convcli.errors import ConvcliError
 from convcli.networks import spec as S
 from convcli.networks.load import load_network
 from convcli.networks.report import analyse
 from convcli.networks.words import parse_words
+
+from conftest import failed, run
 
 onnx = pytest.importorskip("onnx")
 np = pytest.importorskip("numpy")
@@ -116,7 +117,9 @@ CASES = {
     "pooling": (
         [
             node("MaxPool", ["x"], "a", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
-            node("AveragePool", ["a"], "b", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=1),
+            node(
+                "AveragePool", ["a"], "b", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1], count_include_pad=1
+            ),
             node("AveragePool", ["b"], "c", kernel_shape=[2, 2], pads=[1, 1, 1, 1]),
             node("GlobalMaxPool", ["c"], "d"),
             node("GlobalAveragePool", ["d"], "y"),
@@ -192,7 +195,9 @@ def test_residual_concat_and_squeeze_excitation_blocks(tmp_path):
         ),
     ]
     assert list(report.network.layers) == spec
-    assert report.totals.params == sum(v.size for v in [*wa.values(), *wb.values(), *wc1.values(), *wc2.values(), *ws1.values(), *ws2.values()])
+    assert report.totals.params == sum(
+        v.size for v in [*wa.values(), *wb.values(), *wc1.values(), *wc2.values(), *ws1.values(), *ws2.values()]
+    )
     assert report.output_shape == ort_shape(path, (1, 4, 8, 8))
 
 
@@ -210,9 +215,7 @@ def test_densenet_concatenation_of_all_before_reads_as_a_chain(tmp_path):
     ]
     path = save(tmp_path, nodes, {**w1, **w2, **w3})
     report = read(path)
-    assert report.network.layers == tuple(
-        S.Concat(((), (S.Conv(2, 3, 1, 1, bias=False),))) for _ in range(3)
-    )
+    assert report.network.layers == tuple(S.Concat(((), (S.Conv(2, 3, 1, 1, bias=False),))) for _ in range(3))
     assert report.output_shape == (8, 8, 10) == ort_shape(path, (1, 4, 8, 8))
 
 
@@ -307,7 +310,9 @@ def test_scale_and_new_layers_round_trip_through_a_spec_file(tmp_path):
     from convcli.networks.specfile import network_from_json, network_to_json
 
     network = parse_words("8x8x4 prelu:shared=1 shuffle:2 unknown:Neg,shape=8x8x4".split())
-    network = S.Network(network.input, (*network.steps, S.Step(S.Scale((S.GlobalPool(), S.Activation("sigmoid"))), "s")))
+    network = S.Network(
+        network.input, (*network.steps, S.Step(S.Scale((S.GlobalPool(), S.Activation("sigmoid"))), "s"))
+    )
     back = network_from_json(json.loads(json.dumps(network_to_json(network))))
     assert S.same_network(back, network)
     report = analyse(back)

@@ -126,11 +126,11 @@ def _image_input(onnx, graph, sizes: dict, input_shape: str | None, path: Path) 
     if len(images) != 1:
         found = ", ".join(f"'{v.name}'" for v in inputs) or "none"
         raise InputError(
-            f"'{path}' has {'no' if not images else len(images)} image inputs (N x C x H x W tensors; inputs: {found}); "
-            "convcli reads networks of one image input"
+            f"'{path}' has {'no' if not images else len(images)} image inputs (N x C x H x W tensors; "
+            f"inputs: {found}); convcli reads networks of one image input"
         )
     dims = images[0].type.tensor_type.shape.dim
-    given = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    given: list[Any] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
     if input_shape is not None:
         parts = input_shape.lower().split("x")
         if len(parts) == 4 and all(p.isdigit() and int(p) > 0 for p in parts):
@@ -142,7 +142,9 @@ def _image_input(onnx, graph, sizes: dict, input_shape: str | None, path: Path) 
                 raise SpecError(f"--input {input_shape} is not NxCxHxW (e.g. 1x3x224x224) or HxWxC") from None
             want = [given[0] or 1, c, h, w]
         if given[1] is not None and want[1] != given[1]:
-            raise SpecError(f"--input {input_shape} has {want[1]} channels; the image input '{images[0].name}' takes {given[1]}")
+            raise SpecError(
+                f"--input {input_shape} has {want[1]} channels; the image input '{images[0].name}' takes {given[1]}"
+            )
         given = want
     if given[0] is None:
         given[0] = 1
@@ -155,7 +157,7 @@ def _image_input(onnx, graph, sizes: dict, input_shape: str | None, path: Path) 
     for d, value in zip(dims, given):
         d.Clear()
         d.dim_value = value
-    return images[0].name, given[0]
+    return images[0].name, int(given[0])
 
 
 class _Reader:
@@ -220,7 +222,7 @@ class _Reader:
 
     def _fold(self, op: str, ins: list[str], attrs: dict):
         """The value of a node of constants (``Shape``: of a tensor of known shape), else None."""
-        v = [self.consts.get(x) for x in ins]
+        v: list[Any] = [self.consts.get(x) for x in ins]
         try:
             if op == "Constant":
                 if "value" in attrs:
@@ -245,7 +247,7 @@ class _Reader:
                 if op == "Squeeze":
                     return np.squeeze(v[0], tuple(axes) if axes is not None else None)
                 out = v[0]
-                for a in sorted(int(a) for a in axes):
+                for a in sorted(int(a) for a in axes or ()):
                     out = np.expand_dims(out, a)
                 return out
             if op == "Concat":
@@ -427,9 +429,8 @@ class _Reader:
             layers.append(self._linear(op))
         elif kind in ("Add", "Sub", "Mul", "Div"):
             self._constant_arithmetic(op, layers)
-        elif kind == "Split" or kind == "Slice" and self._channel_slice(op) is not None:
-            start, stop = (op.attrs["start"], op.attrs["stop"]) if kind == "Split" else self._channel_slice(op)
-            layers.append(S.ChannelSlice(start, stop))
+        elif kind in ("Split", "Slice") and (kept := self._channel_slice(op)) is not None:
+            layers.append(S.ChannelSlice(*kept))
         else:
             layers.append(S.Unknown(_op_name(kind), self._shape_text(op.output)))
         return op.output
@@ -503,7 +504,9 @@ class _Reader:
 
     def _same(self, op: _Op, x: tuple | None, f: int, s: int, d: int, lower: bool) -> list[int]:
         if x is None or None in x[2:]:
-            raise SpecError(f"{op.label}: auto_pad SAME_LOWER needs the input's size, which shape inference did not give")
+            raise SpecError(
+                f"{op.label}: auto_pad SAME_LOWER needs the input's size, which shape inference did not give"
+            )
         (t, b), (lft, r) = resolve_padding("tf", x[2], f, s, d), resolve_padding("tf", x[3], f, s, d)
         return [b, r, t, lft] if lower else [t, lft, b, r]
 
@@ -628,6 +631,9 @@ class _Reader:
             layers.append(S.Unknown(f"{op.op}", self._shape_text(op.output)))
 
     def _channel_slice(self, op: _Op) -> tuple[int, int] | None:
+        """Channels ``(start, stop)`` a Slice of axis 1 (or one part of a Split) keeps, else None."""
+        if op.op == "Split":
+            return op.attrs["start"], op.attrs["stop"]
         starts, ends = op.attrs.get("starts", op.consts.get(1)), op.attrs.get("ends", op.consts.get(2))
         axes = op.attrs.get("axes", op.consts.get(3, None))
         shape = self.shapes.get(op.inputs[0])
