@@ -27,8 +27,8 @@ Conventions, for a batch of N images of float32 (4 bytes a number):
   nothing, so inference costs nearly what a training forward does.
 
 Layers convcli cannot train (LeNet-5-1998's subsampling and RBF, transposed convolution, a
-sparse connection table) are counted as keeping their input, as frameworks do, and the estimate
-says it is not exact.
+sparse connection table, PReLU, the scale block of an ONNX model) are counted as keeping their
+input, as frameworks do, and the estimate says it is not exact.
 """
 
 from __future__ import annotations
@@ -213,9 +213,9 @@ def _layer(info: LayerInfo, x: _Buffer, n, train, copies, fuse, rows, index, pat
     elementwise = isinstance(layer, (S.Activation, S.BatchNorm, S.Dropout))
     out_bytes = x.nbytes if elementwise else n * prod(info.out_shape) * ITEMSIZE
     at = len(rows)
-    if isinstance(layer, (S.Residual, S.Concat)):
+    if isinstance(layer, S.CONTAINERS):
         y, cached, kept, transient = _block(info, x, n, train, copies, fuse, rows, index, path, depth)
-        exact = all(r.exact for r in rows[at:])
+        exact = not isinstance(layer, S.Scale) and all(r.exact for r in rows[at:])
     else:
         fp, view, keeps_output, exact = _footprint(info, n, train, x.nbytes, out_bytes)
         y = x if view else _Buffer(out_bytes)
@@ -238,6 +238,9 @@ def _block(info, x: _Buffer, n, train, copies, fuse, rows, index, path, depth) -
         _, k, t = _sequence(branch, x, n, train, copies, fuse, rows, f"{index}.{tag}", f"{path}.{child}.", depth + 1)
         kept, transients = kept + k, transients + [t]
     inner = max(transients)
+    if isinstance(layer, S.Scale):  # not trained by convcli: kept as frameworks keep x for x * body(x)
+        held = x.hold()
+        return _Buffer(out_bytes), x_bytes, kept + held, max(inner, x_bytes + out_bytes)
     if isinstance(layer, S.Concat):
         offsets = 8 * len(info.children)  # np.cumsum of the widths (int64), sliced: a view of all of it
         # the branches' outputs and their concatenation; the backward sums the branches' dx
