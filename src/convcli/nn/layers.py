@@ -3,7 +3,10 @@
 Every layer has ``forward(x, train)`` returning its output and ``backward(dy)`` returning the
 gradient with respect to its input, filling ``grads`` (same keys as ``params``) on the way.
 ``buffers`` hold state that is saved but not trained (batch norm running statistics). The
-forward keeps what its backward needs in ``self._cache``; one backward per forward.
+forward keeps what its backward needs in ``self._cache``; one backward per forward. What each
+forward keeps, in bytes, is counted from shapes alone in `convcli.nn.memory` (convolution and
+pooling in `convcli.ops.footprint`), and tests/nn/test_memory.py weighs these caches against it:
+a change to a cache is a change there too.
 
 Layout is NCHW, ``(N, C, H, W)`` for feature maps and ``(N, F)`` once flattened.
 """

@@ -38,6 +38,10 @@ from functools import partial
 import numpy as np
 
 from convcli.errors import InputError, ShapeError
+
+# The engine rule and its thresholds live without numpy in ops/footprint.py, which the memory
+# estimate of `convcli params --memory` follows too; the thresholds are re-exported here.
+from convcli.ops.footprint import BATCH_LAST_MAX_WIDTH, FLAT_MIN_CHANNELS, FLAT_MIN_PIXELS, conv_engine  # noqa: F401
 from convcli.ops.windows import (
     IntPair,
     Padding2d,
@@ -51,12 +55,6 @@ from convcli.ops.windows import (
     pad2d,
 )
 
-FLAT_MIN_CHANNELS = 16
-"""Input channels per group from which the flat engine's per-tap matmuls beat one im2col matmul."""
-FLAT_MIN_PIXELS = 1024
-"""Output pixels (``oh * Wp``) from which the flat engine's matmuls are big enough to pay off."""
-BATCH_LAST_MAX_WIDTH = 16
-"""Output rows shorter than this use the batch-last engine rather than im2col."""
 DW_CHUNK = 1024
 """Columns per partial product when `_weight_grad` splits a long, thin ``dy @ cols.T``."""
 
@@ -67,7 +65,8 @@ class ConvCache:
 
     ``cols`` is what the engine kept: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat
     engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, (G, C_in/G*fh*fw, oh*ow*N) for
-    batch-last (`windows.column_layout`).
+    batch-last (`windows.column_layout`). Its size, from shapes alone, is
+    `convcli.ops.footprint.conv_footprint`'s: change one, change the other (tests/nn/test_memory.py).
     """
 
     shape: tuple[int, int, int, int]
@@ -246,9 +245,7 @@ def _forward(
 def choose_engine(g: Windows, w: np.ndarray) -> str:
     """The engine for windows ``g`` and weights ``w`` (C_out, C_in/G, fh, fw): flat for stride 1
     with enough channels per group and output pixels, batch-last for short rows, else im2col."""
-    if g.sh == g.sw == 1 and w.shape[1] >= FLAT_MIN_CHANNELS and g.oh * g.padded[1] >= FLAT_MIN_PIXELS:
-        return "flat"
-    return "batch-last" if g.ow < BATCH_LAST_MAX_WIDTH else "im2col"
+    return conv_engine(w.shape[1], (g.sh, g.sw), g.oh, g.ow, g.padded[1])
 
 
 def _flat_taps(g: Windows) -> tuple[int, int, list[tuple[int, int, slice]]]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from convcli.networks.costs import EXTRA_KINDS
-from convcli.render.emit import Column, Table, count, emit, emit_json, emit_table, human, is_terminal, warn
+from convcli.render.emit import Column, Table, count, emit, emit_json, emit_table, human, is_terminal, size, warn
 
 if TYPE_CHECKING:
     from convcli.networks.compare import Comparison
     from convcli.networks.report import LayerInfo, Report
+    from convcli.nn.memory import Memory
     from convcli.shapes import OneLayer
 
 
@@ -64,6 +65,8 @@ def report_dict(report: Report) -> dict:
         "total": report.totals._asdict(),
         "flops_counted": counted(report.counting.include),
         "warnings": list(report.warnings),
+        "unknown_operators": report.unknown_operators,
+        "notes": list(report.network.notes),
     }
 
 
@@ -94,6 +97,24 @@ def _warnings(report: Report) -> None:
     for i, info in enumerate(report.layers, 1):
         for w in (w for inner in walk((info,)) for w in inner.warnings):
             warn(f"layer {i} '{info.word}': {w}")
+
+
+def unknown_text(unknown: dict[str, int]) -> str:
+    """The line that lists the operators counted as nothing.
+
+    >>> unknown_text({"Resize": 2, "Einsum": 1})
+    'unknown operators, counted as no parameters and no MACs: Resize x 2, Einsum x 1'
+    """
+    listed = ", ".join(f"{op} x {n}" for op, n in unknown.items())
+    return f"unknown operators, counted as no parameters and no MACs: {listed}"
+
+
+def _file_notes(report: Report, table: Table) -> None:
+    """What the reader of a model file found (table footer), and its unknown operators (also stderr)."""
+    table.footer += list(report.network.notes)
+    if report.unknown_operators:
+        table.footer.append(unknown_text(report.unknown_operators))
+        warn(unknown_text(report.unknown_operators))
 
 
 def _title(report: Report) -> str:
@@ -132,6 +153,7 @@ def show_shapes(report: Report, expand: bool = False) -> None:
     table.footer.append(f"output: {_shape(report.output_shape)}")
     if report.flatten_size is not None:
         table.footer.append(f"flatten size: {count(report.flatten_size)}")
+    _file_notes(report, table)
     emit_table(table)
     _warnings(report)
 
@@ -162,6 +184,87 @@ def show_params(report: Report, expand: bool = False) -> None:
         + (" (batch norm running statistics not counted; --keras counts them)" if uncounted else ""),
         f"total params: {count(totals.params)} ({human(totals.params)})",
     ]
+    _file_notes(report, table)
+    emit_table(table)
+
+
+def memory_dict(report: Report, memory: Memory) -> dict:
+    """The JSON of ``params --memory``, in bytes (documented in the README)."""
+    from convcli.nn.memory import CONVENTION
+
+    return {
+        "name": report.network.name or None,
+        "input": list(report.input_shape),
+        "batch_size": memory.batch_size,
+        "optimizer": memory.optimizer,
+        "dtype": "float32",
+        "convention": CONVENTION,
+        "exact": memory.exact,
+        "layers": [
+            {
+                "index": row.number,
+                "path": row.path,
+                "word": row.word,
+                "depth": row.depth,
+                "param_bytes": row.params,
+                "activation_bytes": row.output,
+                "cached_bytes": row.cached,
+                "kept_bytes": row.kept,
+                "optimizer_state_bytes": row.state,
+                "transient_bytes": row.transient,
+            }
+            for row in memory.layers
+        ],
+        "total": {
+            "weight_bytes": memory.weights,
+            "gradient_bytes": memory.grads,
+            "optimizer_state_bytes": memory.state,
+            "input_bytes": memory.input,
+            "activation_bytes": memory.activations,
+            "kept_bytes": memory.kept,
+            "transient_bytes": memory.transient,
+            "inference_peak_bytes": memory.inference_peak,
+            "training_peak_bytes": memory.training_peak,
+        },
+    }
+
+
+def show_memory(report: Report, memory: Memory, expand: bool = False, json_out: bool = False) -> None:
+    """``params --memory``: bytes per layer (the rows of blocks include their layers'), then the
+    totals and the two peaks, with the conventions in the footer."""
+    if json_out:
+        emit_json(memory_dict(report, memory))
+        return
+    from convcli.nn.memory import CONVENTION
+
+    table = Table(
+        [
+            ("#", "right"),
+            ("layer", "left"),
+            ("params", "right"),
+            ("activations", "right"),
+            ("kept for backward", "right"),
+            Column("optimiser state", "right", drop=1),
+        ],
+        title=f"{_title(report)}, batch {memory.batch_size}, {memory.optimizer}",
+    )
+    for row in memory.layers:
+        if row.depth and not expand:
+            continue
+        word = "  " * row.depth + row.word + ("" if row.exact else " *")
+        table.rows.append([row.number, word, size(row.params), size(row.output), size(row.kept), size(row.state)])
+        if row.depth:
+            table.dim_rows.add(len(table.rows) - 1)
+    table.footer += [
+        f"weights {size(memory.weights)}, gradients {size(memory.grads)}, "
+        f"{memory.optimizer} state {size(memory.state)}",
+        f"activations {size(memory.activations)} (input included), kept for backward {size(memory.kept)}, "
+        f"largest work arrays {size(memory.transient)}",
+        f"inference peak {size(memory.inference_peak)}; training step peak {size(memory.training_peak)}",
+        f"({CONVENTION}; batch {memory.batch_size})",
+    ]
+    if not memory.exact:
+        table.footer.append("* a layer convcli cannot train: counted as keeping its input, as frameworks do")
     emit_table(table)
 
 
@@ -186,10 +289,13 @@ def show_flops(report: Report, expand: bool = False) -> None:
         f"total FLOPs: {count(totals.flops)} ({human(totals.flops)} FLOPs)",
         counted(report.counting.include),
     ]
+    _file_notes(report, table)
     emit_table(table)
 
 
 def emit_report_json(report: Report) -> None:
+    if report.unknown_operators:
+        warn(unknown_text(report.unknown_operators))
     emit_json(report_dict(report))
 
 

@@ -25,16 +25,18 @@ from convcli.networks.report import Report, analyse
 from convcli.networks.spec import same_network
 from convcli.networks.words import format_network
 from convcli.nn import checkpoint as ckpt
+from convcli.nn import memory
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
 from convcli.nn.choices import BACKENDS, DEVICES
-from convcli.nn.model import Model, build_model, trainable_layers, training_bytes
-from convcli.nn.optim import OPTIMIZERS, SCHEDULES, STATE_COPIES, Optimizer, make_optimizer
+from convcli.nn.model import Model, build_model, trainable_layers
+from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
 from convcli.training.datasets import DataSplits, data_files, resolve_data
 from convcli.training.download import mirror_url
 from convcli.training.loop import (
     EVAL_BATCH,
     EpochRecord,
     Evaluation,
+    PeakMeter,
     TrainConfig,
     check_classes,
     check_input,
@@ -84,6 +86,17 @@ class TrainRequest:
     device: str | None = None
 
 
+@dataclass(frozen=True)
+class MemoryCheck:
+    """A training step's peak memory in bytes: `convcli.nn.memory.estimate`'s for the run's batch
+    size and optimiser, and what the first steps measured (`convcli.training.loop.PeakMeter`;
+    None when the run took no step)."""
+
+    batch_size: int
+    estimate: int
+    measured: int | None
+
+
 @dataclass
 class TrainResult:
     """A finished (or interrupted) run: its metadata as last saved, ``macs`` per image (from
@@ -97,6 +110,7 @@ class TrainResult:
     plot: Path | None = None
     test: Evaluation | None = None
     interrupted: bool = False
+    memory: MemoryCheck | None = None
     placement: Placement = field(default_factory=Placement)
 
     @property
@@ -261,11 +275,12 @@ def plan(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -> tuple
 
 
 def check_memory(report: Report, config: TrainConfig) -> None:
-    """Refuse a run whose weights, optimiser state and activations would need more than
-    `MAX_TRAINING_BYTES` (estimated by `convcli.nn.model.training_bytes`; evaluation's batches
-    count when they are larger than training's)."""
-    batch = max(config.batch_size, EVAL_BATCH)
-    need = training_bytes(report, batch, STATE_COPIES[config.optimizer])
+    """Refuse a run that would need more than `MAX_TRAINING_BYTES`: a training step's peak at the
+    run's batch size, or an evaluation forward's at `EVAL_BATCH` images, whichever is larger
+    (`convcli.nn.memory.estimate`; evaluation keeps the layers' caches too)."""
+    step = memory.estimate(report, config.batch_size, config.optimizer).training_peak
+    evaluation = memory.estimate(report, EVAL_BATCH, config.optimizer).inference_peak
+    need, batch = max((step, config.batch_size), (evaluation, EVAL_BATCH))
     if need > MAX_TRAINING_BYTES:
         raise TrainingError(
             f"training {format_network(report.network)} would need about {need / 2**30:,.1f} GiB of memory "
@@ -335,12 +350,15 @@ def build_or_resume(
     return model, optimizer, saved.meta.history
 
 
-def backend(placement: Placement, model: Model, optimizer: Optimizer, config: TrainConfig):
+def backend(
+    placement: Placement, model: Model, optimizer: Optimizer, config: TrainConfig, meter: PeakMeter | None = None
+):
     """`fit` and `evaluate` of the placement's backend, bound to ``model`` (and ``optimizer``):
-    `convcli.training.loop`'s, or `convcli.training.torch_loop.TorchTrainer`'s, which copies the
-    weights back into ``model`` after every epoch."""
+    `convcli.training.loop`'s (``meter`` measuring the numpy run's peak memory), or
+    `convcli.training.torch_loop.TorchTrainer`'s, which copies the weights back into ``model``
+    after every epoch."""
     if placement.backend == "numpy":
-        return partial(fit, model, optimizer), partial(evaluate, model)
+        return partial(fit, model, optimizer, meter=meter), partial(evaluate, model)
     from convcli.training.torch_loop import TorchTrainer
 
     trainer = TorchTrainer(model, optimizer, placement, config.batch_size)
@@ -378,7 +396,9 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
         plot=r.plot,
         placement=placement,
     )
-    run_fit, run_evaluate = backend(placement, model, optimizer, config)
+    # numpy's arrays are what tracemalloc sees, and what the estimate counts: not torch's
+    meter = PeakMeter() if placement.backend == "numpy" else None
+    run_fit, run_evaluate = backend(placement, model, optimizer, config, meter)
 
     def save(meta: Metadata) -> None:
         result.meta = meta
@@ -409,6 +429,11 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     except KeyboardInterrupt:
         result.interrupted = True
         return result
+    finally:
+        if meter is not None:
+            meter.finish()
+            estimate = memory.estimate(report, config.batch_size, config.optimizer).training_peak
+            result.memory = MemoryCheck(config.batch_size, estimate, meter.peak)
     if placement.rank:
         return result
     result.test = run_evaluate(xt, splits.test.labels, len(info.class_names))
