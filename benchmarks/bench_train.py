@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -276,7 +277,7 @@ def main() -> None:
         f"{processor()}; numpy {np.__version__}, {blas()}; torch {THREADS} threads; "
         f"{args.images:,} MNIST images, batch {args.batch}, SGD momentum {MOMENTUM}, lr {args.lr} "
         f"({args.schedule}), weight decay {args.weight_decay}; best of {args.rounds} alternated round(s) "
-        f"of {args.epochs} epoch(s)",
+        f"of {args.epochs} epoch(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         flush=True,
     )
     runs: dict[tuple[str, str], list[dict]] = {}
@@ -312,7 +313,11 @@ def main() -> None:
             f"{net:18}{cell(c, 0, '.2f'):>10}{cell(t, 0, '.2f'):>9}{ratio:>7}{cell(c, 1, '.2f'):>12}%"
             f"{cell(t, 1, '.2f'):>10}%{cell(c, 2, '.0f'):>12}{cell(t, 2, '.0f'):>10}"
         )
-    print("ratio: s/epoch convcli / torch, best runs (target <= 1.2x); accuracy after the last epoch")
+    print(
+        "ratio: s/epoch convcli / torch, best runs (target <= 1.2x); accuracy after the last epoch; "
+        f"load average at the end {os.getloadavg()[0]:.1f} (other processes share the cores: above "
+        f"{os.cpu_count()} the times say more about them than about either framework)"
+    )
 
 
 if __name__ == "__main__":

@@ -102,7 +102,13 @@ class Concat(L.Layer):
 
     def backward(self, dy):
         parts = np.split(dy, self._cache, axis=1)
-        return sum(branch.backward(d) for branch, d in zip(self.branches, parts))
+        grads = [branch.backward(d) for branch, d in zip(self.branches, parts)]
+        if len(grads) == 1:
+            return grads[0]
+        total = grads[0] + grads[1]  # a new array: the others are added into it
+        for grad in grads[2:]:
+            total += grad
+        return total
 
     def children(self) -> Iterator[tuple[str, L.Layer]]:
         return ((f"branch{i}", b) for i, b in enumerate(self.branches, 1))

@@ -7,8 +7,19 @@
 where ``xp`` is the padded input, ``g = o // (C_out/G)`` the group of output channel ``o`` and
 ``G = groups``. ``flip=True`` flips the kernel first: true convolution, as ``scipy.signal.convolve2d``.
 
-Three engines share the work; `choose_engine` picks one by rules measured with
-benchmarks/bench_ops.py (its engine rows time every engine on the same layers):
+Five engines share the work; `choose_engine` picks one by rules measured with
+benchmarks/bench_ops.py (its engine rows time every engine on the same layers) and, for the two
+that serve the small layers of the digit networks, benchmarks/bench_train.py:
+
+- *pointwise* (1x1 windows, any stride): the input planes, strided if need be, are already the
+  columns; one matmul per image ``(C_out, C_in) @ (C_in, oh*ow)`` gives NCHW directly, and the
+  weight gradient is a batch of per-image products, summed (a single product over ``N*oh*ow``
+  columns is much slower in OpenBLAS).
+- *depthwise* (one input and one output channel per group, any stride): per tap, a
+  multiply-add of whole planes, each channel scaled by its own weight, on contiguous spans of the
+  flattened padded planes as the flat engine reads them (a strided input is first split into its
+  ``sh * sw`` phases), a few images at a time so the passes stay in cache. No matmul: each
+  output is only ``fh * fw`` multiply-adds, and the work is memory-bound.
 
 - *im2col* (any stride): every window copied into a column (`windows.im2col`), then one batched
   matmul with ``K = C_in/G * fh * fw``. Best for few input channels on rows of 16 pixels or more
@@ -186,7 +197,7 @@ def conv2d_backward(
             f"conv2d_backward: dy has shape {dy.shape}, expected the output's "
             f"{(cache.shape[0], w.shape[0], g.oh, g.ow)}"
         )
-    db = dy.sum(axis=(0, 2, 3)) if cache.bias else None
+    db = dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0) if cache.bias else None  # N, C_out, P
     dxp, dw = ENGINES[cache.engine][1](dy, w, cache.cols, g, groups, need_dx)
     if cache.flip:
         dw = dw[:, :, ::-1, ::-1]
