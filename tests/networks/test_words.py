@@ -87,6 +87,9 @@ def test_every_kind_parses_with_its_required_values():
         "dwsep": "dwsep:4",
         "inception": "inception:1,2-3,4-5,6",
         "adaptivepool": "adaptivepool:2",
+        "slice": "slice:0,2",
+        "shuffle": "shuffle:2",
+        "unknown": "unknown:Resize",
     }
     for kind in KINDS:
         parse_layer(samples.get(kind, kind))

@@ -16,19 +16,27 @@ SpecWords = typer.Argument(
     metavar="SPEC...",
     show_default=False,
     help="An input shape and layer words (28x28x1 conv:6,f=5 ...), a zoo "
-    "name (see 'convcli params --list'), a .json spec file or a .npz checkpoint (the network it trains).",
+    "name (see 'convcli params --list'), a .json spec file, a .npz checkpoint (the network it trains) "
+    "or a .onnx model.",
 )
 InputOpt = typer.Option(
-    None, "--input", metavar="HxWxC", help="Another input shape for a zoo model, spec file or checkpoint."
+    None,
+    "--input",
+    metavar="HxWxC",
+    help="Another input shape for a zoo model, spec file, checkpoint or .onnx model (also NxCxHxW: "
+    "fills a model file's dynamic dimensions).",
 )
+StrictOpt = typer.Option(False, "--strict", help="Refuse a model file with operators convcli does not know.")
 ExpandOpt = typer.Option(False, "--expand", "-e", help="Show the layers inside blocks too.")
 
 
-def _load(words: list[str] | None, input_shape: str | None, convention: Convention = Convention.pytorch):
+def _load(
+    words: list[str] | None, input_shape: str | None, convention: Convention = Convention.pytorch, strict: bool = False
+):
     from convcli.networks import spec
     from convcli.networks.load import load_network
 
-    network = load_network(words or [], input_shape)
+    network = load_network(words or [], input_shape, strict)
     return spec.tf_convention(network) if convention is Convention.tf else network
 
 
@@ -74,6 +82,7 @@ def shape_calc(
         None, "--frames", metavar="N", help="With --animate: at most N frames, spread over the output positions."
     ),
     input_shape: str | None = InputOpt,
+    strict: bool = StrictOpt,
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -114,7 +123,9 @@ def shape_calc(
     if not words:
         if n is None or f is None:
             raise usage_error("give a network (e.g. 28x28x1 conv:6,f=5) or one layer with -n and -f")
-        _refuse("to one layer (-n, -f, ...)", {"--input": input_shape is not None, "--expand": expand})
+        _refuse(
+            "to one layer (-n, -f, ...)", {"--input": input_shape is not None, "--expand": expand, "--strict": strict}
+        )
         from convcli.shapes import axis, parse_padding
 
         layer = axis(
@@ -139,7 +150,7 @@ def shape_calc(
     _check_expand(expand, json_out)
     from convcli.networks.report import analyse
 
-    report = analyse(_load(words, input_shape, convention))
+    report = analyse(_load(words, input_shape, convention, strict))
     if json_out:
         render.emit_report_json(report)
     else:
@@ -155,6 +166,7 @@ def params(
     ),
     bias: bool = typer.Option(True, "--bias/--no-bias", help="Count the biases of conv and fc layers."),
     list_zoo: bool = typer.Option(False, "--list", help="List the built-in architectures (the zoo)."),
+    strict: bool = StrictOpt,
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -170,6 +182,7 @@ def params(
       convcli params vgg16-bn --keras
       convcli params 32x32x3 conv:32,f=3,p=same bn relu maxpool:2 flatten fc:10
       convcli params mobilenet-v2 --json | jq .total.params
+      convcli params model.onnx --input 1x3x224x224
     """
     from convcli.render import networks as render
 
@@ -182,6 +195,7 @@ def params(
                 "--keras": keras,
                 "--no-bias": not bias,
                 "--expand": expand,
+                "--strict": strict,
             },
         )
         from convcli.networks.zoo import zoo_table
@@ -192,7 +206,7 @@ def params(
     from convcli.networks.costs import Counting
     from convcli.networks.report import analyse
 
-    report = analyse(_load(words, input_shape), Counting(bias=bias, keras=keras))
+    report = analyse(_load(words, input_shape, strict=strict), Counting(bias=bias, keras=keras))
     if json_out:
         render.emit_report_json(report)
     else:
@@ -218,12 +232,16 @@ def flops(
     words: list[str] | None = SpecWords,
     input_shape: str | None = InputOpt,
     include: str | None = typer.Option(
-        None, "--include", metavar="KINDS", help="Also count, comma separated: bias, bn, act, pool, add, or all."
+        None,
+        "--include",
+        metavar="KINDS",
+        help="Also count, comma separated: bias, bn, act, pool, add, mul, or all.",
     ),
     bias: bool = typer.Option(True, "--bias/--no-bias", help="Count conv and fc layers with their biases."),
     bottleneck: int | None = typer.Option(
         None, "--bottleneck", metavar="K", help="compare: channels of the 1x1 bottleneck [default: C_in/4]."
     ),
+    strict: bool = StrictOpt,
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
 ) -> None:
@@ -253,7 +271,13 @@ def flops(
             raise usage_error("compare takes an input shape and one layer: convcli flops compare 56x56x64 conv:128,f=3")
         _refuse(
             "to 'flops compare'",
-            {"--input": input_shape is not None, "--include": bool(kinds), "--no-bias": not bias, "--expand": expand},
+            {
+                "--input": input_shape is not None,
+                "--include": bool(kinds),
+                "--no-bias": not bias,
+                "--expand": expand,
+                "--strict": strict,
+            },
         )
         from convcli.networks.compare import compare
 
@@ -270,7 +294,7 @@ def flops(
     from convcli.networks.costs import Counting
     from convcli.networks.report import analyse
 
-    report = analyse(_load(words, input_shape), Counting(bias=bias, include=kinds))
+    report = analyse(_load(words, input_shape, strict=strict), Counting(bias=bias, include=kinds))
     if json_out:
         render.emit_report_json(report)
     else:
@@ -289,6 +313,7 @@ def draw(
         STYLES[0], "--style", help="3d: feature maps as boxes; flat: a plain block diagram, one rectangle a layer."
     ),
     width: int = typer.Option(DEFAULT_WIDTH, "--width", metavar="PIXELS", help="Wrap into rows this wide."),
+    strict: bool = StrictOpt,
 ) -> None:
     """Draw a network: its feature maps as boxes, with their shapes and the layers that made them.
 
@@ -310,7 +335,7 @@ def draw(
     from convcli.networks.report import analyse
     from convcli.render.emit import note
 
-    report = analyse(_load(words, input_shape))
+    report = analyse(_load(words, input_shape, strict=strict))
     _, written = draw_network(report, output, style.value, expand, width, inputs=words or [])
     for path in written:
         note(f"wrote {path}")

@@ -18,6 +18,7 @@ EXTRA_KINDS = {
     "act": "activations (1 per element)",
     "pool": "pooling (max: f^2-1 comparisons, avg: f^2 adds per output)",
     "add": "residual adds (1 per element)",
+    "mul": "scaling multiplies (squeeze-and-excitation: 1 per element)",
 }
 
 

@@ -110,6 +110,11 @@ class Report(NamedTuple):
     def warnings(self) -> tuple[str, ...]:
         return tuple(w for info in walk(self.layers) for w in info.warnings)
 
+    @property
+    def unknown_operators(self) -> dict[str, int]:
+        """Operators of a model file that convcli does not know, with how often each occurs."""
+        return S.unknown_operators(self.network.layers)
+
 
 def walk(infos: tuple[LayerInfo, ...]):
     """Every layer, blocks before their inner layers, depth first."""
@@ -150,7 +155,7 @@ def _layer(layer: S.Layer, word: str, shape: Shape, fld: Field | None, bias: boo
         return inner._replace(kind=kind)
     if not bias and isinstance(layer, (S.Conv, S.DWConv, S.ConvT, S.FC)) and layer.bias:
         layer = replace(layer, bias=False)
-    if isinstance(layer, (S.Residual, S.Concat)):
+    if isinstance(layer, S.CONTAINERS):
         return _HANDLERS[type(layer)](layer, word, kind, shape, fld, bias)
     return _HANDLERS[type(layer)](layer, word, kind, shape, fld)
 
@@ -334,6 +339,28 @@ def _elementwise(layer, word, kind, shape, fld):
     return LayerInfo(word, kind, layer, shape, shape, params=params, buffers=buffers, extra=extra, field=fld)
 
 
+def _prelu(layer, word, kind, shape, fld):
+    return LayerInfo(word, kind, layer, shape, shape, params=1 if layer.shared else shape[-1], field=fld)
+
+
+def _channel_slice(layer, word, kind, shape, fld):
+    c = _channels(shape, kind)
+    if not layer.start < layer.stop <= c:
+        raise ShapeError(f"channels {layer.start} to {layer.stop} are not a slice of the input's {c}")
+    return LayerInfo(word, kind, layer, shape, (*shape[:2], layer.stop - layer.start), field=fld)
+
+
+def _shuffle(layer, word, kind, shape, fld):
+    if _channels(shape, kind) % layer.g:
+        raise ShapeError(f"g={layer.g} groups do not divide the {shape[2]} channels")
+    return LayerInfo(word, kind, layer, shape, shape, field=fld)
+
+
+def _unknown(layer, word, kind, shape, fld):
+    out = tuple(map(int, layer.shape.split("x"))) if layer.shape else shape
+    return LayerInfo(word, kind, layer, shape, out, field=None)
+
+
 def _flatten(layer, word, kind, shape, fld):
     return LayerInfo(word, kind, layer, shape, (prod(shape),), field=None)
 
@@ -431,6 +458,15 @@ def _concat(layer, word, kind, shape, fld, bias):
     return _combine(word, kind, layer, shape, out, branches, 0, 0, fld)
 
 
+def _scale(layer, word, kind, shape, fld, bias):
+    body = _sequence(layer.body, shape, fld, "body", bias)
+    factors = body[-1].out_shape if body else shape
+    if factors != shape and (len(shape) != 3 or factors != (1, 1, shape[2])):
+        raise ShapeError(f"the body gives {_fmt(factors)}: scaling {_fmt(shape)} needs that shape or 1x1x{shape[-1]}")
+    info = _combine(word, kind, layer, shape, shape, [("body", body)], 0, 0, fld)
+    return info._replace(extra={**info.extra, "mul": prod(shape)})
+
+
 _HANDLERS: dict[type, Callable[..., LayerInfo]] = {
     S.Conv: _conv,
     S.DWConv: _conv,
@@ -442,9 +478,14 @@ _HANDLERS: dict[type, Callable[..., LayerInfo]] = {
     S.BatchNorm: _elementwise,
     S.Activation: _elementwise,
     S.Dropout: _elementwise,
+    S.PReLU: _prelu,
+    S.ChannelSlice: _channel_slice,
+    S.Shuffle: _shuffle,
+    S.Unknown: _unknown,
     S.Flatten: _flatten,
     S.FC: _fc,
     S.RBF: _rbf,
     S.Residual: _residual,
     S.Concat: _concat,
+    S.Scale: _scale,
 }

@@ -13,7 +13,19 @@ from dataclasses import dataclass, field, replace
 
 Padding = int | str
 
-ACTIVATIONS = ("relu", "relu6", "leakyrelu", "tanh", "sigmoid", "softmax", "gelu", "swish", "scaledtanh")
+ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "leakyrelu",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "gelu",
+    "swish",
+    "scaledtanh",
+    "hardsigmoid",
+    "hardswish",
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,40 @@ class Activation:
 
 
 @dataclass(frozen=True)
+class PReLU:
+    """Parametric ReLU (He et al. 2015): a learnt negative slope for each channel, or one for all
+    (``shared``)."""
+
+    shared: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelSlice:
+    """Channels ``start`` up to (not including) ``stop`` of the input: one half of a ShuffleNet V2
+    split, as a branch of a :class:`Concat` takes it."""
+
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class Shuffle:
+    """ShuffleNet's channel shuffle over ``g`` groups: a fixed permutation of the channels."""
+
+    g: int
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """An operator convcli does not know (read from a model file): it gives a map of ``shape``
+    (``HxWxC``, or ``N`` flat values; empty: the shape of its input) and is counted as nothing,
+    which every report says by name."""
+
+    op: str
+    shape: str = ""
+
+
+@dataclass(frozen=True)
 class Dropout:
     rate: float = 0.5
 
@@ -155,6 +201,17 @@ class Concat:
     """Parallel branches, concatenated along channels (an Inception module)."""
 
     branches: tuple = ()
+
+
+@dataclass(frozen=True)
+class Scale:
+    """``x * body(x)``: the channels scaled by what ``body`` makes of them, a squeeze-and-excitation
+    block (Hu et al. 2018) when the body is ``gap``, two 1x1 convolutions and a sigmoid."""
+
+    body: tuple = ()
+
+
+CONTAINERS = (Residual, Concat, Scale)
 
 
 @dataclass(frozen=True)
@@ -225,12 +282,17 @@ Layer = (
     | Subsample
     | BatchNorm
     | Activation
+    | PReLU
+    | ChannelSlice
+    | Shuffle
+    | Unknown
     | Dropout
     | Flatten
     | FC
     | RBF
     | Residual
     | Concat
+    | Scale
     | BasicBlock
     | Bottleneck
     | Inception
@@ -251,12 +313,14 @@ class Step:
 
 @dataclass(frozen=True)
 class Network:
-    """An input shape ``(H, W, C)`` and the layers applied to it, in order."""
+    """An input shape ``(H, W, C)`` and the layers applied to it, in order. ``notes`` are what
+    the reader of a model file found worth saying (batch norm folded, a batch of several images)."""
 
     input: tuple[int, int, int]
     steps: tuple[Step, ...]
     name: str = ""
     source: str = field(default="", compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def layers(self) -> tuple[Layer, ...]:
@@ -378,9 +442,36 @@ def tf_convention(network: Network) -> Network:
             )
         if isinstance(layer, Concat):
             return Concat(tuple(tuple(map(convert, b)) for b in layer.branches))
+        if isinstance(layer, Scale):
+            return Scale(tuple(map(convert, layer.body)))
         if getattr(layer, "p", None) == "same":
             return replace(layer, p="tf")
         return layer
 
     steps = tuple(Step(convert(step.layer), step.word) for step in network.steps)
-    return Network(network.input, steps, network.name, network.source)
+    return replace(network, steps=steps)
+
+
+def unknown_operators(layers: tuple) -> dict[str, int]:
+    """How often each :class:`Unknown` operator occurs in ``layers``, containers searched too.
+
+    >>> unknown_operators((Unknown("Resize"), Residual((Unknown("Resize"), Unknown("Einsum")))))
+    {'Einsum': 1, 'Resize': 2}
+    """
+    found: dict[str, int] = {}
+
+    def visit(items: tuple) -> None:
+        for layer in items:
+            if isinstance(layer, Unknown):
+                found[layer.op] = found.get(layer.op, 0) + 1
+            elif isinstance(layer, Residual):
+                visit(layer.body)
+                visit(layer.shortcut or ())
+            elif isinstance(layer, Concat):
+                for branch in layer.branches:
+                    visit(branch)
+            elif isinstance(layer, Scale):
+                visit(layer.body)
+
+    visit(layers)
+    return dict(sorted(found.items()))

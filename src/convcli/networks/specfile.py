@@ -2,9 +2,10 @@
 
 A spec is ``{"name": ..., "input": "32x32x3" or [32, 32, 3], "layers": [...]}``. A layer is a word
 (the grammar of :mod:`convcli.networks.words`), ``{"concat": [[...], [...]]}`` (parallel branches)
-or ``{"residual": {"body": [...], "shortcut": [...], "act": "relu"}}``, where a missing
+``{"residual": {"body": [...], "shortcut": [...], "act": "relu"}}``, where a missing
 ``shortcut`` is the identity, ``"shortcut": null`` means no skip connection and ``"act": null``
-no activation after the add. Blocks nest up to :data:`MAX_DEPTH` levels.
+no activation after the add, or ``{"scale": [...]}`` (the input times what the layers make of it,
+squeeze-and-excitation). Blocks nest up to :data:`MAX_DEPTH` levels.
 """
 
 from __future__ import annotations
@@ -104,9 +105,11 @@ def _layer_item(item: Any, where: str, depth: int) -> S.Layer:
         if not isinstance(branches, list) or not branches:
             raise SpecError(f'{where}: "concat" needs a list of branches (each a list of layers)')
         return S.Concat(tuple(_layer_list(b, f"{where}.concat[{i}]", depth + 1) for i, b in enumerate(branches)))
+    if isinstance(item, dict) and len(item) == 1 and "scale" in item:
+        return S.Scale(_layer_list(item["scale"], f"{where}.scale", depth + 1))
     raise SpecError(
-        f'{where}: a layer is a word like "conv:16,f=3", {{"residual": ...}} or '
-        f'{{"concat": ...}}, not {json.dumps(item)[:60]}'
+        f'{where}: a layer is a word like "conv:16,f=3", {{"residual": ...}}, {{"concat": ...}} or '
+        f'{{"scale": ...}}, not {json.dumps(item)[:60]}'
     )
 
 
@@ -134,7 +137,7 @@ def network_to_json(network: S.Network) -> dict:
 
 
 def _step_to_json(step: S.Step) -> str | dict:
-    if not isinstance(step.layer, (S.Residual, S.Concat)):
+    if not isinstance(step.layer, S.CONTAINERS):
         try:
             if parse_layer(step.word) == step.layer:
                 return step.word
@@ -154,6 +157,8 @@ def _layer_to_json(layer: S.Layer) -> str | dict:
         }
     if isinstance(layer, S.Concat):
         return {"concat": [[_layer_to_json(x) for x in branch] for branch in layer.branches]}
+    if isinstance(layer, S.Scale):
+        return {"scale": [_layer_to_json(x) for x in layer.body]}
     word = format_layer(layer)
     # format_layer leaves out defaults; check the word reads back to the same layer
     if parse_layer(word) != layer:

@@ -75,6 +75,22 @@ def _version(text: str) -> float:
     return float(text)
 
 
+_OP = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
+
+
+def _op(text: str) -> str:
+    if not _OP.fullmatch(text):
+        raise ValueError("an operator name (letters, digits, _ and .)")
+    return text
+
+
+def _map_shape(text: str) -> str:
+    sizes = text.split("x")
+    if len(sizes) not in (1, 3) or not all(_INT.fullmatch(n) and int(n) > 0 for n in sizes):
+        raise ValueError("a shape HxWxC or a positive count of flat values")
+    return text
+
+
 def _table(text: str) -> str:
     if text != "lenet5":
         raise ValueError("'lenet5' (the only connection table convcli knows)")
@@ -113,6 +129,10 @@ KINDS: dict[str, _Kind] = {
     "subsample": _Kind(S.Subsample, ("f",), {"f": _positive}),
     "bn": _Kind(S.BatchNorm, ("eps",), {"eps": _positive_float}),
     "dropout": _Kind(S.Dropout, ("rate",), {"rate": _fraction}),
+    "prelu": _Kind(S.PReLU, (), {"shared": _flag}),
+    "slice": _Kind(S.ChannelSlice, ("start", "stop"), {"start": _natural, "stop": _positive}),
+    "shuffle": _Kind(S.Shuffle, ("g",), {"g": _positive}),
+    "unknown": _Kind(S.Unknown, ("op",), {"op": _op, "shape": _map_shape}),
     "flatten": _Kind(S.Flatten, (), {}),
     "fc": _Kind(S.FC, ("units",), {"units": _positive, "bias": _flag}),
     "rbf": _Kind(S.RBF, ("units",), {"units": _positive}),
@@ -307,13 +327,13 @@ def _text(value: Any) -> str:
 
 
 def kind_name(layer: S.Layer) -> str:
-    """The word kind that writes ``layer`` (``residual`` or ``concat`` for the containers).
+    """The word kind that writes ``layer`` (``residual``, ``concat`` or ``scale`` for the containers).
 
     >>> kind_name(S.Pool("avg")), kind_name(S.Activation("gelu")), kind_name(S.Residual())
     ('avgpool', 'gelu', 'residual')
     """
-    if isinstance(layer, (S.Residual, S.Concat)):
-        return "residual" if isinstance(layer, S.Residual) else "concat"
+    if isinstance(layer, S.CONTAINERS):
+        return type(layer).__name__.lower()
     return next(
         name
         for name, kind in KINDS.items()
@@ -353,7 +373,7 @@ def format_layer(layer: S.Layer) -> str:
 
 
 def format_network(network: S.Network) -> str:
-    """The network as one line of words (containers appear as 'residual'/'concat').
+    """The network as one line of words (containers appear as 'residual', 'concat' or 'scale').
 
     >>> format_network(parse_words("28x28x1 conv:6,f=5,s=1 relu".split()))
     '28x28x1 conv:6,f=5 relu'

@@ -64,6 +64,8 @@ def report_dict(report: Report) -> dict:
         "total": report.totals._asdict(),
         "flops_counted": counted(report.counting.include),
         "warnings": list(report.warnings),
+        "unknown_operators": report.unknown_operators,
+        "notes": list(report.network.notes),
     }
 
 
@@ -94,6 +96,24 @@ def _warnings(report: Report) -> None:
     for i, info in enumerate(report.layers, 1):
         for w in (w for inner in walk((info,)) for w in inner.warnings):
             warn(f"layer {i} '{info.word}': {w}")
+
+
+def unknown_text(unknown: dict[str, int]) -> str:
+    """The line that lists the operators counted as nothing.
+
+    >>> unknown_text({"Resize": 2, "Einsum": 1})
+    'unknown operators, counted as no parameters and no MACs: Resize x 2, Einsum x 1'
+    """
+    listed = ", ".join(f"{op} x {n}" for op, n in unknown.items())
+    return f"unknown operators, counted as no parameters and no MACs: {listed}"
+
+
+def _file_notes(report: Report, table: Table) -> None:
+    """What the reader of a model file found (table footer), and its unknown operators (also stderr)."""
+    table.footer += list(report.network.notes)
+    if report.unknown_operators:
+        table.footer.append(unknown_text(report.unknown_operators))
+        warn(unknown_text(report.unknown_operators))
 
 
 def _title(report: Report) -> str:
@@ -132,6 +152,7 @@ def show_shapes(report: Report, expand: bool = False) -> None:
     table.footer.append(f"output: {_shape(report.output_shape)}")
     if report.flatten_size is not None:
         table.footer.append(f"flatten size: {count(report.flatten_size)}")
+    _file_notes(report, table)
     emit_table(table)
     _warnings(report)
 
@@ -162,6 +183,7 @@ def show_params(report: Report, expand: bool = False) -> None:
         + (" (batch norm running statistics not counted; --keras counts them)" if uncounted else ""),
         f"total params: {count(totals.params)} ({human(totals.params)})",
     ]
+    _file_notes(report, table)
     emit_table(table)
 
 
@@ -186,10 +208,13 @@ def show_flops(report: Report, expand: bool = False) -> None:
         f"total FLOPs: {count(totals.flops)} ({human(totals.flops)} FLOPs)",
         counted(report.counting.include),
     ]
+    _file_notes(report, table)
     emit_table(table)
 
 
 def emit_report_json(report: Report) -> None:
+    if report.unknown_operators:
+        warn(unknown_text(report.unknown_operators))
     emit_json(report_dict(report))
 
 
