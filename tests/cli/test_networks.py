@@ -380,3 +380,47 @@ def test_compare_table_and_json_agree(word):
         closed = re.search(r"= ([0-9.]+) \(measured ([0-9.]+)\)", text)
         assert closed[1] == f"{data['depthwise_separable']['closed_form']:.5f}"
         assert closed[2] == f"{data['depthwise_separable']['ratio']:.5f}"
+
+
+def test_params_memory_json_is_the_estimate():
+    from convcli.networks.load import load_network
+    from convcli.networks.report import analyse
+    from convcli.nn.memory import estimate
+
+    result = run("params", "mnist-resnet", "--memory", "--batch-size", "64", "--optimizer", "momentum", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    memory = estimate(analyse(load_network(["mnist-resnet"], None)), 64, "momentum")
+    assert doc["total"]["training_peak_bytes"] == memory.training_peak
+    assert doc["total"]["inference_peak_bytes"] == memory.inference_peak
+    assert doc["total"]["optimizer_state_bytes"] == doc["total"]["gradient_bytes"]  # one copy
+    assert (doc["batch_size"], doc["dtype"], doc["exact"]) == (64, "float32", True)
+    top = [layer for layer in doc["layers"] if not layer["depth"]]
+    assert sum(layer["kept_bytes"] for layer in top) == doc["total"]["kept_bytes"]
+
+
+def test_params_memory_table_states_its_convention():
+    result = run("params", "resnet50", "--memory")
+    assert result.exit_code == 0, result.stderr
+    assert "training step peak" in result.stdout and "float32" in result.stdout and "batch 1" in result.stdout
+
+
+def test_params_memory_of_a_zoo_network_loads_no_numpy():
+    """The estimate is arithmetic on shapes: a 224x224 ResNet-50 needs no numpy."""
+    code = (
+        "import sys\n"
+        "from convcli.cli.app import main\n"
+        "sys.argv = ['convcli', 'params', 'resnet50', '--memory', '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'PIL'})\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["total"]["training_peak_bytes"] > 0
+
+
+def test_params_memory_options_need_memory():
+    result = run("params", "lenet5", "--batch-size", "8")
+    assert result.exit_code == 2 and "--batch-size" in result.stderr

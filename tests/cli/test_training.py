@@ -60,7 +60,7 @@ def test_default_run_reaches_97_percent_on_the_built_in_digits():
 def test_table_output_ends_with_the_summary(tmp_path):
     result = run("train", "--epochs", 1, "--plot", tmp_path / "curve.png")
     assert result.exit_code == 0, result.stderr
-    summary = result.stdout.splitlines()[-3:]
+    summary = result.stdout.splitlines()[-4:]
     assert summary[0] == "Summary" and summary[1].split() == [
         "network",
         "test",
@@ -69,8 +69,13 @@ def test_table_output_ends_with_the_summary(tmp_path):
         "MACs/image",
         "s/epoch",
         "epochs",
+        "peak",
+        "MiB",
+        "(est.)",
+        "measured",
     ]
     assert summary[2].split()[0] == "digits-cnn" and summary[2].split()[2:4] == ["38,442", "913"]
+    assert summary[3].startswith("peak: a training step at batch 32, float32")
     assert "38,442 parameters, 913 K MACs per image, 1,295 training images" in result.stderr
     assert f"curves in {tmp_path / 'curve.png'}" in result.stderr
 
@@ -173,7 +178,8 @@ def unchanged(path):
     [
         (["nosuchnet"], ["nosuchnet"]),
         (["lenet5-1998"], ["subsample", "cannot be trained"]),
-        (["alexnet"], ["224x224x3", "8x8x1"]),
+        (["224x224x3", "conv:8,f=4,s=4", "relu", "gap", "flatten", "fc:10"], ["224x224x3", "8x8x1"]),
+        (["alexnet"], ["224x224x3 conv:64,f=11", "10.3 GiB of memory", "activations of 500 images"]),
         (["28x28x1", "conv:4", "relu", "flatten", "fc:10"], ["8x8x1", "28x28x1"]),
         ([*SMALL[:-1], "fc:7"], ["7 outputs", "10 classes"]),
         ([*SMALL, "--lr", "0"], ["--lr 0"]),

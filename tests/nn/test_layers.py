@@ -101,7 +101,7 @@ def test_batchnorm_gradients(train, shape):
 
 
 @pytest.mark.parametrize("train", [True, False])
-@pytest.mark.parametrize("act", L.FUSABLE)
+@pytest.mark.parametrize("act", L.FUSED_ACTIVATIONS)
 def test_batchnorm_with_its_activation(train, act):
     """A batch norm applying a ReLU or ReLU6 computes what the two layers do, gradients included."""
     shape = (4, 3, 5, 5)

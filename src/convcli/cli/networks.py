@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from convcli.cli.options import Convention, JsonOpt, Style, command_app, usage_error
+from convcli.cli.options import Convention, JsonOpt, Optimizer, Style, command_app, usage_error
 from convcli.draw.choices import DEFAULT_WIDTH, STYLES
 
 app = command_app()
@@ -167,13 +167,24 @@ def params(
     bias: bool = typer.Option(True, "--bias/--no-bias", help="Count the biases of conv and fc layers."),
     list_zoo: bool = typer.Option(False, "--list", help="List the built-in architectures (the zoo)."),
     strict: bool = StrictOpt,
+    memory: bool = typer.Option(
+        False, "--memory", help="Bytes per layer and the peaks of inference and of a training step, float32."
+    ),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per batch, with --memory."),
+    optimizer: Optimizer = typer.Option(
+        "adam", "--optimizer", help="Whose state a training step keeps, with --memory."
+    ),
     expand: bool = ExpandOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Parameter counts per layer and in total, trainable and non-trainable.
 
     Counts follow PyTorch (batch norm: gamma and beta; its running statistics are buffers) unless
-    --keras is given.
+    --keras is given. --memory estimates, from the shapes alone, what convcli's numpy layers take
+    for a batch: weights, activations, what the forward keeps for the backward (im2col columns,
+    masks, batch norm statistics), the optimiser's state (SGD none, momentum one copy, Adam two)
+    and the peaks of inference and of a training step ('convcli train' prints it beside the
+    measured peak).
 
     \b
     Examples:
@@ -183,6 +194,7 @@ def params(
       convcli params 32x32x3 conv:32,f=3,p=same bn relu maxpool:2 flatten fc:10
       convcli params mobilenet-v2 --json | jq .total.params
       convcli params model.onnx --input 1x3x224x224
+      convcli params resnet50 --memory --batch-size 32 --optimizer momentum
     """
     from convcli.render import networks as render
 
@@ -196,6 +208,7 @@ def params(
                 "--no-bias": not bias,
                 "--expand": expand,
                 "--strict": strict,
+                "--memory": memory,
             },
         )
         from convcli.networks.zoo import zoo_table
@@ -203,11 +216,19 @@ def params(
         render.show_zoo(zoo_table(), json_out)
         return
     _check_expand(expand, json_out)
+    _refuse(
+        "without --memory",
+        {"--batch-size": batch_size != 1 and not memory, "--optimizer": optimizer.value != "adam" and not memory},
+    )
     from convcli.networks.costs import Counting
     from convcli.networks.report import analyse
 
     report = analyse(_load(words, input_shape, strict=strict), Counting(bias=bias, keras=keras))
-    if json_out:
+    if memory:
+        from convcli.nn.memory import estimate
+
+        render.show_memory(report, estimate(report, batch_size, optimizer.value), expand, json_out)
+    elif json_out:
         render.emit_report_json(report)
     else:
         render.show_params(report, expand)

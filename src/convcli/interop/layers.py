@@ -237,7 +237,7 @@ def export_layers(report: Report, model: Model) -> tuple[Node, ...]:
 
 def _sequence(infos: tuple[LayerInfo, ...], seq: L.Layer, prefix: str) -> tuple[Node, ...]:
     # The model may run a ReLU after the max pooling it precedes (the same function, see
-    # nn.model._pool_first); the swapped layers hold no weights, so position i is still the
+    # nn.memory.runs_pool_first); the swapped layers hold no weights, so position i is still the
     # path of info i, and a weighted layer is always at its own position.
     assert isinstance(seq, Sequential)
     return tuple(_node(info, seq.layers[i], f"{prefix}{i}.") for i, info in enumerate(infos))

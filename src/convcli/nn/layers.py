@@ -3,7 +3,10 @@
 Every layer has ``forward(x, train)`` returning its output and ``backward(dy)`` returning the
 gradient with respect to its input, filling ``grads`` (same keys as ``params``) on the way.
 ``buffers`` hold state that is saved but not trained (batch norm running statistics). The
-forward keeps what its backward needs in ``self._cache``; one backward per forward.
+forward keeps what its backward needs in ``self._cache``; one backward per forward. What each
+forward keeps, in bytes, is counted from shapes alone in `convcli.nn.memory` (convolution and
+pooling in `convcli.ops.footprint`), and tests/nn/test_memory.py weighs these caches against it:
+a change to a cache is a change there too.
 
 Layout is NCHW, ``(N, C, H, W)`` for feature maps and ``(N, F)`` once flattened.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convcli.nn.memory import FUSED_ACTIVATIONS  # noqa: F401  (re-exported: what BatchNorm.act may be)
 from convcli.ops.conv import conv2d_backward, conv2d_forward
 from convcli.ops.pool import global_pool2d_backward, global_pool2d_forward, pool2d_backward, pool2d_forward
 from convcli.ops.windows import Padding2d
@@ -226,8 +230,6 @@ ACTIVATIONS = {
     "sigmoid": (_sigmoid, lambda x, y: y * (1 - y)),
     "swish": (lambda x: x * _sigmoid(x), lambda x, y: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
 }
-FUSABLE = ("relu", "relu6")
-"""Activations a batch norm can apply to its own output (`BatchNorm.act`)."""
 
 
 def _channel_sum(a: np.ndarray) -> np.ndarray:
@@ -246,7 +248,7 @@ class BatchNorm(Layer):
 
     Training normalises with the batch statistics and updates the running ones with
     ``momentum`` (PyTorch's 0.1; the running variance uses the unbiased batch variance);
-    evaluation normalises with the running statistics. ``act`` (one of `FUSABLE`, set by
+    evaluation normalises with the running statistics. ``act`` (one of `FUSED_ACTIVATIONS`, set by
     `convcli.nn.model.build_model` when a ReLU or ReLU6 follows) applies that activation to the
     output in place, and its derivative in the backward, from the output.
 

@@ -8,7 +8,6 @@ state dict (weights and batch norm statistics) is keyed in a checkpoint.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from convcli.errors import TrainingError
 from convcli.networks import spec as S
 from convcli.networks.report import LayerInfo, Report, walk
 from convcli.nn import layers as L
+from convcli.nn import memory
 from convcli.nn.loss import softmax
 
 RELU_FAMILY = ("relu", "relu6", "leakyrelu")
@@ -234,9 +234,7 @@ def trainable_layers(report: Report) -> tuple[LayerInfo, ...]:
 
     Raises `TrainingError` naming the first layer the numpy layer set cannot train.
     """
-    infos = report.layers
-    if infos and isinstance(infos[-1].layer, S.Activation) and infos[-1].layer.name == "softmax":
-        infos = infos[:-1]
+    infos = memory.scored_layers(report)
     if not infos or len(infos[-1].out_shape) != 1 and infos[-1].out_shape[:2] != (1, 1):
         raise TrainingError(
             "the network must end in class scores (e.g. 'flatten fc:10' or 'gap flatten fc:10'), "
@@ -247,31 +245,14 @@ def trainable_layers(report: Report) -> tuple[LayerInfo, ...]:
     return infos
 
 
-def training_bytes(report: Report, batch_size: int, state_copies: int) -> int:
-    """About how many bytes training the model of ``report`` takes, before allocating any of it.
-
-    ``4 * (params * (2 + state_copies) + 3 * batch_size * activations)``: float32 weights, their
-    gradients and ``state_copies`` optimiser arrays of the same size (see
-    `convcli.nn.optim.STATE_COPIES`), and for each image of a batch three arrays of its
-    activations (every layer's output and the input): the values kept for backward, their
-    gradients, and work buffers such as im2col's columns, which are larger than the output.
-
-    >>> from convcli.networks.report import analyse
-    >>> from convcli.networks.words import parse_words
-    >>> training_bytes(analyse(parse_words("4x4x1 flatten fc:10".split())), 2, 0) == 4 * (170 * 2 + 3 * 2 * 42)
-    True
-    """
-    activations = math.prod(report.input_shape) + sum(math.prod(info.out_shape) for info in walk(report.layers))
-    return 4 * (report.total("params") * (2 + state_copies) + 3 * batch_size * activations)
-
-
 def build_model(report: Report, seed: int = 0, fuse: bool = True) -> Model:
     """The trainable model of ``report``, weights drawn with ``seed``.
 
     He initialisation when the network uses a ReLU-family activation, Glorot otherwise. ``fuse``
     has a batch norm apply the ReLU or ReLU6 that follows it (`convcli.nn.layers.BatchNorm.act`;
-    the activation layer stays, as the identity) and runs any other ReLU before max pooling as
-    pool then ReLU (see `_pool_first`); without it every layer runs in the spec's order, so that
+    the activation layer stays, as the identity: see `convcli.nn.memory.fuses_activation`) and
+    runs any other ReLU before max pooling as pool then ReLU (see
+    `convcli.nn.memory.runs_pool_first`); without it every layer runs in the spec's order, so that
     each layer's output is the one the spec describes.
     Raises `TrainingError` naming the first layer the numpy layer set cannot train.
 
@@ -326,32 +307,13 @@ def _check(info: LayerInfo) -> None:
 
 
 def _sequence(infos, rng, scheme, fuse) -> Sequential:
-    layers, infos = [_build(info, rng, scheme, fuse) for info in infos], list(infos)
-    for bn, act in zip(layers, layers[1:]):
-        if fuse and type(bn) is L.BatchNorm and type(act) is L.Activation and act.name in L.FUSABLE:
-            bn.act, act.fused = act.name, True  # see L.BatchNorm: one pass less each way
-    for i in range(len(layers) - 1):
-        if fuse and _pool_first(layers[i], layers[i + 1]):
-            layers[i], layers[i + 1] = layers[i + 1], layers[i]
-            infos[i], infos[i + 1] = infos[i + 1], infos[i]
-    return Sequential(layers, tuple(infos))
-
-
-def _pool_first(act: L.Layer, pool: L.Layer) -> bool:
-    """Whether ``act`` then ``pool`` may run as pool then act: ReLU before max pooling.
-
-    ReLU is monotone, so ``maxpool(relu(x)) == relu(maxpool(x))``, and the gradients agree too:
-    both reach the window's first maximum, scaled by 1 where it is positive, and are 0 in a window
-    with nothing positive. Pooling first runs the ReLU on a quarter of the values (2x2 windows), as
-    frameworks fuse them. Neither layer has weights, so the parameter names do not change.
-    """
-    return (
-        type(act) is L.Activation
-        and act.name == "relu"
-        and not act.fused
-        and type(pool) is L.Pool2d
-        and pool.mode == "max"
-    )
+    order = memory.run_order(infos, fuse)  # a ReLU before max pooling runs after it
+    layers = [_build(info, rng, scheme, fuse) for info in order]
+    for i in memory.fused_positions(order, fuse):  # one pass less each way, see L.BatchNorm
+        bn, act = layers[i - 1], layers[i]
+        assert isinstance(bn, L.BatchNorm) and isinstance(act, L.Activation)
+        bn.act, act.fused = act.name, True
+    return Sequential(layers, tuple(order))
 
 
 def _build(info: LayerInfo, rng: np.random.Generator, scheme: str, fuse: bool) -> L.Layer:

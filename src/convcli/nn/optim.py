@@ -13,11 +13,8 @@ import math
 import numpy as np
 
 from convcli.errors import TrainingError
-from convcli.nn.choices import OPTIMIZERS, SCHEDULES
+from convcli.nn.choices import OPTIMIZERS, SCHEDULES, STATE_COPIES  # noqa: F401  (STATE_COPIES re-exported)
 from convcli.nn.model import Model
-
-# arrays of each parameter's size an optimiser keeps: momentum's velocity, Adam's two moments
-STATE_COPIES = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 
 
 class Optimizer:

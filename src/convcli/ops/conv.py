@@ -49,6 +49,11 @@ from functools import partial
 import numpy as np
 
 from convcli.errors import InputError, ShapeError
+
+# The engine rule and its thresholds live without numpy in ops/footprint.py, which the memory
+# estimate of `convcli params --memory` follows too; the thresholds are re-exported here.
+from convcli.ops.footprint import BATCH_LAST_MAX_WIDTH, FLAT_MIN_CHANNELS, FLAT_MIN_PIXELS, conv_engine  # noqa: F401
+from convcli.ops.footprint import engine_fits as footprint_fits
 from convcli.ops.windows import (
     IntPair,
     Padding2d,
@@ -62,12 +67,6 @@ from convcli.ops.windows import (
     pad2d,
 )
 
-FLAT_MIN_CHANNELS = 16
-"""Input channels per group from which the flat engine's per-tap matmuls beat one im2col matmul."""
-FLAT_MIN_PIXELS = 1024
-"""Output pixels (``oh * Wp``) from which the flat engine's matmuls are big enough to pay off."""
-BATCH_LAST_MAX_WIDTH = 16
-"""Output rows shorter than this use the batch-last engine rather than im2col."""
 DEPTHWISE_BLOCK_BYTES = 2**18
 """Input bytes the depthwise engine runs its taps over at a time: its passes then stay in cache
 (64x16x28x28 forward, 3x3 taps: 13 ms in one block of 64 images, 3.4 ms in blocks of 4-8)."""
@@ -81,7 +80,8 @@ class ConvCache:
 
     ``cols`` is what the engine kept: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat
     engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, (G, C_in/G*fh*fw, oh*ow*N) for
-    batch-last (`windows.column_layout`).
+    batch-last (`windows.column_layout`). Its size, from shapes alone, is
+    `convcli.ops.footprint.conv_footprint`'s: change one, change the other (tests/nn/test_memory.py).
     """
 
     shape: tuple[int, int, int, int]
@@ -258,26 +258,18 @@ def _forward(
 
 
 def choose_engine(g: Windows, w: np.ndarray, groups: int = 1) -> str:
-    """The engine for windows ``g``, weights ``w`` (C_out, C_in/G, fh, fw) and ``groups``:
-    pointwise for 1x1 windows, depthwise for one input and one output channel per group, flat
-    for stride 1 with enough channels per group and output pixels, batch-last for short rows,
-    else im2col."""
-    for name in ("pointwise", "depthwise"):
-        if engine_fits(name, g, w, groups):
-            return name
-    if g.sh == g.sw == 1 and w.shape[1] >= FLAT_MIN_CHANNELS and g.oh * g.padded[1] >= FLAT_MIN_PIXELS:
-        return "flat"
-    return "batch-last" if g.ow < BATCH_LAST_MAX_WIDTH else "im2col"
+    """The engine for windows ``g``, weights ``w`` (C_out, C_in/G, fh, fw) and ``groups``, by
+    `convcli.ops.footprint.conv_engine`'s rule: pointwise for 1x1 windows, depthwise for one
+    input and one output channel per group, flat for stride 1 with enough channels per group and
+    output pixels, batch-last for short rows, else im2col."""
+    c_out, c_group = w.shape[:2]
+    return conv_engine(c_group, c_out // groups, (g.fh, g.fw), (g.sh, g.sw), g.oh, g.ow, g.padded[1])
 
 
 def engine_fits(name: str, g: Windows, w: np.ndarray, groups: int) -> bool:
-    """Whether engine ``name`` can run these windows: pointwise needs 1x1 windows, depthwise one
-    input and one output channel per group, flat stride 1; im2col and batch-last run anything."""
-    if name == "pointwise":
-        return g.fh == g.fw == 1
-    if name == "depthwise":
-        return w.shape[1] == 1 and w.shape[0] == groups
-    return name != "flat" or g.sh == g.sw == 1
+    """Whether engine ``name`` can run these windows (`convcli.ops.footprint.engine_fits`)."""
+    c_out, c_group = w.shape[:2]
+    return footprint_fits(name, c_group, c_out // groups, (g.fh, g.fw), (g.sh, g.sw))
 
 
 def _flat_taps(g: Windows) -> tuple[int, int, list[tuple[int, int, slice]]]:

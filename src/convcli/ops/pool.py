@@ -25,7 +25,8 @@ class PoolCache:
     """What `pool2d_backward` needs from the forward pass; treat as opaque.
 
     ``argmax`` holds, per output pixel, the tap index of its window's first maximum (max mode);
-    ``divisor`` the (oh, ow) window counts or one number (avg mode).
+    ``divisor`` the (oh, ow) window counts or one number (avg mode). Its size, from shapes alone,
+    is `convcli.ops.footprint.pool_footprint`'s (tests/nn/test_memory.py holds them equal).
     """
 
     g: Windows

@@ -198,3 +198,17 @@ def human(n: int | float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.3g} {unit}"
     return f"{n:g}"
+
+
+def size(n: int | None) -> str:
+    """Bytes in KiB/MiB/GiB, three significant digits; '-' for none.
+
+    >>> size(16951456), size(2048), size(80)
+    ('16.2 MiB', '2 KiB', '80 B')
+    """
+    if n is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"

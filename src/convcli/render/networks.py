@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from convcli.networks.costs import EXTRA_KINDS
-from convcli.render.emit import Column, Table, count, emit, emit_json, emit_table, human, is_terminal, warn
+from convcli.render.emit import Column, Table, count, emit, emit_json, emit_table, human, is_terminal, size, warn
 
 if TYPE_CHECKING:
     from convcli.networks.compare import Comparison
     from convcli.networks.report import LayerInfo, Report
+    from convcli.nn.memory import Memory
     from convcli.shapes import OneLayer
 
 
@@ -184,6 +185,86 @@ def show_params(report: Report, expand: bool = False) -> None:
         f"total params: {count(totals.params)} ({human(totals.params)})",
     ]
     _file_notes(report, table)
+    emit_table(table)
+
+
+def memory_dict(report: Report, memory: Memory) -> dict:
+    """The JSON of ``params --memory``, in bytes (documented in the README)."""
+    from convcli.nn.memory import CONVENTION
+
+    return {
+        "name": report.network.name or None,
+        "input": list(report.input_shape),
+        "batch_size": memory.batch_size,
+        "optimizer": memory.optimizer,
+        "dtype": "float32",
+        "convention": CONVENTION,
+        "exact": memory.exact,
+        "layers": [
+            {
+                "index": row.number,
+                "path": row.path,
+                "word": row.word,
+                "depth": row.depth,
+                "param_bytes": row.params,
+                "activation_bytes": row.output,
+                "cached_bytes": row.cached,
+                "kept_bytes": row.kept,
+                "optimizer_state_bytes": row.state,
+                "transient_bytes": row.transient,
+            }
+            for row in memory.layers
+        ],
+        "total": {
+            "weight_bytes": memory.weights,
+            "gradient_bytes": memory.grads,
+            "optimizer_state_bytes": memory.state,
+            "input_bytes": memory.input,
+            "activation_bytes": memory.activations,
+            "kept_bytes": memory.kept,
+            "transient_bytes": memory.transient,
+            "inference_peak_bytes": memory.inference_peak,
+            "training_peak_bytes": memory.training_peak,
+        },
+    }
+
+
+def show_memory(report: Report, memory: Memory, expand: bool = False, json_out: bool = False) -> None:
+    """``params --memory``: bytes per layer (the rows of blocks include their layers'), then the
+    totals and the two peaks, with the conventions in the footer."""
+    if json_out:
+        emit_json(memory_dict(report, memory))
+        return
+    from convcli.nn.memory import CONVENTION
+
+    table = Table(
+        [
+            ("#", "right"),
+            ("layer", "left"),
+            ("params", "right"),
+            ("activations", "right"),
+            ("kept for backward", "right"),
+            Column("optimiser state", "right", drop=1),
+        ],
+        title=f"{_title(report)}, batch {memory.batch_size}, {memory.optimizer}",
+    )
+    for row in memory.layers:
+        if row.depth and not expand:
+            continue
+        word = "  " * row.depth + row.word + ("" if row.exact else " *")
+        table.rows.append([row.number, word, size(row.params), size(row.output), size(row.kept), size(row.state)])
+        if row.depth:
+            table.dim_rows.add(len(table.rows) - 1)
+    table.footer += [
+        f"weights {size(memory.weights)}, gradients {size(memory.grads)}, "
+        f"{memory.optimizer} state {size(memory.state)}",
+        f"activations {size(memory.activations)} (input included), kept for backward {size(memory.kept)}, "
+        f"largest work arrays {size(memory.transient)}",
+        f"inference peak {size(memory.inference_peak)}; training step peak {size(memory.training_peak)}",
+        f"({CONVENTION}; batch {memory.batch_size})",
+    ]
+    if not memory.exact:
+        table.footer.append("* a layer convcli cannot train: counted as keeping its input, as frameworks do")
     emit_table(table)
 
 

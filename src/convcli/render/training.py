@@ -160,8 +160,9 @@ def _evaluation_dict(ev, names) -> dict:
 
 
 def _summary_table(result) -> Table:
-    """One row: network, test accuracy, params, MACs, time per epoch. The same columns for every
-    network, so runs of different families on the same data line up."""
+    """One row: network, test accuracy, params, MACs, time per epoch, a training step's peak memory
+    estimated and measured. The same columns for every network, so runs of different families on
+    the same data line up."""
     per_epoch = result.seconds_per_epoch
     row = [
         result.name or "(spec)",
@@ -170,6 +171,8 @@ def _summary_table(result) -> Table:
         human(result.macs),
         "-" if per_epoch is None else f"{per_epoch:.1f}",
         str(len(result.history)),
+        _mib(result.memory.estimate if result.memory else None),
+        _mib(result.memory.measured if result.memory else None),
     ]
     return Table(
         [
@@ -179,10 +182,30 @@ def _summary_table(result) -> Table:
             Column("MACs/image", "right", drop=3),
             Column("s/epoch", "right", drop=1),
             Column("epochs", "right", drop=2),
+            Column("peak MiB (est.)", "right", drop=4),
+            Column("measured", "right", drop=4),
         ],
         [row],
         title="Summary",
+        footer=[MEMORY_NOTE.format(batch=result.memory.batch_size)] if result.memory else [],
     )
+
+
+MEMORY_NOTE = (
+    "peak: a training step at batch {batch}, float32; estimated (weights, gradients, optimiser state, "
+    "the caches kept for backward, the largest work arrays) and measured (tracemalloc over the first two steps)"
+)
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:.1f}"
+
+
+def _memory_dict(check) -> dict | None:
+    """A training step's peak in bytes, estimated and measured (documented in the README)."""
+    if check is None:
+        return None
+    return {"batch_size": check.batch_size, "estimate_bytes": check.estimate, "measured_bytes": check.measured}
 
 
 def show_training(result, json_out: bool) -> None:
@@ -202,6 +225,7 @@ def show_training(result, json_out: bool) -> None:
             "checkpoint": str(result.output) if result.output else None,
             "plot": str(result.plot) if result.plot else None,
             "test_accuracy": result.test.accuracy if result.test else None,
+            "memory": _memory_dict(result.memory),
         }
         if result.test:
             doc["test"] = _evaluation_dict(result.test, result.class_names)

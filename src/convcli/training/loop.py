@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -40,6 +41,53 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class PeakMeter:
+    """The memory the first ``steps`` training steps really take at their peak: what tracemalloc
+    (which numpy reports its buffers to) traces from before the first forward to the end of the
+    last measured step, plus what the weights, gradients and optimiser state held before it.
+
+    By the second step every cache and gradient exists, so two steps see a step's peak. Tracing
+    stops after them: it slows every allocation, and the rest of the run goes at full speed.
+    ``peak`` is None until the steps are done.
+    """
+
+    def __init__(self, steps: int = 2) -> None:
+        self.steps, self.done = steps, 0
+        self.peak: int | None = None
+        self._held = self._base = 0
+        self._tracing = self._started = False
+
+    def begin(self, model: Model, optimizer: Optimizer) -> None:
+        """Before a step's forward: the first call starts tracing (or, if something else traces
+        already, measures from where it stands)."""
+        if self._tracing or self.peak is not None:
+            return
+        stores = [s for _, layer in model.named_layers() for s in (layer.params, layer.buffers, layer.grads)]
+        self._held = sum(a.nbytes for s in stores for a in s.values())
+        self._held += sum(v.nbytes for v in optimizer.state.values())
+        self._started = not tracemalloc.is_tracing()
+        if self._started:
+            tracemalloc.start()
+        self._base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        self._tracing = True
+
+    def end(self) -> None:
+        """After a step: the last measured step stops tracing."""
+        if self._tracing:
+            self.done += 1
+            if self.done >= self.steps:
+                self.finish()
+
+    def finish(self) -> None:
+        """Stop now (the run ended, or an epoch was shorter than the measured steps)."""
+        if self._tracing:
+            self.peak = self._held + tracemalloc.get_traced_memory()[1] - self._base
+            if self._started:
+                tracemalloc.stop()
+            self._tracing = False
 
 
 @dataclass(frozen=True)
@@ -138,13 +186,15 @@ def fit(
     start_epoch: int = 0,
     on_batch: Callable[[int, int, float, float], None] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    meter: PeakMeter | None = None,
 ) -> list[EpochRecord]:
     """Train ``model`` on prepared images ``x`` (N, C, H, W) and labels ``y`` from ``start_epoch``
     to ``config.epochs``; returns the new epochs' records.
 
     Each epoch shuffles with a generator seeded by ``(seed, epoch)`` and reseeds the dropout
     layers likewise (`Model.reseed`), so a resumed run sees the batches and masks an uninterrupted
-    one would. ``on_batch(done, total, loss, accuracy)`` follows the
+    one would. ``meter`` measures the first steps' peak memory (`PeakMeter`).
+    ``on_batch(done, total, loss, accuracy)`` follows the
     running means; ``on_epoch(record)`` runs after each epoch (the CLI saves a checkpoint there).
     Raises `TrainingError` as soon as a value overflows float32 or the loss is not finite.
     """
@@ -159,6 +209,8 @@ def fit(
         start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
         for b in range(0, len(x), config.batch_size):
             idx = order[b : b + config.batch_size]
+            if meter:
+                meter.begin(model, optimizer)
             with _diverging(config, f"epoch {epoch + 1} (batch {b // config.batch_size + 1})"):
                 logits = model.forward(x[idx])
                 loss, dlogits = softmax_cross_entropy(logits, y[idx])
@@ -166,11 +218,15 @@ def fit(
                     raise FloatingPointError(f"the loss became {loss}")
                 model.backward(dlogits, input_grad=False)
                 optimizer.step()
+            if meter:
+                meter.end()
             loss_sum += loss * len(idx)
             correct += int((logits.argmax(axis=1) == y[idx]).sum())
             seen += len(idx)
             if on_batch:
                 on_batch(seen, len(x), loss_sum / seen, correct / seen)
+        if meter:
+            meter.finish()  # an epoch shorter than the measured steps
         seconds = time.perf_counter() - start
         val = None
         if validation is not None and len(validation[1]):

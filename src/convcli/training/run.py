@@ -21,15 +21,17 @@ from convcli.networks.report import Report, analyse
 from convcli.networks.spec import same_network
 from convcli.networks.words import format_network
 from convcli.nn import checkpoint as ckpt
+from convcli.nn import memory
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
-from convcli.nn.model import Model, build_model, trainable_layers, training_bytes
-from convcli.nn.optim import OPTIMIZERS, SCHEDULES, STATE_COPIES, Optimizer, make_optimizer
+from convcli.nn.model import Model, build_model, trainable_layers
+from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
 from convcli.training.datasets import DataSplits, data_files, resolve_data
 from convcli.training.download import mirror_url
 from convcli.training.loop import (
     EVAL_BATCH,
     EpochRecord,
     Evaluation,
+    PeakMeter,
     TrainConfig,
     check_classes,
     check_input,
@@ -74,6 +76,17 @@ class TrainRequest:
     mirror: str | None = None
 
 
+@dataclass(frozen=True)
+class MemoryCheck:
+    """A training step's peak memory in bytes: `convcli.nn.memory.estimate`'s for the run's batch
+    size and optimiser, and what the first steps measured (`convcli.training.loop.PeakMeter`;
+    None when the run took no step)."""
+
+    batch_size: int
+    estimate: int
+    measured: int | None
+
+
 @dataclass
 class TrainResult:
     """A finished (or interrupted) run: its metadata as last saved, ``macs`` per image (from
@@ -86,6 +99,7 @@ class TrainResult:
     plot: Path | None = None
     test: Evaluation | None = None
     interrupted: bool = False
+    memory: MemoryCheck | None = None
 
     @property
     def name(self) -> str:
@@ -223,11 +237,12 @@ def plan(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -> tuple
 
 
 def check_memory(report: Report, config: TrainConfig) -> None:
-    """Refuse a run whose weights, optimiser state and activations would need more than
-    `MAX_TRAINING_BYTES` (estimated by `convcli.nn.model.training_bytes`; evaluation's batches
-    count when they are larger than training's)."""
-    batch = max(config.batch_size, EVAL_BATCH)
-    need = training_bytes(report, batch, STATE_COPIES[config.optimizer])
+    """Refuse a run that would need more than `MAX_TRAINING_BYTES`: a training step's peak at the
+    run's batch size, or an evaluation forward's at `EVAL_BATCH` images, whichever is larger
+    (`convcli.nn.memory.estimate`; evaluation keeps the layers' caches too)."""
+    step = memory.estimate(report, config.batch_size, config.optimizer).training_peak
+    evaluation = memory.estimate(report, EVAL_BATCH, config.optimizer).inference_peak
+    need, batch = max((step, config.batch_size), (evaluation, EVAL_BATCH))
     if need > MAX_TRAINING_BYTES:
         raise TrainingError(
             f"training {format_network(report.network)} would need about {need / 2**30:,.1f} GiB of memory "
@@ -341,6 +356,7 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
 
     if reporter:
         reporter.start(config.epochs, result.meta.epoch, len(x), model, result.words, result.macs)
+    meter = PeakMeter()
     try:
         fit(
             model,
@@ -352,10 +368,15 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
             start_epoch=result.meta.epoch,
             on_batch=reporter.batch if reporter else None,
             on_epoch=on_epoch,
+            meter=meter,
         )
     except KeyboardInterrupt:
         result.interrupted = True
         return result
+    finally:
+        meter.finish()
+        estimate = memory.estimate(report, config.batch_size, config.optimizer).training_peak
+        result.memory = MemoryCheck(config.batch_size, estimate, meter.peak)
     result.test = evaluate(model, xt, splits.test.labels, len(info.class_names))
     save(replace(result.meta, test_accuracy=result.test.accuracy))
     return result

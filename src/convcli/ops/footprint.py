@@ -1,0 +1,167 @@
+"""What convolution and pooling keep for their backward, in bytes, from shapes alone.
+
+Each function here mirrors one forward in `convcli.ops.conv` or `convcli.ops.pool` and names
+the arrays that forward puts in its cache; `convcli.nn.memory` adds them up for a network. No
+numpy here: ``convcli params --memory`` answers for a 224x224 ResNet-50 without loading it.
+The engine rule lives here for the same reason, and `convcli.ops.conv.choose_engine` calls it,
+so that the estimate and the forward can never pick different engines.
+
+``b`` is the bytes per number (4 for float32). tests/nn/test_memory.py runs every digit network
+and checks these numbers against the ``nbytes`` of what the caches really hold.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+FLAT_MIN_CHANNELS = 16
+"""Input channels per group from which the flat engine's per-tap matmuls beat one im2col matmul."""
+FLAT_MIN_PIXELS = 1024
+"""Output pixels (``oh * Wp``) from which the flat engine's matmuls are big enough to pay off."""
+BATCH_LAST_MAX_WIDTH = 16
+"""Output rows shorter than this use the batch-last engine rather than im2col."""
+INDEX_BYTES = 8
+"""numpy's ``intp``: what ``argmax`` returns (global max pooling keeps one per plane)."""
+
+
+class Footprint(NamedTuple):
+    """One op's memory on a batch, in bytes.
+
+    ``own``: arrays the forward allocates and keeps in its cache; ``keeps_input``: whether the
+    cache also holds the input itself (a view: no new bytes, but the input stays alive);
+    ``forward``: the most the forward allocates at once, output included; ``backward``: the most
+    its backward allocates at once beyond the cache, the incoming gradient and the returned one
+    included.
+    """
+
+    own: int
+    keeps_input: bool
+    forward: int
+    backward: int
+
+
+def engine_fits(name: str, c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int]) -> bool:
+    """Whether engine ``name`` can run a convolution with ``c_group`` input and ``out_group``
+    output channels per group: pointwise needs 1x1 windows, depthwise one input and one output
+    channel per group, flat stride 1; im2col and batch-last run anything.
+
+    >>> engine_fits("pointwise", 16, 32, (1, 1), (2, 2)), engine_fits("depthwise", 1, 2, (3, 3), (1, 1))
+    (True, False)
+    """
+    if name == "pointwise":
+        return f == (1, 1)
+    if name == "depthwise":
+        return c_group == 1 and out_group == 1
+    return name != "flat" or stride == (1, 1)
+
+
+def conv_engine(
+    c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int], oh: int, ow: int, wp: int
+) -> str:
+    """The engine `convcli.ops.conv` runs: pointwise for 1x1 windows, depthwise for one input and
+    one output channel per group, flat for stride 1 with at least `FLAT_MIN_CHANNELS` input
+    channels per group and `FLAT_MIN_PIXELS` output pixels ``oh * Wp`` (``Wp`` the padded width),
+    batch-last for rows shorter than `BATCH_LAST_MAX_WIDTH`, else im2col.
+
+    >>> conv_engine(1, 6, (3, 3), (1, 1), 28, 28, 30), conv_engine(32, 32, (3, 3), (1, 1), 32, 32, 34)
+    ('im2col', 'flat')
+    >>> conv_engine(32, 32, (3, 3), (1, 1), 8, 8, 10), conv_engine(1, 1, (3, 3), (2, 2), 14, 14, 29)
+    ('batch-last', 'depthwise')
+    """
+    for name in ("pointwise", "depthwise"):
+        if engine_fits(name, c_group, out_group, f, stride):
+            return name
+    if stride == (1, 1) and c_group >= FLAT_MIN_CHANNELS and oh * wp >= FLAT_MIN_PIXELS:
+        return "flat"
+    return "batch-last" if ow < BATCH_LAST_MAX_WIDTH else "im2col"
+
+
+def conv_footprint(
+    n: int, c_in: int, c_out: int, hw: tuple[int, int], out: tuple[int, int], f: int, stride: int,
+    pads: tuple[int, int, int, int], groups: int, b: int = 4,
+) -> Footprint:  # fmt: skip
+    """What `convcli.ops.conv.conv2d_forward` keeps (`ConvCache`) for an (n, c_in, h, w) input.
+
+    - flat engine: the padded input ``(N, C, Hp, Wp)``, which is the input itself (a view) when
+      there is no padding;
+    - pointwise: the same at stride 1; strided, a copy of the pixels it reads, ``C * N * oh * ow``;
+    - depthwise: the same at stride 1; strided, the ``s * s`` phases of the padded input, each
+      ``ceil(Hp / s) x ceil(Wp / s)``;
+    - im2col and batch-last: every window as a column, ``C * f * f * N * oh * ow`` numbers.
+
+    The weights in the cache are the layer's own (counted with the parameters). The forward also
+    makes a padded copy, the matmul's output and its contiguous copy; the backward the transposed
+    gradient, the columns' gradient and the padded input gradient (flat: the padded gradient, the
+    tap product and the padded input gradient).
+
+    >>> conv_footprint(2, 1, 4, (8, 8), (8, 8), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 64 * 4
+    True
+    """
+    (h, w), (oh, ow), (top, bottom, left, right) = hw, out, pads
+    hp, wp = h + top + bottom, w + left + right
+    x, y, xp = n * c_in * h * w * b, n * c_out * oh * ow * b, n * c_in * hp * wp * b
+    padded = xp if (top, bottom, left, right) != (0, 0, 0, 0) else 0
+    engine = conv_engine(c_in // groups, c_out // groups, (f, f), (stride, stride), oh, ow, wp)
+    # the backward's dy, its work arrays, then the padded input gradient and its cropped copy
+    if engine == "pointwise":
+        if stride == 1:  # the (padded) input itself
+            return Footprint(padded, not padded, padded + y, y + (xp + x if padded else x))
+        strided = n * c_in * oh * ow * b  # the strided pixels, copied
+        return Footprint(strided, False, padded + strided + y, y + max(strided + xp, xp + x))
+    if engine == "depthwise":
+        hq, wq = -(-hp // stride), -(-wp // stride)
+        rows = n * c_out * oh * wq * b  # outputs computed on whole phase rows
+        if stride == 1:  # the padded input is the one phase
+            return Footprint(padded, not padded, padded + rows + y, y + max(rows + xp, xp + x))
+        phases = n * c_in * hq * wq * stride * stride * b
+        return Footprint(phases, False, padded + phases + rows + y, y + max(rows + phases + xp, xp + x))
+    if engine == "flat":
+        rows = n * c_out * oh * wp * b  # outputs computed on whole padded rows
+        tap = n * c_out * ((oh - 1) * wp + ow) * b
+        tap_in = n * c_in * ((oh - 1) * wp + ow) * b
+        return Footprint(padded, not padded, padded + rows + tap + y, y + xp + max(rows + tap_in, x))
+    cols = c_in * f * f * n * oh * ow * b
+    return Footprint(cols, False, padded + cols + max(xp, 2 * y), y + xp + max(y + cols, x))
+
+
+def pool_footprint(
+    n: int, c: int, hw: tuple[int, int], out: tuple[int, int], f: int, stride: int,
+    pads: tuple[int, int, int, int], ceil_rows: tuple[int, int], mode: str, count_include_pad: bool, b: int = 4,
+) -> Footprint:  # fmt: skip
+    """What `convcli.ops.pool.pool2d_forward` keeps (`PoolCache`) for an (n, c, h, w) input.
+
+    Max: the tap index of each window's maximum, one byte per output while the window has at most
+    256 taps (numpy's smallest unsigned type), two bytes beyond. Average: nothing per image; the
+    divisor is one number, or an (oh, ow) array when windows cover padding that is not counted
+    or hang past it (``ceil_rows``: the rows and columns past the bottom and right padding).
+
+    >>> pool_footprint(64, 32, (28, 28), (14, 14), 2, 2, (0, 0, 0, 0), (0, 0), "max", True).own
+    401408
+    """
+    (h, w), (oh, ow), (top, bottom, left, right) = hw, out, pads
+    hp, wp = h + top + bottom + ceil_rows[0], w + left + right + ceil_rows[1]
+    x, y, xp = n * c * h * w * b, n * c * oh * ow * b, n * c * hp * wp * b
+    padded = xp if (hp, wp) != (h, w) else 0
+    outputs = n * c * oh * ow
+    if mode == "max":
+        index = 1 if f * f <= 256 else 2
+        # the forward's search masks (two booleans per output) and its index array
+        own = outputs * index
+        if stride < f:  # overlapping windows: one bincount in float64 at int64 indices
+            return Footprint(own, False, padded + y + own + 3 * outputs, y + 16 * outputs + 3 * xp + x)
+        return Footprint(own, False, padded + y + own + 3 * outputs, y + xp + max(outputs + y, x))
+    uniform = ceil_rows == (0, 0) and (count_include_pad or (top, bottom, left, right) == (0, 0, 0, 0))
+    own = 0 if uniform else oh * ow * b
+    return Footprint(own, False, padded + y + own, y + xp + max(y, x))
+
+
+def global_pool_footprint(n: int, c: int, hw: tuple[int, int], mode: str, b: int = 4) -> Footprint:
+    """What `convcli.ops.pool.global_pool2d_forward` keeps: for max, each plane's argmax
+    (``intp``); for the mean, nothing.
+
+    >>> global_pool_footprint(64, 128, (7, 7), "max").own
+    65536
+    """
+    x, y = n * c * hw[0] * hw[1] * b, n * c * b
+    own = n * c * INDEX_BYTES if mode == "max" else 0
+    return Footprint(own, False, y + own, y + x)
