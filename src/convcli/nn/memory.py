@@ -142,8 +142,9 @@ def fuses_activation(first: S.Layer, second: S.Layer, fuse: bool = True) -> bool
     """Whether batch norm ``first`` applies the activation ``second`` itself: a ReLU or ReLU6
     right after it, with ``fuse``. The activation layer stays in the model, as the identity, so
     that the layers and their names are the spec's."""
-    bn_act = isinstance(first, S.BatchNorm) and isinstance(second, S.Activation)
-    return fuse and bn_act and second.name in FUSED_ACTIVATIONS
+    if not (fuse and isinstance(first, S.BatchNorm) and isinstance(second, S.Activation)):
+        return False
+    return second.name in FUSED_ACTIVATIONS
 
 
 def run_order(infos: tuple[LayerInfo, ...], fuse: bool = True) -> list[LayerInfo]:
