@@ -22,6 +22,7 @@ from convcli.ops import conv as conv_engines
 from convcli.ops.conv import conv2d, conv2d_backward, conv2d_forward
 from convcli.ops.filters import gradient_magnitude
 from convcli.ops.pool import pool2d, pool2d_backward, pool2d_forward
+from convcli.ops.windows import conv_windows
 
 
 def best_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -151,8 +152,9 @@ def engine_rows(repeat: int) -> list[tuple]:
 
         chosen = conv2d_forward(x, w, padding=padding)[1].engine
         times = {}
-        for engine in conv_engines.ENGINES:
-            conv_engines.choose_engine = lambda g, w, engine=engine: engine
+        g = conv_windows(x_shape[2], x_shape[3], w_shape[2], w_shape[3], 1, padding)
+        for engine in (e for e in conv_engines.ENGINES if conv_engines.engine_fits(e, g, w, 1)):
+            conv_engines.choose_engine = lambda g, w, groups=1, engine=engine: engine
             try:
                 times[engine] = best_ms(train, repeat)
             finally:

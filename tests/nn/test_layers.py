@@ -100,6 +100,27 @@ def test_batchnorm_gradients(train, shape):
     check_layer(layer, RNG.standard_normal(shape) * 2 + 1, train=train)
 
 
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("act", L.FUSED_ACTIVATIONS)
+def test_batchnorm_with_its_activation(train, act):
+    """A batch norm applying a ReLU or ReLU6 computes what the two layers do, gradients included."""
+    shape = (4, 3, 5, 5)
+    fused, alone = L.BatchNorm(3, act=act), L.BatchNorm(3)
+    for layer in (fused, alone):
+        layer.params["gamma"] = np.array([0.8, 1.3, 4.0])
+        layer.params["beta"] = np.array([0.1, -0.2, 3.0])
+    x = RNG.standard_normal(shape) * 2 + 1
+    check_layer(fused, x, train=train)
+    relu = L.Activation(act)
+    y = fused.forward(x, train)
+    assert ((y == 0).any(), (y == 6).any()) == (True, act == "relu6")  # both kinks are reached
+    np.testing.assert_allclose(y, relu.forward(alone.forward(x, train), train), rtol=1e-12)
+    dy = RNG.standard_normal(shape)
+    np.testing.assert_allclose(fused.backward(dy), alone.backward(relu.backward(dy)), rtol=1e-10, atol=1e-12)
+    for key in ("gamma", "beta"):
+        np.testing.assert_allclose(fused.grads[key], alone.grads[key], rtol=1e-10)
+
+
 def test_batchnorm_statistics():
     layer = L.BatchNorm(3)
     x = RNG.standard_normal((8, 3, 4, 4)) * 3 + 2

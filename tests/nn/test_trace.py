@@ -106,3 +106,18 @@ def test_nothing_is_recorded_outside_the_block():
     count = len(trace.outputs)
     model.forward(image(NETS["resnet"]))
     assert len(trace.outputs) == count and count == len(list(model.walk()))
+
+
+@pytest.mark.parametrize("name", ["mnist-resnet", "mnist-mobilenet", "mnist-inception"])
+def test_fused_model_trains_as_the_spec_order_one(name):
+    """Batch norm applying its ReLU/ReLU6, and pooling before ReLU: the same outputs and gradients."""
+    report = analyse(get(name))
+    fused, ordered = build_model(report, seed=1), build_model(report, seed=1, fuse=False)
+    assert any(isinstance(layer, L.BatchNorm) and layer.act for _, layer in fused.named_layers())
+    h, w, c = report.network.input
+    x = np.random.default_rng(0).standard_normal((4, c, h, w))
+    dlogits = np.random.default_rng(1).standard_normal((4, 10))
+    np.testing.assert_allclose(fused.forward(x), ordered.forward(x), rtol=1e-10, atol=1e-12)
+    fused.backward(dlogits), ordered.backward(dlogits)
+    for (name_, a, key), (_, b, _) in zip(fused.parameters(), ordered.parameters(), strict=True):
+        np.testing.assert_allclose(a.grads[key], b.grads[key], rtol=1e-9, atol=1e-12, err_msg=name_)

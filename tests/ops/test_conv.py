@@ -45,10 +45,10 @@ ENGINES = list(conv_module.ENGINES)
 
 
 def force_engine(monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
-    """Make conv2d pick ``engine`` always (``flat`` only where the stride is 1, else ``im2col``)."""
+    """Make conv2d pick ``engine`` wherever it fits (`conv.engine_fits`), else ``im2col``."""
 
-    def choose(g, w):
-        return "im2col" if engine == "flat" and (g.sh, g.sw) != (1, 1) else engine
+    def choose(g, w, groups=1):
+        return engine if conv_module.engine_fits(engine, g, w, groups) else "im2col"
 
     monkeypatch.setattr(conv_module, "choose_engine", choose)
 
@@ -146,6 +146,26 @@ def test_engine_choice():
     assert engine((1, 16, 34, 34), (1, 16, 3, 3), stride=2) == "im2col"  # 16-pixel rows
     assert engine((64, 1, 32, 32), (6, 1, 5, 5)) == "im2col"  # LeNet-5's C1
     assert engine((64, 6, 14, 14), (16, 6, 5, 5)) == "batch-last"  # LeNet-5's C3
+    assert engine((64, 32, 14, 14), (64, 32, 1, 1)) == "pointwise"
+    assert engine((64, 32, 28, 28), (32, 1, 3, 3), stride=2, padding="tf", groups=32) == "depthwise"
+    assert engine((2, 3, 6, 6), (6, 1, 3, 3), groups=3) == "batch-last"  # depthwise, multiplier 2
+
+
+@pytest.mark.parametrize("f, stride, padding, groups", [(1, 1, 0, 1), (1, 2, 0, 2), (3, 1, 1, 4), (3, 2, (0, 1), 4)])
+def test_pointwise_and_depthwise_match_torch(f, stride, padding, groups):
+    torch = pytest.importorskip("torch")
+    x, k = RNG.normal(size=(3, 4, 9, 8)), RNG.normal(size=(4, 4 // groups, f, f))
+    xt, kt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(k).requires_grad_()
+    pads = (padding, padding) if isinstance(padding, int) else padding  # (lo, hi) on both axes
+    yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, pads * 2), kt, stride=stride, groups=groups)
+    y, cache = conv2d_forward(x, k, stride=stride, padding=padding, groups=groups)
+    assert cache.engine == ("pointwise" if f == 1 else "depthwise")
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+    dy = RNG.normal(size=y.shape)
+    yt.backward(torch.from_numpy(dy))
+    dx, dw, _ = conv2d_backward(dy, cache)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-11)
+    np.testing.assert_allclose(dw, kt.grad.numpy(), atol=1e-11)
 
 
 def test_course_vertical_edge():
@@ -274,6 +294,9 @@ GRAD_CASES = [  # c_in, c_out, fh, fw, stride, padding, dilation, groups, flip, 
     (2, 3, 3, 2, 2, 1, 1, 1, False, True),
     (4, 4, 3, 3, (1, 2), "tf", 1, 2, False, True),
     (3, 3, 3, 3, 2, 1, 2, 3, True, False),  # depthwise, dilated
+    (3, 3, 3, 3, 1, "same", 1, 3, False, True),  # depthwise
+    (3, 4, 1, 1, 2, 0, 1, 1, False, True),  # pointwise, strided
+    (2, 4, 1, 1, 1, 1, 1, 2, True, False),  # pointwise, padded, grouped
 ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convcli.nn.memory import FUSED_ACTIVATIONS  # noqa: F401  (re-exported: what BatchNorm.act may be)
 from convcli.ops.conv import conv2d_backward, conv2d_forward
 from convcli.ops.pool import global_pool2d_backward, global_pool2d_forward, pool2d_backward, pool2d_forward
 from convcli.ops.windows import Padding2d
@@ -183,19 +184,28 @@ class Linear(Layer):
 
 
 class Activation(Layer):
-    """Elementwise nonlinearity by name (see ``ACTIVATIONS``)."""
+    """Elementwise nonlinearity by name (see ``ACTIVATIONS``).
+
+    ``fused`` (set by `convcli.nn.model.build_model`) makes it the identity: the batch norm before
+    it applies it (`BatchNorm.act`)."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
         self._fn, self._grad = ACTIVATIONS[name]
+        self.fused = False
 
     def forward(self, x, train):
+        if self.fused:
+            return x
         y = self._fn(x)
-        self._cache = (x, y)
+        # the derivatives of all but swish are functions of the output alone
+        self._cache = (x if self.name == "swish" else None, y)
         return y
 
     def backward(self, dy):
+        if self.fused:
+            return dy
         x, y = self._cache
         return dy * self._grad(x, y)
 
@@ -208,13 +218,13 @@ def _sigmoid(x):
 
 LEAKY_SLOPE = 0.01  # PyTorch's nn.LeakyReLU default
 
-# name -> (f(x), f'(x) from x and y = f(x))
+# name -> (f(x), f'(x) from x and y = f(x)); x is None for all but swish (see Activation.forward)
 ACTIVATIONS = {
-    "relu": (lambda x: np.maximum(x, 0), lambda x, y: x > 0),
-    "relu6": (lambda x: np.clip(x, 0, 6), lambda x, y: (x > 0) & (x < 6)),
+    "relu": (lambda x: np.maximum(x, 0), lambda x, y: y > 0),
+    "relu6": (lambda x: np.clip(x, 0, 6), lambda x, y: (y > 0) & (y < 6)),
     "leakyrelu": (
         lambda x: np.where(x > 0, x, x * LEAKY_SLOPE),
-        lambda x, y: np.where(x > 0, 1, LEAKY_SLOPE).astype(x.dtype),
+        lambda x, y: np.where(y > 0, 1, LEAKY_SLOPE).astype(y.dtype),
     ),
     "tanh": (np.tanh, lambda x, y: 1 - y * y),
     "sigmoid": (_sigmoid, lambda x, y: y * (1 - y)),
@@ -222,28 +232,48 @@ ACTIVATIONS = {
 }
 
 
+def _channel_sum(a: np.ndarray) -> np.ndarray:
+    """(N, C, P) to (C,): the sum over N and P, pairwise along the contiguous P."""
+    return a.sum(axis=2).sum(axis=0)
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, C, P) twice to (C,): ``sum over N, P of a * b``, without the product's array."""
+    n, c, p = a.shape
+    return np.einsum("ij,ij->i", a.reshape(n * c, p), b.reshape(n * c, p)).reshape(n, c).sum(axis=0)
+
+
 class BatchNorm(Layer):
     """Batch normalisation over N (and H, W for feature maps), as PyTorch's BatchNorm1d/2d.
 
     Training normalises with the batch statistics and updates the running ones with
     ``momentum`` (PyTorch's 0.1; the running variance uses the unbiased batch variance);
-    evaluation normalises with the running statistics.
+    evaluation normalises with the running statistics. ``act`` (one of `FUSED_ACTIVATIONS`, set by
+    `convcli.nn.model.build_model` when a ReLU or ReLU6 follows) applies that activation to the
+    output in place, and its derivative in the backward, from the output.
+
+    With ``xc = x - mean`` and ``inv = 1 / sqrt(var + eps)``, ``y = xc * (gamma * inv) + beta``;
+    the backward through the batch statistics, with ``m`` values per channel, is
+    ``dx = gamma * inv * (dy - sum(dy) / m - xc * inv**2 * sum(dy * xc) / m)``.
     """
 
-    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1, act: str | None = None) -> None:
         super().__init__()
         self.params["gamma"] = np.ones(channels, np.float32)
         self.params["beta"] = np.zeros(channels, np.float32)
         self.buffers["mean"] = np.zeros(channels, np.float32)
         self.buffers["var"] = np.ones(channels, np.float32)
-        self.eps, self.momentum = eps, momentum
+        self.eps, self.momentum, self.act = eps, momentum, act
 
     def forward(self, x, train):
-        axes = (0, 2, 3) if x.ndim == 4 else (0,)
-        shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
+        n, c = x.shape[:2]
+        x3 = x.reshape(n, c, -1)  # N, C, H*W (or N, C, 1)
+        m = n * x3.shape[2]
+        dtype = x.dtype
         if train:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
-            m = x.size // x.shape[1]
+            mean = _channel_sum(x3) / dtype.type(m)
+            xc = x3 - mean[:, None]
+            var = _channel_dot(xc, xc) / dtype.type(m)
             unbiased = var * (m / max(m - 1, 1))
             self.buffers["mean"] = ((1 - self.momentum) * self.buffers["mean"] + self.momentum * mean).astype(
                 np.float32
@@ -252,23 +282,37 @@ class BatchNorm(Layer):
                 np.float32
             )
         else:
-            mean, var = self.buffers["mean"].astype(x.dtype), self.buffers["var"].astype(x.dtype)
-        inv = 1 / np.sqrt(var + self.eps)
-        xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
-        self._cache = (xhat, inv, axes, shape, train)
-        return xhat * self.params["gamma"].reshape(shape) + self.params["beta"].reshape(shape)
+            mean, var = self.buffers["mean"].astype(dtype), self.buffers["var"].astype(dtype)
+            xc = x3 - mean[:, None]
+        inv = (1 / np.sqrt(var + self.eps)).astype(dtype, copy=False)
+        y = np.multiply(xc, (self.params["gamma"] * inv).astype(dtype, copy=False)[:, None])
+        y += self.params["beta"].astype(dtype, copy=False)[:, None]
+        if self.act == "relu":
+            np.maximum(y, 0, out=y)
+        elif self.act == "relu6":
+            np.clip(y, 0, 6, out=y)
+        self._cache = (xc, inv, y if self.act else None, train)
+        return y.reshape(x.shape)
 
     def backward(self, dy):
-        xhat, inv, axes, shape, train = self._cache
-        self.grads["gamma"] = (dy * xhat).sum(axis=axes)
-        self.grads["beta"] = dy.sum(axis=axes)
-        g = dy * self.params["gamma"].reshape(shape)
-        if not train:
-            return g * inv.reshape(shape)
-        # d/dx of (x - mean) / std through the batch mean and variance
-        return inv.reshape(shape) * (
-            g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True)
-        )
+        xc, inv, y, train = self._cache
+        shape = dy.shape
+        g = dy.reshape(xc.shape)
+        if y is not None:  # the fused activation's derivative, from its output
+            mask = y > 0
+            if self.act == "relu6":
+                mask &= y < 6
+            g = g * mask
+        dbeta, dot = _channel_sum(g), _channel_dot(g, xc)
+        self.grads["beta"], self.grads["gamma"] = dbeta, dot * inv
+        k0 = self.params["gamma"].astype(inv.dtype, copy=False) * inv
+        dx = np.multiply(g, k0[:, None], out=g if y is not None else None)
+        if train:
+            m = xc.shape[0] * xc.shape[2]
+            tmp = np.multiply(xc, (k0 * inv * inv * dot / m)[:, None])
+            tmp += (k0 * dbeta / m)[:, None]
+            dx -= tmp
+        return dx.reshape(shape)
 
 
 class Dropout(Layer):

@@ -134,13 +134,33 @@ def runs_pool_first(first: S.Layer, second: S.Layer, fuse: bool = True) -> bool:
     return fuse and relu and pool
 
 
+FUSED_ACTIVATIONS = ("relu", "relu6")
+"""Activations a batch norm applies to its own output when ``fuse`` (`convcli.nn.layers.BatchNorm`)."""
+
+
+def fuses_activation(first: S.Layer, second: S.Layer, fuse: bool = True) -> bool:
+    """Whether batch norm ``first`` applies the activation ``second`` itself: a ReLU or ReLU6
+    right after it, with ``fuse``. The activation layer stays in the model, as the identity, so
+    that the layers and their names are the spec's."""
+    if not (fuse and isinstance(first, S.BatchNorm) and isinstance(second, S.Activation)):
+        return False
+    return second.name in FUSED_ACTIVATIONS
+
+
 def run_order(infos: tuple[LayerInfo, ...], fuse: bool = True) -> list[LayerInfo]:
-    """``infos`` in the order the model runs them (`runs_pool_first` swaps applied)."""
+    """``infos`` in the order the model runs them: `runs_pool_first` swaps applied, except to a
+    ReLU its batch norm applies (`fuses_activation`), which is cheaper still."""
     order = list(infos)
+    fused = {i + 1 for i in range(len(order) - 1) if fuses_activation(order[i].layer, order[i + 1].layer, fuse)}
     for i in range(len(order) - 1):
-        if runs_pool_first(order[i].layer, order[i + 1].layer, fuse):
+        if i not in fused and runs_pool_first(order[i].layer, order[i + 1].layer, fuse):
             order[i], order[i + 1] = order[i + 1], order[i]
     return order
+
+
+def fused_positions(order: list[LayerInfo], fuse: bool = True) -> set[int]:
+    """The positions in a `run_order` of the activations their batch norm applies."""
+    return {i + 1 for i in range(len(order) - 1) if fuses_activation(order[i].layer, order[i + 1].layer, fuse)}
 
 
 def estimate(
@@ -199,14 +219,21 @@ def _sequence(infos, x: _Buffer, n, train, copies, fuse, rows, index, path, dept
     """Walk a `convcli.nn.model.Sequential`: (its output buffer, bytes kept, largest transient)."""
     kept = transient = 0
     numbers = {id(info): k for k, info in enumerate(infos, 1)}
-    for i, info in enumerate(run_order(infos, fuse)):
+    order = run_order(infos, fuse)
+    fused = fused_positions(order, fuse)
+    for i, info in enumerate(order):
         row_index = f"{index}{numbers[id(info)]}"
-        x, k, t = _layer(info, x, n, train, copies, fuse, rows, row_index, f"{path}{i}", depth)
+        role = "fused" if i in fused else "applies" if i + 1 in fused else ""
+        x, k, t = _layer(info, x, n, train, copies, fuse, rows, row_index, f"{path}{i}", depth, role)
         kept, transient = kept + k, max(transient, t)
     return x, kept, transient
 
 
-def _layer(info: LayerInfo, x: _Buffer, n, train, copies, fuse, rows, index, path, depth) -> tuple[_Buffer, int, int]:
+def _layer(
+    info: LayerInfo, x: _Buffer, n, train, copies, fuse, rows, index, path, depth, role: str = ""
+) -> tuple[_Buffer, int, int]:
+    """One row; ``role``: "applies" for a batch norm applying the next activation, "fused" for
+    that activation (`fuses_activation`)."""
     layer = info.layer
     # an elementwise layer is as large as what reaches it: a ReLU run after the max pooling it
     # precedes in the spec (`runs_pool_first`) sees the pooled maps, not the report's shape
@@ -217,7 +244,7 @@ def _layer(info: LayerInfo, x: _Buffer, n, train, copies, fuse, rows, index, pat
         y, cached, kept, transient = _block(info, x, n, train, copies, fuse, rows, index, path, depth)
         exact = not isinstance(layer, S.Scale) and all(r.exact for r in rows[at:])
     else:
-        fp, view, keeps_output, exact = _footprint(info, n, train, x.nbytes, out_bytes)
+        fp, view, keeps_output, exact = _footprint(info, n, train, x.nbytes, out_bytes, role)
         y = x if view else _Buffer(out_bytes)
         kept = fp.own + (x.hold() if fp.keeps_input else 0) + (y.hold() if keeps_output else 0)
         cached = fp.own + (x.nbytes if fp.keeps_input else 0) + (out_bytes if keeps_output else 0)
@@ -247,16 +274,22 @@ def _block(info, x: _Buffer, n, train, copies, fuse, rows, index, path, depth) -
         return _Buffer(out_bytes), offsets, kept + offsets, max(inner + x_bytes, 2 * out_bytes)
     y = _Buffer(out_bytes)  # body + shortcut
     cached = 0
-    if layer.act:  # its Activation keeps the sum and its own output
-        y.hold()
-        cached = 2 * out_bytes
+    if layer.act:  # its Activation keeps its own output (and swish the sum too)
+        cached = out_bytes
+        if layer.act == "swish":
+            y.hold()
+            cached = 2 * out_bytes
         y = _Buffer(out_bytes)
         y.hold()
+    if not any(name == "shortcut" for name, _ in info.children):  # no skip (dwsep): the body alone
+        return y, cached, kept + cached, max(inner, 3 * out_bytes if layer.act else 0)
     # the backward holds the gradient at the output, then the body's dx while the shortcut runs
     return y, cached, kept + cached, max(inner + x_bytes + out_bytes, 3 * out_bytes)
 
 
-def _footprint(info: LayerInfo, n: int, train: bool, x: int, y: int) -> tuple[Footprint, bool, bool, bool]:
+def _footprint(
+    info: LayerInfo, n: int, train: bool, x: int, y: int, role: str = ""
+) -> tuple[Footprint, bool, bool, bool]:
     """``(footprint, output is a view of the input, keeps its output, exact)`` of one layer."""
     layer, b = info.layer, ITEMSIZE
     shape = info.in_shape
@@ -280,14 +313,18 @@ def _footprint(info: LayerInfo, n: int, train: bool, x: int, y: int) -> tuple[Fo
         (h, w, c) = shape
         return global_pool_footprint(n, c, (h, w), layer.kind, b), False, False, True
     if isinstance(layer, S.BatchNorm):
-        # xhat (like x) and 1/std per channel; the forward holds three arrays like x at once, the
-        # backward dy, g and two work arrays (numpy reuses a temporary nothing else refers to)
-        return Footprint(x + shape[-1] * b, False, 3 * x, 4 * x), False, False, True
+        # x - mean (like x) and 1/std per channel, and the output when it applies its activation;
+        # the forward makes x - mean and the output, the backward holds dy, dx (the masked
+        # gradient, scaled in place, when it applies its activation, with the mask) and a work array
+        applies = role == "applies"
+        return Footprint(x + shape[-1] * b, False, 2 * x, 3 * x + (x // b if applies else 0)), False, applies, True
+    if isinstance(layer, S.Activation) and role == "fused":  # the identity: its batch norm applied it
+        return Footprint(0, False, 0, 0), True, False, True
     if isinstance(layer, S.Activation) and layer.name != "softmax":
         cheap = layer.name in CHEAP_ACTIVATIONS
-        # keeps (x, y); relu's backward mask is one byte a number
+        # keeps its output, and swish its input too; relu's backward mask is one byte a number
         backward = y + x + (x // b if layer.name in ("relu", "relu6") else 2 * x)
-        return Footprint(0, True, y if cheap else y + 3 * x, backward), False, True, True
+        return Footprint(0, layer.name == "swish", y if cheap else y + 3 * x, backward), False, True, True
     if isinstance(layer, S.Dropout):
         if not train or layer.rate == 0:
             return Footprint(0, False, 0, 2 * x), True, False, True

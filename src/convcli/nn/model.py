@@ -102,7 +102,13 @@ class Concat(L.Layer):
 
     def backward(self, dy):
         parts = np.split(dy, self._cache, axis=1)
-        return sum(branch.backward(d) for branch, d in zip(self.branches, parts))
+        grads = [branch.backward(d) for branch, d in zip(self.branches, parts)]
+        if len(grads) == 1:
+            return grads[0]
+        total = grads[0] + grads[1]  # a new array: the others are added into it
+        for grad in grads[2:]:
+            total += grad
+        return total
 
     def children(self) -> Iterator[tuple[str, L.Layer]]:
         return ((f"branch{i}", b) for i, b in enumerate(self.branches, 1))
@@ -243,8 +249,11 @@ def build_model(report: Report, seed: int = 0, fuse: bool = True) -> Model:
     """The trainable model of ``report``, weights drawn with ``seed``.
 
     He initialisation when the network uses a ReLU-family activation, Glorot otherwise. ``fuse``
-    runs a ReLU before max pooling as pool then ReLU (see `convcli.nn.memory.runs_pool_first`); without it every layer
-    runs in the spec's order, so that each layer's output is the one the spec describes.
+    has a batch norm apply the ReLU or ReLU6 that follows it (`convcli.nn.layers.BatchNorm.act`;
+    the activation layer stays, as the identity: see `convcli.nn.memory.fuses_activation`) and
+    runs any other ReLU before max pooling as pool then ReLU (see
+    `convcli.nn.memory.runs_pool_first`); without it every layer runs in the spec's order, so that
+    each layer's output is the one the spec describes.
     Raises `TrainingError` naming the first layer the numpy layer set cannot train.
 
     Examples
@@ -299,7 +308,12 @@ def _check(info: LayerInfo) -> None:
 
 def _sequence(infos, rng, scheme, fuse) -> Sequential:
     order = memory.run_order(infos, fuse)  # a ReLU before max pooling runs after it
-    return Sequential([_build(info, rng, scheme, fuse) for info in order], tuple(order))
+    layers = [_build(info, rng, scheme, fuse) for info in order]
+    for i in memory.fused_positions(order, fuse):  # one pass less each way, see L.BatchNorm
+        bn, act = layers[i - 1], layers[i]
+        assert isinstance(bn, L.BatchNorm) and isinstance(act, L.Activation)
+        bn.act, act.fused = act.name, True
+    return Sequential(layers, tuple(order))
 
 
 def _build(info: LayerInfo, rng: np.random.Generator, scheme: str, fuse: bool) -> L.Layer:

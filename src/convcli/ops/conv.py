@@ -7,8 +7,19 @@
 where ``xp`` is the padded input, ``g = o // (C_out/G)`` the group of output channel ``o`` and
 ``G = groups``. ``flip=True`` flips the kernel first: true convolution, as ``scipy.signal.convolve2d``.
 
-Three engines share the work; `choose_engine` picks one by rules measured with
-benchmarks/bench_ops.py (its engine rows time every engine on the same layers):
+Five engines share the work; `choose_engine` picks one by rules measured with
+benchmarks/bench_ops.py (its engine rows time every engine on the same layers) and, for the two
+that serve the small layers of the digit networks, benchmarks/bench_train.py:
+
+- *pointwise* (1x1 windows, any stride): the input planes, strided if need be, are already the
+  columns; one matmul per image ``(C_out, C_in) @ (C_in, oh*ow)`` gives NCHW directly, and the
+  weight gradient is a batch of per-image products, summed (a single product over ``N*oh*ow``
+  columns is much slower in OpenBLAS).
+- *depthwise* (one input and one output channel per group, any stride): per tap, a
+  multiply-add of whole planes, each channel scaled by its own weight, on contiguous spans of the
+  flattened padded planes as the flat engine reads them (a strided input is first split into its
+  ``sh * sw`` phases), a few images at a time so the passes stay in cache. No matmul: each
+  output is only ``fh * fw`` multiply-adds, and the work is memory-bound.
 
 - *im2col* (any stride): every window copied into a column (`windows.im2col`), then one batched
   matmul with ``K = C_in/G * fh * fw``. Best for few input channels on rows of 16 pixels or more
@@ -42,6 +53,7 @@ from convcli.errors import InputError, ShapeError
 # The engine rule and its thresholds live without numpy in ops/footprint.py, which the memory
 # estimate of `convcli params --memory` follows too; the thresholds are re-exported here.
 from convcli.ops.footprint import BATCH_LAST_MAX_WIDTH, FLAT_MIN_CHANNELS, FLAT_MIN_PIXELS, conv_engine  # noqa: F401
+from convcli.ops.footprint import engine_fits as footprint_fits
 from convcli.ops.windows import (
     IntPair,
     Padding2d,
@@ -55,6 +67,9 @@ from convcli.ops.windows import (
     pad2d,
 )
 
+DEPTHWISE_BLOCK_BYTES = 2**18
+"""Input bytes the depthwise engine runs its taps over at a time: its passes then stay in cache
+(64x16x28x28 forward, 3x3 taps: 13 ms in one block of 64 images, 3.4 ms in blocks of 4-8)."""
 DW_CHUNK = 1024
 """Columns per partial product when `_weight_grad` splits a long, thin ``dy @ cols.T``."""
 
@@ -123,7 +138,7 @@ def conv2d(
     """
     x4, w4, ndim = _as_batch(x, w)
     g, xp, w4, b = _prepare(x4, w4, b, stride, padding, dilation, groups, mode, flip)
-    y = _forward(xp, w4, b, g, groups, choose_engine(g, w4))[0]
+    y = _forward(xp, w4, b, g, groups, choose_engine(g, w4, groups))[0]
     if ndim == 4:
         return y
     return y[0, 0] if ndim == 2 and y.shape[1] == 1 else y[0]
@@ -161,7 +176,7 @@ def conv2d_forward(
     if x.ndim != 4:
         raise ShapeError(f"conv2d_forward: x has shape {x.shape}, expected (N, C_in, H, W)")
     g, xp, w4, b = _prepare(x, w, b, stride, padding, dilation, groups, mode, flip)
-    engine = choose_engine(g, w4)
+    engine = choose_engine(g, w4, groups)
     y, cols = _forward(xp, w4, b, g, groups, engine)
     return y, ConvCache(x.shape, g, w4, cols, groups, b is not None, flip, engine)
 
@@ -182,7 +197,7 @@ def conv2d_backward(
             f"conv2d_backward: dy has shape {dy.shape}, expected the output's "
             f"{(cache.shape[0], w.shape[0], g.oh, g.ow)}"
         )
-    db = dy.sum(axis=(0, 2, 3)) if cache.bias else None
+    db = dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0) if cache.bias else None  # N, C_out, P
     dxp, dw = ENGINES[cache.engine][1](dy, w, cache.cols, g, groups, need_dx)
     if cache.flip:
         dw = dw[:, :, ::-1, ::-1]
@@ -242,10 +257,19 @@ def _forward(
     return np.ascontiguousarray(y), cols
 
 
-def choose_engine(g: Windows, w: np.ndarray) -> str:
-    """The engine for windows ``g`` and weights ``w`` (C_out, C_in/G, fh, fw): flat for stride 1
-    with enough channels per group and output pixels, batch-last for short rows, else im2col."""
-    return conv_engine(w.shape[1], (g.sh, g.sw), g.oh, g.ow, g.padded[1])
+def choose_engine(g: Windows, w: np.ndarray, groups: int = 1) -> str:
+    """The engine for windows ``g``, weights ``w`` (C_out, C_in/G, fh, fw) and ``groups``, by
+    `convcli.ops.footprint.conv_engine`'s rule: pointwise for 1x1 windows, depthwise for one
+    input and one output channel per group, flat for stride 1 with enough channels per group and
+    output pixels, batch-last for short rows, else im2col."""
+    c_out, c_group = w.shape[:2]
+    return conv_engine(c_group, c_out // groups, (g.fh, g.fw), (g.sh, g.sw), g.oh, g.ow, g.padded[1])
+
+
+def engine_fits(name: str, g: Windows, w: np.ndarray, groups: int) -> bool:
+    """Whether engine ``name`` can run these windows (`convcli.ops.footprint.engine_fits`)."""
+    c_out, c_group = w.shape[:2]
+    return footprint_fits(name, c_group, c_out // groups, (g.fh, g.fw), (g.sh, g.sw))
 
 
 def _flat_taps(g: Windows) -> tuple[int, int, list[tuple[int, int, slice]]]:
@@ -353,6 +377,111 @@ def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return dw
 
 
+def _forward_pointwise(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """1x1 windows: one matmul per image on the (strided) planes as they lie, no columns."""
+    n, c, c_out = xp.shape[0], xp.shape[1], w.shape[0]
+    xs = xp if g.sh == g.sw == 1 else xp[:, :, :: g.sh, :: g.sw][:, :, : g.oh, : g.ow]
+    xs = np.ascontiguousarray(xs).reshape(n, groups, c // groups, g.oh * g.ow)  # N, G, C/G, oh*ow
+    y = np.matmul(w.reshape(groups, c_out // groups, c // groups), xs)  # N, G, C_out/G, oh*ow
+    return y.reshape(n, c_out, g.oh, g.ow), xs
+
+
+def _backward_pointwise(
+    dy: np.ndarray, w: np.ndarray, xs: np.ndarray, g: Windows, groups: int, need_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray]:
+    n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
+    dy4 = dy.reshape(n, groups, c_out // groups, -1)  # N, G, C_out/G, oh*ow
+    # a batch of short products, summed: far faster than one product over N*oh*ow
+    dw = np.matmul(dy4, xs.swapaxes(-1, -2)).sum(axis=0).reshape(w.shape)  # G, C_out/G, C/G
+    if not need_dx:
+        return None, dw
+    dxs = np.matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy4).reshape(n, c, g.oh, g.ow)
+    if g.padded == (g.oh, g.ow):
+        return dxs, dw
+    dxp = np.zeros((n, c) + g.padded, dtype=dy.dtype)
+    dxp[:, :, :: g.sh, :: g.sw][:, :, : g.oh, : g.ow] = dxs
+    return dxp, dw
+
+
+def _phases(g: Windows) -> tuple[int, int, int, list[tuple[int, int, int, int, slice]]]:
+    """The depthwise engine's geometry: phase planes (Hq, Wq), flat output length ``L`` and, per
+    tap, ``(i, j, a, b, span)``: the tap reads phase ``(a, b)`` (the padded pixels at rows
+    ``a::sh``, columns ``b::sw``) at the contiguous ``span`` of its flat plane, for every output
+    pixel ``y[r*Wq + c]`` (c < ow valid, the rest discarded)."""
+    hq, wq = -(-g.padded[0] // g.sh), -(-g.padded[1] // g.sw)
+    length = (g.oh - 1) * wq + g.ow
+    taps = []
+    for i, j, _ in g.taps():
+        (r, a), (q, b) = divmod(i * g.dh, g.sh), divmod(j * g.dw, g.sw)
+        taps.append((i, j, a, b, slice(r * wq + q, r * wq + q + length)))
+    return hq, wq, length, taps
+
+
+def _block(image_bytes: int, n: int) -> int:
+    """Images per block for the depthwise engine: about `DEPTHWISE_BLOCK_BYTES` of input."""
+    return max(1, min(n, DEPTHWISE_BLOCK_BYTES // image_bytes))
+
+
+def _forward_depthwise(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """One input and one output channel per group: per tap, a multiply-add of whole contiguous
+    planes, each channel scaled by its own weight. A strided input is first split into its
+    ``sh * sw`` phases (one copy), so that every tap reads a contiguous span of one of them."""
+    n, c = xp.shape[:2]
+    hq, wq, length, taps = _phases(g)
+    if g.sh == g.sw == 1:
+        phases = np.ascontiguousarray(xp).reshape(1, 1, n, c, hq * wq)
+    else:
+        phases = np.zeros((g.sh, g.sw, n, c, hq, wq), dtype=xp.dtype)  # sh, sw, N, C, Hq, Wq
+        for a in range(g.sh):
+            for b in range(g.sw):
+                part = xp[:, :, a :: g.sh, b :: g.sw]
+                phases[a, b, :, :, : part.shape[2], : part.shape[3]] = part
+        phases = phases.reshape(g.sh, g.sw, n, c, hq * wq)
+    wt = w.reshape(c, g.fh, g.fw)
+    y = np.empty((n, c, g.oh * wq), dtype=xp.dtype)  # N, C, oh*Wq
+    nb = _block(c * hq * wq * xp.itemsize, n)
+    tmp = np.empty((nb, c, length), dtype=xp.dtype)
+    for s0 in range(0, n, nb):  # a few images at a time, so that the taps' passes stay in cache
+        acc, part = y[s0 : s0 + nb, :, :length], phases[:, :, s0 : s0 + nb]
+        for k, (i, j, a, b, span) in enumerate(taps):
+            scale = wt[:, i, j, None]  # C, 1
+            if k == 0:
+                np.multiply(part[a, b, ..., span], scale, out=acc)
+            else:
+                acc += np.multiply(part[a, b, ..., span], scale, out=tmp[: len(acc)])
+    return y.reshape(n, c, g.oh, wq)[..., : g.ow], phases
+
+
+def _backward_depthwise(
+    dy: np.ndarray, w: np.ndarray, phases: np.ndarray, g: Windows, groups: int, need_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray]:
+    n, c = dy.shape[:2]
+    hq, wq, length, taps = _phases(g)
+    dyf = pad2d(dy, (0, 0, 0, wq - g.ow)).reshape(n, c, -1)[..., :length]  # N, C, L; zeros past ow
+    wt = w.reshape(c, g.fh, g.fw)
+    dw = np.zeros_like(wt)
+    dphases = np.zeros_like(phases) if need_dx else None
+    nb = _block(c * hq * wq * dy.itemsize, n)
+    tmp = np.empty((nb, c, length), dtype=dy.dtype)
+    for s0 in range(0, n, nb):
+        d, part = dyf[s0 : s0 + nb], phases[:, :, s0 : s0 + nb]
+        for i, j, a, b, span in taps:
+            dw[:, i, j] += np.einsum("ncl,ncl->c", d, part[a, b, ..., span])
+            if dphases is not None:
+                dphases[a, b, s0 : s0 + nb, :, span] += np.multiply(d, wt[:, i, j, None], out=tmp[: len(d)])
+    if dphases is None:
+        return None, dw.reshape(w.shape)
+    if g.sh == g.sw == 1:
+        return dphases.reshape((n, c) + g.padded), dw.reshape(w.shape)
+    dphases = dphases.reshape(g.sh, g.sw, n, c, hq, wq)
+    dxp = np.empty((n, c) + g.padded, dtype=dy.dtype)
+    for a in range(g.sh):
+        for b in range(g.sw):
+            part = dxp[:, :, a :: g.sh, b :: g.sw]
+            part[...] = dphases[a, b, :, :, : part.shape[2], : part.shape[3]]
+    return dxp, dw.reshape(w.shape)
+
+
 Forward = Callable[[np.ndarray, np.ndarray, Windows, int], tuple[np.ndarray, np.ndarray]]
 """``(padded x, w, windows, groups) -> (y, cols)``."""
 Backward = Callable[[np.ndarray, np.ndarray, np.ndarray, Windows, int, bool], tuple[np.ndarray | None, np.ndarray]]
@@ -362,5 +491,7 @@ ENGINES: dict[str, tuple[Forward, Backward]] = {
     "im2col": (partial(_forward_columns, batch_last=False), partial(_backward_columns, batch_last=False)),
     "batch-last": (partial(_forward_columns, batch_last=True), partial(_backward_columns, batch_last=True)),
     "flat": (_forward_flat, _backward_flat),
+    "pointwise": (_forward_pointwise, _backward_pointwise),
+    "depthwise": (_forward_depthwise, _backward_depthwise),
 }
 """Engine name -> (forward, backward); `choose_engine` picks the name."""

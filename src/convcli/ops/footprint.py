@@ -40,14 +40,37 @@ class Footprint(NamedTuple):
     backward: int
 
 
-def conv_engine(c_group: int, stride: tuple[int, int], oh: int, ow: int, wp: int) -> str:
-    """The engine `convcli.ops.conv` runs: flat for stride 1 with at least `FLAT_MIN_CHANNELS`
-    input channels per group and `FLAT_MIN_PIXELS` output pixels ``oh * Wp`` (``Wp`` the padded
-    width), batch-last for rows shorter than `BATCH_LAST_MAX_WIDTH`, else im2col.
+def engine_fits(name: str, c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int]) -> bool:
+    """Whether engine ``name`` can run a convolution with ``c_group`` input and ``out_group``
+    output channels per group: pointwise needs 1x1 windows, depthwise one input and one output
+    channel per group, flat stride 1; im2col and batch-last run anything.
 
-    >>> conv_engine(1, (1, 1), 28, 28, 30), conv_engine(32, (1, 1), 32, 32, 34), conv_engine(32, (1, 1), 8, 8, 10)
-    ('im2col', 'flat', 'batch-last')
+    >>> engine_fits("pointwise", 16, 32, (1, 1), (2, 2)), engine_fits("depthwise", 1, 2, (3, 3), (1, 1))
+    (True, False)
     """
+    if name == "pointwise":
+        return f == (1, 1)
+    if name == "depthwise":
+        return c_group == 1 and out_group == 1
+    return name != "flat" or stride == (1, 1)
+
+
+def conv_engine(
+    c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int], oh: int, ow: int, wp: int
+) -> str:
+    """The engine `convcli.ops.conv` runs: pointwise for 1x1 windows, depthwise for one input and
+    one output channel per group, flat for stride 1 with at least `FLAT_MIN_CHANNELS` input
+    channels per group and `FLAT_MIN_PIXELS` output pixels ``oh * Wp`` (``Wp`` the padded width),
+    batch-last for rows shorter than `BATCH_LAST_MAX_WIDTH`, else im2col.
+
+    >>> conv_engine(1, 6, (3, 3), (1, 1), 28, 28, 30), conv_engine(32, 32, (3, 3), (1, 1), 32, 32, 34)
+    ('im2col', 'flat')
+    >>> conv_engine(32, 32, (3, 3), (1, 1), 8, 8, 10), conv_engine(1, 1, (3, 3), (2, 2), 14, 14, 29)
+    ('batch-last', 'depthwise')
+    """
+    for name in ("pointwise", "depthwise"):
+        if engine_fits(name, c_group, out_group, f, stride):
+            return name
     if stride == (1, 1) and c_group >= FLAT_MIN_CHANNELS and oh * wp >= FLAT_MIN_PIXELS:
         return "flat"
     return "batch-last" if ow < BATCH_LAST_MAX_WIDTH else "im2col"
@@ -61,6 +84,9 @@ def conv_footprint(
 
     - flat engine: the padded input ``(N, C, Hp, Wp)``, which is the input itself (a view) when
       there is no padding;
+    - pointwise: the same at stride 1; strided, a copy of the pixels it reads, ``C * N * oh * ow``;
+    - depthwise: the same at stride 1; strided, the ``s * s`` phases of the padded input, each
+      ``ceil(Hp / s) x ceil(Wp / s)``;
     - im2col and batch-last: every window as a column, ``C * f * f * N * oh * ow`` numbers.
 
     The weights in the cache are the layer's own (counted with the parameters). The forward also
@@ -75,7 +101,21 @@ def conv_footprint(
     hp, wp = h + top + bottom, w + left + right
     x, y, xp = n * c_in * h * w * b, n * c_out * oh * ow * b, n * c_in * hp * wp * b
     padded = xp if (top, bottom, left, right) != (0, 0, 0, 0) else 0
-    if conv_engine(c_in // groups, (stride, stride), oh, ow, wp) == "flat":
+    engine = conv_engine(c_in // groups, c_out // groups, (f, f), (stride, stride), oh, ow, wp)
+    # the backward's dy, its work arrays, then the padded input gradient and its cropped copy
+    if engine == "pointwise":
+        if stride == 1:  # the (padded) input itself
+            return Footprint(padded, not padded, padded + y, y + (xp + x if padded else x))
+        strided = n * c_in * oh * ow * b  # the strided pixels, copied
+        return Footprint(strided, False, padded + strided + y, y + max(strided + xp, xp + x))
+    if engine == "depthwise":
+        hq, wq = -(-hp // stride), -(-wp // stride)
+        rows = n * c_out * oh * wq * b  # outputs computed on whole phase rows
+        if stride == 1:  # the padded input is the one phase
+            return Footprint(padded, not padded, padded + rows + y, y + max(rows + xp, xp + x))
+        phases = n * c_in * hq * wq * stride * stride * b
+        return Footprint(phases, False, padded + phases + rows + y, y + max(rows + phases + xp, xp + x))
+    if engine == "flat":
         rows = n * c_out * oh * wp * b  # outputs computed on whole padded rows
         tap = n * c_out * ((oh - 1) * wp + ow) * b
         tap_in = n * c_in * ((oh - 1) * wp + ow) * b
@@ -107,6 +147,8 @@ def pool_footprint(
         index = 1 if f * f <= 256 else 2
         # the forward's search masks (two booleans per output) and its index array
         own = outputs * index
+        if stride < f:  # overlapping windows: one bincount in float64 at int64 indices
+            return Footprint(own, False, padded + y + own + 3 * outputs, y + 16 * outputs + 3 * xp + x)
         return Footprint(own, False, padded + y + own + 3 * outputs, y + xp + max(outputs + y, x))
     uniform = ceil_rows == (0, 0) and (count_include_pad or (top, bottom, left, right) == (0, 0, 0, 0))
     own = 0 if uniform else oh * ow * b

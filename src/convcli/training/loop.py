@@ -6,6 +6,8 @@ line can draw progress and save a checkpoint after every epoch without this modu
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -196,6 +198,7 @@ def fit(
     running means; ``on_epoch(record)`` runs after each epoch (the CLI saves a checkpoint there).
     Raises `TrainingError` as soon as a value overflows float32 or the loss is not finite.
     """
+    keep_freed_memory()
     records = []
     n_classes = model.report.layers[-1].out_shape[-1]
     for epoch in range(start_epoch, config.epochs):
@@ -243,6 +246,31 @@ def fit(
         if on_epoch:
             on_epoch(record)
     return records
+
+
+MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit systems
+TRIM_THRESHOLD = 2**30
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep the arrays a training step frees for the next step to reuse.
+
+    Every batch allocates and frees the same few-megabyte arrays (activations, gradients,
+    temporaries). glibc serves a block above its mmap threshold with a fresh mapping, and gives
+    the top of its heap back to the system past the trim threshold; either way the next batch's
+    arrays land on new pages, which the kernel zero-fills on first touch, and on a small machine
+    that fault costs more than the arithmetic (``x * 2`` on 64x16x28x28 float32: 1.7 ms on fresh
+    pages, 0.6 ms on reused ones). Raising both thresholds (``mallopt``, as the environment
+    variables ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` would) keeps up to
+    `TRIM_THRESHOLD` bytes of freed heap in the process. Does nothing where libc is not glibc.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    mallopt(-3, MMAP_THRESHOLD_MAX)  # M_MMAP_THRESHOLD
+    mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
 
 
 @contextmanager
