@@ -1,12 +1,14 @@
 """The digit networks on MNIST: convcli's numpy training against PyTorch on the CPU.
 
 Each network (``lenet5`` and the zoo's ``mnist-*`` families, `convcli.networks.zoo.DIGIT_NETWORKS`)
-is trained by convcli and by a PyTorch module built from the same network report
-(`torch_reference`: the same layers, padding, batch norm and bias settings), with the same
-optimiser (SGD, momentum 0.9, lr 0.01, cosine schedule, weight decay 5e-4 on the weights:
-``convcli train lenet5``'s recipe, `convcli.training.recipes.RECIPES`), batch 64, on the same
-normalised images: the first ``--images`` (default 12,000) of MNIST's training set, padded to
-32x32 for LeNet-5 as LeCun did. Each run is its own process, so peak memory (ru_maxrss) is its
+is trained by convcli and by the PyTorch module of the same network report
+(`convcli.interop.torch_model.build_torch_model`, the module ``convcli train --backend torch``
+trains and ``convcli export`` writes: the same layers, padding, batch norm and bias settings, and
+the same initial weights for the seed), with the same optimiser (SGD, momentum 0.9, lr 0.01,
+cosine schedule, weight decay 5e-4 on the weights: ``convcli train lenet5``'s recipe,
+`convcli.training.recipes.RECIPES`), batch 64, on the same normalised images: the first
+``--images`` (default 12,000) of MNIST's training set, padded to 32x32 for LeNet-5 as LeCun did.
+Each run is its own process, so peak memory (ru_maxrss) is its
 own. Prints seconds per epoch, the ratio convcli / PyTorch (target <= 1.2), test accuracy on
 MNIST's 10,000 test images and peak memory. The machine is shared and its speed drifts by 20%
 from minute to minute: every network runs ``--rounds`` times per framework (default 2),
@@ -35,7 +37,8 @@ import time
 
 import numpy as np
 
-from convcli.networks.report import LayerInfo, Report
+from convcli.interop.torch_model import build_torch_model
+from convcli.networks.report import Report
 from convcli.networks.zoo import DIGIT_NETWORKS
 from convcli.training.loop import TrainConfig
 from convcli.training.recipes import RECIPES
@@ -44,98 +47,6 @@ THREADS = 2
 MOMENTUM = TrainConfig.momentum
 RECIPE = RECIPES["lenet5"]
 NETWORKS = ("lenet5", *(name for name in DIGIT_NETWORKS if name.startswith("mnist-")))
-TORCH_ACTIVATIONS = {
-    "relu": "ReLU",
-    "relu6": "ReLU6",
-    "leakyrelu": "LeakyReLU",
-    "tanh": "Tanh",
-    "sigmoid": "Sigmoid",
-    "swish": "SiLU",
-}
-
-
-def torch_reference(report: Report):
-    """The PyTorch module of ``report``'s network, layer for layer: an ``nn.Sequential`` whose
-    i-th child computes the report's i-th layer (a final softmax is left out: the output is the
-    logits). A residual block is a module with ``body`` and ``shortcut`` (None: no skip), a
-    concatenation one with ``branches``; a convolution or max pooling with uneven padding is an
-    ``nn.Sequential`` of the padding and the layer. Weights are PyTorch's initial ones.
-    """
-    import torch
-    from torch import nn
-
-    from convcli.networks import spec as S
-    from convcli.nn.model import trainable_layers
-    from convcli.ops.windows import conv_windows, pool_windows
-
-    class Residual(nn.Module):
-        def __init__(self, body, shortcut, act):
-            super().__init__()
-            self.body, self.shortcut = body, shortcut
-            self.act = getattr(nn, TORCH_ACTIVATIONS[act])() if act else nn.Identity()
-
-        def forward(self, x):
-            y = self.body(x)
-            return self.act(y if self.shortcut is None else y + self.shortcut(x))
-
-    class Concat(nn.Module):
-        def __init__(self, branches):
-            super().__init__()
-            self.branches = nn.ModuleList(branches)
-
-        def forward(self, x):
-            return torch.cat([branch(x) for branch in self.branches], dim=1)
-
-    def padded(pads, module, value=0.0):
-        top, bottom, left, right = pads
-        if top == bottom and left == right:
-            module.padding = (top, left)
-            return module
-        return nn.Sequential(nn.ConstantPad2d((left, right, top, bottom), value), module)
-
-    def sequence(infos: tuple[LayerInfo, ...]):
-        return nn.Sequential(*(build(info) for info in infos))
-
-    def build(info: LayerInfo):
-        layer, c_in = info.layer, info.in_shape[-1]
-        if isinstance(layer, S.Residual):
-            parts = dict(info.children)
-            shortcut = sequence(parts["shortcut"]) if "shortcut" in parts else None
-            return Residual(sequence(parts["body"]), shortcut, layer.act)
-        if isinstance(layer, S.Concat):
-            return Concat([sequence(branch) for _, branch in info.children])
-        h, w = info.in_shape[:2] if len(info.in_shape) == 3 else (1, 1)
-        if isinstance(layer, (S.Conv, S.DWConv)):
-            depthwise = isinstance(layer, S.DWConv)
-            c_out, groups = (c_in * layer.m, c_in) if depthwise else (layer.channels, layer.g)
-            g = conv_windows(h, w, layer.f, layer.f, layer.s, layer.p, layer.d)
-            conv = nn.Conv2d(c_in, c_out, layer.f, stride=layer.s, dilation=layer.d, groups=groups, bias=layer.bias)
-            return padded(g.pads, conv)
-        if isinstance(layer, S.Pool):
-            g = pool_windows(h, w, layer.f, layer.stride, layer.p, ceil=layer.ceil)
-            if layer.kind == "max":
-                return padded(g.pads, nn.MaxPool2d(layer.f, layer.stride, ceil_mode=layer.ceil), float("-inf"))
-            pool = nn.AvgPool2d(layer.f, layer.stride, ceil_mode=layer.ceil, count_include_pad=layer.count_pad)
-            return padded(g.pads, pool)
-        if isinstance(layer, S.GlobalPool):
-            return nn.AdaptiveMaxPool2d(1) if layer.kind == "max" else nn.AdaptiveAvgPool2d(1)
-        if isinstance(layer, S.AdaptivePool):
-            f = h // layer.size
-            return nn.MaxPool2d(f) if layer.kind == "max" else nn.AvgPool2d(f)
-        if isinstance(layer, S.BatchNorm):
-            return (nn.BatchNorm2d if len(info.in_shape) == 3 else nn.BatchNorm1d)(c_in, eps=layer.eps)
-        if isinstance(layer, S.Activation):
-            return getattr(nn, TORCH_ACTIVATIONS[layer.name])()
-        if isinstance(layer, S.Dropout):
-            return nn.Dropout(layer.rate)
-        if isinstance(layer, S.Flatten):
-            return nn.Flatten()
-        assert isinstance(layer, S.FC), info.kind
-        n_in = int(np.prod(info.in_shape))
-        fc = nn.Linear(n_in, layer.units, bias=layer.bias)
-        return fc if len(info.in_shape) == 1 else nn.Sequential(nn.Flatten(), fc)
-
-    return sequence(trainable_layers(report))
 
 
 def load(data: str, input_shape: tuple[int, ...], images: int):
@@ -191,10 +102,10 @@ def run_torch(args) -> dict:
     from convcli.nn.optim import scheduled_lr
 
     torch.set_num_threads(THREADS)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # dropout's masks
     report = report_of(args.net)
     x, y, xt, yt = load(args.data, report.network.input, args.images)
-    net = torch_reference(report)
+    net = build_torch_model(report, seed=args.seed)
     # weight decay on weights only, as convcli applies it
     weights = [p for p in net.parameters() if p.ndim > 1]
     others = [p for p in net.parameters() if p.ndim == 1]

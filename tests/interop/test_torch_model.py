@@ -1,8 +1,9 @@
 """The live PyTorch module of a convcli model (`convcli.interop.torch_model`) and the optimiser
 `--backend torch` trains it with (`convcli.training.torch_loop`), against convcli's own numpy
-forward, backward and optimisers: the same weights in give the same loss on a first training
-batch, the same gradients and batch norm statistics, and the same weights after two steps of
-each optimiser."""
+forward, backward and optimisers: the module is the report's network layer for layer (shapes,
+parameter counts, logits); the same weights in give the same loss on a first training batch,
+the same gradients and batch norm statistics, and the same weights after two steps of each
+optimiser."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from convcli.networks.words import parse_words
 from convcli.networks.zoo import DIGIT_NETWORKS, get
 from convcli.nn import layers as L
 from convcli.nn.loss import softmax_cross_entropy
-from convcli.nn.model import build_model
+from convcli.nn.model import build_model, trainable_layers
 from convcli.nn.optim import make_optimizer
 from convcli.training.datasets import resolve_data
 from convcli.training.loop import prepare_images
@@ -72,6 +73,63 @@ def test_first_batch_loss_gradients_and_statistics_match_numpy(name):
     store_weights(net, model)
     for key, value in model.state_dict().items():
         np.testing.assert_allclose(value, numpy_state[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def paths(infos, prefix=""):
+    """``(path, report entry)`` for every layer, blocks before their inner layers, in the spec's
+    order (the model may run a ReLU after the max pooling it precedes; the module does not)."""
+    for i, info in enumerate(infos):
+        yield f"{prefix}{i}", info
+        for name, branch in info.children:  # the report's "branch 1" is the model's "branch1"
+            yield from paths(branch, f"{prefix}{i}.{name.replace(' ', '')}.")
+
+
+@pytest.mark.parametrize("name", ("lenet5", *DIGIT_NETWORKS))
+def test_the_module_is_the_report_layer_for_layer(name):
+    """Every layer of the report, blocks and the layers inside them, against the module: the
+    parameters and statistics under the layer's convcli path (``"3.body.0."``) have convcli's
+    shapes and the report's counts; the submodule named after the path (``conv_3_body_0``; a block
+    is one only through its own activation) gives the report's output shape; and with convcli's
+    weights, and batch norm statistics one batch has moved, the logits are convcli's."""
+    report = analyse(get(name))
+    model = build_model(report, seed=0)
+    h, w, c = report.network.input
+    x = np.random.default_rng(0).standard_normal((4, c, h, w), dtype=np.float32)
+    model.train()
+    model.forward(x)
+    net = build_torch_model(model).eval()
+    ours, theirs = model.state_dict(), net.state_dict()
+    trained = {key for key, _, _ in model.parameters()}
+    assert set(net.convcli_names) == set(ours)
+    assert {k for k in theirs if not k.endswith("num_batches_tracked")} == set(net.convcli_names.values())
+    modules = {attr.split("_", 1)[1]: module for attr, module in net.named_children()}
+    shapes: dict[str, tuple] = {}
+
+    def keep(path):
+        def hook(module, inputs, output):
+            shapes[path] = tuple(output.shape)
+
+        return hook
+
+    for path, module in modules.items():
+        module.register_forward_hook(keep(path))
+    model.eval()
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x)).numpy()
+
+    for path, info in paths(trainable_layers(report)):
+        keys = [k for k in ours if k.startswith(f"{path}.")]
+        for key in keys:
+            assert tuple(theirs[net.convcli_names[key]].shape) == ours[key].shape, key
+        counts = [sum(ours[k].size for k in keys if (k in trained) == t) for t in (True, False)]
+        assert counts == [info.params, info.buffers], info.word
+        key = path.replace(".", "_")
+        assert key in modules or info.children, f"no module for layer {path} '{info.word}'"
+        if key in modules:
+            out = info.out_shape
+            assert shapes[key] == ((4, out[2], out[0], out[1]) if len(out) == 3 else (4, *out)), (path, info.word)
+    assert sum(p.numel() for p in net.parameters()) == report.total("params")
+    np.testing.assert_allclose(logits, model.forward(x), rtol=1e-4, atol=1e-4)
 
 
 def test_a_report_gives_the_weights_train_starts_from():
