@@ -103,6 +103,23 @@ class EpochRecord:
     seconds: float
     images_per_second: float
 
+    @classmethod
+    def measured(
+        cls, epoch: int, lr: float, loss_sum: float, correct: int, seen: int, seconds: float, val: Evaluation | None
+    ) -> EpochRecord:
+        """The record of epoch ``epoch`` (counted from 0) from its running sums over ``seen``
+        images and the validation after it, if any."""
+        return cls(
+            epoch + 1,
+            lr,
+            loss_sum / seen,
+            correct / seen,
+            val.loss if val else None,
+            val.accuracy if val else None,
+            seconds,
+            seen / seconds if seconds else 0.0,
+        )
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -232,16 +249,7 @@ def fit(
         if validation is not None and len(validation[1]):
             with _diverging(config, f"the validation after epoch {epoch + 1}"):
                 val = evaluate(model, *validation, n_classes)
-        record = EpochRecord(
-            epoch + 1,
-            optimizer.lr,
-            loss_sum / seen,
-            correct / seen,
-            val.loss if val else None,
-            val.accuracy if val else None,
-            seconds,
-            seen / seconds if seconds else 0.0,
-        )
+        record = EpochRecord.measured(epoch, optimizer.lr, loss_sum, correct, seen, seconds, val)
         records.append(record)
         if on_epoch:
             on_epoch(record)

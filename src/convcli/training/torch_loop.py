@@ -215,16 +215,7 @@ class TorchTrainer:
                     val = self.evaluate(*validation, n_classes)
                     if not math.isfinite(val.loss):
                         raise diverged(config, f"the validation after epoch {epoch + 1}", f"the loss became {val.loss}")
-                record = EpochRecord(
-                    epoch + 1,
-                    lr,
-                    loss_sum / seen,
-                    correct / seen,
-                    val.loss if val else None,
-                    val.accuracy if val else None,
-                    seconds,
-                    seen / seconds if seconds else 0.0,
-                )
+                record = EpochRecord.measured(epoch, lr, loss_sum, correct, seen, seconds, val)
                 records.append(record)
                 if on_epoch:
                     on_epoch(record)
