@@ -1,7 +1,7 @@
 """Reading an ONNX model file into a network: the graph's operators as spec layers, its forks and
 joins as the spec's containers.
 
-The graph is read in three passes:
+The graph is read in three passes, the first two in `convcli.interop.onnx_graph`:
 
 1. Constants: initialisers, ``Constant`` nodes and the shape arithmetic that exporters write
    (``Shape``, ``Gather``, ``Unsqueeze``, ``Concat`` ... on known shapes) are evaluated; what is
@@ -23,22 +23,17 @@ and numpy: only a ``.onnx`` source imports it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from convcli.errors import InputError, ShapeError, SpecError
+from convcli.errors import ShapeError, SpecError
+from convcli.interop.onnx_graph import Graph, Op, image_input, import_onnx, load
 from convcli.networks import spec as S
-from convcli.networks.words import format_layer, parse_shape
+from convcli.networks.words import format_layer
 from convcli.shapes import pool_axis, resolve_padding
 
-MIN_OPSET, MAX_OPSET = 7, 23
-"""The opsets of the default domain whose operators this reader knows (ONNX's Operators.md)."""
-
-SMALL = 4096  # initialisers up to this many values are read as numbers (shapes, pads, clip bounds)
-_FOLDABLE = {"Constant", "Identity", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Reshape", "Slice"}
 _SIMPLE_ACTS = {
     "Relu": "relu",
     "Sigmoid": "sigmoid",
@@ -51,38 +46,14 @@ _SIMPLE_ACTS = {
 }
 
 
-def import_onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise InputError('reading .onnx files needs the onnx package: pip install "convcli[onnx]"') from None
-    return onnx
-
-
-@dataclass
-class _Op:
-    """One node that carries the image: its data inputs, constant inputs (by position) and attributes."""
-
-    name: str
-    op: str
-    inputs: list[str]
-    output: str
-    consts: dict[int, Any] = field(default_factory=dict)
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"node '{self.name}' ({self.op})" if self.name else f"a {self.op} node"
-
-
 def read_onnx(path: Path, input_shape: str | None = None) -> S.Network:
     """The network the ONNX file ``path`` holds; ``input_shape`` (``NxCxHxW`` or ``HxWxC``) fills
     or replaces the image input's dimensions."""
     onnx = import_onnx()
-    model = _load(onnx, path)
+    model = load(onnx, path)
     graph = model.graph
     sizes = {t.name: tuple(t.dims) for t in graph.initializer}
-    image, batch = _image_input(onnx, graph, sizes, input_shape, path)
+    image, batch = image_input(onnx, graph, sizes, input_shape, path)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:  # an operator shape inference cannot follow: shapes stay unknown past it
@@ -99,198 +70,13 @@ def read_onnx(path: Path, input_shape: str | None = None) -> S.Network:
     return S.Network(network_input, steps, Path(path).stem, str(path), tuple(notes))
 
 
-def _load(onnx, path: Path):
-    from google.protobuf.message import DecodeError
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except FileNotFoundError:
-        raise InputError(f"ONNX file '{path}' does not exist") from None
-    except (DecodeError, ValueError, RuntimeError, TypeError) as err:
-        raise InputError(f"'{path}' is not an ONNX model (or is cut short): {str(err).splitlines()[0][:80]}") from None
-    except OSError as err:
-        raise InputError(f"cannot read '{path}': {err.strerror or err}") from None
-    if not model.ir_version or not model.graph.node:
-        raise InputError(f"'{path}' is not an ONNX model (or is cut short): it holds no graph")
-    opsets = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
-    if not opsets or not MIN_OPSET <= opsets[0] <= MAX_OPSET:
-        got = f"opset {opsets[0]}" if opsets else "no opset of the default domain"
-        raise InputError(f"'{path}' uses {got}; convcli reads ONNX opsets {MIN_OPSET} to {MAX_OPSET}")
-    return model
-
-
-def _image_input(onnx, graph, sizes: dict, input_shape: str | None, path: Path) -> tuple[str, int]:
-    """The name of the one N x C x H x W input and its batch size, its dimensions filled in."""
-    inputs = [v for v in graph.input if v.name not in sizes]
-    images = [v for v in inputs if v.type.HasField("tensor_type") and len(v.type.tensor_type.shape.dim) == 4]
-    if len(images) != 1:
-        found = ", ".join(f"'{v.name}'" for v in inputs) or "none"
-        raise InputError(
-            f"'{path}' has {'no' if not images else len(images)} image inputs (N x C x H x W tensors; "
-            f"inputs: {found}); convcli reads networks of one image input"
-        )
-    dims = images[0].type.tensor_type.shape.dim
-    given: list[Any] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
-    if input_shape is not None:
-        parts = input_shape.lower().split("x")
-        if len(parts) == 4 and all(p.isdigit() and int(p) > 0 for p in parts):
-            want = [int(p) for p in parts]
-        else:
-            try:
-                h, w, c = parse_shape(input_shape)
-            except SpecError:
-                raise SpecError(f"--input {input_shape} is not NxCxHxW (e.g. 1x3x224x224) or HxWxC") from None
-            want = [given[0] or 1, c, h, w]
-        if given[1] is not None and want[1] != given[1]:
-            raise SpecError(
-                f"--input {input_shape} has {want[1]} channels; the image input '{images[0].name}' takes {given[1]}"
-            )
-        given = want
-    if given[0] is None:
-        given[0] = 1
-    if None in given[1:]:
-        shown = " x ".join("?" if g is None else str(g) for g in given)
-        raise SpecError(
-            f"the image input '{images[0].name}' has dynamic dimensions ({shown}): give them with --input, "
-            "e.g. --input 1x3x224x224 (or 224x224x3)"
-        )
-    for d, value in zip(dims, given):
-        d.Clear()
-        d.dim_value = value
-    return images[0].name, int(given[0])
-
-
-class _Reader:
-    """The three passes of the module docstring over one graph."""
+class _Reader(Graph):
+    """Pass 3 of the module docstring over a graph that passes 1 and 2 have read."""
 
     def __init__(self, onnx, graph, sizes: dict, image: str) -> None:
-        from onnx import numpy_helper
-
-        self.numpy_helper = numpy_helper
-        self.sizes = sizes
-        self.consts: dict[str, Any] = {}
-        self.shapes: dict[str, tuple] = {}
-        for v in [*graph.input, *graph.value_info, *graph.output]:
-            if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape"):
-                dims = v.type.tensor_type.shape.dim
-                self.shapes[v.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-        self.init_names = {}
-        for t in graph.initializer:
-            self.init_names[t.name] = t.name
-            if int(np.prod(t.dims)) <= SMALL:
-                self.consts[t.name] = numpy_helper.to_array(t)
-        self.image = image
-        self.outputs = [v.name for v in graph.output]
-        self.ops: list[_Op] = []
-        self.folded = 0
-        self.input_pad = 0
-        self._constants(graph)
-        self._rewrite()
-        self.consumers: dict[str, list[_Op]] = {}
-        for op in self.ops:
-            for x in op.inputs:
-                self.consumers.setdefault(x, []).append(op)
-
-    # pass 1 ---------------------------------------------------------------------------------
-    def is_const(self, name: str) -> bool:
-        return name in self.consts or name in self.sizes
-
-    def _constants(self, graph) -> None:
-        from onnx import helper
-
-        for node in graph.node:
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            ins = list(node.input)
-            if node.op_type in _FOLDABLE and all(not x or self.is_const(x) or node.op_type == "Shape" for x in ins):
-                value = self._fold(node.op_type, ins, attrs)
-                if value is not None:
-                    self.consts[node.output[0]] = value
-                    continue
-                if node.op_type == "Identity" and ins[0] in self.sizes:  # a large weight, renamed
-                    self.sizes[node.output[0]] = self.sizes[ins[0]]
-                    self.init_names[node.output[0]] = self.init_names[ins[0]]
-                    continue
-            data = [x for x in ins if x and not self.is_const(x)]
-            consts = {i: self.consts.get(x, self.sizes.get(x)) for i, x in enumerate(ins) if x and self.is_const(x)}
-            if node.op_type == "Split" and data:
-                self._split(node, attrs, consts, data[0])
-                continue
-            if not data:
-                raise SpecError(f"node '{node.name}' ({node.op_type}) has only constant inputs: convcli cannot read it")
-            self.ops.append(_Op(node.name, node.op_type, data, node.output[0], consts, attrs))
-            self.ops[-1].attrs["_inputs"] = ins
-
-    def _fold(self, op: str, ins: list[str], attrs: dict):
-        """The value of a node of constants (``Shape``: of a tensor of known shape), else None."""
-        v: list[Any] = [self.consts.get(x) for x in ins]
-        try:
-            if op == "Constant":
-                if "value" in attrs:
-                    return self.numpy_helper.to_array(attrs["value"])
-                for key in ("value_ints", "value_floats", "value_int", "value_float"):
-                    if key in attrs:
-                        return np.array(attrs[key])
-                return None
-            if op == "Shape":
-                shape = self.shapes.get(ins[0])
-                if shape is None or None in shape:
-                    return None
-                return np.array(shape, np.int64)[attrs.get("start", 0) : attrs.get("end")]
-            if any(x is None for x in v[:1]):
-                return None
-            if op == "Identity" or op == "Cast":
-                return v[0] if op == "Identity" else v[0].astype(np.int64 if attrs.get("to") == 7 else np.float32)
-            if op == "Gather":
-                return np.take(v[0], v[1], axis=attrs.get("axis", 0))
-            if op in ("Unsqueeze", "Squeeze"):
-                axes = attrs.get("axes", v[1] if len(v) > 1 else None)
-                if op == "Squeeze":
-                    return np.squeeze(v[0], tuple(axes) if axes is not None else None)
-                out = v[0]
-                for a in sorted(int(a) for a in axes or ()):
-                    out = np.expand_dims(out, a)
-                return out
-            if op == "Concat":
-                return np.concatenate([np.atleast_1d(x) for x in v], axis=attrs.get("axis", 0))
-            if op == "Reshape":
-                return v[0].reshape([d if d else v[0].shape[i] for i, d in enumerate(v[1])])
-            if op == "Slice" and len(v) >= 3:
-                axes = v[3] if len(v) > 3 and v[3] is not None else range(len(v[1]))
-                index = [slice(None)] * v[0].ndim
-                for a, lo, hi in zip(axes, v[1], v[2]):
-                    index[int(a)] = slice(int(lo), int(hi))
-                return v[0][tuple(index)]
-        except (TypeError, ValueError, IndexError):
-            return None
-        return None
-
-    def _split(self, node, attrs: dict, consts: dict, x: str) -> None:
-        c = (self.shapes.get(x) or (None, None))[1]
-        axis = attrs.get("axis", 0)
-        parts = attrs.get("split", consts.get(1))
-        if axis != 1 or c is None:
-            raise SpecError(f"node '{node.name}' (Split) splits axis {axis}: convcli reads splits of the channels only")
-        parts = [c // len(node.output)] * len(node.output) if parts is None else [int(p) for p in parts]
-        start = 0
-        for out, n in zip(node.output, parts):
-            self.ops.append(_Op(node.name, "Split", [x], out, {}, {"start": start, "stop": start + n}))
-            start += n
-
-    # pass 2 ---------------------------------------------------------------------------------
-    def _rewrite(self) -> None:
-        """DenseNet: ``concat(x0..xk)`` as ``concat(concat(x0..xk-1), xk)``; a one-input concat
-        as the identity."""
-        by_inputs = {tuple(op.inputs): op for op in self.ops if op.op == "Concat" and len(op.inputs) > 1}
-        for op in self.ops:
-            if op.op != "Concat":
-                continue
-            for m in range(len(op.inputs) - 1, 1, -1):
-                before = by_inputs.get(tuple(op.inputs[:m]))
-                if before is not None and before is not op and before.attrs.get("axis") == op.attrs.get("axis"):
-                    op.inputs = [before.output, *op.inputs[m:]]
-                    break
-            if len(op.inputs) == 1:
-                op.op = "Identity"
+        super().__init__(onnx, graph, sizes, image)
+        self.folded = 0  # convolutions whose bias the exporter made from a batch norm
+        self.input_pad = 0  # a zero Pad in front of the first layer, read as part of the input
 
     # pass 3 ---------------------------------------------------------------------------------
     def network(self) -> tuple[tuple[S.Step, ...], tuple[int, int, int]]:
@@ -311,7 +97,7 @@ class _Reader:
             raise SpecError("the graph has no operator between its image input and its output")
         return tuple(S.Step(layer, format_layer(layer)) for layer in layers), (h, w, c)
 
-    def walk(self, t: str) -> tuple[list, str, _Op | None]:
+    def walk(self, t: str) -> tuple[list, str, Op | None]:
         """The layers from tensor ``t`` on, the tensor they end at, and the join they stop at
         (None at an output)."""
         layers: list = []
@@ -330,10 +116,10 @@ class _Reader:
             if stop is not None:
                 return layers, t, stop
 
-    def fork(self, t: str, users: list[_Op]) -> tuple[list, str, _Op | None]:
+    def fork(self, t: str, users: list[Op]) -> tuple[list, str, Op | None]:
         """The branches that start at ``t``, joined wherever all of a join's inputs are branch
         ends, until one branch is left."""
-        open_: list[tuple[list, str, _Op | None]] = []
+        open_: list[tuple[list, str, Op | None]] = []
         for op in users:
             if len(op.inputs) > 1:
                 open_.append(([], t, op))
@@ -362,7 +148,7 @@ class _Reader:
                 )
         return open_[0]
 
-    def join(self, op: _Op, branches: list[list], layers: list) -> str:
+    def join(self, op: Op, branches: list[list], layers: list) -> str:
         """The container ``op`` closes over ``branches``, added to ``layers``; the tensor after it."""
         out = op.output
         if op.op == "Add" and len(branches) == 2:
@@ -387,12 +173,12 @@ class _Reader:
             return out
         raise SpecError(f"{op.label} joins {len(branches)} branches in a way convcli cannot read as a block")
 
-    def _axis(self, op: _Op) -> int:
+    def _axis(self, op: Op) -> int:
         axis = op.attrs.get("axis", 1)
         rank = len(self.shapes.get(op.output) or (0, 0, 0, 0))
         return axis + rank if axis < 0 else axis
 
-    def translate(self, op: _Op, layers: list) -> str:
+    def translate(self, op: Op, layers: list) -> str:
         """Append the layers of ``op`` (one input) to ``layers``; the tensor after it."""
         kind = op.op
         if kind in ("Identity",):
@@ -436,13 +222,13 @@ class _Reader:
         return op.output
 
     # one operator each ------------------------------------------------------------------------
-    def _weight(self, op: _Op, i: int = 1) -> tuple:
+    def _weight(self, op: Op, i: int = 1) -> tuple:
         w = op.consts.get(i)
         if w is None:
             raise SpecError(f"{op.label}: input {i + 1} (the weights) is not a constant of the file")
         return tuple(w) if isinstance(w, tuple) else w.shape
 
-    def _conv(self, op: _Op, extra: tuple = (0, 0, 0, 0), x: tuple | None = None) -> S.Layer:
+    def _conv(self, op: Op, extra: tuple = (0, 0, 0, 0), x: tuple | None = None) -> S.Layer:
         shape = self._weight(op)
         if len(shape) != 4:
             raise SpecError(f"{op.label}: a {len(shape) - 2}-D convolution; convcli reads 2-D ones")
@@ -470,13 +256,13 @@ class _Reader:
             return S.DWConv(kh, s, p, d, shape[0] // g, bias)
         return S.Conv(shape[0], kh, s, p, d, g, bias)
 
-    def _exporter_made(self, op: _Op, i: int) -> bool:
+    def _exporter_made(self, op: Op, i: int) -> bool:
         """Whether input ``i`` of ``op`` is a tensor the exporter made (PyTorch names those
         ``onnx::...``), not a parameter the model held: a folded batch norm's bias."""
         name = op.attrs["_inputs"][i]
         return self.init_names.get(name, name).startswith("onnx::")
 
-    def _padding(self, op: _Op, x: tuple | None, f: int, s: int, d: int, extra: tuple) -> int | str:
+    def _padding(self, op: Op, x: tuple | None, f: int, s: int, d: int, extra: tuple) -> int | str:
         auto = op.attrs.get("auto_pad", "NOTSET")
         if isinstance(auto, bytes):
             auto = auto.decode()
@@ -502,7 +288,7 @@ class _Reader:
             "on every side nor TensorFlow's SAME"
         )
 
-    def _same(self, op: _Op, x: tuple | None, f: int, s: int, d: int, lower: bool) -> list[int]:
+    def _same(self, op: Op, x: tuple | None, f: int, s: int, d: int, lower: bool) -> list[int]:
         if x is None or None in x[2:]:
             raise SpecError(
                 f"{op.label}: auto_pad SAME_LOWER needs the input's size, which shape inference did not give"
@@ -510,7 +296,7 @@ class _Reader:
         (t, b), (lft, r) = resolve_padding("tf", x[2], f, s, d), resolve_padding("tf", x[3], f, s, d)
         return [b, r, t, lft] if lower else [t, lft, b, r]
 
-    def _pool(self, op: _Op, extra: tuple = (0, 0, 0, 0), x: tuple | None = None) -> S.Layer:
+    def _pool(self, op: Op, extra: tuple = (0, 0, 0, 0), x: tuple | None = None) -> S.Layer:
         kh, kw = op.attrs["kernel_shape"]
         if kh != kw:
             raise SpecError(f"{op.label}: window {kh}x{kw} is not square; convcli's pooling has f x f windows")
@@ -530,7 +316,7 @@ class _Reader:
             raise SpecError(f"{op.label}: zero padding in front of an average that leaves out its own padding")
         return S.Pool(kind, kh, None if s == kh else s, p, ceil, count_pad if kind == "avg" else True)
 
-    def _ceil_overhang(self, op: _Op, x: tuple | None, f: int, s: int, extra: tuple) -> tuple[int, bool]:
+    def _ceil_overhang(self, op: Op, x: tuple | None, f: int, s: int, extra: tuple) -> tuple[int, bool]:
         """Padding ``p`` on every side plus more below and right that only ceil mode's last
         windows reach (how convcli's own export writes ceil mode) reads as ``p`` in ceil mode."""
         top, left, bottom, right = (a + b for a, b in zip(op.attrs.get("pads", [0, 0, 0, 0]), extra))
@@ -548,7 +334,7 @@ class _Reader:
             "on every side nor the overhang of ceil mode"
         )
 
-    def _zero_pads(self, op: _Op) -> list[int] | None:
+    def _zero_pads(self, op: Op) -> list[int] | None:
         """(top, left, bottom, right) of a zero ``Pad`` of the spatial axes only, else None."""
         pads = op.attrs.get("pads", op.consts.get(1))
         mode = op.attrs.get("mode", b"constant")
@@ -560,7 +346,7 @@ class _Reader:
             return None
         return [pads[2], pads[3], pads[6], pads[7]]
 
-    def _pad(self, op: _Op, layers: list) -> str:
+    def _pad(self, op: Op, layers: list) -> str:
         pads = self._zero_pads(op)
         users = self.consumers.get(op.output, [])
         if pads is not None and len(users) == 1 and op.output not in self.outputs:
@@ -578,7 +364,7 @@ class _Reader:
         layers.append(S.Unknown("Pad", self._shape_text(op.output)))
         return op.output
 
-    def _clip(self, op: _Op) -> S.Layer:
+    def _clip(self, op: Op) -> S.Layer:
         low = op.attrs.get("min", op.consts.get(1))
         high = op.attrs.get("max", op.consts.get(2))
         low = None if low is None else float(np.asarray(low).reshape(-1)[0])
@@ -589,14 +375,14 @@ class _Reader:
             return S.Activation("relu")
         return S.Unknown("Clip", self._shape_text(op.output))
 
-    def _linear(self, op: _Op) -> S.Layer:
+    def _linear(self, op: Op) -> S.Layer:
         w = self._weight(op)
         if len(w) != 2 or op.attrs.get("transA", 0):
             raise SpecError(f"{op.label}: weights of shape {list(w)}; convcli reads x @ W with a 2-D W")
         units = w[0] if op.op == "Gemm" and op.attrs.get("transB", 0) else w[1]
         return S.FC(int(units), bias=op.op == "Gemm" and 2 in op.consts)
 
-    def _reshape(self, op: _Op, layers: list) -> str:
+    def _reshape(self, op: Op, layers: list) -> str:
         target = op.consts.get(1)
         if target is not None and len(target) == 5:
             shuffled = self._shuffle(op, target)
@@ -609,7 +395,7 @@ class _Reader:
             layers.append(S.Unknown("Reshape", self._shape_text(op.output)))
         return op.output
 
-    def _shuffle(self, op: _Op, target) -> str | None:
+    def _shuffle(self, op: Op, target) -> str | None:
         """ShuffleNet's channel shuffle: reshape to N x g x C/g x H x W, swap axes 1 and 2, reshape back."""
         users = self.consumers.get(op.output, [])
         if len(users) != 1 or users[0].op != "Transpose" or list(users[0].attrs.get("perm", ())) != [0, 2, 1, 3, 4]:
@@ -619,7 +405,7 @@ class _Reader:
             return None
         return after[0].output
 
-    def _constant_arithmetic(self, op: _Op, layers: list) -> None:
+    def _constant_arithmetic(self, op: Op, layers: list) -> None:
         """``x + b`` after a layer without bias is its bias; arithmetic by one number (an image's
         normalisation) is no layer; anything else is an unknown operator."""
         value = next(iter(op.consts.values()), None)
@@ -630,7 +416,7 @@ class _Reader:
         elif n != 1:
             layers.append(S.Unknown(f"{op.op}", self._shape_text(op.output)))
 
-    def _channel_slice(self, op: _Op) -> tuple[int, int] | None:
+    def _channel_slice(self, op: Op) -> tuple[int, int] | None:
         """Channels ``(start, stop)`` a Slice of axis 1 (or one part of a Split) keeps, else None."""
         if op.op == "Split":
             return op.attrs["start"], op.attrs["stop"]
@@ -646,7 +432,7 @@ class _Reader:
         lo, hi = (lo + c if lo < 0 else lo), min(hi + c if hi < 0 else hi, c)
         return (lo, hi) if 0 <= lo < hi else None
 
-    def _spatial_axes(self, op: _Op) -> bool:
+    def _spatial_axes(self, op: Op) -> bool:
         axes = op.attrs.get("axes", op.consts.get(1))
         return axes is not None and sorted(int(a) % 4 for a in np.asarray(axes).reshape(-1)) == [2, 3]
 
@@ -665,7 +451,7 @@ class _Reader:
         return f"{h}x{w}x{c}"
 
 
-def _square(op: _Op, key: str, default: int) -> int:
+def _square(op: Op, key: str, default: int) -> int:
     values = list(op.attrs.get(key, [default, default]))
     if len(set(values)) != 1:
         raise SpecError(f"{op.label}: {key} {values} differ between height and width")
