@@ -143,7 +143,10 @@ def test_engine_choice():
         return conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), **options)[1].engine
 
     assert engine((1, 16, 32, 32), (1, 16, 3, 3), padding=1) == "flat"
-    assert engine((1, 16, 34, 34), (1, 16, 3, 3), stride=2) == "im2col"  # 16-pixel rows
+    assert engine((1, 16, 34, 34), (1, 16, 3, 3), stride=2) == "flat"  # any stride
+    assert engine((1, 8, 34, 34), (1, 8, 3, 3), stride=2) == "im2col"  # few channels, 16-pixel rows
+    assert engine((64, 16, 28, 28), (32, 16, 3, 3), stride=2, padding=1) == "flat"  # mnist-resnet
+    assert engine((64, 32, 14, 14), (32, 32, 3, 3), padding=1) == "batch-last"  # a small plane
     assert engine((64, 1, 32, 32), (6, 1, 5, 5)) == "im2col"  # LeNet-5's C1
     assert engine((64, 6, 14, 14), (16, 6, 5, 5)) == "batch-last"  # LeNet-5's C3
     assert engine((64, 32, 14, 14), (64, 32, 1, 1)) == "pointwise"

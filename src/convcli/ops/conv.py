@@ -45,14 +45,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from convcli.errors import InputError, ShapeError
 
 # The engine rule and its thresholds live without numpy in ops/footprint.py, which the memory
 # estimate of `convcli params --memory` follows too; the thresholds are re-exported here.
 from convcli.ops.footprint import BATCH_LAST_MAX_WIDTH, FLAT_MIN_CHANNELS, FLAT_MIN_PIXELS, conv_engine  # noqa: F401
+from convcli.ops.footprint import flat_chunk
 from convcli.ops.footprint import engine_fits as footprint_fits
 from convcli.ops.windows import (
     IntPair,
@@ -263,7 +266,7 @@ def choose_engine(g: Windows, w: np.ndarray, groups: int = 1) -> str:
     input and one output channel per group, flat for stride 1 with enough channels per group and
     output pixels, batch-last for short rows, else im2col."""
     c_out, c_group = w.shape[:2]
-    return conv_engine(c_group, c_out // groups, (g.fh, g.fw), (g.sh, g.sw), g.oh, g.ow, g.padded[1])
+    return conv_engine(c_group, c_out // groups, (g.fh, g.fw), (g.sh, g.sw), g.oh, g.ow, g.padded)
 
 
 def engine_fits(name: str, g: Windows, w: np.ndarray, groups: int) -> bool:
@@ -272,61 +275,176 @@ def engine_fits(name: str, g: Windows, w: np.ndarray, groups: int) -> bool:
     return footprint_fits(name, c_group, c_out // groups, (g.fh, g.fw), (g.sh, g.sw))
 
 
-def _flat_taps(g: Windows) -> tuple[int, int, list[tuple[int, int, slice]]]:
-    """Row length ``Wp``, flat output length ``L`` and ``(i, j, span)`` per tap: where the tap's
-    inputs for the flat output ``y[r*Wp + c]`` (c < ow valid, the rest discarded) sit in the flat
-    padded plane."""
-    wp = g.padded[1]
-    length = (g.oh - 1) * wp + g.ow
-    return (
-        wp,
-        length,
-        [
-            (i, j, slice(i * g.dh * wp + j * g.dw, i * g.dh * wp + j * g.dw + length))
-            for i in range(g.fh)
-            for j in range(g.fw)
-        ],
-    )
+class _Block(NamedTuple):
+    """The taps of one input phase in the flat engine: kernel rows ``rows`` and columns ``cols``
+    read phase ``phase`` (its flat index ``a * sw + b``) at row offsets ``r0, r0 + dr, ..`` and
+    column offsets ``q0, q0 + dq, ..`` of the phase plane, evenly spaced."""
+
+    phase: int
+    rows: list[int]
+    cols: list[int]
+    r0: int
+    q0: int
+    dr: int
+    dq: int
+
+
+class _Flat(NamedTuple):
+    """The flat engine's geometry: phase planes (Hq, Wq), each image's ``plane = Hq * Wq``, the
+    flat output length of the last image, the farthest tap offset ``reach`` and the taps by phase."""
+
+    hq: int
+    wq: int
+    plane: int
+    length: int
+    reach: int
+    blocks: list[_Block]
+
+
+def _flat_plan(g: Windows) -> _Flat:
+    """Split the padded plane into its ``sh * sw`` phases (rows ``a::sh``, columns ``b::sw``):
+    tap (i, j) then reads phase ``(i*dh % sh, j*dw % sw)`` at the offset
+    ``(i*dh // sh) * Wq + j*dw // sw`` for the output ``y[r*Wq + c]`` (c < ow valid), a stride-1
+    problem. Stride 1 is one phase holding every tap."""
+    hq, wq = -(-g.padded[0] // g.sh), -(-g.padded[1] // g.sw)
+    blocks = []
+    for a in range(g.sh):
+        rows = [i for i in range(g.fh) if i * g.dh % g.sh == a]
+        for b in range(g.sw):
+            cols = [j for j in range(g.fw) if j * g.dw % g.sw == b]
+            if rows and cols:
+                r, q = [i * g.dh // g.sh for i in rows], [j * g.dw // g.sw for j in cols]
+                steps = (r[1] - r[0] if len(r) > 1 else 1, q[1] - q[0] if len(q) > 1 else 1)
+                blocks.append(_Block(a * g.sw + b, rows, cols, r[0], q[0], *steps))
+    reach = max((k.r0 + (len(k.rows) - 1) * k.dr) * wq + k.q0 + (len(k.cols) - 1) * k.dq for k in blocks)
+    return _Flat(hq, wq, hq * wq, (g.oh - 1) * wq + g.ow, reach, blocks)
+
+
+def _phase_planes(xp: np.ndarray, g: Windows, plan: _Flat) -> np.ndarray:
+    """The padded batch channels first, as the flat engine reads it: (sh*sw, C, N*Hq*Wq), the
+    images of each phase side by side (zeros where a phase is a row or column short)."""
+    n, c = xp.shape[:2]
+    if g.sh == g.sw == 1:
+        planes = np.empty((1, c, n) + g.padded, dtype=xp.dtype)
+        np.copyto(planes[0], xp.transpose(1, 0, 2, 3))
+        return planes.reshape(1, c, n * plan.plane)
+    planes = np.zeros((g.sh, g.sw, c, n, plan.hq, plan.wq), dtype=xp.dtype)  # sh, sw, C, N, Hq, Wq
+    for a in range(g.sh):
+        for b in range(g.sw):
+            part = xp[:, :, a :: g.sh, b :: g.sw].transpose(1, 0, 2, 3)
+            planes[a, b, :, :, : part.shape[2], : part.shape[3]] = part
+    return planes.reshape(g.sh * g.sw, c, n * plan.plane)
+
+
+def _gather(planes: np.ndarray, groups: int, plan: _Flat, blocks: list[_Block], start: int, cols: np.ndarray, flip: bool):
+    """Copy the columns ``start .. start + cols.shape[-1]`` of every tap of ``blocks`` into
+    ``cols`` (G, K, chunk), rows ``(block, c, tap row, tap column)``: each block is one strided
+    view of its phase plane, so one copy. ``flip`` reads the taps backwards from ``start``
+    (the input gradient: a correlation with the kernel turned around)."""
+    k0, chunk, item = 0, cols.shape[-1], planes.itemsize
+    for blk in blocks:
+        src = planes[blk.phase]  # C, length
+        per, nr, nq = src.shape[0] // groups, len(blk.rows), len(blk.cols)
+        if flip:
+            at = start - (blk.r0 + (nr - 1) * blk.dr) * plan.wq - blk.q0 - (nq - 1) * blk.dq
+        else:
+            at = start + blk.r0 * plan.wq + blk.q0
+        rows = src.strides[0]
+        view = as_strided(
+            src[:, at:],
+            (groups, per, nr, nq, chunk),
+            (rows * per, rows, blk.dr * plan.wq * item, blk.dq * item, item),
+            writeable=False,
+        )
+        np.copyto(cols[:, k0 : k0 + per * nr * nq].reshape(groups, per, nr, nq, chunk), view)
+        k0 += per * nr * nq
+
+
+def _block_weights(w: np.ndarray, groups: int, plan: _Flat, flip: bool) -> list[np.ndarray]:
+    """Per block, the weights as `_gather` lays out its rows: (G, C_out/G, C/G*taps) or, with
+    ``flip``, the adjoint's (G, C/G, C_out/G*taps), taps turned around."""
+    c_out, c_group, fh, fw = w.shape
+    w5 = w.reshape(groups, c_out // groups, c_group, fh, fw)
+    parts = []
+    for blk in plan.blocks:
+        part = w5[:, :, :, blk.rows][:, :, :, :, blk.cols]  # G, C_out/G, C/G, rows, cols
+        if flip:
+            part = part[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)  # G, C/G, C_out/G, rows, cols
+        parts.append(part.reshape(groups, part.shape[1], -1))
+    return parts
 
 
 def _forward_flat(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
-    (n, c), c_out = xp.shape[:2], w.shape[0]
-    wp, length, taps = _flat_taps(g)
-    xf = np.ascontiguousarray(xp).reshape(n, groups, c // groups, -1)  # N, G, C/G, Hp*Wp
-    wt = _taps_first(w, groups)  # fh, fw, G, C_out/G, C/G
-    y = np.empty((n, groups, c_out // groups, g.oh * wp), dtype=xp.dtype)  # N, G, C_out/G, oh*Wp
-    acc, tmp = y[..., :length], None
-    np.matmul(wt[0, 0], xf[..., :length], out=acc)
-    for i, j, span in taps[1:]:
-        tmp = np.matmul(wt[i, j], xf[..., span], out=tmp)
-        acc += tmp
-    return y.reshape(n, c_out, g.oh, wp)[..., : g.ow], xf
+    """Whole batch as one flat plane per phase; per chunk of columns, every tap stacked along K
+    (`_gather`), then one product ``(C_out, K) @ (K, chunk)``."""
+    n, c_out = xp.shape[0], w.shape[0]
+    plan = _flat_plan(g)
+    planes = _phase_planes(xp, g, plan)  # phases, C, N*Hq*Wq
+    wk = np.concatenate(_block_weights(w, groups, plan, False), axis=-1)  # G, C_out/G, K
+    total = (n - 1) * plan.plane + plan.length
+    y = np.empty((groups, c_out // groups, n * plan.plane), dtype=xp.dtype)  # G, C_out/G, N*Hq*Wq
+    chunk = flat_chunk(wk.shape[-1], xp.itemsize, total)
+    cols = np.empty((groups, wk.shape[-1], chunk), dtype=xp.dtype)  # G, K, chunk
+    for s0 in range(0, total, chunk):
+        m = min(chunk, total - s0)
+        _gather(planes, groups, plan, plan.blocks, s0, cols[..., :m], False)
+        np.matmul(wk, cols[..., :m], out=y[..., s0 : s0 + m])
+    return y.reshape(c_out, n, plan.hq, plan.wq)[:, :, : g.oh, : g.ow].transpose(1, 0, 2, 3), planes
 
 
 def _backward_flat(
-    dy: np.ndarray, w: np.ndarray, xf: np.ndarray, g: Windows, groups: int, need_dx: bool
+    dy: np.ndarray, w: np.ndarray, planes: np.ndarray, g: Windows, groups: int, need_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray]:
+    """``dw``: per chunk, the forward's columns again, ``cols @ dy.T`` (the pose OpenBLAS runs
+    fastest, see `_weight_grad`). ``dx``: per phase, a flat correlation of the gradient with the
+    turned-around kernel, read from a copy of ``dy`` laid out as the output with ``reach``
+    zeros in front, so no tap reads before the start."""
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
-    wp, length, taps = _flat_taps(g)
-    dyf = pad2d(dy, (0, 0, 0, wp - g.ow)).reshape(n, groups, c_out // groups, -1)  # N, G, C_out/G, oh*Wp
-    dyf = dyf[..., :length]
-    wt = _taps_first(w, groups)
-    dwt = np.empty_like(wt)  # fh, fw, G, C_out/G, C/G
-    dxf = np.zeros_like(xf) if need_dx else None  # N, G, C/G, Hp*Wp
-    tmp = None
-    for i, j, span in taps:
-        dwt[i, j] = np.matmul(dyf, xf[..., span].swapaxes(-1, -2)).sum(axis=0)
-        if dxf is not None:
-            tmp = np.matmul(wt[i, j].swapaxes(-1, -2), dyf, out=tmp)  # N, G, C/G, L
-            dxf[..., span] += tmp
-    dw = dwt.transpose(2, 3, 4, 0, 1).reshape(c_out, c // groups, g.fh, g.fw)
-    return (None if dxf is None else dxf.reshape((n, c) + g.padded)), dw
-
-
-def _taps_first(w: np.ndarray, groups: int) -> np.ndarray:
-    """(C_out, C/G, fh, fw) weights as one (G, C_out/G, C/G) matrix stack per tap."""
-    c_out, c_group, fh, fw = w.shape
-    return np.ascontiguousarray(w.reshape(groups, c_out // groups, c_group, fh, fw).transpose(3, 4, 0, 1, 2))
+    plan = _flat_plan(g)
+    dyf = np.zeros((1, c_out, plan.reach + n * plan.plane), dtype=dy.dtype)  # 1, C_out, reach + N*Hq*Wq
+    dyf[0, :, plan.reach :].reshape(c_out, n, plan.hq, plan.wq)[:, :, : g.oh, : g.ow] = dy.transpose(1, 0, 2, 3)
+    dy3 = dyf.reshape(groups, c_out // groups, -1)[..., plan.reach :]  # G, C_out/G, N*Hq*Wq
+    k = sum(len(b.rows) * len(b.cols) for b in plan.blocks) * (c // groups)
+    total = (n - 1) * plan.plane + plan.length
+    chunk = flat_chunk(k, dy.itemsize, total)
+    cols = np.empty((groups, k, chunk), dtype=dy.dtype)
+    dwk = np.zeros((groups, k, c_out // groups), dtype=dy.dtype)  # G, K, C_out/G
+    part = np.empty_like(dwk)
+    for s0 in range(0, total, chunk):
+        m = min(chunk, total - s0)
+        _gather(planes, groups, plan, plan.blocks, s0, cols[..., :m], False)
+        dwk += np.matmul(cols[..., :m], dy3[..., s0 : s0 + m].swapaxes(-1, -2), out=part)
+    dw = np.empty((groups, c_out // groups, c // groups, g.fh, g.fw), dtype=dy.dtype)
+    k0 = 0
+    for blk in plan.blocks:
+        size = (c // groups) * len(blk.rows) * len(blk.cols)
+        part5 = dwk[:, k0 : k0 + size].reshape(groups, c // groups, len(blk.rows), len(blk.cols), -1)
+        dw[:, :, :, np.array(blk.rows)[:, None], blk.cols] = part5.transpose(0, 4, 1, 2, 3)
+        k0 += size
+    dw = dw.reshape(w.shape)
+    if not need_dx:
+        return None, dw
+    dxf = np.empty((g.sh * g.sw, c, n * plan.plane), dtype=dy.dtype)  # phases, C, N*Hq*Wq
+    tapped = {blk.phase for blk in plan.blocks}
+    for phase in set(range(g.sh * g.sw)) - tapped:
+        dxf[phase] = 0
+    for blk, wt in zip(plan.blocks, _block_weights(w, groups, plan, True)):
+        out = dxf[blk.phase].reshape(groups, c // groups, -1)
+        chunk = flat_chunk(wt.shape[-1], dy.itemsize, n * plan.plane)
+        dcols = np.empty((groups, wt.shape[-1], chunk), dtype=dy.dtype)
+        for s0 in range(0, n * plan.plane, chunk):
+            m = min(chunk, n * plan.plane - s0)
+            _gather(dyf, groups, plan, [blk._replace(phase=0)], plan.reach + s0, dcols[..., :m], True)
+            np.matmul(wt, dcols[..., :m], out=out[..., s0 : s0 + m])
+    if g.sh == g.sw == 1:
+        return dxf.reshape((c, n) + g.padded).transpose(1, 0, 2, 3), dw
+    phases = dxf.reshape(g.sh, g.sw, c, n, plan.hq, plan.wq)
+    dxp = np.empty((n, c) + g.padded, dtype=dy.dtype)
+    for a in range(g.sh):
+        for b in range(g.sw):
+            part = dxp[:, :, a :: g.sh, b :: g.sw]
+            part[...] = phases[a, b, :, :, : part.shape[2], : part.shape[3]].transpose(1, 0, 2, 3)
+    return dxp, dw
 
 
 def _forward_columns(

@@ -15,9 +15,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 FLAT_MIN_CHANNELS = 16
-"""Input channels per group from which the flat engine's per-tap matmuls beat one im2col matmul."""
-FLAT_MIN_PIXELS = 1024
-"""Output pixels (``oh * Wp``) from which the flat engine's matmuls are big enough to pay off."""
+"""Input channels per group from which the flat engine's stacked taps beat one im2col matmul."""
+FLAT_MIN_PIXELS = 784
+"""Pixels of the padded input plane (``Hp * Wp``) from which the flat engine pays off: below, the
+columns it computes past the edges (``Hq * Wq`` per image for ``oh * ow``) cost more than the
+copies it saves (benchmarks/bench_ops.py, engine rows: 14x14 and 7x7 maps go to batch-last)."""
+FLAT_CHUNK_BYTES = 2**19
+"""Bytes of the flat engine's stacked columns per product: they stay in L2 between their copy
+and the matmul (64x16x28x28, 16 3x3 filters: 11.5 ms forward in one im2col product, 6.5 ms)."""
+FLAT_MIN_CHUNK = 128
+"""Fewest columns per product of the flat engine, however deep its stacked taps."""
 BATCH_LAST_MAX_WIDTH = 16
 """Output rows shorter than this use the batch-last engine rather than im2col."""
 INDEX_BYTES = 8
@@ -40,10 +47,20 @@ class Footprint(NamedTuple):
     backward: int
 
 
+def flat_chunk(k: int, b: int, total: int) -> int:
+    """Columns per product of the flat engine for ``k`` stacked rows of ``b`` bytes: about
+    `FLAT_CHUNK_BYTES` of them, at least `FLAT_MIN_CHUNK`, at most ``total``.
+
+    >>> flat_chunk(144, 4, 57_598), flat_chunk(4608, 4, 57_598), flat_chunk(144, 4, 100)
+    (910, 128, 100)
+    """
+    return min(total, max(FLAT_MIN_CHUNK, FLAT_CHUNK_BYTES // (k * b)))
+
+
 def engine_fits(name: str, c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int]) -> bool:
     """Whether engine ``name`` can run a convolution with ``c_group`` input and ``out_group``
     output channels per group: pointwise needs 1x1 windows, depthwise one input and one output
-    channel per group, flat stride 1; im2col and batch-last run anything.
+    channel per group; flat, im2col and batch-last run anything.
 
     >>> engine_fits("pointwise", 16, 32, (1, 1), (2, 2)), engine_fits("depthwise", 1, 2, (3, 3), (1, 1))
     (True, False)
@@ -52,26 +69,26 @@ def engine_fits(name: str, c_group: int, out_group: int, f: tuple[int, int], str
         return f == (1, 1)
     if name == "depthwise":
         return c_group == 1 and out_group == 1
-    return name != "flat" or stride == (1, 1)
+    return True
 
 
 def conv_engine(
-    c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int], oh: int, ow: int, wp: int
+    c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int], oh: int, ow: int, padded: tuple[int, int]
 ) -> str:
     """The engine `convcli.ops.conv` runs: pointwise for 1x1 windows, depthwise for one input and
-    one output channel per group, flat for stride 1 with at least `FLAT_MIN_CHANNELS` input
-    channels per group and `FLAT_MIN_PIXELS` output pixels ``oh * Wp`` (``Wp`` the padded width),
-    batch-last for rows shorter than `BATCH_LAST_MAX_WIDTH`, else im2col.
+    one output channel per group, flat for at least `FLAT_MIN_CHANNELS` input channels per group
+    on a padded plane of `FLAT_MIN_PIXELS` pixels ``Hp * Wp`` or more, batch-last for rows
+    shorter than `BATCH_LAST_MAX_WIDTH`, else im2col.
 
-    >>> conv_engine(1, 6, (3, 3), (1, 1), 28, 28, 30), conv_engine(32, 32, (3, 3), (1, 1), 32, 32, 34)
+    >>> conv_engine(1, 6, (3, 3), (1, 1), 28, 28, (30, 30)), conv_engine(16, 32, (3, 3), (2, 2), 14, 14, (30, 30))
     ('im2col', 'flat')
-    >>> conv_engine(32, 32, (3, 3), (1, 1), 8, 8, 10), conv_engine(1, 1, (3, 3), (2, 2), 14, 14, 29)
+    >>> conv_engine(32, 32, (3, 3), (1, 1), 14, 14, (16, 16)), conv_engine(1, 1, (3, 3), (2, 2), 14, 14, (29, 29))
     ('batch-last', 'depthwise')
     """
     for name in ("pointwise", "depthwise"):
         if engine_fits(name, c_group, out_group, f, stride):
             return name
-    if stride == (1, 1) and c_group >= FLAT_MIN_CHANNELS and oh * wp >= FLAT_MIN_PIXELS:
+    if c_group >= FLAT_MIN_CHANNELS and padded[0] * padded[1] >= FLAT_MIN_PIXELS:
         return "flat"
     return "batch-last" if ow < BATCH_LAST_MAX_WIDTH else "im2col"
 
@@ -82,8 +99,8 @@ def conv_footprint(
 ) -> Footprint:  # fmt: skip
     """What `convcli.ops.conv.conv2d_forward` keeps (`ConvCache`) for an (n, c_in, h, w) input.
 
-    - flat engine: the padded input ``(N, C, Hp, Wp)``, which is the input itself (a view) when
-      there is no padding;
+    - flat engine: the padded input channels first, split into its ``s * s`` phases, each
+      ``ceil(Hp / s) x ceil(Wp / s)`` (a copy, even without padding);
     - pointwise: the same at stride 1; strided, a copy of the pixels it reads, ``C * N * oh * ow``;
     - depthwise: the same at stride 1; strided, the ``s * s`` phases of the padded input, each
       ``ceil(Hp / s) x ceil(Wp / s)``;
@@ -91,8 +108,8 @@ def conv_footprint(
 
     The weights in the cache are the layer's own (counted with the parameters). The forward also
     makes a padded copy, the matmul's output and its contiguous copy; the backward the transposed
-    gradient, the columns' gradient and the padded input gradient (flat: the padded gradient, the
-    tap product and the padded input gradient).
+    gradient, the columns' gradient and the padded input gradient (flat: the output rows, a chunk
+    of stacked columns; the gradient laid out as the output, chunks, the input gradient by phase).
 
     >>> conv_footprint(2, 1, 4, (8, 8), (8, 8), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 64 * 4
     True
@@ -101,7 +118,7 @@ def conv_footprint(
     hp, wp = h + top + bottom, w + left + right
     x, y, xp = n * c_in * h * w * b, n * c_out * oh * ow * b, n * c_in * hp * wp * b
     padded = xp if (top, bottom, left, right) != (0, 0, 0, 0) else 0
-    engine = conv_engine(c_in // groups, c_out // groups, (f, f), (stride, stride), oh, ow, wp)
+    engine = conv_engine(c_in // groups, c_out // groups, (f, f), (stride, stride), oh, ow, (hp, wp))
     # the backward's dy, its work arrays, then the padded input gradient and its cropped copy
     if engine == "pointwise":
         if stride == 1:  # the (padded) input itself
@@ -116,10 +133,19 @@ def conv_footprint(
         phases = n * c_in * hq * wq * stride * stride * b
         return Footprint(phases, False, padded + phases + rows + y, y + max(rows + phases + xp, xp + x))
     if engine == "flat":
-        rows = n * c_out * oh * wp * b  # outputs computed on whole padded rows
-        tap = n * c_out * ((oh - 1) * wp + ow) * b
-        tap_in = n * c_in * ((oh - 1) * wp + ow) * b
-        return Footprint(padded, not padded, padded + rows + tap + y, y + xp + max(rows + tap_in, x))
+        hq, wq = -(-hp // stride), -(-wp // stride)
+        plane, reach = hq * wq, (f - 1) // stride * (wq + 1)
+        phases = stride * stride * c_in * n * plane * b  # the padded input, channels first, by phase
+        rows = n * c_out * plane * b  # outputs computed on whole phase planes
+        total = (n - 1) * plane + (oh - 1) * wq + ow
+        k = c_in // groups * f * f
+        cols = groups * k * flat_chunk(k, b, total) * b
+        taps = [-(-(f - a) // stride) * -(-(f - c) // stride) for a in range(stride) for c in range(stride)]
+        dcols = max(groups * t * (c_out // groups) * flat_chunk(t * (c_out // groups), b, n * plane) * b for t in taps)
+        dyf = c_out * (reach + n * plane) * b  # the gradient laid out as the output, zeros in front
+        dxp = xp if stride > 1 else 0  # the phases put back together
+        backward = y + max(dyf + cols + phases + dcols + dxp, phases + dxp + x)
+        return Footprint(phases, False, padded + phases + rows + max(cols, y), backward)
     cols = c_in * f * f * n * oh * ow * b
     return Footprint(cols, False, padded + cols + max(xp, 2 * y), y + xp + max(y + cols, x))
 
