@@ -150,13 +150,14 @@ def test_engine_choice():
     assert engine((64, 1, 32, 32), (6, 1, 5, 5)) == "im2col"  # LeNet-5's C1
     assert engine((64, 6, 14, 14), (16, 6, 5, 5)) == "batch-last"  # LeNet-5's C3
     assert engine((64, 32, 14, 14), (64, 32, 1, 1)) == "pointwise"
-    assert engine((64, 32, 28, 28), (32, 1, 3, 3), stride=2, padding="tf", groups=32) == "depthwise"
+    assert engine((64, 32, 28, 28), (32, 1, 3, 3), stride=2, padding="tf", groups=32) == "flat"  # depthwise
     assert engine((2, 3, 6, 6), (6, 1, 3, 3), groups=3) == "batch-last"  # depthwise, multiplier 2
 
 
 @pytest.mark.parametrize("f, stride, padding, groups", [(1, 1, 0, 1), (1, 2, 0, 2), (3, 1, 1, 4), (3, 2, (0, 1), 4)])
-def test_pointwise_and_depthwise_match_torch(f, stride, padding, groups):
+def test_pointwise_and_depthwise_match_torch(f, stride, padding, groups, monkeypatch):
     torch = pytest.importorskip("torch")
+    force_engine(monkeypatch, "pointwise" if f == 1 else "depthwise")
     x, k = RNG.normal(size=(3, 4, 9, 8)), RNG.normal(size=(4, 4 // groups, f, f))
     xt, kt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(k).requires_grad_()
     pads = (padding, padding) if isinstance(padding, int) else padding  # (lo, hi) on both axes
