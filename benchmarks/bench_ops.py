@@ -134,26 +134,33 @@ def engine_rows(repeat: int) -> list[tuple]:
     """Conv forward+backward under each engine forced, against the engine `choose_engine` picks."""
     rng = np.random.default_rng(2)
     shapes = {
-        "8x64x56x56, 64 3x3 p1": ((8, 64, 56, 56), (64, 64, 3, 3), 1),
-        "8x16x56x56, 16 3x3 p1": ((8, 16, 56, 56), (16, 16, 3, 3), 1),
-        "64x32x16x16, 64 3x3 p1": ((64, 32, 16, 16), (64, 32, 3, 3), 1),
-        "64x3x32x32, 32 3x3 p1": ((64, 3, 32, 32), (32, 3, 3, 3), 1),
-        "64x1x32x32, 6 5x5 (LeNet C1)": ((64, 1, 32, 32), (6, 1, 5, 5), 0),
-        "64x6x14x14, 16 5x5 (LeNet C3)": ((64, 6, 14, 14), (16, 6, 5, 5), 0),
+        "8x64x56x56, 64 3x3 p1": ((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1),
+        "8x16x56x56, 16 3x3 p1": ((8, 16, 56, 56), (16, 16, 3, 3), 1, 1, 1),
+        "64x32x16x16, 64 3x3 p1": ((64, 32, 16, 16), (64, 32, 3, 3), 1, 1, 1),
+        "64x3x32x32, 32 3x3 p1": ((64, 3, 32, 32), (32, 3, 3, 3), 1, 1, 1),
+        "64x1x32x32, 6 5x5 (LeNet C1)": ((64, 1, 32, 32), (6, 1, 5, 5), 0, 1, 1),
+        "64x6x14x14, 16 5x5 (LeNet C3)": ((64, 6, 14, 14), (16, 6, 5, 5), 0, 1, 1),
+        "64x16x28x28, 16 3x3 p1 (mnist-resnet)": ((64, 16, 28, 28), (16, 16, 3, 3), 1, 1, 1),
+        "64x16x28x28, 32 3x3 s2 p1 (resnet)": ((64, 16, 28, 28), (32, 16, 3, 3), 1, 2, 1),
+        "64x32x14x14, 64 3x3 p1 (mnist-cnn)": ((64, 32, 14, 14), (64, 32, 3, 3), 1, 1, 1),
+        "64x64x7x7, 64 3x3 p1 (resnet)": ((64, 64, 7, 7), (64, 64, 3, 3), 1, 1, 1),
+        "64x16x28x28, dw 3x3 p1 (mobilenet)": ((64, 16, 28, 28), (16, 1, 3, 3), 1, 1, 16),
+        "64x32x28x28, dw 3x3 s2 p1 (mobilenet)": ((64, 32, 28, 28), (32, 1, 3, 3), 1, 2, 32),
     }
     choose = conv_engines.choose_engine
     rows = []
-    for task, (x_shape, w_shape, padding) in shapes.items():
+    for task, (x_shape, w_shape, padding, stride, groups) in shapes.items():
         x, w = rng.standard_normal(x_shape, dtype=np.float32), rng.standard_normal(w_shape, dtype=np.float32)
+        options = {"padding": padding, "stride": stride, "groups": groups}
 
-        def train(x=x, w=w, padding=padding):
-            y, cache = conv2d_forward(x, w, padding=padding)
+        def train(x=x, w=w, options=options):
+            y, cache = conv2d_forward(x, w, **options)
             return conv2d_backward(np.ones_like(y), cache)
 
-        chosen = conv2d_forward(x, w, padding=padding)[1].engine
+        chosen = conv2d_forward(x, w, **options)[1].engine
         times = {}
-        g = conv_windows(x_shape[2], x_shape[3], w_shape[2], w_shape[3], 1, padding)
-        for engine in (e for e in conv_engines.ENGINES if conv_engines.engine_fits(e, g, w, 1)):
+        g = conv_windows(x_shape[2], x_shape[3], w_shape[2], w_shape[3], stride, padding)
+        for engine in (e for e in conv_engines.ENGINES if conv_engines.engine_fits(e, g, w, groups)):
             conv_engines.choose_engine = lambda g, w, groups=1, engine=engine: engine
             try:
                 times[engine] = best_ms(train, repeat)
@@ -175,9 +182,9 @@ def main() -> None:
         f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {os.cpu_count()} CPUs"
     )
     rows = sobel_rows(args.repeat) + torch_rows(args.repeat) + engine_rows(args.repeat)
-    print(f"{'task':42} {'convcli ms':>10}  {'anchor':32} {'anchor ms':>9} {'ratio':>6}  target")
+    print(f"{'task':62} {'convcli ms':>10}  {'anchor':32} {'anchor ms':>9} {'ratio':>6}  target")
     for task, ours, anchor, theirs, target in rows:
-        print(f"{task:42} {ours:10.2f}  {anchor:32} {theirs:9.2f} {ours / theirs:6.2f}  {target}")
+        print(f"{task:62} {ours:10.2f}  {anchor:32} {theirs:9.2f} {ours / theirs:6.2f}  {target}")
 
 
 if __name__ == "__main__":
