@@ -29,9 +29,12 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
   (LeNet's first layer).
 - *batch-last* (any stride): the same matmul, but the columns are laid out ``(.., oh, ow, N)``
   with the batch innermost, so each tap copies (and the backward adds back) runs of ``ow * N``
-  numbers instead of ``ow``. Costs a transpose of the input and the output; pays off on
-  small feature maps, rows under `BATCH_LAST_MAX_WIDTH` pixels (LeNet's second layer: 0.58 ms
-  -> 0.36 ms forward, 1.23 ms -> 0.70 ms backward at batch 64).
+  numbers instead of ``ow``; pays off on small feature maps, rows under
+  `BATCH_LAST_MAX_WIDTH` pixels (LeNet's second layer: 0.58 ms -> 0.36 ms forward, 1.23 ms ->
+  0.70 ms backward at batch 64). It keeps the input turned ``(C, Hp, Wp, N)`` and makes its
+  columns a few output rows at a time (one strided view, one copy), each chunk multiplied while
+  in L2 and turned back to NCHW there (mnist-cnn's 64x32x14x14 with 64 3x3 filters: 13.5 ms
+  forward as one product, 7.2 ms in chunks).
 - *flat* (any stride, at least `FLAT_MIN_CHANNELS` input channels per group on a padded plane of
   `FLAT_MIN_PIXELS` pixels or more): the padded batch is turned channels first and split into
   its ``sh * sw`` stride phases, each image's phase plane flattened to rows of length ``Wq``
@@ -45,9 +48,9 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
   padded input.
 
 Backward reuses what the forward kept: ``dw = dy @ cols.T`` (posed as OpenBLAS runs it fastest,
-see `_weight_grad`) and ``dx = fold(w.T @ dy)``; the flat engine copies its chunks of columns
-again for ``dw`` and takes ``dx`` as a flat correlation of ``dy`` with the kernel turned around,
-one phase at a time, so it never adds columns back.
+see `_weight_grad`) and ``dx = fold(w.T @ dy)``; the flat and batch-last engines copy their
+chunks of columns again for ``dw``, and the flat engine takes ``dx`` as a flat correlation of
+``dy`` with the kernel turned around, one phase at a time, so it never adds columns back.
 
 Timings are single-thread CPU time (OpenBLAS, AVX-512) at batch 64, with malloc's trimming off.
 """
@@ -56,7 +59,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -66,7 +68,14 @@ from convcli.errors import InputError, ShapeError
 
 # The engine rule and its thresholds live without numpy in ops/footprint.py, which the memory
 # estimate of `convcli params --memory` follows too; the thresholds are re-exported here.
-from convcli.ops.footprint import BATCH_LAST_MAX_WIDTH, FLAT_MIN_CHANNELS, FLAT_MIN_PIXELS, conv_engine, flat_chunk  # noqa: F401
+from convcli.ops.footprint import (  # noqa: F401
+    BATCH_LAST_MAX_WIDTH,
+    FLAT_MIN_CHANNELS,
+    FLAT_MIN_PIXELS,
+    conv_engine,
+    flat_chunk,
+    row_chunk,
+)
 from convcli.ops.footprint import engine_fits as footprint_fits
 from convcli.ops.windows import (
     IntPair,
@@ -92,9 +101,9 @@ DW_CHUNK = 1024
 class ConvCache:
     """What `conv2d_backward` needs from the forward pass; treat as opaque.
 
-    ``cols`` is what the engine kept: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat
-    engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, (G, C_in/G*fh*fw, oh*ow*N) for
-    batch-last (`windows.column_layout`). Its size, from shapes alone, is
+    ``cols`` is what the engine kept: the padded input by phase (sh*sw, C_in, N*Hq*Wq) for the
+    flat engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, the padded input
+    (C_in, Hp, Wp, N) for batch-last. Its size, from shapes alone, is
     `convcli.ops.footprint.conv_footprint`'s: change one, change the other (tests/nn/test_memory.py).
     """
 
@@ -460,28 +469,90 @@ def _backward_flat(
     return dxp, dw
 
 
-def _forward_columns(
-    xp: np.ndarray, w: np.ndarray, g: Windows, groups: int, batch_last: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The im2col and batch-last engines: one matmul over `windows.im2col`'s columns."""
+def _forward_columns(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """The im2col engine: one matmul over `windows.im2col`'s columns."""
     n, c_out = xp.shape[0], w.shape[0]
-    order, axes = column_layout(n, g, batch_last)
-    cols = im2col(xp, g, batch_last).reshape(groups, -1, n * g.oh * g.ow)  # G, C/G*fh*fw, columns
+    order, axes = column_layout(n, g)
+    cols = im2col(xp, g).reshape(groups, -1, n * g.oh * g.ow)  # G, C/G*fh*fw, columns
     y = np.matmul(w.reshape(groups, c_out // groups, -1), cols)  # G, C_out/G, columns
     return y.reshape((c_out,) + axes).transpose(np.argsort(order)), cols
 
 
 def _backward_columns(
-    dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows, groups: int, need_dx: bool, batch_last: bool
+    dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows, groups: int, need_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray]:
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
-    order, axes = column_layout(n, g, batch_last)
+    order, axes = column_layout(n, g)
     dy2 = dy.transpose(order).reshape(groups, c_out // groups, -1)  # G, C_out/G, columns
     dw = _weight_grad(dy2, cols).reshape(w.shape)
     if not need_dx:
         return None, dw
     dcols = np.matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy2)
-    return col2im(dcols.reshape((c, g.fh, g.fw) + axes), g, batch_last), dw
+    return col2im(dcols.reshape((c, g.fh, g.fw) + axes), g), dw
+
+
+def _row_windows(xc: np.ndarray, g: Windows, groups: int, r0: int, m: int) -> np.ndarray:
+    """The windows of output rows ``r0 .. r0 + m`` of a channels-first, batch-last padded input
+    ``xc`` (C, Hp, Wp, N), as one strided view (G, C/G, fh, fw, m, ow, N): no copy."""
+    c, n = xc.shape[0], xc.shape[-1]
+    sc, sh, sw, sn = xc.strides
+    return as_strided(
+        xc[:, r0 * g.sh :],
+        (groups, c // groups, g.fh, g.fw, m, g.ow, n),
+        (sc * (c // groups), sc, g.dh * sh, g.dw * sw, g.sh * sh, g.sw * sw, sn),
+        writeable=False,
+    )
+
+
+def _forward_batch_last(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns ``(.., oh, ow, N)`` a few output rows at a time (`_row_windows`, about
+    `FLAT_CHUNK_BYTES`), so that they stay in L2 between their copy and their product."""
+    n, c, c_out = xp.shape[0], xp.shape[1], w.shape[0]
+    xc = np.ascontiguousarray(xp.transpose(1, 2, 3, 0))  # C, Hp, Wp, N
+    k, run = c // groups * g.fh * g.fw, g.ow * n
+    rows = row_chunk(groups * k, run, g.oh, xp.itemsize)
+    wk = w.reshape(groups, c_out // groups, k)
+    y = np.empty((n, c_out, g.oh, g.ow), dtype=xp.dtype)
+    cols = np.empty((groups, k, rows * run), dtype=xp.dtype)
+    rows_out = np.empty((groups, c_out // groups, rows * run), dtype=xp.dtype)  # G, C_out/G, rows*ow*N
+    for r0 in range(0, g.oh, rows):
+        m = min(rows, g.oh - r0)
+        part, out = cols[..., : m * run], rows_out[..., : m * run]
+        np.copyto(part.reshape(groups, c // groups, g.fh, g.fw, m, g.ow, n), _row_windows(xc, g, groups, r0, m))
+        np.matmul(wk, part, out=out)
+        # to NCHW while in cache, through a 2-D transpose: turning the whole (C_out, oh, ow, N)
+        # output at once takes 4.6 ms at 64x64x14x14, these 0.7 ms
+        rows_t = np.ascontiguousarray(out.reshape(c_out, m * run).T)  # rows*ow*N, C_out
+        y[:, :, r0 : r0 + m] = rows_t.reshape(m, g.ow, n, c_out).transpose(2, 3, 0, 1)
+    return y, xc
+
+
+def _backward_batch_last(
+    dy: np.ndarray, w: np.ndarray, xc: np.ndarray, g: Windows, groups: int, need_dx: bool
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Per chunk of output rows: the forward's columns again for ``dw`` (``cols @ dy.T``), and
+    ``w.T @ dy`` added back tap by tap into the batch-last input gradient."""
+    n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
+    k, run = c // groups * g.fh * g.fw, g.ow * n
+    rows = row_chunk(groups * k, run, g.oh, dy.itemsize)
+    dyt = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(groups, c_out // groups, -1)  # G, C_out/G, oh*ow*N
+    cols = np.empty((groups, k, rows * run), dtype=dy.dtype)
+    dwk = np.zeros((groups, k, c_out // groups), dtype=dy.dtype)  # G, K, C_out/G
+    part = np.empty_like(dwk)
+    dxc = np.zeros_like(xc) if need_dx else None  # C, Hp, Wp, N
+    wt = w.reshape(groups, c_out // groups, k).swapaxes(-1, -2)  # G, K, C_out/G
+    for r0 in range(0, g.oh, rows):
+        m = min(rows, g.oh - r0)
+        chunk, d = cols[..., : m * run], dyt[..., r0 * run : (r0 + m) * run]
+        np.copyto(chunk.reshape(groups, c // groups, g.fh, g.fw, m, g.ow, n), _row_windows(xc, g, groups, r0, m))
+        dwk += np.matmul(chunk, d.swapaxes(-1, -2), out=part)
+        if dxc is not None:
+            dcols = np.matmul(wt, d, out=chunk).reshape(c, g.fh, g.fw, m, g.ow, n)
+            for i, j, (_, at) in g.taps():
+                top = r0 * g.sh + i * g.dh
+                dxc[:, top : top + (m - 1) * g.sh + 1 : g.sh, at] += dcols[:, i, j]
+    dw = dwk.swapaxes(-1, -2).reshape(w.shape)
+    return (None if dxc is None else dxc.transpose(3, 0, 1, 2)), dw
 
 
 def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -619,8 +690,8 @@ Backward = Callable[[np.ndarray, np.ndarray, np.ndarray, Windows, int, bool], tu
 """``(dy, w, cols, windows, groups, need_dx) -> (dx padded or None, dw)``."""
 
 ENGINES: dict[str, tuple[Forward, Backward]] = {
-    "im2col": (partial(_forward_columns, batch_last=False), partial(_backward_columns, batch_last=False)),
-    "batch-last": (partial(_forward_columns, batch_last=True), partial(_backward_columns, batch_last=True)),
+    "im2col": (_forward_columns, _backward_columns),
+    "batch-last": (_forward_batch_last, _backward_batch_last),
     "flat": (_forward_flat, _backward_flat),
     "pointwise": (_forward_pointwise, _backward_pointwise),
     "depthwise": (_forward_depthwise, _backward_depthwise),

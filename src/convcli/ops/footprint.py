@@ -57,6 +57,16 @@ def flat_chunk(k: int, b: int, total: int) -> int:
     return min(total, max(FLAT_MIN_CHUNK, FLAT_CHUNK_BYTES // (k * b)))
 
 
+def row_chunk(k: int, run: int, oh: int, b: int) -> int:
+    """Output rows per product of the batch-last engine, for ``k`` stacked rows (all groups) of
+    ``run = ow * N`` columns of ``b`` bytes: about `FLAT_CHUNK_BYTES` of them, one row at least.
+
+    >>> row_chunk(288, 14 * 64, 14, 4), row_chunk(150, 10 * 64, 10, 4)
+    (1, 1)
+    """
+    return max(1, min(oh, FLAT_CHUNK_BYTES // (k * run * b)))
+
+
 def engine_fits(name: str, c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int]) -> bool:
     """Whether engine ``name`` can run a convolution with ``c_group`` input and ``out_group``
     output channels per group: pointwise needs 1x1 windows, depthwise one input and one output
@@ -105,14 +115,17 @@ def conv_footprint(
     - flat engine: the padded input channels first, split into its ``s * s`` phases, each
       ``ceil(Hp / s) x ceil(Wp / s)`` (a copy, even without padding);
     - pointwise: the same at stride 1; strided, a copy of the pixels it reads, ``C * N * oh * ow``;
-    - im2col and batch-last: every window as a column, ``C * f * f * N * oh * ow`` numbers.
+    - batch-last: the padded input turned ``(C, Hp, Wp, N)``, a copy;
+    - im2col: every window as a column, ``C * f * f * N * oh * ow`` numbers.
 
     The weights in the cache are the layer's own (counted with the parameters). The forward also
     makes a padded copy, the matmul's output and its contiguous copy; the backward the transposed
     gradient, the columns' gradient and the padded input gradient (flat: the output rows, a chunk
     of stacked columns; the gradient laid out as the output, chunks, the input gradient by phase).
 
-    >>> conv_footprint(2, 1, 4, (8, 8), (8, 8), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 64 * 4
+    >>> conv_footprint(2, 1, 4, (16, 16), (16, 16), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 256 * 4  # im2col
+    True
+    >>> conv_footprint(2, 1, 4, (8, 8), (8, 8), 3, 1, (1, 1, 1, 1), 1).own == 1 * 2 * 10 * 10 * 4  # batch-last
     True
     """
     (h, w), (oh, ow), (top, bottom, left, right) = hw, out, pads
@@ -140,6 +153,12 @@ def conv_footprint(
         dxp = xp if stride > 1 else 0  # the phases put back together
         backward = y + max(dyf + cols + phases + dcols + dxp, phases + dxp + x)
         return Footprint(phases, False, padded + phases + rows + max(cols, y), backward)
+    if engine == "batch-last":
+        k, run = c_in * f * f, ow * n  # stacked rows of all groups; one output row's columns
+        rows = row_chunk(k, run, oh, b)
+        cols, part = k * rows * run * b, c_out * rows * run * b  # a chunk of columns, of output rows
+        # the padded input channels first and batch last: (C, Hp, Wp, N), a copy
+        return Footprint(xp, False, padded + xp + y + cols + 2 * part, y + max(y + cols + xp, xp + x))
     cols = c_in * f * f * n * oh * ow * b
     return Footprint(cols, False, padded + cols + max(xp, 2 * y), y + xp + max(y + cols, x))
 
