@@ -74,6 +74,7 @@ from convcli.ops.footprint import (  # noqa: F401
     FLAT_MIN_PIXELS,
     conv_engine,
     flat_chunk,
+    flat_span,
     row_chunk,
 )
 from convcli.ops.footprint import engine_fits as footprint_fits
@@ -396,22 +397,44 @@ def _block_weights(w: np.ndarray, groups: int, plan: _Flat, flip: bool) -> list[
     return parts
 
 
+def _spans(n: int, plan: _Flat, span: int, width: int, rows: int) -> list[tuple[int, int, int, int, int]]:
+    """The flat engine's chunks of output, ``span`` columns at most (`flat_span`), for ``rows``
+    rows of ``width`` columns wanted per image plane: whole images, or rows of one image, never
+    straddling two. Per chunk ``(image, images, first row, rows, flat columns computed)``."""
+    if span >= plan.plane:
+        step = span // plan.plane
+        chunks = [(i, min(step, n - i), 0, rows) for i in range(0, n, step)]
+    else:
+        step = span // plan.wq
+        chunks = [(i, 1, r0, min(step, rows - r0)) for i in range(n) for r0 in range(0, rows, step)]
+    return [(i, k, r0, r, (k - 1) * plan.plane + (r - 1) * plan.wq + width) for i, k, r0, r in chunks]
+
+
+def _rows_of(out: np.ndarray, k: int, r: int, plan: _Flat) -> np.ndarray:
+    """A chunk's product (C, span) as the (C, k, r, Wq) rows it computed (past the columns
+    computed, what it holds is never read: the callers crop to valid rows and columns)."""
+    if k > 1:
+        return out[:, : k * plan.plane].reshape(out.shape[0], k, plan.hq, plan.wq)[:, :, :r]
+    return out[:, : r * plan.wq].reshape(out.shape[0], 1, r, plan.wq)
+
+
 def _forward_flat(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Whole batch as one flat plane per phase; per chunk of columns, every tap stacked along K
-    (`_gather`), then one product ``(C_out, K) @ (K, chunk)``."""
+    (`_gather`), then one product ``(C_out, K) @ (K, chunk)``, its valid columns put in place
+    in the NCHW output while in cache."""
     n, c_out = xp.shape[0], w.shape[0]
     plan = _flat_plan(g)
     planes = _phase_planes(xp, g, plan)  # phases, C, N*Hq*Wq
     wk = np.concatenate(_block_weights(w, groups, plan, False), axis=-1)  # G, C_out/G, K
-    total = (n - 1) * plan.plane + plan.length
-    y = np.empty((groups, c_out // groups, n * plan.plane), dtype=xp.dtype)  # G, C_out/G, N*Hq*Wq
-    chunk = flat_chunk(groups * wk.shape[-1], xp.itemsize, total)
-    cols = np.empty((groups, wk.shape[-1], chunk), dtype=xp.dtype)  # G, K, chunk
-    for s0 in range(0, total, chunk):
-        m = min(chunk, total - s0)
-        _gather(planes, groups, plan, plan.blocks, s0, cols[..., :m], False)
-        np.matmul(wk, cols[..., :m], out=y[..., s0 : s0 + m])
-    return y.reshape(c_out, n, plan.hq, plan.wq)[:, :, : g.oh, : g.ow].transpose(1, 0, 2, 3), planes
+    y = np.empty((n, c_out, g.oh, g.ow), dtype=xp.dtype)
+    span = flat_span(groups * wk.shape[-1], xp.itemsize, n, plan.plane, plan.wq)
+    cols = np.empty((groups, wk.shape[-1], span), dtype=xp.dtype)  # G, K, span
+    out = np.empty((groups, c_out // groups, span), dtype=xp.dtype)  # G, C_out/G, span
+    for i, k, r0, r, m in _spans(n, plan, span, g.ow, g.oh):
+        _gather(planes, groups, plan, plan.blocks, i * plan.plane + r0 * plan.wq, cols[..., :m], False)
+        np.matmul(wk, cols[..., :m], out=out[..., :m])
+        y[i : i + k, :, r0 : r0 + r] = _rows_of(out.reshape(c_out, -1), k, r, plan)[..., : g.ow].transpose(1, 0, 2, 3)
+    return y, planes
 
 
 def _backward_flat(
@@ -446,26 +469,22 @@ def _backward_flat(
     dw = dw.reshape(w.shape)
     if not need_dx:
         return None, dw
-    dxf = np.empty((g.sh * g.sw, c, n * plan.plane), dtype=dy.dtype)  # phases, C, N*Hq*Wq
+    dxp = np.empty((n, c) + g.padded, dtype=dy.dtype)  # N, C, Hp, Wp
     tapped = {blk.phase for blk in plan.blocks}
     for phase in set(range(g.sh * g.sw)) - tapped:
-        dxf[phase] = 0
+        dxp[:, :, phase // g.sw :: g.sh, phase % g.sw :: g.sw] = 0
     for blk, wt in zip(plan.blocks, _block_weights(w, groups, plan, True)):
-        out = dxf[blk.phase].reshape(groups, c // groups, -1)
-        chunk = flat_chunk(groups * wt.shape[-1], dy.itemsize, n * plan.plane)
-        dcols = np.empty((groups, wt.shape[-1], chunk), dtype=dy.dtype)
-        for s0 in range(0, n * plan.plane, chunk):
-            m = min(chunk, n * plan.plane - s0)
-            _gather(dyf, groups, plan, [blk._replace(phase=0)], plan.reach + s0, dcols[..., :m], True)
-            np.matmul(wt, dcols[..., :m], out=out[..., s0 : s0 + m])
-    if g.sh == g.sw == 1:
-        return dxf.reshape((c, n) + g.padded).transpose(1, 0, 2, 3), dw
-    phases = dxf.reshape(g.sh, g.sw, c, n, plan.hq, plan.wq)
-    dxp = np.empty((n, c) + g.padded, dtype=dy.dtype)
-    for a in range(g.sh):
-        for b in range(g.sw):
-            part = dxp[:, :, a :: g.sh, b :: g.sw]
-            part[...] = phases[a, b, :, :, : part.shape[2], : part.shape[3]].transpose(1, 0, 2, 3)
+        a, b = divmod(blk.phase, g.sw)
+        target = dxp[:, :, a :: g.sh, b :: g.sw]  # N, C, <= Hq, <= Wq
+        hq, wq = target.shape[2:]
+        span = flat_span(groups * wt.shape[-1], dy.itemsize, n, plan.plane, plan.wq)
+        dcols = np.empty((groups, wt.shape[-1], span), dtype=dy.dtype)
+        out = np.empty((groups, c // groups, span), dtype=dy.dtype)
+        for i, k, r0, r, m in _spans(n, plan, span, plan.wq, hq):
+            start = plan.reach + i * plan.plane + r0 * plan.wq
+            _gather(dyf, groups, plan, [blk._replace(phase=0)], start, dcols[..., :m], True)
+            np.matmul(wt, dcols[..., :m], out=out[..., :m])
+            target[i : i + k, :, r0 : r0 + r] = _rows_of(out.reshape(c, -1), k, r, plan)[..., :wq].transpose(1, 0, 2, 3)
     return dxp, dw
 
 

@@ -57,6 +57,21 @@ def flat_chunk(k: int, b: int, total: int) -> int:
     return min(total, max(FLAT_MIN_CHUNK, FLAT_CHUNK_BYTES // (k * b)))
 
 
+def flat_span(k: int, b: int, n: int, plane: int, wq: int) -> int:
+    """Columns of the flat engine's chunk buffers for ``k`` stacked rows (all groups) of ``b``
+    bytes, on ``n`` image planes of ``plane = Hq * Wq`` numbers in rows of ``wq``: whole images
+    while one fits in about `FLAT_CHUNK_BYTES` (at least `FLAT_MIN_CHUNK` columns), else whole
+    rows of one image.
+
+    >>> flat_span(144, 4, 64, 900, 30), flat_span(576, 4, 64, 81, 9), flat_span(9 * 32, 4, 64, 225, 15)
+    (900, 162, 450)
+    """
+    per = max(FLAT_MIN_CHUNK, FLAT_CHUNK_BYTES // (k * b))
+    if per >= plane:
+        return min(n, per // plane) * plane
+    return max(1, per // wq) * wq
+
+
 def row_chunk(k: int, run: int, oh: int, b: int) -> int:
     """Output rows per product of the batch-last engine, for ``k`` stacked rows (all groups) of
     ``run = ow * N`` columns of ``b`` bytes: about `FLAT_CHUNK_BYTES` of them, one row at least.
@@ -120,8 +135,8 @@ def conv_footprint(
 
     The weights in the cache are the layer's own (counted with the parameters). The forward also
     makes a padded copy, the matmul's output and its contiguous copy; the backward the transposed
-    gradient, the columns' gradient and the padded input gradient (flat: the output rows, a chunk
-    of stacked columns; the gradient laid out as the output, chunks, the input gradient by phase).
+    gradient, the columns' gradient and the padded input gradient (flat: chunks of stacked columns
+    and of output; the gradient laid out as the output, chunks, the padded input gradient).
 
     >>> conv_footprint(2, 1, 4, (16, 16), (16, 16), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 256 * 4  # im2col
     True
@@ -143,16 +158,16 @@ def conv_footprint(
         hq, wq = -(-hp // stride), -(-wp // stride)
         plane, reach = hq * wq, (f - 1) // stride * (wq + 1)
         phases = stride * stride * c_in * n * plane * b  # the padded input, channels first, by phase
-        rows = n * c_out * plane * b  # outputs computed on whole phase planes
+        k = c_in * f * f  # stacked rows, all groups
+        span = flat_span(k, b, n, plane, wq)
+        chunks = (k + c_out) * span * b  # stacked columns and their product
         total = (n - 1) * plane + (oh - 1) * wq + ow
-        k = c_in // groups * f * f
-        cols = groups * k * flat_chunk(groups * k, b, total) * b
+        cols = k * flat_chunk(k, b, total) * b  # the weight gradient's chunks
         taps = [-(-(f - a) // stride) * -(-(f - c) // stride) for a in range(stride) for c in range(stride)]
-        dcols = max(groups * t * (c_out // groups) * flat_chunk(t * c_out, b, n * plane) * b for t in taps)
+        dchunks = max((t * c_out + c_in) * flat_span(t * c_out, b, n, plane, wq) * b for t in taps)
         dyf = c_out * (reach + n * plane) * b  # the gradient laid out as the output, zeros in front
-        dxp = xp if stride > 1 else 0  # the phases put back together
-        backward = y + max(dyf + cols + phases + dcols + dxp, phases + dxp + x)
-        return Footprint(phases, False, padded + phases + rows + max(cols, y), backward)
+        backward = y + max(dyf + cols + xp + dchunks, xp + x)
+        return Footprint(phases, False, padded + phases + chunks + y, backward)
     if engine == "batch-last":
         k, run = c_in * f * f, ow * n  # stacked rows of all groups; one output row's columns
         rows = row_chunk(k, run, oh, b)
