@@ -20,9 +20,10 @@ FLAT_MIN_PIXELS = 784
 """Pixels of the padded input plane (``Hp * Wp``) from which the flat engine pays off: below, the
 columns it computes past the edges (``Hq * Wq`` per image for ``oh * ow``) cost more than the
 copies it saves (benchmarks/bench_ops.py, engine rows: 14x14 and 7x7 maps go to batch-last)."""
-FLAT_CHUNK_BYTES = 2**19
-"""Bytes of the flat engine's stacked columns per product: they stay in L2 between their copy
-and the matmul (64x16x28x28, 16 3x3 filters: 11.5 ms forward in one im2col product, 6.5 ms)."""
+FLAT_CHUNK_BYTES = 2**20
+"""Bytes of the flat and batch-last engines' stacked columns per product: they stay in L2 (2 MB
+here) between their copy and the matmul (64x16x28x28, 16 3x3 filters: 11.5 ms forward in one
+im2col product, 6 ms in chunks; 2**19 and 2**21 bytes are 5-10% slower on the digit layers)."""
 FLAT_MIN_CHUNK = 128
 """Fewest columns per product of the flat engine, however deep its stacked taps."""
 BATCH_LAST_MAX_WIDTH = 16
@@ -52,7 +53,7 @@ def flat_chunk(k: int, b: int, total: int) -> int:
     `FLAT_CHUNK_BYTES` of them, at least `FLAT_MIN_CHUNK`, at most ``total``.
 
     >>> flat_chunk(144, 4, 57_598), flat_chunk(4608, 4, 57_598), flat_chunk(144, 4, 100)
-    (910, 128, 100)
+    (1820, 128, 100)
     """
     return min(total, max(FLAT_MIN_CHUNK, FLAT_CHUNK_BYTES // (k * b)))
 
@@ -64,7 +65,7 @@ def flat_span(k: int, b: int, n: int, plane: int, wq: int) -> int:
     rows of one image.
 
     >>> flat_span(144, 4, 64, 900, 30), flat_span(576, 4, 64, 81, 9), flat_span(9 * 32, 4, 64, 225, 15)
-    (900, 162, 450)
+    (1800, 405, 900)
     """
     per = max(FLAT_MIN_CHUNK, FLAT_CHUNK_BYTES // (k * b))
     if per >= plane:
@@ -77,7 +78,7 @@ def row_chunk(k: int, run: int, oh: int, b: int) -> int:
     ``run = ow * N`` columns of ``b`` bytes: about `FLAT_CHUNK_BYTES` of them, one row at least.
 
     >>> row_chunk(288, 14 * 64, 14, 4), row_chunk(150, 10 * 64, 10, 4)
-    (1, 1)
+    (1, 2)
     """
     return max(1, min(oh, FLAT_CHUNK_BYTES // (k * run * b)))
 
