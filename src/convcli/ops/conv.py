@@ -21,8 +21,8 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
   ``sh * sw`` phases), a few images at a time so the passes stay in cache. No matmul: each
   output is only ``fh * fw`` multiply-adds, and the work is memory-bound. The rule no longer
   picks it: the flat engine, one small product per channel and chunk, runs the digit networks'
-  depthwise layers in half the time (64x16x28x28: 7.0 / 9.8 ms forward / backward here, 3.1 /
-  5.0 ms flat); it stays for the engine rows of benchmarks/bench_ops.py.
+  depthwise layers in half the time (64x16x28x28: 7.7 / 9.2 ms forward / backward here, 2.7 /
+  4.2 ms flat); it stays for the engine rows of benchmarks/bench_ops.py.
 
 - *im2col* (any stride): every window copied into a column (`windows.im2col`), then one batched
   matmul with ``K = C_in/G * fh * fw``. Best for few input channels on rows of 16 pixels or more
@@ -33,8 +33,9 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
   `BATCH_LAST_MAX_WIDTH` pixels (LeNet's second layer: 0.58 ms -> 0.36 ms forward, 1.23 ms ->
   0.70 ms backward at batch 64). It keeps the input turned ``(C, Hp, Wp, N)`` and makes its
   columns a few output rows at a time (one strided view, one copy), each chunk multiplied while
-  in L2 and turned back to NCHW there (mnist-cnn's 64x32x14x14 with 64 3x3 filters: 13.5 ms
-  forward as one product, 7.2 ms in chunks).
+  in L2 and turned back to NCHW there (mnist-cnn's 64x32x14x14 with 64 3x3 filters: 11 ms
+  forward as one product, 6.2 ms in chunks; the backward, which copies the columns again, takes
+  about the same 11 ms).
 - *flat* (any stride, at least `FLAT_MIN_CHANNELS` input channels per group on a padded plane of
   `FLAT_MIN_PIXELS` pixels or more): the padded batch is turned channels first and split into
   its ``sh * sw`` stride phases, each image's phase plane flattened to rows of length ``Wq``
@@ -42,7 +43,7 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
   the batch is then one contiguous span of a phase plane. Per chunk of a few hundred columns,
   every tap's span is copied into a stack ``(C_in/G * fh * fw, chunk)`` that stays in L2, and
   one product with the weights gives the chunk of output (64x16x28x28 with 16 3x3 filters:
-  11.5 ms forward, 18.7 ms backward as one im2col product; 6.9 and 11.9 ms so). The columns
+  8.4 ms forward, 15.2 ms backward as one im2col product; 5.5 and 10.8 ms so). The columns
   computed past the right and bottom edges (``Hq * Wq`` per image for ``oh * ow``) are thrown
   away, which is why small planes go to batch-last. Its cache is the phase planes, about the
   padded input.

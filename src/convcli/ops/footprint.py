@@ -22,8 +22,8 @@ columns it computes past the edges (``Hq * Wq`` per image for ``oh * ow``) cost 
 copies it saves (benchmarks/bench_ops.py, engine rows: 14x14 and 7x7 maps go to batch-last)."""
 FLAT_CHUNK_BYTES = 2**20
 """Bytes of the flat and batch-last engines' stacked columns per product: they stay in L2 (2 MB
-here) between their copy and the matmul (64x16x28x28, 16 3x3 filters: 11.5 ms forward in one
-im2col product, 6 ms in chunks; 2**19 and 2**21 bytes are 5-10% slower on the digit layers)."""
+here) between their copy and the matmul (64x16x28x28, 16 3x3 filters: 8.4 ms forward in one
+im2col product, 5.5 ms in chunks; 2**19 and 2**21 bytes are 5-10% slower on the digit layers)."""
 FLAT_MIN_CHUNK = 128
 """Fewest columns per product of the flat engine, however deep its stacked taps."""
 BATCH_LAST_MAX_WIDTH = 16
