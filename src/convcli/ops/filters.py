@@ -18,11 +18,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from convcli.errors import ShapeError
+from convcli.ops.bands import map_bands
 from convcli.ops.conv import conv2d
 from convcli.ops.windows import Padding2d, Windows, as_float, conv_windows, pad2d
 
 STRIP_BYTES = 1 << 18
 """Size of one strip buffer: a few of them fit in a 1 MiB L2 cache."""
+BAND_MIN_ROWS = 256
+"""Fewer output rows than twice this run in one thread: a small image is done before a thread starts."""
 
 
 def rank1_factors(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -133,27 +136,32 @@ def _setup(x: object, kernel: object, padding: Padding2d, flip: bool) -> tuple[n
 
 def _separable(xp: np.ndarray, factors: list[tuple[np.ndarray, np.ndarray]], g: Windows, magnitude: bool) -> np.ndarray:
     """Row pass then column pass of each rank-1 kernel, strip by strip; one kernel's response,
-    or the magnitude of two."""
+    or the magnitude of two. Bands of output rows go to threads (`convcli.ops.bands`), each with
+    buffers of its own."""
     n_planes, dtype = xp.shape[0], xp.dtype
     out = np.empty((n_planes, g.oh, g.ow), dtype=dtype)
     strip = max(1, STRIP_BYTES // (dtype.itemsize * n_planes * xp.shape[-1]))
-    span = strip + g.fh - 1
-    across, across_tmp = np.empty((2, n_planes, span, g.ow), dtype=dtype)  # after the row pass
-    down = np.empty((len(factors) + 1, n_planes, strip, g.ow), dtype=dtype)  # responses + scratch
-    for r0 in range(0, g.oh, strip):
-        rows = min(strip, g.oh - r0)
-        src = xp[:, r0 : r0 + rows + g.fh - 1]
-        for k, (col, row) in enumerate(factors):
-            h = across[:, : rows + g.fh - 1]
-            _correlate1d(src, row, -1, h, across_tmp[:, : rows + g.fh - 1])
-            dst = out[:, r0 : r0 + rows] if not magnitude else down[k, :, :rows]
-            _correlate1d(h, col, -2, dst, down[-1, :, :rows])
-        if magnitude:
-            gx, gy = down[0, :, :rows], down[1, :, :rows]
-            np.multiply(gx, gx, out=gx)
-            np.multiply(gy, gy, out=gy)
-            np.add(gx, gy, out=gx)
-            np.sqrt(gx, out=out[:, r0 : r0 + rows])
+
+    def band(first: int, end: int) -> None:
+        span = strip + g.fh - 1
+        across, across_tmp = np.empty((2, n_planes, span, g.ow), dtype=dtype)  # after the row pass
+        down = np.empty((len(factors) + 1, n_planes, strip, g.ow), dtype=dtype)  # responses + scratch
+        for r0 in range(first, end, strip):
+            rows = min(strip, end - r0)
+            src = xp[:, r0 : r0 + rows + g.fh - 1]
+            for k, (col, row) in enumerate(factors):
+                h = across[:, : rows + g.fh - 1]
+                _correlate1d(src, row, -1, h, across_tmp[:, : rows + g.fh - 1])
+                dst = out[:, r0 : r0 + rows] if not magnitude else down[k, :, :rows]
+                _correlate1d(h, col, -2, dst, down[-1, :, :rows])
+            if magnitude:
+                gx, gy = down[0, :, :rows], down[1, :, :rows]
+                np.multiply(gx, gx, out=gx)
+                np.multiply(gy, gy, out=gy)
+                np.add(gx, gy, out=gx)
+                np.sqrt(gx, out=out[:, r0 : r0 + rows])
+
+    map_bands(band, g.oh, min_rows=max(strip, BAND_MIN_ROWS))
     return out
 
 
