@@ -199,7 +199,7 @@ def test_orientation_map_has_a_colour_wheel_in_its_corner(tmp_path):
 
 
 def test_panel_scale_bars_state_the_reference_of_the_signed_tiles(tmp_path, monkeypatch):
-    import convcli.images.edges as edges
+    import convcli.images.panel
     from convcli.images.panel import panel
     from convcli.images.tonemap import to_display
 
@@ -209,7 +209,7 @@ def test_panel_scale_bars_state_the_reference_of_the_signed_tiles(tmp_path, monk
         seen.update(tiles=tiles, references=references)
         return panel(tiles, labels, references=references)
 
-    monkeypatch.setattr(edges, "panel", spy)
+    monkeypatch.setattr(convcli.images.panel, "panel", spy)
     src = grey_png(tmp_path / "step.png", step_image())
     detect_edges([src], EdgeOptions(panel=True))
     maps = edge_maps(step_image()[None] / 255, edge_filter("sobel"), "reflect", components=True)
