@@ -20,7 +20,7 @@ import numpy as np
 from convcli.errors import ShapeError
 from convcli.ops.bands import map_bands
 from convcli.ops.conv import conv2d
-from convcli.ops.windows import Padding2d, Windows, as_float, conv_windows, pad2d
+from convcli.ops.windows import Padding2d, Windows, as_float, conv_windows, strip_padder
 
 STRIP_BYTES = 1 << 18
 """Size of one strip buffer: a few of them fit in a 1 MiB L2 cache."""
@@ -79,7 +79,7 @@ def filter2d(
     if factors is None or min(k.shape) == 1:
         y = conv2d(planes[:, None], k.astype(planes.dtype), padding=padding, mode=mode)[:, 0]
     else:
-        y = _separable(pad2d(planes, g.margins, mode), [factors], g, magnitude=False)
+        y = _separable(planes, mode, [factors], g, magnitude=False)
     return y.reshape(np.shape(x)[:-2] + y.shape[-2:])
 
 
@@ -97,7 +97,7 @@ def correlate_separable(
     if c.ndim != 1 or r.ndim != 1 or not c.size or not r.size:
         raise ShapeError(f"correlate_separable: col and row must be non-empty 1-D, got shapes {c.shape} and {r.shape}")
     planes, g, _ = _setup(x, np.outer(c, r), padding, False)
-    y = _separable(pad2d(planes, g.margins, mode), [(c, r)], g, magnitude=False)
+    y = _separable(planes, mode, [(c, r)], g, magnitude=False)
     return y.reshape(np.shape(x)[:-2] + y.shape[-2:])
 
 
@@ -118,7 +118,7 @@ def gradient_magnitude(
         gx = filter2d(x, kx, padding=padding, mode=mode)
         return np.hypot(gx, filter2d(x, ky, padding=padding, mode=mode))
     planes, g, _ = _setup(x, kx, padding, False)
-    y = _separable(pad2d(planes, g.margins, mode), [fx, fy], g, magnitude=True)
+    y = _separable(planes, mode, [fx, fy], g, magnitude=True)
     return y.reshape(np.shape(x)[:-2] + y.shape[-2:])
 
 
@@ -134,21 +134,27 @@ def _setup(x: object, kernel: object, padding: Padding2d, flip: bool) -> tuple[n
     return planes, g, (k[::-1, ::-1] if flip else k)
 
 
-def _separable(xp: np.ndarray, factors: list[tuple[np.ndarray, np.ndarray]], g: Windows, magnitude: bool) -> np.ndarray:
-    """Row pass then column pass of each rank-1 kernel, strip by strip; one kernel's response,
-    or the magnitude of two. Bands of output rows go to threads (`convcli.ops.bands`), each with
-    buffers of its own."""
-    n_planes, dtype = xp.shape[0], xp.dtype
+def _separable(
+    planes: np.ndarray, mode: str, factors: list[tuple[np.ndarray, np.ndarray]], g: Windows, magnitude: bool
+) -> np.ndarray:
+    """Row pass then column pass of each rank-1 kernel on ``(P, H, W)`` planes, strip by strip;
+    one kernel's response, or the magnitude of two. Each strip is padded on its own
+    (`convcli.ops.windows.strip_padder`), and bands of output rows go to threads
+    (`convcli.ops.bands`), each with buffers of its own."""
+    n_planes, dtype = planes.shape[0], planes.dtype
     out = np.empty((n_planes, g.oh, g.ow), dtype=dtype)
-    strip = max(1, STRIP_BYTES // (dtype.itemsize * n_planes * xp.shape[-1]))
+    wide = g.padded[1]
+    strip = max(1, STRIP_BYTES // (dtype.itemsize * n_planes * wide))
+    fill = strip_padder(planes, g.margins, mode)
 
     def band(first: int, end: int) -> None:
         span = strip + g.fh - 1
+        padded = np.empty((n_planes, span, wide), dtype=dtype)
         across, across_tmp = np.empty((2, n_planes, span, g.ow), dtype=dtype)  # after the row pass
         down = np.empty((len(factors) + 1, n_planes, strip, g.ow), dtype=dtype)  # responses + scratch
         for r0 in range(first, end, strip):
             rows = min(strip, end - r0)
-            src = xp[:, r0 : r0 + rows + g.fh - 1]
+            src = fill(r0, r0 + rows + g.fh - 1, padded)
             for k, (col, row) in enumerate(factors):
                 h = across[:, : rows + g.fh - 1]
                 _correlate1d(src, row, -1, h, across_tmp[:, : rows + g.fh - 1])
