@@ -272,10 +272,14 @@ def strip_padder(
     top, bottom, left, right = pads
     h, w = x.shape[-2:]
     zeros = mode == "zeros"
-    numbers = {"constant_values": -1} if zeros else {}
     numpy_mode = numpy_pad_mode(mode)
-    row_of = np.pad(np.arange(h), (top, bottom), mode=numpy_mode, **numbers)
-    col_of = np.pad(np.arange(w), (left, right), mode=numpy_mode, **numbers)
+
+    def numbers(n: int, before: int, after: int) -> np.ndarray:
+        if zeros:
+            return np.pad(np.arange(n), (before, after), constant_values=-1)
+        return np.pad(np.arange(n), (before, after), mode=numpy_mode)
+
+    row_of, col_of = numbers(h, top, bottom), numbers(w, left, right)
     left_cols, right_cols = col_of[:left], col_of[left + w :]
 
     def fill(first: int, end: int, out: np.ndarray) -> np.ndarray:
