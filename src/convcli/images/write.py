@@ -253,7 +253,8 @@ def _levels(
     rows = max(1, STRIP_BYTES // (8 * c * w))
     for r0 in range(first, end, rows):
         shown = to_display(volume[:, r0 : min(r0 + rows, end)], scale, reference)  # C, rows, W
-        yield np.rint(shown * top).astype(dtype).transpose(1, 2, 0)
+        shown *= top
+        yield np.rint(shown, out=shown).astype(dtype).transpose(1, 2, 0)
 
 
 def _save(path: PathLike, encode: Callable[[BinaryIO], None], inputs: Iterable[PathLike]) -> Path:
