@@ -4,7 +4,9 @@
 Rank-1 kernels (Sobel, Scharr, Prewitt, box, binomial Gaussian) run as two 1-D passes
 (`correlate_separable`): ``fh + fw`` taps instead of ``fh * fw``. The passes walk down the image
 in strips of rows small enough to stay in cache, with every buffer allocated once: whole-image
-passes spend their time streaming (and page-faulting) fresh temporaries through memory. For the
+passes spend their time streaming (and page-faulting) fresh temporaries through memory. Each strip
+is padded on its own (`convcli.ops.windows.strip_padder`), so no padded copy of the image is made,
+and bands of rows run on threads of their own (`convcli.ops.bands`). For the
 Sobel magnitude of a 12-megapixel image that measured 27 ms against 45 ms whole-image, 137 ms for
 scipy.ndimage and 20 ms for OpenCV on 2 threads (benchmarks/bench_ops.py). Other kernels go to
 `convcli.ops.conv.conv2d`. `gradient_magnitude` fuses an x/y pair and ``sqrt(gx^2 + gy^2)``
