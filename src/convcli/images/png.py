@@ -143,4 +143,6 @@ def _up_filter(rows: np.ndarray, above: np.ndarray) -> np.ndarray:
 def _chunk(f: BinaryIO, kind: bytes, data: bytes) -> None:
     if kind == b"IDAT" and not data:
         return
-    f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    f.write(struct.pack(">I", len(data)) + kind)
+    f.write(data)  # not joined to the rest: a piece is megabytes
+    f.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF))
