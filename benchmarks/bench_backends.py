@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,25 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import machine_line
+
 BACKENDS = ("numpy", "torch")
-
-
-def machine() -> str:
-    import torch
-    from threadpoolctl import threadpool_info
-
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown processor"
-    blas = next((i for i in threadpool_info() if i["user_api"] == "blas"), {})
-    return (
-        f"{cpu}, {os.cpu_count()} cores; numpy {np.__version__} ({blas.get('internal_api')} "
-        f"{blas.get('version')}, {blas.get('architecture')} kernel, {blas.get('num_threads')} threads, "
-        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}); torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)"
-    )
 
 
 def mnist_sized(folder: Path, data: str | None, n: int) -> Path:
@@ -92,13 +75,14 @@ def main() -> None:
         "--threads", type=int, help="threads for numpy's BLAS and for torch [default: their own choice]"
     )
     args = parser.parse_args()
+    import torch  # named in the header
+
     if args.threads:
-        import torch
         from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(args.threads)  # for the header; each run gets OMP_NUM_THREADS
         threadpool_limits(args.threads)
-    print(machine())
+    print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:
         runs = [("digits-cnn", "digits", "built-in digits, 1,295 images, batch 32")]
         source = "MNIST" if args.data else "synthetic"

@@ -24,6 +24,7 @@ from convcli.networks.costs import Counting  # noqa: E402
 from convcli.networks.load import load_network  # noqa: E402
 from convcli.networks.report import analyse  # noqa: E402
 
+from machine import machine_line  # noqa: E402
 from torchvision_models import NAMES, export, file_weights, published  # noqa: E402
 
 HEADER = (
@@ -76,6 +77,7 @@ def main() -> None:
         for row in table[1:]:
             print("| " + " | ".join(row) + " |")
         return
+    print(machine_line())  # not in the Markdown table: the README's copy of it
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
     for row in table:
         cells = (cell.ljust(w) if i in (0, 7) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))

@@ -11,7 +11,6 @@ a shared machine is too noisy for timed assertions.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 
@@ -23,6 +22,8 @@ from convcli.ops.conv import conv2d, conv2d_backward, conv2d_forward
 from convcli.ops.filters import gradient_magnitude
 from convcli.ops.pool import pool2d, pool2d_backward, pool2d_forward
 from convcli.ops.windows import conv_windows
+
+from machine import machine_line
 
 
 def best_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -176,12 +177,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement (best is kept)")
     args = parser.parse_args()
-    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
-    print(
-        f"numpy {np.__version__}, BLAS {blas.get('name', '?')} {blas.get('version', '')}, "
-        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {os.cpu_count()} CPUs"
-    )
     rows = sobel_rows(args.repeat) + torch_rows(args.repeat) + engine_rows(args.repeat)
+    print(machine_line())  # after the rows: torch and OpenCV are imported by then
     print(f"{'task':62} {'convcli ms':>10}  {'anchor':32} {'anchor ms':>9} {'ratio':>6}  target")
     for task, ours, anchor, theirs, target in rows:
         print(f"{task:62} {ours:10.2f}  {anchor:32} {theirs:9.2f} {ours / theirs:6.2f}  {target}")

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from machine import machine_line
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,6 +51,7 @@ def main() -> None:
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
             times[name].append(time.perf_counter() - start)
     anchor = statistics.median(times['python -c "import typer"'])
+    print(machine_line())
     print(f"{'command':78s} {'median':>9s} {'ratio':>6s}")
     for name, values in times.items():
         median = statistics.median(values)

@@ -14,9 +14,10 @@ MNIST's 10,000 test images and peak memory. The machine is shared and its speed 
 from minute to minute: every network runs ``--rounds`` times per framework (default 2),
 alternated, and the ratio is taken between the best runs.
 
-The header names the processor and the BLAS kernel numpy's OpenBLAS runs (threadpoolctl);
-OpenBLAS picks it for the processor unless ``OPENBLAS_CORETYPE`` forces one. To measure numpy's
-own choice where the environment forces one: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...``.
+The header (benchmarks/machine.py) names the processor and the BLAS kernel numpy's OpenBLAS
+runs (threadpoolctl); OpenBLAS picks it for the processor unless ``OPENBLAS_CORETYPE`` forces one.
+To measure numpy's own choice where the environment forces one:
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ...``.
 
     python benchmarks/bench_train.py --data /work/shared/data/mnist --all          # every network
     python benchmarks/bench_train.py --data DIR --net mnist-resnet --rounds 3
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -42,6 +42,8 @@ from convcli.networks.report import Report
 from convcli.networks.zoo import DIGIT_NETWORKS
 from convcli.training.loop import TrainConfig
 from convcli.training.recipes import RECIPES
+
+from machine import machine_line
 
 THREADS = 2
 MOMENTUM = TrainConfig.momentum
@@ -142,25 +144,6 @@ def child(args) -> None:
     print(json.dumps(result))
 
 
-def processor() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return names[0] if names else platform.processor()
-    except OSError:
-        return platform.processor() or platform.machine()
-
-
-def blas() -> str:
-    from threadpoolctl import threadpool_info
-
-    pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
-    return ", ".join(
-        f"{p['internal_api']} {p.get('version')} kernel {p.get('architecture', '?')}, {p['num_threads']} threads"
-        for p in pools
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist", help="mnist, or a directory of the MNIST IDX files")
@@ -185,10 +168,10 @@ def main() -> None:
     nets = NETWORKS if args.all else tuple(args.net or ("lenet5",))
     frameworks = [n for n in ("torch", "convcli") if not args.only or n == args.only]
     print(
-        f"{processor()}; numpy {np.__version__}, {blas()}; torch {THREADS} threads; "
-        f"{args.images:,} MNIST images, batch {args.batch}, SGD momentum {MOMENTUM}, lr {args.lr} "
+        f"{machine_line()}\ntorch {THREADS} threads; {args.images:,} MNIST images, batch {args.batch}, "
+        f"SGD momentum {MOMENTUM}, lr {args.lr} "
         f"({args.schedule}), weight decay {args.weight_decay}; best of {args.rounds} alternated round(s) "
-        f"of {args.epochs} epoch(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        f"of {args.epochs} epoch(s)",
         flush=True,
     )
     runs: dict[tuple[str, str], list[dict]] = {}

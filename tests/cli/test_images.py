@@ -510,3 +510,34 @@ def test_edges_into_a_new_folder_named_with_a_slash(tmp_path, cat):
     result = run("edges", cat, "-o", f"{tmp_path / 'edges'}/")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "edges" / "chelsea_edges.png").is_file()
+
+
+EDGES_THEN_BLAS = """
+import sys
+from convcli.cli.app import main
+sys.argv = ["convcli", "edges", sys.argv[1], "-o", sys.argv[2]]
+try:
+    main()
+except SystemExit:
+    pass
+from threadpoolctl import threadpool_info
+print([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"])
+"""
+
+
+@pytest.mark.parametrize("asked, threads", [(None, 1), ("2", 2)])
+def test_edges_starts_openblas_with_one_thread_unless_told(tmp_path, asked, threads):
+    import os
+    import subprocess
+
+    pytest.importorskip("threadpoolctl")
+    src = grey_png(tmp_path / "step.png", [[0, 0, 255, 255]] * 4)
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if asked:
+        env["OPENBLAS_NUM_THREADS"] = asked
+    done = subprocess.run(
+        [sys.executable, "-c", EDGES_THEN_BLAS, str(src), str(tmp_path / "out.png")],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert (tmp_path / "out.png").exists()
+    assert done.stdout.strip().splitlines()[-1] == str([min(threads, os.cpu_count() or 1)])  # no more than cores

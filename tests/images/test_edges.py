@@ -114,6 +114,28 @@ def test_display_reference_is_the_995th_percentile():
     assert display_reference(sparse) == 4.0
 
 
+@pytest.mark.parametrize("n", [1, 2, 199, 1000, 250_001, 3_000_000])
+def test_display_reference_is_numpys_percentile_exactly(n, monkeypatch):
+    import convcli.ops.bands
+
+    monkeypatch.setattr(convcli.ops.bands, "thread_count", lambda: 3)  # bands on threads, even on one core
+    rng = np.random.default_rng(n)
+    values = rng.exponential(size=n).astype(np.float32)
+    values[rng.random(n) < 0.3] = 0  # flat areas: ties at zero
+    expected = np.percentile(values, 99.5)
+    assert display_reference(values.reshape(1, 1, n)) == pytest.approx(expected, rel=1e-6) or expected == 0
+
+
+def test_display_reference_holds_when_the_sample_misleads():
+    # the sampled values are the brightest, and distinct: 1% of the sample is 0.05% of the whole,
+    # so fewer values reach the sample's 99th percentile than the 99.5th of the whole needs
+    n = 2_000_000
+    values = np.arange(n, dtype=np.float64) % 997
+    sampled = values[:: n // 100_000]
+    sampled[:] = 1e6 + np.arange(sampled.size)
+    assert display_reference(values) == pytest.approx(np.percentile(values, 99.5), rel=1e-12)
+
+
 # Files.
 
 
@@ -177,7 +199,7 @@ def test_orientation_map_has_a_colour_wheel_in_its_corner(tmp_path):
 
 
 def test_panel_scale_bars_state_the_reference_of_the_signed_tiles(tmp_path, monkeypatch):
-    import convcli.images.edges as edges
+    import convcli.images.panel
     from convcli.images.panel import panel
     from convcli.images.tonemap import to_display
 
@@ -187,7 +209,7 @@ def test_panel_scale_bars_state_the_reference_of_the_signed_tiles(tmp_path, monk
         seen.update(tiles=tiles, references=references)
         return panel(tiles, labels, references=references)
 
-    monkeypatch.setattr(edges, "panel", spy)
+    monkeypatch.setattr(convcli.images.panel, "panel", spy)
     src = grey_png(tmp_path / "step.png", step_image())
     detect_edges([src], EdgeOptions(panel=True))
     maps = edge_maps(step_image()[None] / 255, edge_filter("sobel"), "reflect", components=True)

@@ -286,3 +286,11 @@ def test_grey_jpeg_is_the_luma_it_stores(tmp_path):
     difference = np.abs(grey - decoded @ np.array(REC601, dtype=np.float64))
     assert difference[~clipped].max() <= 0.5 + 1e-3
     assert difference.mean() < 0.5
+
+
+def test_grey_jpeg_is_what_opencv_reads_as_grey(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path / "chelsea.jpg"
+    Image.open(SAMPLES / "chelsea.png").convert("RGB").save(path, quality=90)
+    expected = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    np.testing.assert_array_equal(read_image(path).array[0], expected)

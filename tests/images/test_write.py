@@ -146,6 +146,7 @@ def test_exact_suffixes_come_from_the_one_table():
 
 def test_png_does_not_import_the_writer():
     # the encoder is low-level: the dispatch is write.py's, and png.py never calls back up into it
+    # (it may use the compute core's threads, convcli.ops)
     import ast
     from pathlib import Path
 
@@ -154,18 +155,22 @@ def test_png_does_not_import_the_writer():
     tree = ast.parse(Path(convcli.images.png.__file__).read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert not any(name.startswith("convcli") for name in imported if name)
+    assert not any(name.startswith("convcli.images") for name in imported if name)
 
 
 @pytest.mark.parametrize(
     "scale, reference", [("abs", None), ("abs", 0.7), ("offset", None), ("clip", None), ("minmax", None), (None, None)]
 )
 @pytest.mark.parametrize("channels, bits", [(1, 8), (1, 16), (3, 8)])
-def test_png_strips_give_the_levels_of_the_whole(tmp_path, monkeypatch, scale, reference, channels, bits):
+def test_png_strips_and_bands_give_the_levels_of_the_whole(tmp_path, monkeypatch, scale, reference, channels, bits):
+    import convcli.images.png
     import convcli.images.write
+    import convcli.ops.bands
     from convcli.images.tonemap import to_display
 
     monkeypatch.setattr(convcli.images.write, "STRIP_BYTES", 8 * channels * 37 * 5)  # 5-row strips, a short last one
+    monkeypatch.setattr(convcli.images.png, "BAND_MIN_BYTES", 1)  # and 3 bands of rows on threads
+    monkeypatch.setattr(convcli.ops.bands, "thread_count", lambda: 3)
     values = np.random.default_rng(7).normal(size=(channels, 23, 37)).astype(np.float32)
     if scale is None:
         values = np.abs(values) / np.abs(values).max()

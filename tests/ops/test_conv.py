@@ -226,6 +226,25 @@ def test_separable_path_matches_direct_path_on_stacks():
     np.testing.assert_allclose(filter2d(images, sobel, flip=True), -filter2d(images, sobel), atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", list(SCIPY_MODES))
+def test_strips_and_bands_on_threads_match_scipy(mode, monkeypatch):
+    import convcli.ops.bands
+    import convcli.ops.filters
+
+    ndimage = pytest.importorskip("scipy.ndimage")
+    monkeypatch.setattr(convcli.ops.bands, "thread_count", lambda: 3)
+    monkeypatch.setattr(convcli.ops.filters, "BAND_MIN_ROWS", 4)
+    monkeypatch.setattr(convcli.ops.filters, "STRIP_BYTES", 8 * 2 * 3 * 13)  # 3-row strips of 13 columns
+    image = RNG.normal(size=(2, 29, 11))  # 3 bands of 9-10 rows: strips short at each band's end
+    sobel_x = np.outer([1, 2, 1], [1, 0, -1])
+    sx = ndimage.correlate(image, sobel_x[None], mode=SCIPY_MODES[mode])
+    sy = ndimage.correlate(image, sobel_x.T[None], mode=SCIPY_MODES[mode])
+    np.testing.assert_allclose(gradient_magnitude(image, sobel_x, sobel_x.T, mode=mode), np.hypot(sx, sy), atol=1e-12)
+    gauss = np.outer([1, 4, 6, 4, 1], [1, 2, 1])  # taller than wide, and wider margins
+    expected = ndimage.correlate(image, gauss[None], mode=SCIPY_MODES[mode])
+    np.testing.assert_allclose(filter2d(image, gauss, mode=mode), expected, atol=1e-12)
+
+
 def test_gradient_magnitude_matches_scipy_sobel():
     ndimage = pytest.importorskip("scipy.ndimage")
     image = RNG.normal(size=(300, 70))  # several strips

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from convcli.errors import ShapeError
-from convcli.ops.windows import int_pair, split_padding
+from convcli.ops.choices import BORDER_MODES
+from convcli.ops.windows import int_pair, pad2d, split_padding, strip_padder
 
 
 @pytest.mark.parametrize(
@@ -73,3 +74,21 @@ def test_split_padding_reads_every_form(value, expected):
 def test_split_padding_refuses_anything_else(value):
     with pytest.raises(ShapeError, match="is not an int, a mode, a"):
         split_padding(value)
+
+
+@pytest.mark.parametrize("mode", list(BORDER_MODES))
+@pytest.mark.parametrize("h, w", [(1, 1), (2, 3), (5, 4), (9, 7)])
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 1, 1), (2, 1, 1, 2), (3, 4, 0, 2)])
+def test_padded_strips_are_the_rows_of_the_padded_image(mode, h, w, pads):
+    x = np.random.default_rng(h * w).normal(size=(2, h, w))
+    try:
+        whole = pad2d(x, pads, mode)
+    except ValueError:  # numpy cannot pad this way (reflect of one row); nor can a strip
+        return
+    height = whole.shape[-2]
+    fill = strip_padder(x, pads, mode)
+    for rows in {1, 2, 3, height}:
+        for first in range(0, height, rows):
+            end = min(height, first + rows)
+            out = np.full((2, rows, whole.shape[-1]), np.nan)
+            np.testing.assert_array_equal(fill(first, end, out), whole[..., first:end, :])

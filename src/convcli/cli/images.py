@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -24,6 +26,18 @@ app = command_app()
 
 BitDepthOpt = typer.Option(8, "--bit-depth", help="8 or 16 bits per sample for PNG output (16: one channel).")
 ChannelsOpt = typer.Option(Channels.gray, "--channels", help="gray (Rec.601) or rgb (each channel on its own).")
+
+
+def one_blas_thread() -> None:
+    """Start numpy's OpenBLAS with one thread, for a command that does no linear algebra.
+
+    Loaded with numpy, OpenBLAS starts a thread per core, and each spins for a while waiting for
+    work: on a 2-core machine about 30 ms of CPU that edge detection's own threads
+    (`convcli.ops.bands`) would use (benchmarks/bench_edges.py). A user's OPENBLAS_NUM_THREADS
+    stands, and once numpy is loaded (convcli called in-process) nothing changes.
+    """
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _common(bit_depth: int, max_pixels: int | None) -> dict:
@@ -85,6 +99,7 @@ def edges(
       convcli edges *.jpg -o edges/ --threshold 0.25 --json | jq '.[].output'
       cat photo.jpg | convcli edges - -o - | convcli pool - --size 4 -o small.png
     """
+    one_blas_thread()
     from convcli.images.edges import EdgeOptions, detect_edges
     from convcli.render import images as render
 

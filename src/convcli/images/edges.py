@@ -49,7 +49,6 @@ from convcli.images.gradients import (
     edge_maps,
     orientation_degrees,
 )
-from convcli.images.panel import panel
 from convcli.images.read import DEFAULT_MAX_PIXELS, STDIN, read_image, stdin_bytes
 from convcli.images.tonemap import SCALES, to_display
 from convcli.images.write import STDOUT, UNNAMED_STDIN, WRITE_SUFFIXES, check_writable, output_format, write_image
@@ -308,6 +307,8 @@ def _write_orientation(path: Path, maps: EdgeMaps, filt: EdgeFilter, inputs: Seq
 def _write_panel(
     path: Path, volume: np.ndarray, maps: EdgeMaps, filt: EdgeFilter, options: EdgeOptions, inputs: Sequence[PathLike]
 ) -> Path:
+    from convcli.images import panel  # ImageDraw and fonts: only for a panel
+
     shown = to_display(volume, "clip")
     # x and y on one scale, zero mid-grey, so their strengths compare; None only if all is zero
     ref = display_reference(maps.magnitude)
@@ -322,4 +323,4 @@ def _write_panel(
         tiles = [shown, to_display(maps.gx, "offset", ref), to_display(maps.gy, "offset", ref), magnitude]
         labels = ["input", f"{filt.x.name} (x)", f"{filt.y.name} (y)", f"{filt.name} magnitude"]
         references = [None, ref, ref, None]
-    return write_image(path, panel(tiles, labels, references=references), inputs=inputs)
+    return write_image(path, panel.panel(tiles, labels, references=references), inputs=inputs)

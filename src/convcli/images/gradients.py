@@ -16,6 +16,7 @@ import numpy as np
 
 from convcli.errors import InputError
 from convcli.images.kernels import KERNELS, Kernel, get_kernel
+from convcli.ops.bands import map_bands
 from convcli.ops.filters import filter2d, gradient_magnitude
 
 PAIRS = ("sobel", "scharr", "prewitt", "roberts")
@@ -109,14 +110,50 @@ def orientation_degrees(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
 def display_reference(magnitude: np.ndarray) -> float | None:
     """The magnitude shown as white: its 99.5th percentile (None if the image has no edges).
 
-    Estimated on at most about a million pixels (a regular subsample), which moves it by well
-    under one grey level and keeps it cheap on large photos.
+    Exactly ``np.percentile(magnitude, 99.5)`` (linear interpolation between the two order
+    statistics around rank ``0.995 (n - 1)``), found without sorting or copying the whole: a
+    sparse regular sample gives a value below the percentile with room to spare (the sample's
+    99th percentile), the values at or above it (about 1% of them, gathered band by band on
+    every core) are all that is partitioned, and their count confirms that the bracket held
+    (if it did not, the whole is partitioned).
 
     >>> display_reference(np.arange(1001.0))
     995.0
     """
-    step = max(1, magnitude.size // 1_000_000)
-    ref = float(np.percentile(np.ravel(magnitude)[::step], WHITE_PERCENTILE))
+    values = np.ravel(magnitude)
+    if not values.size:
+        return None
+    rank = WHITE_PERCENTILE / 100 * (values.size - 1)
+    below = int(rank)  # values[below] and values[below + 1] of the sorted whole straddle the rank
+    tail = _at_least(values, _bracket(values))
+    if tail.size < values.size - below:  # the sample misled: fewer values above it than needed
+        tail = values
+    first = below - (values.size - tail.size)  # the rank of sorted[below] within the tail
+    pair = np.partition(tail, [first, min(first + 1, tail.size - 1)])[first : first + 2].astype(np.float64)
+    ref = float(pair[0] + (pair[-1] - pair[0]) * (rank - below))
     if ref <= 0:
-        ref = float(magnitude.max())
+        ref = float(values.max())
     return ref if ref > 0 else None
+
+
+BRACKET_SAMPLE = 100_000
+"""Values sampled to bracket the percentile: plenty to place the 99th percentile below the 99.5th."""
+BRACKET_PERCENTILE = 99.0
+
+
+def _bracket(values: np.ndarray) -> float:
+    """A value that, with near certainty, at least twice as many values reach as reach the
+    99.5th percentile: the 99th percentile of a regular sample of ``values``."""
+    sample = values[:: max(1, values.size // BRACKET_SAMPLE)].copy()
+    k = int(BRACKET_PERCENTILE / 100 * (sample.size - 1))
+    return float(np.partition(sample, k)[k])
+
+
+def _at_least(values: np.ndarray, low: float) -> np.ndarray:
+    """The values ``>= low``, in no particular order: bands on threads, chunks that stay in cache."""
+    chunk = 1 << 16
+
+    def band(first: int, end: int) -> list[np.ndarray]:
+        return [part[part >= low] for part in (values[i : min(i + chunk, end)] for i in range(first, end, chunk))]
+
+    return np.concatenate([part for parts in map_bands(band, values.size, min_rows=1 << 20) for part in parts])

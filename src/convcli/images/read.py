@@ -39,16 +39,40 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import (
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageFile,
+    ImageOps,
+    JpegImagePlugin,
+    PngImagePlugin,
+    PpmImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 
 from convcli.errors import InputError
 from convcli.images.choices import CHANNELS
+from convcli.ops.bands import map_bands
 from convcli.outputs import PathLike
 
 DEFAULT_MAX_PIXELS = 100_000_000
 STDIN = "-"
 """The input name that means standard input (as ImageMagick spells it)."""
-READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
+_PLUGINS = {
+    "PNG": PngImagePlugin,
+    "JPEG": JpegImagePlugin,
+    "BMP": BmpImagePlugin,
+    "TIFF": TiffImagePlugin,
+    "WEBP": WebPImagePlugin,
+    "GIF": GifImagePlugin,
+    "PPM": PpmImagePlugin,
+}
+"""Pillow's plugin for each format read, imported here: asked for a format whose plugin it has not
+loaded, ``Image.open`` loads every plugin it has (about 25 ms of a command's start-up)."""
+READ_FORMATS = tuple(_PLUGINS)
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pnm")
 """The file names of those formats: what an image folder lists."""
 REC601_PER_MILLE = (299, 587, 114)
@@ -150,8 +174,7 @@ def read_image(
         if channels == "gray" and volume.shape[2] == 3:
             volume = _grey(volume, 255)  # straight from the bytes: no float RGB copy
         else:
-            volume = volume.astype(np.float32)
-            volume /= 255
+            volume = _scaled(volume, 255)
     volume = _apply_alpha(volume, alpha, name, notes)
     if channels == "gray" and volume.shape[2] == 3:
         volume = _grey(volume)
@@ -231,8 +254,9 @@ def _decode(opened: ImageFile.ImageFile, src: Path | str, notes: list[str]) -> t
     if opened.mode in ("LA", "RGB", "RGBA") and ";16" in str(rawmode):
         notes.append(f"{src} has 16 bits per channel with colour or alpha; Pillow reads it at 8 bits")
     orientation = opened.getexif().get(0x0112, 1)
-    im = ImageOps.exif_transpose(opened)
-    if orientation in range(2, 9):
+    im: Image.Image = opened
+    if orientation in range(2, 9):  # exif_transpose copies even an upright image: 9 ms on a photo
+        im = ImageOps.exif_transpose(opened)
         notes.append(f"{src}: applied EXIF orientation {orientation} (rotated/flipped upright)")
     mode = im.mode
     if mode == "1":
@@ -283,6 +307,17 @@ def _grey(volume: np.ndarray, top: int = 1) -> np.ndarray:
     out += volume[..., 2] * b
     out /= np.float32(1000 * top)
     return out[..., None]
+
+
+def _scaled(levels: np.ndarray, top: int) -> np.ndarray:
+    """``levels / top`` as float32 (each level converted, then divided), bands of rows on threads."""
+    out = np.empty(levels.shape, dtype=np.float32)
+
+    def band(first: int, end: int) -> None:
+        np.divide(levels[first:end], np.float32(top), out=out[first:end])
+
+    map_bands(band, len(levels))
+    return out
 
 
 def _with_channels(values: np.ndarray) -> np.ndarray:

@@ -50,8 +50,9 @@ def to_display(array: np.ndarray, scale: str, reference: float | None = None) ->
     """
     if scale not in SCALES:
         raise OutputError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
-    x = np.asarray(array, dtype=np.float64)
-    if not np.isfinite(x).all():
+    x = np.array(array, dtype=np.float64)  # a copy of our own: every step below works in place
+    lo, hi = (x.min(), x.max()) if x.size else (0.0, 0.0)  # NaN and infinities show in these two
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise OutputError("cannot map NaN or infinite values to an image; write .npy or .tif")
     if reference is not None:
         if scale not in ("abs", "offset"):
@@ -59,15 +60,22 @@ def to_display(array: np.ndarray, scale: str, reference: float | None = None) ->
         if not (np.isfinite(reference) and reference > 0):
             raise OutputError(f"scale reference must be positive, got {reference}")
     if x.size == 0 or scale == "clip":
-        out = np.clip(x, 0.0, 1.0)
+        np.clip(x, 0.0, 1.0, out=x)
     elif scale == "minmax":
-        lo, hi = x.min(), x.max()
-        out = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-    else:
-        ref = reference if reference is not None else np.abs(x).max()
-        if scale == "abs":
-            out = np.abs(x) / ref if ref > 0 else np.zeros_like(x)
+        if hi > lo:
+            x -= lo
+            x /= hi - lo
         else:
-            out = 0.5 + x / (2 * ref) if ref > 0 else np.full_like(x, 0.5)
-        out = np.clip(out, 0.0, 1.0)
-    return out.astype(np.float32)
+            x.fill(0.0)
+    else:
+        ref = reference if reference is not None else max(-lo, hi)
+        if ref <= 0:
+            x.fill(0.0 if scale == "abs" else 0.5)
+        elif scale == "abs":
+            np.abs(x, out=x)
+            x /= ref
+        else:
+            x /= 2 * ref
+            x += 0.5
+        np.clip(x, 0.0, 1.0, out=x)
+    return x.astype(np.float32)

@@ -9,7 +9,8 @@ are written as they are (``exact``: ``.tif``, ``.npy``, ``.csv``, ``.txt``) or a
 produces from signed or unbounded responses with an explicit mapping. Once its reference is
 fixed the mapping is elementwise, so it runs on strips of rows that stay in cache: a
 12-megapixel response never becomes a whole-image float64 temporary, and PNG strips go straight
-to the encoder in `convcli.images.png`.
+to the encoder in `convcli.images.png`, which asks for the strips of several bands of rows at
+once, from one thread per core.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class Writer:
 
     An ``exact`` writer is ``encode(array, integer, path)``: it checks the array and returns
     the function that writes it to an open file, so a refusal comes before any file is made.
-    The others are ``encode(f, strips, (C, H, W), bit_depth)`` with strips of ``(rows, W, C)``
-    levels.
+    The others are ``encode(f, strips, (C, H, W), bit_depth)``: ``strips(r0, r1)`` gives rows
+    ``r0`` to ``r1`` as ``(rows, W, C)`` strips of levels (`convcli.images.png.Strips`).
     ``depths`` maps the channel counts a level format holds to the bit depths it writes.
     """
 
@@ -80,14 +81,14 @@ def _text(csv: bool) -> Callable[[np.ndarray, bool, PathLike], Callable[[BinaryI
     return prepare
 
 
-def _png(f: BinaryIO, strips: Iterator[np.ndarray], shape: tuple[int, int, int], bit_depth: int) -> None:
+def _png(f: BinaryIO, strips: png.Strips, shape: tuple[int, int, int], bit_depth: int) -> None:
     c, h, w = shape
     png.encode(f, strips, h, w, c, bit_depth)
 
 
 def _pillow(fmt: str, **options: object) -> Callable[..., None]:
-    def encode(f: BinaryIO, strips: Iterator[np.ndarray], shape: tuple[int, int, int], bit_depth: int) -> None:
-        levels = np.concatenate(list(strips))  # H, W, C
+    def encode(f: BinaryIO, strips: png.Strips, shape: tuple[int, int, int], bit_depth: int) -> None:
+        levels = np.concatenate(list(strips(0, shape[1])))  # H, W, C
         Image.fromarray(levels[..., 0] if shape[0] == 1 else levels).save(f, format=fmt, **options)
 
     return encode
@@ -207,9 +208,11 @@ def write_image(
         raise OutputError(f"output {path}: expected an (H, W) or (C, H, W) image, got shape {data.shape}")
     writer = check_writable(path, bit_depth, volume.shape[0])
     volume, scale, reference = _fix_mapping(volume, scale, reference, path)
-    return _save(
-        path, lambda f: writer.encode(f, _levels(volume, scale, reference, bit_depth), volume.shape, bit_depth), inputs
-    )
+
+    def strips(r0: int, r1: int) -> Iterator[np.ndarray]:
+        return _levels(volume, scale, reference, bit_depth, r0, r1)
+
+    return _save(path, lambda f: writer.encode(f, strips, volume.shape, bit_depth), inputs)
 
 
 def _fix_mapping(
@@ -240,14 +243,18 @@ def _fix_mapping(
     return volume, scale, top if top > 0 else None
 
 
-def _levels(volume: np.ndarray, scale: str, reference: float | None, bit_depth: int) -> Iterator[np.ndarray]:
-    """``(rows, W, C)`` strips of levels of a ``(C, H, W)`` volume, mapped by ``to_display``."""
+def _levels(
+    volume: np.ndarray, scale: str, reference: float | None, bit_depth: int, first: int, end: int
+) -> Iterator[np.ndarray]:
+    """``(rows, W, C)`` strips of levels of rows ``first`` to ``end`` of a ``(C, H, W)`` volume,
+    mapped by ``to_display``."""
     c, h, w = volume.shape
     top, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.uint16)
     rows = max(1, STRIP_BYTES // (8 * c * w))
-    for r0 in range(0, h, rows):
-        shown = to_display(volume[:, r0 : r0 + rows], scale, reference)  # C, rows, W
-        yield np.rint(shown * top).astype(dtype).transpose(1, 2, 0)
+    for r0 in range(first, end, rows):
+        shown = to_display(volume[:, r0 : min(r0 + rows, end)], scale, reference)  # C, rows, W
+        shown *= top
+        yield np.rint(shown, out=shown).astype(dtype).transpose(1, 2, 0)
 
 
 def _save(path: PathLike, encode: Callable[[BinaryIO], None], inputs: Iterable[PathLike]) -> Path:

@@ -24,7 +24,7 @@ our ``reflect`` (no repeat, OpenCV's default) is scipy's ``mirror``.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -252,6 +252,58 @@ def pad2d(x: np.ndarray, pads: tuple[int, int, int, int], mode: str = "zeros", v
     xp = np.full(x.shape[:-2] + (h + top + bottom, w + left + right), value, dtype=x.dtype)
     xp[..., top : top + h, left : left + w] = x
     return xp
+
+
+def strip_padder(
+    x: np.ndarray, pads: tuple[int, int, int, int], mode: str
+) -> Callable[[int, int, np.ndarray], np.ndarray]:
+    """``fill(first, end, out)``: rows ``first`` to ``end`` of ``pad2d(x, pads, mode)``, written
+    into the start of ``out`` (``(..., rows, padded width)``) and returned. A strip that stays in
+    cache, instead of a padded copy of the whole image.
+
+    Each padded row is the row of ``x`` that ``np.pad`` would copy there, found once by padding
+    the row numbers themselves; the side columns likewise; ``zeros`` (row number -1) leaves zeros.
+
+    >>> x = np.arange(12.0).reshape(3, 4)
+    >>> fill = strip_padder(x, (2, 1, 1, 2), "reflect")
+    >>> bool((fill(0, 3, np.empty((3, 7))) == pad2d(x, (2, 1, 1, 2), "reflect")[0:3]).all())
+    True
+    """
+    top, bottom, left, right = pads
+    h, w = x.shape[-2:]
+    zeros = mode == "zeros"
+    numpy_mode = numpy_pad_mode(mode)
+
+    def numbers(n: int, before: int, after: int) -> np.ndarray:
+        if zeros:
+            return np.pad(np.arange(n), (before, after), constant_values=-1)
+        return np.pad(np.arange(n), (before, after), mode=numpy_mode)
+
+    row_of, col_of = numbers(h, top, bottom), numbers(w, left, right)
+    left_cols, right_cols = col_of[:left], col_of[left + w :]
+
+    def fill(first: int, end: int, out: np.ndarray) -> np.ndarray:
+        strip = out[..., : end - first, :]
+        if top <= first and end <= top + h:  # inside the image: a view of its rows
+            src, dst = x[..., first - top : end - top, :], strip
+        else:  # across the top or bottom: gather the rows (zeros mode: the rows inside)
+            rows = row_of[first:end]
+            inside = np.flatnonzero(rows >= 0)
+            if len(inside) < len(rows):
+                strip.fill(0)
+                if not len(inside):
+                    return strip
+            src, dst = x[..., rows[inside], :], strip[..., inside[0] : inside[-1] + 1, :]
+        dst[..., left : left + w] = src
+        if zeros:
+            dst[..., :left] = 0
+            dst[..., left + w :] = 0
+        else:
+            dst[..., :left] = src[..., left_cols]
+            dst[..., left + w :] = src[..., right_cols]
+        return strip
+
+    return fill
 
 
 def crop2d(xp: np.ndarray, g: Windows) -> np.ndarray:
