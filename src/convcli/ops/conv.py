@@ -49,6 +49,7 @@ from functools import partial
 import numpy as np
 
 from convcli.errors import InputError, ShapeError
+from convcli.ops.choices import FUSED_ACTIVATIONS
 
 # The engine rule and its thresholds live without numpy in ops/footprint.py, which the memory
 # estimate of `convcli params --memory` follows too; the thresholds are re-exported here.
@@ -179,6 +180,46 @@ def conv2d_forward(
     engine = choose_engine(g, w4, groups)
     y, cols = _forward(xp, w4, b, g, groups, engine)
     return y, ConvCache(x.shape, g, w4, cols, groups, b is not None, flip, engine)
+
+
+def conv2d_inference(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    stride: IntPair = 1,
+    padding: Padding2d = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    act: str | None = None,
+) -> np.ndarray:
+    """`conv2d_forward`'s output without its cache, for a forward no backward follows.
+
+    The engine's columns are freed as soon as the output is made, and the bias and ``act``
+    (``"relu"`` or ``"relu6"``, or None) are applied in the one pass that makes the output
+    contiguous.
+
+    >>> x, w = np.ones((1, 1, 3, 3)), -np.ones((2, 1, 3, 3))
+    >>> conv2d_inference(x, w, np.array([10.0, 8.0]), act="relu").ravel().tolist()
+    [1.0, 0.0]
+    """
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim != 4:
+        raise ShapeError(f"conv2d_inference: x has shape {x.shape}, expected (N, C_in, H, W)")
+    if act not in (None, *FUSED_ACTIVATIONS):
+        raise InputError(f"conv2d_inference: act={act!r} is not one of {', '.join(FUSED_ACTIVATIONS)}")
+    g, xp, w4, b = _prepare(x, w, b, stride, padding, dilation, groups, "zeros", False)
+    y = ENGINES[choose_engine(g, w4, groups)][0](xp, w4, g, groups)[0]
+    out = np.empty(y.shape, dtype=y.dtype)  # N, C_out, oh, ow
+    if b is None:
+        np.copyto(out, y)
+    else:
+        np.add(y, b[:, None, None], out=out)
+    if act == "relu":
+        np.maximum(out, 0, out=out)
+    elif act == "relu6":
+        np.clip(out, 0, 6, out=out)
+    return out
 
 
 def conv2d_backward(

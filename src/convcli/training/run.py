@@ -33,7 +33,6 @@ from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
 from convcli.training.datasets import DataSplits, data_files, resolve_data
 from convcli.training.download import mirror_url
 from convcli.training.loop import (
-    EVAL_BATCH,
     EpochRecord,
     Evaluation,
     PeakMeter,
@@ -276,11 +275,12 @@ def plan(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -> tuple
 
 def check_memory(report: Report, config: TrainConfig) -> None:
     """Refuse a run that would need more than `MAX_TRAINING_BYTES`: a training step's peak at the
-    run's batch size, or an evaluation forward's at `EVAL_BATCH` images, whichever is larger
-    (`convcli.nn.memory.estimate`; evaluation keeps the layers' caches too)."""
+    run's batch size, or an evaluation forward's at its batch (`convcli.nn.memory.inference_batch`),
+    whichever is larger (`convcli.nn.memory.estimate`)."""
     step = memory.estimate(report, config.batch_size, config.optimizer).training_peak
-    evaluation = memory.estimate(report, EVAL_BATCH, config.optimizer).inference_peak
-    need, batch = max((step, config.batch_size), (evaluation, EVAL_BATCH))
+    eval_batch = memory.inference_batch(report)
+    evaluation = memory.estimate(report, eval_batch, config.optimizer).inference_peak
+    need, batch = max((step, config.batch_size), (evaluation, eval_batch))
     if need > MAX_TRAINING_BYTES:
         raise TrainingError(
             f"training {format_network(report.network)} would need about {need / 2**30:,.1f} GiB of memory "
