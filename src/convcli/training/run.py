@@ -28,6 +28,7 @@ from convcli.nn import checkpoint as ckpt
 from convcli.nn import memory
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
 from convcli.nn.choices import BACKENDS, DEVICES
+from convcli.nn.fold import fold_batch_norm
 from convcli.nn.model import Model, build_model, trainable_layers
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
 from convcli.training.datasets import DataSplits, data_files, resolve_data
@@ -464,6 +465,7 @@ def evaluate_checkpoint(path: Path, data: str | None = None, data_dir: Path | No
     """A checkpoint's accuracy, confusion matrix and per-class precision/recall on a test set
     (by default the test part of the data it was trained on)."""
     model, saved = load_model(path)
+    model = fold_batch_norm(model)
     info = saved.meta.data
     data = data or info.data
     splits = resolve_data(data, validation=info.validation_fraction, seed=info.seed, data_dir=data_dir)
@@ -483,6 +485,7 @@ def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
     if top < 1:
         raise InputError(f"--top {top} must be at least 1")
     model, saved = load_model(path)
+    model = fold_batch_norm(model)
     info = saved.meta.data
     names = info.class_names
     images = np.stack([load_digit_image(f, saved.network.input) for f in files])  # N, 1, h, w
