@@ -31,7 +31,7 @@ from convcli.nn.choices import BACKENDS, DEVICES
 from convcli.nn.fold import fold_batch_norm
 from convcli.nn.model import Model, build_model, trainable_layers
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
-from convcli.training.datasets import DataSplits, data_files, resolve_data
+from convcli.training.datasets import TEST_FRACTION, DataSplits, data_files, resolve_data, resolve_test
 from convcli.training.download import mirror_url
 from convcli.training.loop import (
     EpochRecord,
@@ -468,14 +468,19 @@ def evaluate_checkpoint(path: Path, data: str | None = None, data_dir: Path | No
     model = fold_batch_norm(model)
     info = saved.meta.data
     data = data or info.data
-    splits = resolve_data(data, validation=info.validation_fraction, seed=info.seed, data_dir=data_dir)
-    if tuple(splits.test.class_names) != info.class_names:
+    test = resolve_test(
+        data,
+        test_fraction=TEST_FRACTION if info.test_fraction is None else info.test_fraction,
+        test_seed=info.test_seed or 0,
+        data_dir=data_dir,
+    )
+    if tuple(test.class_names) != info.class_names:
         raise TrainingError(
-            f"--data {data} has classes {', '.join(splits.test.class_names)} but the model "
+            f"--data {data} has classes {', '.join(test.class_names)} but the model "
             f"was trained on {', '.join(info.class_names)}"
         )
-    x = prepare_images(splits.test.images, saved.network.input, info.mean, info.std)
-    return EvaluateResult(path, data, info.class_names, evaluate(model, x, splits.test.labels, len(info.class_names)))
+    x = prepare_images(test.images, saved.network.input, info.mean, info.std)
+    return EvaluateResult(path, data, info.class_names, evaluate(model, x, test.labels, len(info.class_names)))
 
 
 def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
