@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from convcli.errors import TrainingError
 from convcli.networks.report import analyse
 from convcli.networks.words import parse_words
 from convcli.networks.zoo import DIGIT_NETWORKS, get
-from convcli.errors import TrainingError
 from convcli.nn import layers as L
 from convcli.nn.fold import Folded, fold_batch_norm
 from convcli.nn.model import build_model
@@ -65,7 +65,17 @@ def test_a_batch_norm_not_after_a_convolution_stays():
     model = randomised(report)
     folded = fold_batch_norm(model)
     kinds = [type(layer).__name__ for layer in folded.root.layers]
-    assert kinds == ["BatchNorm", "Conv2d", "Folded", "Activation", "Flatten", "Linear", "BatchNorm", "Activation", "Linear"]
+    assert kinds == [
+        "BatchNorm",
+        "Conv2d",
+        "Folded",
+        "Activation",
+        "Flatten",
+        "Linear",
+        "BatchNorm",
+        "Activation",
+        "Linear",
+    ]
     assert folded.root.layers[1].act == "relu6"
     x = images(report)
     np.testing.assert_allclose(folded.forward(x), model.forward(x), rtol=1e-4, atol=1e-5)

@@ -108,7 +108,9 @@ def test_an_evaluation_forward_asked_to_keep_keeps_a_training_forward_s_caches(n
     model.eval()
     x = np.random.default_rng(0).standard_normal((2, *report.input_shape[2:], *report.input_shape[:2]), np.float32)
     model.forward(x, keep=True)
-    weights = {id(_base(a)) for _, layer in model.named_layers() for a in (*layer.params.values(), *layer.buffers.values())}
+    weights = {
+        id(_base(a)) for _, layer in model.named_layers() for a in (*layer.params.values(), *layer.buffers.values())
+    }
     held: dict[int, int] = {}
     for layer in layers_by_path(model.root).values():
         held.update(cache_buffers(layer, weights))

@@ -23,7 +23,7 @@ import copy
 import numpy as np
 
 from convcli.nn import layers as L
-from convcli.nn.model import Model, Sequential, sequences
+from convcli.nn.model import Model, sequences
 
 
 class Folded(L.Layer):

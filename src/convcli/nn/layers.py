@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convcli.ops.choices import FUSED_ACTIVATIONS
+from convcli.ops.choices import FUSED_ACTIVATIONS  # noqa: F401  (re-exported: what BatchNorm.act and Conv2d.act may be)
 from convcli.ops.conv import conv2d_backward, conv2d_forward, conv2d_inference
 from convcli.ops.pool import (
     global_pool2d,
