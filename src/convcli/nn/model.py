@@ -70,8 +70,16 @@ class Residual(L.Layer):
 
     def forward(self, x, train, keep=None):
         y = self.body.forward(x, train, keep)
-        if self.shortcut is not None:
-            y = y + self.shortcut.forward(x, train, keep)
+        if self.shortcut is None:
+            return self.act.forward(y, train, keep) if self.act else y
+        shortcut = self.shortcut.forward(x, train, keep)
+        if L.keeps(train, keep) or np.may_share_memory(y, x) or np.may_share_memory(y, shortcut):
+            y = y + shortcut
+            return self.act.forward(y, train, keep) if self.act else y
+        # no backward to come, and the body's output is its own: the sum and a ReLU in its place
+        y += shortcut
+        if self.act and self.act.name in L.FUSED_ACTIVATIONS:
+            return np.maximum(y, 0, out=y) if self.act.name == "relu" else np.clip(y, 0, 6, out=y)
         return self.act.forward(y, train, keep) if self.act else y
 
     def backward(self, dy):
