@@ -37,7 +37,9 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
   input itself rather than ``fh * fw`` copies of it.
 
 Backward reuses what the forward kept: ``dw = dy @ cols.T`` (posed as OpenBLAS runs it fastest,
-see `_weight_grad`) and ``dx = fold(w.T @ dy)``.
+see `_weight_grad`) and ``dx = fold(w.T @ dy)``. A forward no backward follows (evaluation,
+`conv2d_inference`) runs the same engines, keeps nothing, and applies the bias and a ReLU or
+ReLU6 in the pass that makes the output contiguous.
 """
 
 from __future__ import annotations
