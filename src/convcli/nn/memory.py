@@ -201,8 +201,8 @@ INFERENCE_WORK_BYTES = 8 * 2**20
 """The most one layer of an inference forward should hold at once (`Memory.inference_peak` less
 the weights). Arrays that stay in the processor's caches make small batches the fastest: on a
 Xeon with 2 MiB of L2 a core, the digit networks' evaluation (batch norm folded, one thread) runs
-1.3x (LeNet-5) to 2.7x (mnist-cnn) faster at the batch this picks (16 to 64 images) than at 512
-(benchmarks/bench_evaluate.py --batches)."""
+1.6x (LeNet-5) to 2.7x (mnist-cnn) faster at the batch this picks (8 to 64 images) than at 512
+(CPU time; benchmarks/bench_evaluate.py --batches prints the img/s by batch)."""
 INFERENCE_BATCHES = tuple(2**k for k in range(10))
 """The batch sizes `inference_batch` chooses from: 1 to 512."""
 
