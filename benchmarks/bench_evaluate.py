@@ -19,7 +19,10 @@ counts: the machine is shared, and its speed drifts. Prints images per second (w
 CPU time: with one thread, CPU time is what another process's load changes least), the ratios
 convcli / torch (target >= 1), and both frameworks' test accuracy, which must agree.
 ``--threads`` limits numpy's OpenBLAS (threadpoolctl) and torch (``set_num_threads``) alike,
-and the command's OpenBLAS through ``OPENBLAS_NUM_THREADS``.
+and the command's OpenBLAS through ``OPENBLAS_NUM_THREADS``. With more threads than idle cores
+the times measure the scheduler: on a 2-core machine at load average 3.5, every OpenBLAS product
+of a LeNet-5 layer took 8 ms with 2 threads (0.1 to 0.7 ms with one), and both frameworks ran
+up to 10x slower than with one thread; compare 2-thread runs only on an idle machine.
 
     python benchmarks/bench_evaluate.py --data /work/shared/data/mnist              # every network
     python benchmarks/bench_evaluate.py --data DIR --net mnist-resnet --threads 1
