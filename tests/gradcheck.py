@@ -81,7 +81,7 @@ def check_layer(
     for key in layer.params:
         layer.params[key] = layer.params[key].astype(np.float64)
     x = x.astype(np.float64)
-    y = layer.forward(x, train)
+    y = layer.forward(x, train, keep=True)  # an evaluation forward keeps its cache only when asked
     g = rng.standard_normal(y.shape)
     dx = layer.backward(g)
     analytic = {"x": dx, **{k: layer.grads[k] for k in layer.params}}

@@ -179,7 +179,7 @@ def unchanged(path):
         (["nosuchnet"], ["nosuchnet"]),
         (["lenet5-1998"], ["subsample", "cannot be trained"]),
         (["224x224x3", "conv:8,f=4,s=4", "relu", "gap", "flatten", "fc:10"], ["224x224x3", "8x8x1"]),
-        (["vgg16"], ["224x224x3 conv:64,p=1", "56.3 GiB of memory", "activations of 500 images"]),
+        (["vgg16"], ["224x224x3 conv:64,p=1", "9.2 GiB of memory", "activations of 64 images"]),
         (["28x28x1", "conv:4", "relu", "flatten", "fc:10"], ["8x8x1", "28x28x1"]),
         ([*SMALL[:-1], "fc:7"], ["7 outputs", "10 classes"]),
         ([*SMALL, "--lr", "0"], ["--lr 0"]),

@@ -112,9 +112,9 @@ def test_batchnorm_with_its_activation(train, act):
     x = RNG.standard_normal(shape) * 2 + 1
     check_layer(fused, x, train=train)
     relu = L.Activation(act)
-    y = fused.forward(x, train)
+    y = fused.forward(x, train, keep=True)
     assert ((y == 0).any(), (y == 6).any()) == (True, act == "relu6")  # both kinks are reached
-    np.testing.assert_allclose(y, relu.forward(alone.forward(x, train), train), rtol=1e-12)
+    np.testing.assert_allclose(y, relu.forward(alone.forward(x, train, keep=True), train, keep=True), rtol=1e-12)
     dy = RNG.standard_normal(shape)
     np.testing.assert_allclose(fused.backward(dy), alone.backward(relu.backward(dy)), rtol=1e-10, atol=1e-12)
     for key in ("gamma", "beta"):

@@ -88,14 +88,33 @@ def test_each_layer_keeps_what_the_estimate_says(name):
     assert sum(held.values()) == memory.kept == sum(row.kept for row in memory.layers if not row.depth)
 
 
-@pytest.mark.parametrize("name", ["digits-cnn", "mnist-cnn", "mnist-inception"])
-def test_an_evaluation_forward_keeps_what_the_estimate_says(name):
-    """Evaluation keeps the same caches (Grad-CAM runs a backward there), dropout's mask aside."""
+@pytest.mark.parametrize("name", NETWORKS)
+def test_an_evaluation_forward_keeps_nothing(name):
+    """Evaluation keeps no cache (no columns, masks or argmax), as the inference peak counts it:
+    the weights and one layer's arrays at a time."""
     report = analyse(load_network([name], None))
+    real = weigh(report, train=False)
+    assert {path: sum(buffers.values()) for path, buffers in real.items()} == dict.fromkeys(real, 0)
+    memory = estimate(report, 2)
+    assert memory.inference_peak == memory.weights + memory.transient_eval < memory.training_peak
+
+
+@pytest.mark.parametrize("name", ["mnist-resnet", "mnist-mobilenet", "mnist-inception"])
+def test_an_evaluation_forward_asked_to_keep_keeps_a_training_forward_s_caches(name):
+    """Grad-CAM's forward (evaluation mode, ``keep=True``) keeps what training keeps, in networks
+    without dropout (whose mask and output only training makes)."""
+    report = analyse(load_network([name], None))
+    model = build_model(report, seed=0)
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((2, *report.input_shape[2:], *report.input_shape[:2]), np.float32)
+    model.forward(x, keep=True)
+    weights = {
+        id(_base(a)) for _, layer in model.named_layers() for a in (*layer.params.values(), *layer.buffers.values())
+    }
     held: dict[int, int] = {}
-    for buffers in weigh(report, train=False).values():
-        held.update(buffers)
-    assert sum(held.values()) == estimate(report, 2).kept_eval
+    for layer in layers_by_path(model.root).values():
+        held.update(cache_buffers(layer, weights))
+    assert sum(held.values()) == estimate(report, 2).kept
 
 
 @pytest.mark.parametrize(
@@ -126,7 +145,8 @@ def test_the_peaks_add_up():
     m = estimate(analyse(parse_words("4x4x1 flatten fc:10".split())), 2, "adam")
     assert (m.weights, m.grads, m.state, m.kept) == (680, 680, 1360, 128)
     assert m.training_peak == 680 + 680 + 1360 + 128 + m.transient
-    assert m.inference_peak == 680 + 128 + m.transient_eval
+    # evaluation keeps nothing: the batch, alive while fc makes its 2x10 output
+    assert m.transient_eval == 128 + 80 and m.inference_peak == 680 + 128 + 80
 
 
 def test_state_follows_the_optimiser():

@@ -78,7 +78,7 @@ def test_trace_keeps_each_output_and_the_gradient_arriving_at_it(name):
     x = image(NETS[name])
     dlogits = np.random.default_rng(2).standard_normal((len(x), 3)).astype(np.float32)
     with model.traced() as trace:
-        logits = model.forward(x)
+        logits = model.forward(x, keep=True)  # as Grad-CAM runs it: evaluation mode, then a backward
         model.backward(dlogits)
     top = model.root.layers
     np.testing.assert_array_equal(trace.outputs[top[-1]], logits)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from convcli.errors import InputError, ShapeError
 from convcli.ops import conv as conv_module
-from convcli.ops.conv import conv2d, conv2d_backward, conv2d_forward
+from convcli.ops.conv import conv2d, conv2d_backward, conv2d_forward, conv2d_inference
 from convcli.ops.filters import (
     correlate_separable,
     filter2d,
@@ -95,6 +95,27 @@ def test_conv2d_matches_reference(n, c_in, c_out, h, w, fh, fw, stride, padding,
     y = conv2d(x, k, b, stride=stride, padding=padding, dilation=dilation, groups=groups, mode=mode, flip=flip)
     expected = reference.conv2d(x, k, b, tuple(s), pads_of(padding, h, w, fh, fw, s, d), tuple(d), groups, mode, flip)
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("act", [None, "relu", "relu6"])
+@pytest.mark.parametrize(
+    "n, c_in, c_out, h, w, fh, fw, stride, padding, dilation, groups, mode, flip",
+    [case for case in CASES if case[11] == "zeros"],
+)
+def test_inference_matches_reference(
+    n, c_in, c_out, h, w, fh, fw, stride, padding, dilation, groups, mode, flip, engine, act
+):
+    """The forward without a cache, bias and activation applied in its last pass, on every engine."""
+    x = RNG.normal(size=(n, c_in, h, w)) * 3
+    k = RNG.normal(size=(c_out, c_in // groups, fh, fw))
+    b = RNG.normal(size=c_out)
+    s, d = np.broadcast_to(stride, 2), np.broadcast_to(dilation, 2)
+    k_applied = k[:, :, ::-1, ::-1] if flip else k  # the inference has no flip: pass the flipped kernel
+    y = conv2d_inference(x, k_applied, b, stride=stride, padding=padding, dilation=dilation, groups=groups, act=act)
+    expected = reference.conv2d(x, k, b, tuple(s), pads_of(padding, h, w, fh, fw, s, d), tuple(d), groups, mode, flip)
+    expected = {None: expected, "relu": np.maximum(expected, 0), "relu6": np.clip(expected, 0, 6)}[act]
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+    assert y.flags.c_contiguous
 
 
 @settings(max_examples=40, deadline=None)

@@ -22,6 +22,7 @@ from convcli.training.datasets import (
     make_splits,
     normalization_stats,
     resolve_data,
+    resolve_test,
     stratified_split,
 )
 from convcli.training.digits import load_digits
@@ -357,3 +358,12 @@ def test_data_files_are_what_the_loaders_read(tmp_path, monkeypatch):
     Image.new("L", (4, 4)).save(tmp_path / "folder" / "0" / "a.png")
     assert tmp_path / "folder" / "0" / "a.png" in data_files(str(tmp_path / "folder"))
     assert data_files(str(tmp_path / "missing")) == []
+
+
+@pytest.mark.parametrize("fraction, seed", [(0.2, 0), (0.3, 5)])
+def test_the_test_part_alone_is_resolve_data_s(fraction, seed):
+    """``evaluate`` reads the test part alone: the same images and labels ``train`` tested on."""
+    test = resolve_test("digits", test_fraction=fraction, test_seed=seed)
+    splits = resolve_data("digits", validation=0.1, seed=3, test_fraction=fraction, test_seed=seed)
+    np.testing.assert_array_equal(test.images, splits.test.images)
+    np.testing.assert_array_equal(test.labels, splits.test.labels)

@@ -1,12 +1,15 @@
 """Layers: thin holders of weights whose math is the functional ops of `convcli.ops`.
 
-Every layer has ``forward(x, train)`` returning its output and ``backward(dy)`` returning the
-gradient with respect to its input, filling ``grads`` (same keys as ``params``) on the way.
-``buffers`` hold state that is saved but not trained (batch norm running statistics). The
-forward keeps what its backward needs in ``self._cache``; one backward per forward. What each
-forward keeps, in bytes, is counted from shapes alone in `convcli.nn.memory` (convolution and
-pooling in `convcli.ops.footprint`), and tests/nn/test_memory.py weighs these caches against it:
-a change to a cache is a change there too.
+Every layer has ``forward(x, train, keep)`` returning its output and ``backward(dy)`` returning
+the gradient with respect to its input, filling ``grads`` (same keys as ``params``) on the way.
+``buffers`` hold state that is saved but not trained (batch norm running statistics). ``train``
+says which statistics batch norm uses and whether dropout drops; ``keep`` whether the forward
+keeps what its backward needs in ``self._cache`` (default: ``train``). An evaluation forward thus
+keeps nothing (no columns, masks or argmax: inference holds one layer's arrays at a time), and a
+backward after it raises; Grad-CAM, which needs the gradient of a model in evaluation mode, asks
+for ``keep=True``. One backward per forward. What each forward keeps, in bytes, is counted from
+shapes alone in `convcli.nn.memory` (convolution and pooling in `convcli.ops.footprint`), and
+tests/nn/test_memory.py weighs these caches against it: a change to a cache is a change there too.
 
 Layout is NCHW, ``(N, C, H, W)`` for feature maps and ``(N, F)`` once flattened.
 """
@@ -15,9 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from convcli.nn.memory import FUSED_ACTIVATIONS  # noqa: F401  (re-exported: what BatchNorm.act may be)
-from convcli.ops.conv import conv2d_backward, conv2d_forward
-from convcli.ops.pool import global_pool2d_backward, global_pool2d_forward, pool2d_backward, pool2d_forward
+from convcli.ops.choices import FUSED_ACTIVATIONS  # noqa: F401  (re-exported: what BatchNorm.act and Conv2d.act may be)
+from convcli.ops.conv import conv2d_backward, conv2d_forward, conv2d_inference
+from convcli.ops.pool import (
+    global_pool2d,
+    global_pool2d_backward,
+    global_pool2d_forward,
+    pool2d,
+    pool2d_backward,
+    pool2d_forward,
+)
 from convcli.ops.windows import Padding2d
 
 
@@ -30,11 +40,25 @@ class Layer:
         self.buffers: dict[str, np.ndarray] = {}
         self._cache = None
 
-    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, train: bool, keep: bool | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _kept(self):
+        """The cache, which only a forward with ``keep`` leaves."""
+        if self._cache is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: its forward kept nothing for a backward (an evaluation "
+                "forward keeps nothing unless run with keep=True)"
+            )
+        return self._cache
+
+
+def keeps(train: bool, keep: bool | None) -> bool:
+    """Whether a forward keeps its cache: ``keep``, by default ``train``."""
+    return train if keep is None else keep
 
 
 def he_normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
@@ -55,7 +79,11 @@ def init_weight(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, f
 
 
 class Conv2d(Layer):
-    """Convolution; ``groups == C_in`` is depthwise. Weights (C_out, C_in/groups, f, f)."""
+    """Convolution; ``groups == C_in`` is depthwise. Weights (C_out, C_in/groups, f, f).
+
+    ``act`` (one of `FUSED_ACTIVATIONS`) is set only in an inference model
+    (`convcli.nn.fold.fold_batch_norm`), whose forward keeps nothing: the convolution then applies
+    the ReLU or ReLU6 that follows it with its bias."""
 
     def __init__(
         self,
@@ -78,8 +106,21 @@ class Conv2d(Layer):
             self.params["b"] = np.zeros(c_out, np.float32)
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.input_grad = True  # the model turns it off for its first layer while training
+        self.act: str | None = None
 
-    def forward(self, x, train):
+    def forward(self, x, train, keep=None):
+        if not keeps(train, keep) or self.act is not None:
+            self._cache = None
+            return conv2d_inference(
+                x,
+                self.params["w"],
+                self.params.get("b"),
+                stride=self.stride,
+                padding=self.padding,
+                dilation=self.dilation,
+                groups=self.groups,
+                act=self.act,
+            )
         y, self._cache = conv2d_forward(
             x,
             self.params["w"],
@@ -92,7 +133,7 @@ class Conv2d(Layer):
         return y
 
     def backward(self, dy):
-        dx, dw, db = conv2d_backward(dy, self._cache, need_dx=self.input_grad)
+        dx, dw, db = conv2d_backward(dy, self._kept(), need_dx=self.input_grad)
         self.grads["w"] = dw
         if db is not None:
             self.grads["b"] = db
@@ -116,7 +157,18 @@ class Pool2d(Layer):
         self.f, self.stride, self.padding, self.ceil = f, stride, padding, ceil
         self.mode, self.count_include_pad = mode, count_include_pad
 
-    def forward(self, x, train):
+    def forward(self, x, train, keep=None):
+        if not keeps(train, keep):  # max pooling without the argmax
+            self._cache = None
+            return pool2d(
+                x,
+                self.f,
+                stride=self.stride,
+                padding=self.padding,
+                ceil=self.ceil,
+                mode=self.mode,
+                count_include_pad=self.count_include_pad,
+            )
         y, self._cache = pool2d_forward(
             x,
             self.f,
@@ -129,7 +181,7 @@ class Pool2d(Layer):
         return y
 
     def backward(self, dy):
-        return pool2d_backward(dy, self._cache)
+        return pool2d_backward(dy, self._kept())
 
 
 class GlobalPool2d(Layer):
@@ -139,23 +191,26 @@ class GlobalPool2d(Layer):
         super().__init__()
         self.mode = mode
 
-    def forward(self, x, train):
+    def forward(self, x, train, keep=None):
+        if not keeps(train, keep):
+            self._cache = None
+            return global_pool2d(x, self.mode)
         y, self._cache = global_pool2d_forward(x, self.mode)
         return y
 
     def backward(self, dy):
-        return global_pool2d_backward(dy, self._cache)
+        return global_pool2d_backward(dy, self._kept())
 
 
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W), channel-major as PyTorch flattens."""
 
-    def forward(self, x, train):
-        self._cache = x.shape
+    def forward(self, x, train, keep=None):
+        self._cache = x.shape if keeps(train, keep) else None
         return x.reshape(len(x), -1)
 
     def backward(self, dy):
-        return dy.reshape(self._cache)
+        return dy.reshape(self._kept())
 
 
 class Linear(Layer):
@@ -167,16 +222,16 @@ class Linear(Layer):
         if bias:
             self.params["b"] = np.zeros(units, np.float32)
 
-    def forward(self, x, train):
+    def forward(self, x, train, keep=None):
         x2 = x.reshape(len(x), -1)  # N, n_in
-        self._cache = (x.shape, x2)
+        self._cache = (x.shape, x2) if keeps(train, keep) else None
         y = x2 @ self.params["w"].T
         if "b" in self.params:
             y += self.params["b"]
         return y
 
     def backward(self, dy):
-        shape, x2 = self._cache
+        shape, x2 = self._kept()
         self.grads["w"] = dy.T @ x2
         if "b" in self.params:
             self.grads["b"] = dy.sum(axis=0)
@@ -195,18 +250,18 @@ class Activation(Layer):
         self._fn, self._grad = ACTIVATIONS[name]
         self.fused = False
 
-    def forward(self, x, train):
+    def forward(self, x, train, keep=None):
         if self.fused:
             return x
         y = self._fn(x)
         # the derivatives of all but swish are functions of the output alone
-        self._cache = (x if self.name == "swish" else None, y)
+        self._cache = (x if self.name == "swish" else None, y) if keeps(train, keep) else None
         return y
 
     def backward(self, dy):
         if self.fused:
             return dy
-        x, y = self._cache
+        x, y = self._kept()
         return dy * self._grad(x, y)
 
 
@@ -265,7 +320,7 @@ class BatchNorm(Layer):
         self.buffers["var"] = np.ones(channels, np.float32)
         self.eps, self.momentum, self.act = eps, momentum, act
 
-    def forward(self, x, train):
+    def forward(self, x, train, keep=None):
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)  # N, C, H*W (or N, C, 1)
         m = n * x3.shape[2]
@@ -285,17 +340,19 @@ class BatchNorm(Layer):
             mean, var = self.buffers["mean"].astype(dtype), self.buffers["var"].astype(dtype)
             xc = x3 - mean[:, None]
         inv = (1 / np.sqrt(var + self.eps)).astype(dtype, copy=False)
-        y = np.multiply(xc, (self.params["gamma"] * inv).astype(dtype, copy=False)[:, None])
+        keep = keeps(train, keep)
+        # without a backward to come, x - mean is not kept: the output is made in its place
+        y = np.multiply(xc, (self.params["gamma"] * inv).astype(dtype, copy=False)[:, None], out=None if keep else xc)
         y += self.params["beta"].astype(dtype, copy=False)[:, None]
         if self.act == "relu":
             np.maximum(y, 0, out=y)
         elif self.act == "relu6":
             np.clip(y, 0, 6, out=y)
-        self._cache = (xc, inv, y if self.act else None, train)
+        self._cache = (xc, inv, y if self.act else None, train) if keep else None
         return y.reshape(x.shape)
 
     def backward(self, dy):
-        xc, inv, y, train = self._cache
+        xc, inv, y, train = self._kept()
         shape = dy.shape
         g = dy.reshape(xc.shape)
         if y is not None:  # the fused activation's derivative, from its output
@@ -322,14 +379,17 @@ class Dropout(Layer):
     def __init__(self, rate: float, rng: np.random.Generator) -> None:
         super().__init__()
         self.rate, self.rng = rate, rng
+        self._identity = True
 
-    def forward(self, x, train):
-        if not train or self.rate == 0:
+    def forward(self, x, train, keep=None):
+        self._identity = not train or self.rate == 0
+        if self._identity:  # its backward needs nothing
             self._cache = None
             return x
-        keep = self.rng.random(x.shape) >= self.rate
-        self._cache = keep.astype(x.dtype) / np.asarray(1 - self.rate, x.dtype)
-        return x * self._cache
+        kept = self.rng.random(x.shape) >= self.rate
+        scale = kept.astype(x.dtype) / np.asarray(1 - self.rate, x.dtype)
+        self._cache = scale if keeps(train, keep) else None
+        return x * scale
 
     def backward(self, dy):
-        return dy if self._cache is None else dy * self._cache
+        return dy if self._identity else dy * self._kept()

@@ -22,9 +22,10 @@ Conventions, for a batch of N images of float32 (4 bytes a number):
   layers: its forward (output and work arrays, while the previous step's cache of that layer is
   still alive) or its backward (the incoming and outgoing gradients and the work arrays between).
 - *training peak* = weights + gradients + optimiser state + kept (training) + transient.
-- *inference peak* = weights + kept (evaluation) + transient of the forward. convcli's layers
-  keep their cache in evaluation too (Grad-CAM runs a backward there); only dropout keeps
-  nothing, so inference costs nearly what a training forward does.
+- *inference peak* = weights + the largest evaluation forward of a layer: its input, work arrays
+  and output (and, inside a block, the block's input, which its shortcut or other branches still
+  read). An evaluation forward keeps nothing for a backward (`convcli.nn.layers`), so inference
+  holds a layer's arrays at a time, not the network's.
 
 Layers convcli cannot train (LeNet-5-1998's subsampling and RBF, transposed convolution, a
 sparse connection table, PReLU, the scale block of an ONNX model) are counted as keeping their
@@ -39,6 +40,7 @@ from typing import NamedTuple
 from convcli.networks import spec as S
 from convcli.networks.report import LayerInfo, Report
 from convcli.nn.choices import STATE_COPIES
+from convcli.ops.choices import FUSED_ACTIVATIONS
 from convcli.ops.footprint import Footprint, conv_footprint, global_pool_footprint, pool_footprint
 from convcli.shapes import conv_axis, pool_axis
 
@@ -46,8 +48,8 @@ ITEMSIZE = 4
 """Bytes per number: float32."""
 CONVENTION = (
     "float32; training peak = weights + gradients + optimiser state + what the forward keeps for the "
-    "backward + the largest layer's work arrays; inference peak = weights + what an evaluation forward "
-    "keeps (convcli's layers keep their caches in evaluation too) + the largest work arrays"
+    "backward + the largest layer's work arrays; inference peak = weights + the largest layer's input, "
+    "work arrays and output (an evaluation forward keeps nothing for a backward)"
 )
 """The conventions in one line, for the table's footer and the JSON."""
 CHEAP_ACTIVATIONS = ("relu", "relu6", "leakyrelu", "tanh")
@@ -90,7 +92,6 @@ class Memory(NamedTuple):
     input: int
     kept: int
     transient: int
-    kept_eval: int
     transient_eval: int
 
     @property
@@ -104,7 +105,7 @@ class Memory(NamedTuple):
 
     @property
     def inference_peak(self) -> int:
-        return self.weights + self.kept_eval + self.transient_eval
+        return self.weights + self.transient_eval
 
     @property
     def exact(self) -> bool:
@@ -132,10 +133,6 @@ def runs_pool_first(first: S.Layer, second: S.Layer, fuse: bool = True) -> bool:
     relu = isinstance(first, S.Activation) and first.name == "relu"
     pool = isinstance(second, (S.Pool, S.AdaptivePool)) and second.kind == "max"
     return fuse and relu and pool
-
-
-FUSED_ACTIVATIONS = ("relu", "relu6")
-"""Activations a batch norm applies to its own output when ``fuse`` (`convcli.nn.layers.BatchNorm`)."""
 
 
 def fuses_activation(first: S.Layer, second: S.Layer, fuse: bool = True) -> bool:
@@ -181,6 +178,7 @@ def estimate(
     x = _Buffer(batch_size * prod(report.input_shape) * ITEMSIZE)
     _, kept, transient = _sequence(infos, x, batch_size, True, copies, fuse, rows, "", "", 0)
     _, kept_eval, transient_eval = _sequence(infos, _Buffer(x.nbytes), batch_size, False, copies, fuse, [], "", "", 0)
+    assert kept_eval == 0, kept_eval  # evaluation keeps nothing
     trainable = sum(info.params for info in infos)
     weights = sum(info.params + info.frozen + info.buffers for info in infos)
     largest = max((_largest_param(info) for info in infos), default=0) * ITEMSIZE
@@ -195,9 +193,31 @@ def estimate(
         x.nbytes,
         kept,
         max(transient, optimiser_work),
-        kept_eval,
         transient_eval,
     )
+
+
+INFERENCE_WORK_BYTES = 8 * 2**20
+"""The most one layer of an inference forward should hold at once (`Memory.inference_peak` less
+the weights). Arrays that stay in the processor's caches make small batches the fastest: on a
+Xeon with 2 MiB of L2 a core, the digit networks' evaluation (batch norm folded, one thread) runs
+1.6x (LeNet-5) to 2.7x (mnist-cnn) faster at the batch this picks (8 to 64 images) than at 512
+(CPU time; benchmarks/bench_evaluate.py --batches prints the img/s by batch)."""
+INFERENCE_BATCHES = tuple(2**k for k in range(10))
+"""The batch sizes `inference_batch` chooses from: 1 to 512."""
+
+
+def inference_batch(report: Report) -> int:
+    """The largest of `INFERENCE_BATCHES` whose inference forward holds at most
+    `INFERENCE_WORK_BYTES` in its largest layer (1 when none does).
+
+    >>> from convcli.networks.words import parse_words
+    >>> from convcli.networks.report import analyse
+    >>> inference_batch(analyse(parse_words("28x28x1 conv:32,f=3,p=same relu flatten fc:10".split())))
+    32
+    """
+    fits = [n for n in INFERENCE_BATCHES if estimate(report, n).transient_eval <= INFERENCE_WORK_BYTES]
+    return max(fits, default=1)
 
 
 class _Buffer:
@@ -243,6 +263,9 @@ def _layer(
     if isinstance(layer, S.CONTAINERS):
         y, cached, kept, transient = _block(info, x, n, train, copies, fuse, rows, index, path, depth)
         exact = not isinstance(layer, S.Scale) and all(r.exact for r in rows[at:])
+    elif not train:  # nothing kept: the input is alive while the layer makes its output
+        fp, view, _, exact = _footprint(info, n, train, x.nbytes, out_bytes, role)
+        y, cached, kept, transient = (x if view else _Buffer(out_bytes)), 0, 0, x.nbytes + fp.forward
     else:
         fp, view, keeps_output, exact = _footprint(info, n, train, x.nbytes, out_bytes, role)
         y = x if view else _Buffer(out_bytes)
@@ -265,6 +288,8 @@ def _block(info, x: _Buffer, n, train, copies, fuse, rows, index, path, depth) -
         _, k, t = _sequence(branch, x, n, train, copies, fuse, rows, f"{index}.{tag}", f"{path}.{child}.", depth + 1)
         kept, transients = kept + k, transients + [t]
     inner = max(transients)
+    if not train:  # the block's input lives while its branches run; then their outputs and the sum
+        return _Buffer(out_bytes), 0, 0, max(inner + x_bytes, x_bytes + 3 * out_bytes)
     if isinstance(layer, S.Scale):  # not trained by convcli: kept as frameworks keep x for x * body(x)
         held = x.hold()
         return _Buffer(out_bytes), x_bytes, kept + held, max(inner, x_bytes + out_bytes)
@@ -316,8 +341,10 @@ def _footprint(
         # x - mean (like x) and 1/std per channel, and the output when it applies its activation;
         # the forward makes x - mean and the output, the backward holds dy, dx (the masked
         # gradient, scaled in place, when it applies its activation, with the mask) and a work array
+        # (evaluation makes the output in the place of x - mean, keeping neither)
         applies = role == "applies"
-        return Footprint(x + shape[-1] * b, False, 2 * x, 3 * x + (x // b if applies else 0)), False, applies, True
+        forward = 2 * x if train else x
+        return Footprint(x + shape[-1] * b, False, forward, 3 * x + (x // b if applies else 0)), False, applies, True
     if isinstance(layer, S.Activation) and role == "fused":  # the identity: its batch norm applied it
         return Footprint(0, False, 0, 0), True, False, True
     if isinstance(layer, S.Activation) and layer.name != "softmax":

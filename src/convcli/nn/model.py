@@ -42,9 +42,9 @@ class Sequential(L.Layer):
         super().__init__()
         self.layers, self.infos = layers, infos
 
-    def forward(self, x, train):
+    def forward(self, x, train, keep=None):
         for layer in self.layers:
-            x = layer.forward(x, train)
+            x = layer.forward(x, train, keep)
             if self.trace is not None:
                 self.trace.outputs[layer] = x
         return x
@@ -68,11 +68,19 @@ class Residual(L.Layer):
         self.body, self.shortcut = body, shortcut
         self.act = L.Activation(act) if act else None
 
-    def forward(self, x, train):
-        y = self.body.forward(x, train)
-        if self.shortcut is not None:
-            y = y + self.shortcut.forward(x, train)
-        return self.act.forward(y, train) if self.act else y
+    def forward(self, x, train, keep=None):
+        y = self.body.forward(x, train, keep)
+        if self.shortcut is None:
+            return self.act.forward(y, train, keep) if self.act else y
+        shortcut = self.shortcut.forward(x, train, keep)
+        if L.keeps(train, keep) or np.may_share_memory(y, x) or np.may_share_memory(y, shortcut):
+            y = y + shortcut
+            return self.act.forward(y, train, keep) if self.act else y
+        # no backward to come, and the body's output is its own: the sum and a ReLU in its place
+        y += shortcut
+        if self.act and self.act.name in L.FUSED_ACTIVATIONS:
+            return np.maximum(y, 0, out=y) if self.act.name == "relu" else np.clip(y, 0, 6, out=y)
+        return self.act.forward(y, train, keep) if self.act else y
 
     def backward(self, dy):
         if self.act:
@@ -95,13 +103,13 @@ class Concat(L.Layer):
         super().__init__()
         self.branches = branches
 
-    def forward(self, x, train):
-        outs = [branch.forward(x, train) for branch in self.branches]
-        self._cache = np.cumsum([o.shape[1] for o in outs])[:-1]
+    def forward(self, x, train, keep=None):
+        outs = [branch.forward(x, train, keep) for branch in self.branches]
+        self._cache = np.cumsum([o.shape[1] for o in outs])[:-1] if L.keeps(train, keep) else None
         return np.concatenate(outs, axis=1)
 
     def backward(self, dy):
-        parts = np.split(dy, self._cache, axis=1)
+        parts = np.split(dy, self._kept(), axis=1)
         grads = [branch.backward(d) for branch, d in zip(self.branches, parts)]
         if len(grads) == 1:
             return grads[0]
@@ -124,15 +132,20 @@ class Model:
     def __init__(self, root: Sequential, report: Report) -> None:
         self.root, self.report = root, report
         self.training = True
+        self.inference_only = False  # `convcli.nn.fold.fold_batch_norm`'s model
 
     def train(self) -> None:
+        if self.inference_only:
+            raise TrainingError("a model with its batch norm folded (for inference) cannot be trained")
         self.training = True
 
     def eval(self) -> None:
         self.training = False
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.root.forward(x, self.training)
+    def forward(self, x: np.ndarray, keep: bool | None = None) -> np.ndarray:
+        """Logits for ``x``; the layers keep what the backward needs when ``keep`` (by default in
+        training mode only: `convcli.nn.layers`)."""
+        return self.root.forward(x, self.training, keep)
 
     def backward(self, dlogits: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """Gradients into every layer; the input's gradient is returned unless ``input_grad`` is
@@ -165,13 +178,13 @@ class Model:
         """A `Trace` of the forwards and backwards run inside the block (for pictures of what a
         trained network computes: activation maps, Grad-CAM)."""
         trace = Trace()
-        sequences = list(_sequences(self.root))
-        for seq in sequences:
+        seqs = list(sequences(self.root))
+        for seq in seqs:
             seq.trace = trace
         try:
             yield trace
         finally:
-            for seq in sequences:
+            for seq in seqs:
                 seq.trace = None
 
     def parameters(self) -> list[tuple[str, L.Layer, str]]:
@@ -221,11 +234,12 @@ def _walk(seq: Sequential, prefix: str) -> Iterator[tuple[str, LayerInfo, L.Laye
             yield from _walk(child, f"{prefix}{i}.{name}.")
 
 
-def _sequences(seq: Sequential) -> Iterator[Sequential]:
+def sequences(seq: Sequential) -> Iterator[Sequential]:
+    """``seq`` and every `Sequential` inside it (blocks' bodies, shortcuts and branches)."""
     yield seq
     for layer in seq.layers:
         for _, child in layer.children() if hasattr(layer, "children") else ():
-            yield from _sequences(child)
+            yield from sequences(child)
 
 
 def trainable_layers(report: Report) -> tuple[LayerInfo, ...]:

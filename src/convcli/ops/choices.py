@@ -18,3 +18,7 @@ BORDER_MODES: dict[str, NumpyPadMode] = {
 the same modes under scipy's and OpenCV's names)."""
 
 POOL_MODES = ("max", "avg")
+
+FUSED_ACTIVATIONS = ("relu", "relu6")
+"""Activations an op applies to its own output in the pass that makes it (a batch norm's, an
+inference convolution's): both are a clamp, done in place."""

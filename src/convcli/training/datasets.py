@@ -166,12 +166,16 @@ def data_files(spec: str, data_dir: Path | None = None) -> list[Path]:
     return files
 
 
+TEST_FRACTION = 0.2
+"""The test part of a data set without an official one (drawn with ``test_seed``, default 0)."""
+
+
 def resolve_data(
     spec: str,
     *,
     validation: float = 0.1,
     seed: int = 0,
-    test_fraction: float = 0.2,
+    test_fraction: float = TEST_FRACTION,
     test_seed: int = 0,
     data_dir: Path | None = None,
     mirror: str | None = None,
@@ -214,7 +218,7 @@ def make_splits(
     *,
     validation: float = 0.1,
     seed: int = 0,
-    test_fraction: float = 0.2,
+    test_fraction: float = TEST_FRACTION,
     test_seed: int = 0,
 ) -> DataSplits:
     """Split into train/validation/test and compute the training part's normalisation statistics.
@@ -227,9 +231,7 @@ def make_splits(
         if not 0 <= value < 1:
             raise DataError(f"{what}={value} must be a fraction in [0, 1)")
     official = test is not None
-    if test is None:
-        kept, held = stratified_split(train.labels, test_fraction, test_seed)
-        train, test = train.subset(kept, "train"), train.subset(held, "test")
+    train, test = split_test(train, test, test_fraction, test_seed)
     kept, held = stratified_split(train.labels, validation, seed)
     fit, val = train.subset(kept, "train"), train.subset(held, "validation")
     if len(fit) == 0:
@@ -246,6 +248,28 @@ def make_splits(
         None if official else test_fraction,
         None if official else test_seed,
     )
+
+
+def split_test(train: Dataset, test: Dataset | None, test_fraction: float, test_seed: int) -> tuple[Dataset, Dataset]:
+    """``(train, test)``: the official test part when there is one, else a stratified
+    ``test_fraction`` of ``train`` drawn with ``test_seed`` (and the rest of ``train``)."""
+    if test is not None:
+        return train, test
+    kept, held = stratified_split(train.labels, test_fraction, test_seed)
+    return train.subset(kept, "train"), train.subset(held, "test")
+
+
+def resolve_test(
+    spec: str, *, test_fraction: float = TEST_FRACTION, test_seed: int = 0, data_dir: Path | None = None
+) -> Dataset:
+    """The test part `resolve_data` gives for ``spec``, without the validation split and the
+    normalisation statistics (``evaluate`` normalises with the checkpoint's).
+
+    >>> len(resolve_test("digits"))
+    359
+    """
+    train, test = load_data(spec, data_dir=data_dir)
+    return split_test(train, test, test_fraction, test_seed)[1]
 
 
 def normalization_stats(images: np.ndarray) -> tuple[float, float]:

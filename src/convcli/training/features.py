@@ -245,7 +245,7 @@ def explain(model: Model, x: np.ndarray, target: int | None = None):
     """
     path, info, layer, words = cam_layer(model)
     with model.traced() as trace:
-        logits = model.forward(x)
+        logits = model.forward(x, keep=True)  # in evaluation mode, and a backward follows
         probabilities = softmax(logits)[0]
         k = int(np.argmax(probabilities)) if target is None else target
         d = np.zeros_like(logits)

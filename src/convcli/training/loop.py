@@ -18,12 +18,13 @@ import numpy as np
 
 from convcli.errors import TrainingError
 from convcli.nn.loss import softmax_cross_entropy
+from convcli.nn.memory import inference_batch
 from convcli.nn.model import Model
 from convcli.nn.optim import Optimizer, scheduled_lr
 
 MNIST_FIELD = 28  # MNIST's digits are 28x28
 LENET_PAD = 2  # LeCun et al. 1998 centred the 28x28 MNIST digits in a 32x32 field
-EVAL_BATCH = 500  # images per forward pass when evaluating
+EVAL_BATCH = 500  # images per forward pass when the torch backend evaluates
 
 
 @dataclass(frozen=True)
@@ -305,10 +306,13 @@ def diverged(config: TrainConfig, where: str, reason: str) -> TrainingError:
     )
 
 
-def predict_logits(model: Model, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Logits (N, K) in evaluation mode, in batches to bound memory."""
+def predict_logits(model: Model, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+    """Logits (N, K) in evaluation mode, in batches of ``batch_size`` images (by default the
+    fastest, `convcli.nn.memory.inference_batch`: small enough for each layer's arrays to stay
+    in the processor's caches)."""
     model.eval()
-    return np.concatenate([model.forward(x[b : b + batch_size]) for b in range(0, len(x), batch_size)])
+    n = batch_size or inference_batch(model.report)
+    return np.concatenate([model.forward(x[b : b + n]) for b in range(0, len(x), n)])
 
 
 def evaluate(model: Model, x: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:

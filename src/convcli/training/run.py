@@ -28,12 +28,12 @@ from convcli.nn import checkpoint as ckpt
 from convcli.nn import memory
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
 from convcli.nn.choices import BACKENDS, DEVICES
+from convcli.nn.fold import fold_batch_norm
 from convcli.nn.model import Model, build_model, trainable_layers
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
-from convcli.training.datasets import DataSplits, data_files, resolve_data
+from convcli.training.datasets import TEST_FRACTION, DataSplits, data_files, resolve_data, resolve_test
 from convcli.training.download import mirror_url
 from convcli.training.loop import (
-    EVAL_BATCH,
     EpochRecord,
     Evaluation,
     PeakMeter,
@@ -276,11 +276,12 @@ def plan(r: TrainRequest, saved: Checkpoint | None, network: S.Network) -> tuple
 
 def check_memory(report: Report, config: TrainConfig) -> None:
     """Refuse a run that would need more than `MAX_TRAINING_BYTES`: a training step's peak at the
-    run's batch size, or an evaluation forward's at `EVAL_BATCH` images, whichever is larger
-    (`convcli.nn.memory.estimate`; evaluation keeps the layers' caches too)."""
+    run's batch size, or an evaluation forward's at its batch (`convcli.nn.memory.inference_batch`),
+    whichever is larger (`convcli.nn.memory.estimate`)."""
     step = memory.estimate(report, config.batch_size, config.optimizer).training_peak
-    evaluation = memory.estimate(report, EVAL_BATCH, config.optimizer).inference_peak
-    need, batch = max((step, config.batch_size), (evaluation, EVAL_BATCH))
+    eval_batch = memory.inference_batch(report)
+    evaluation = memory.estimate(report, eval_batch, config.optimizer).inference_peak
+    need, batch = max((step, config.batch_size), (evaluation, eval_batch))
     if need > MAX_TRAINING_BYTES:
         raise TrainingError(
             f"training {format_network(report.network)} would need about {need / 2**30:,.1f} GiB of memory "
@@ -464,16 +465,22 @@ def evaluate_checkpoint(path: Path, data: str | None = None, data_dir: Path | No
     """A checkpoint's accuracy, confusion matrix and per-class precision/recall on a test set
     (by default the test part of the data it was trained on)."""
     model, saved = load_model(path)
+    model = fold_batch_norm(model)
     info = saved.meta.data
     data = data or info.data
-    splits = resolve_data(data, validation=info.validation_fraction, seed=info.seed, data_dir=data_dir)
-    if tuple(splits.test.class_names) != info.class_names:
+    test = resolve_test(
+        data,
+        test_fraction=TEST_FRACTION if info.test_fraction is None else info.test_fraction,
+        test_seed=info.test_seed or 0,
+        data_dir=data_dir,
+    )
+    if tuple(test.class_names) != info.class_names:
         raise TrainingError(
-            f"--data {data} has classes {', '.join(splits.test.class_names)} but the model "
+            f"--data {data} has classes {', '.join(test.class_names)} but the model "
             f"was trained on {', '.join(info.class_names)}"
         )
-    x = prepare_images(splits.test.images, saved.network.input, info.mean, info.std)
-    return EvaluateResult(path, data, info.class_names, evaluate(model, x, splits.test.labels, len(info.class_names)))
+    x = prepare_images(test.images, saved.network.input, info.mean, info.std)
+    return EvaluateResult(path, data, info.class_names, evaluate(model, x, test.labels, len(info.class_names)))
 
 
 def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
@@ -483,6 +490,7 @@ def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
     if top < 1:
         raise InputError(f"--top {top} must be at least 1")
     model, saved = load_model(path)
+    model = fold_batch_norm(model)
     info = saved.meta.data
     names = info.class_names
     images = np.stack([load_digit_image(f, saved.network.input) for f in files])  # N, 1, h, w
