@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -47,28 +46,11 @@ from convcli.interop.torch_model import build_torch_model, load_weights
 from convcli.networks.zoo import DIGIT_NETWORKS
 from convcli.nn.memory import inference_batch
 
+from machine import machine_line
+
 NETWORKS = ("lenet5", *(name for name in DIGIT_NETWORKS if name.startswith("mnist-")))
 TORCH_BATCH = 500
 BATCHES = (8, 16, 32, 64, 128, 256, 512)
-
-
-def processor() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return names[0] if names else platform.processor()
-    except OSError:
-        return platform.processor() or platform.machine()
-
-
-def blas() -> str:
-    from threadpoolctl import threadpool_info
-
-    pools = [p for p in threadpool_info() if p["user_api"] == "blas"]
-    return ", ".join(
-        f"{p['internal_api']} {p.get('version')} kernel {p.get('architecture', '?')}, {p['num_threads']} threads"
-        for p in pools
-    )
 
 
 def checkpoint(net: str, data: str, images: int, folder: Path) -> Path:
@@ -168,9 +150,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     nets = tuple(args.net or NETWORKS)
     print(
-        f"{processor()}; numpy {np.__version__}, {blas()}; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; MNIST's 10,000 test images, torch batch {TORCH_BATCH}; "
-        f"best of {args.rounds} alternated round(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        f"{machine_line()}\nMNIST's 10,000 test images, torch batch {TORCH_BATCH}; "
+        f"best of {args.rounds} alternated round(s)",
         flush=True,
     )
     print(
