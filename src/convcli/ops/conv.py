@@ -66,6 +66,7 @@ from convcli.ops.windows import (
     im2col,
     pad2d,
 )
+from convcli.threads import map_parts, slices_for
 
 DEPTHWISE_BLOCK_BYTES = 2**18
 """Input bytes the depthwise engine runs its taps over at a time: its passes then stay in cache
@@ -78,16 +79,18 @@ DW_CHUNK = 1024
 class ConvCache:
     """What `conv2d_backward` needs from the forward pass; treat as opaque.
 
-    ``cols`` is what the engine kept: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat
-    engine, the windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, (G, C_in/G*fh*fw, oh*ow*N) for
-    batch-last (`windows.column_layout`). Its size, from shapes alone, is
+    ``cols`` is what the engine kept for each slice of the batch (`convcli.threads`), in the
+    order of ``slices``: the flat padded input (N, G, C_in/G, Hp*Wp) for the flat engine, the
+    windows (G, C_in/G*fh*fw, N*oh*ow) for im2col, (G, C_in/G*fh*fw, oh*ow*N) for batch-last
+    (`windows.column_layout`), N the slice's images. Their size, from shapes alone, is
     `convcli.ops.footprint.conv_footprint`'s: change one, change the other (tests/nn/test_memory.py).
     """
 
     shape: tuple[int, int, int, int]
     g: Windows
     w: np.ndarray
-    cols: np.ndarray
+    cols: tuple[np.ndarray, ...]
+    slices: tuple[slice, ...]
     groups: int
     bias: bool
     flip: bool
@@ -177,8 +180,8 @@ def conv2d_forward(
         raise ShapeError(f"conv2d_forward: x has shape {x.shape}, expected (N, C_in, H, W)")
     g, xp, w4, b = _prepare(x, w, b, stride, padding, dilation, groups, mode, flip)
     engine = choose_engine(g, w4, groups)
-    y, cols = _forward(xp, w4, b, g, groups, engine)
-    return y, ConvCache(x.shape, g, w4, cols, groups, b is not None, flip, engine)
+    y, cols, slices = _forward(xp, w4, b, g, groups, engine)
+    return y, ConvCache(x.shape, g, w4, cols, slices, groups, b is not None, flip, engine)
 
 
 def conv2d_backward(
@@ -197,12 +200,32 @@ def conv2d_backward(
             f"conv2d_backward: dy has shape {dy.shape}, expected the output's "
             f"{(cache.shape[0], w.shape[0], g.oh, g.ow)}"
         )
-    db = dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0) if cache.bias else None  # N, C_out, P
-    dxp, dw = ENGINES[cache.engine][1](dy, w, cache.cols, g, groups, need_dx)
+    backward = ENGINES[cache.engine][1]
+    if len(cache.slices) == 1:
+        dxp, dw = backward(dy, w, cache.cols[0], g, groups, need_dx)
+        dx = None if dxp is None else np.ascontiguousarray(crop2d(dxp, g))
+        db = _bias_grad(dy).sum(axis=0) if cache.bias else None
+    else:  # each slice's dx in place, its partial dw and per-image bias sums added in slice order
+        dx = np.empty(cache.shape, dtype=w.dtype) if need_dx else None
+
+        def run(part: tuple[slice, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+            s, cols = part
+            dxp, dw = backward(dy[s], w, cols, g, groups, need_dx)
+            if dx is not None and dxp is not None:
+                dx[s] = crop2d(dxp, g)
+            return dw, _bias_grad(dy[s]) if cache.bias else None
+
+        parts = map_parts(run, list(zip(cache.slices, cache.cols)))
+        dw = sum((p[0] for p in parts[1:]), start=parts[0][0])
+        db = np.concatenate([p[1] for p in parts]).sum(axis=0) if cache.bias else None
     if cache.flip:
         dw = dw[:, :, ::-1, ::-1]
-    dx = None if dxp is None else np.ascontiguousarray(crop2d(dxp, g))
     return dx, np.ascontiguousarray(dw), db
+
+
+def _bias_grad(dy: np.ndarray) -> np.ndarray:
+    """Each image's sum of ``dy`` per output channel: (N, C_out), summed over N by the caller."""
+    return dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2)  # N, C_out, P -> N, C_out
 
 
 def _as_batch(x: object, w: object) -> tuple[np.ndarray, np.ndarray, int]:
@@ -249,12 +272,27 @@ def _prepare(
 
 def _forward(
     xp: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: Windows, groups: int, engine: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Output (N, C_out, oh, ow) and the column buffer, from the padded input."""
-    y, cols = ENGINES[engine][0](xp, w, g, groups)
-    if b is not None:
-        y += b[:, None, None]
-    return np.ascontiguousarray(y), cols
+) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[slice, ...]]:
+    """Output (N, C_out, oh, ow), from the padded input, and the engine's column buffer for each
+    slice of the batch (`convcli.threads.map_slices`; one slice for small layers), with the slices."""
+    forward, (n, c_out) = ENGINES[engine][0], (xp.shape[0], w.shape[0])
+    slices = slices_for(n, n * c_out * g.oh * g.ow * w[0].size)  # the MACs
+    if len(slices) == 1:
+        y, cols = forward(xp, w, g, groups)
+        if b is not None:
+            y += b[:, None, None]
+        return np.ascontiguousarray(y), (cols,), (slices[0],)
+    out = np.empty((n, c_out, g.oh, g.ow), dtype=xp.dtype)
+
+    def run(s: slice) -> np.ndarray:
+        y, cols = forward(xp[s], w, g, groups)
+        if b is None:
+            np.copyto(out[s], y)
+        else:
+            np.add(y, b[:, None, None], out=out[s])
+        return cols
+
+    return out, tuple(map_parts(run, slices)), tuple(slices)
 
 
 def choose_engine(g: Windows, w: np.ndarray, groups: int = 1) -> str:
