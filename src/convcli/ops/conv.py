@@ -140,8 +140,8 @@ def conv2d(
     array([ 0., 30., 30.,  0.], dtype=float32)
     """
     x4, w4, ndim = _as_batch(x, w)
-    g, xp, w4, b = _prepare(x4, w4, b, stride, padding, dilation, groups, mode, flip)
-    y = _forward(xp, w4, b, g, groups, choose_engine(g, w4, groups))[0]
+    g, x4, w4, b = _prepare(x4, w4, b, stride, padding, dilation, groups, mode, flip)
+    y = _forward(x4, w4, b, g, groups, choose_engine(g, w4, groups), mode)[0]
     if ndim == 4:
         return y
     return y[0, 0] if ndim == 2 and y.shape[1] == 1 else y[0]
@@ -178,9 +178,9 @@ def conv2d_forward(
     x, w = np.asarray(x), np.asarray(w)
     if x.ndim != 4:
         raise ShapeError(f"conv2d_forward: x has shape {x.shape}, expected (N, C_in, H, W)")
-    g, xp, w4, b = _prepare(x, w, b, stride, padding, dilation, groups, mode, flip)
+    g, x, w4, b = _prepare(x, w, b, stride, padding, dilation, groups, mode, flip)
     engine = choose_engine(g, w4, groups)
-    y, cols, slices = _forward(xp, w4, b, g, groups, engine)
+    y, cols, slices = _forward(x, w4, b, g, groups, engine, mode)
     return y, ConvCache(x.shape, g, w4, cols, slices, groups, b is not None, flip, engine)
 
 
@@ -212,7 +212,8 @@ def conv2d_backward(
             s, cols = part
             dxp, dw = backward(dy[s], w, cols, g, groups, need_dx)
             if dx is not None and dxp is not None:
-                dx[s] = crop2d(dxp, g)
+                top, _, left, _ = g.pads
+                dx[s] = dxp[..., top : top + g.h, left : left + g.w]
             return dw, _bias_grad(dy[s]) if cache.bias else None
 
         parts = map_parts(run, list(zip(cache.slices, cache.cols)))
@@ -247,7 +248,7 @@ def _prepare(
     mode: str,
     flip: bool,
 ) -> tuple[Windows, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Check shapes, settle dtypes, pad; returns ``(windows, padded x, kernel as applied, bias)``."""
+    """Check shapes, settle dtypes; returns ``(windows, x, kernel as applied, bias)``."""
     if w.ndim != 4:
         raise ShapeError(f"conv2d: w has shape {w.shape}, expected (C_out, C_in/groups, fH, fW)")
     (_, c_in, h, wd), (c_out, c_per_group, fh, fw) = x.shape, w.shape
@@ -267,25 +268,26 @@ def _prepare(
         if b.shape != (c_out,):
             raise ShapeError(f"conv2d: b has shape {b.shape}, expected (C_out,) = ({c_out},)")
     g = conv_windows(h, wd, fh, fw, stride, padding, dilation)
-    return g, pad2d(x, g.margins, mode), (w[:, :, ::-1, ::-1] if flip else w), b
+    return g, x, (w[:, :, ::-1, ::-1] if flip else w), b
 
 
 def _forward(
-    xp: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: Windows, groups: int, engine: str
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: Windows, groups: int, engine: str, mode: str
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[slice, ...]]:
-    """Output (N, C_out, oh, ow), from the padded input, and the engine's column buffer for each
-    slice of the batch (`convcli.threads.map_slices`; one slice for small layers), with the slices."""
-    forward, (n, c_out) = ENGINES[engine][0], (xp.shape[0], w.shape[0])
+    """Output (N, C_out, oh, ow), padding ``x`` with border ``mode``, and the engine's column buffer
+    for each slice of the batch (`convcli.threads.map_slices`; one slice for small layers), with
+    the slices."""
+    forward, (n, c_out) = ENGINES[engine][0], (x.shape[0], w.shape[0])
     slices = slices_for(n, n * c_out * g.oh * g.ow * w[0].size)  # the MACs
     if len(slices) == 1:
-        y, cols = forward(xp, w, g, groups)
+        y, cols = forward(pad2d(x, g.margins, mode), w, g, groups)
         if b is not None:
             y += b[:, None, None]
         return np.ascontiguousarray(y), (cols,), (slices[0],)
-    out = np.empty((n, c_out, g.oh, g.ow), dtype=xp.dtype)
+    out = np.empty((n, c_out, g.oh, g.ow), dtype=x.dtype)
 
     def run(s: slice) -> np.ndarray:
-        y, cols = forward(xp[s], w, g, groups)
+        y, cols = forward(pad2d(x[s], g.margins, mode), w, g, groups)
         if b is None:
             np.copyto(out[s], y)
         else:
