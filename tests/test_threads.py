@@ -23,6 +23,12 @@ from convcli.ops.conv import ENGINES, conv2d, conv2d_backward, conv2d_forward
 from convcli.ops.pool import pool2d_backward, pool2d_forward
 
 
+@pytest.fixture(autouse=True)
+def split_everything(monkeypatch):
+    """Every op splits its batch, however small the test's arrays."""
+    monkeypatch.setattr(threads, "MIN_SLICE_NUMBERS", 1)
+
+
 def assert_f32_close(a, b):
     """Equal but for float32 summation order: within 1e-5 of the largest magnitude."""
     a, b = np.asarray(a), np.asarray(b)

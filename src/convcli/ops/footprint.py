@@ -78,7 +78,7 @@ def conv_engine(
 
 def conv_footprint(
     n: int, c_in: int, c_out: int, hw: tuple[int, int], out: tuple[int, int], f: int, stride: int,
-    pads: tuple[int, int, int, int], groups: int, b: int = 4,
+    pads: tuple[int, int, int, int], groups: int, b: int = 4, split: bool = False,
 ) -> Footprint:  # fmt: skip
     """What `convcli.ops.conv.conv2d_forward` keeps (`ConvCache`) for an (n, c_in, h, w) input.
 
@@ -94,6 +94,11 @@ def conv_footprint(
     gradient, the columns' gradient and the padded input gradient (flat: the padded gradient, the
     tap product and the padded input gradient).
 
+    ``split``: the batch runs in slices at the same time (`convcli.threads`). What is kept is the
+    same, split; but the output and the input gradient are allocated whole before the slices
+    start, so they are alive beside every slice's work arrays, and the pointwise engine's own
+    output, already contiguous, is copied into place.
+
     >>> conv_footprint(2, 1, 4, (8, 8), (8, 8), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 64 * 4
     True
     """
@@ -102,26 +107,34 @@ def conv_footprint(
     x, y, xp = n * c_in * h * w * b, n * c_out * oh * ow * b, n * c_in * hp * wp * b
     padded = xp if (top, bottom, left, right) != (0, 0, 0, 0) else 0
     engine = conv_engine(c_in // groups, c_out // groups, (f, f), (stride, stride), oh, ow, wp)
-    # the backward's dy, its work arrays, then the padded input gradient and its cropped copy
+    # the backward's dy, its work arrays, then the padded input gradient and its cropped copy; split,
+    # the whole input gradient is alive beside all the slices' work arrays
+
+    def work_then(work: int, crop: int) -> int:
+        return work + x if split else max(work, crop)
+
     if engine == "pointwise":
+        copy = y if split else 0
         if stride == 1:  # the (padded) input itself
-            return Footprint(padded, not padded, padded + y, y + (xp + x if padded else x))
+            backward = y + (xp + x if padded else x + (x if split else 0))
+            return Footprint(padded, not padded, padded + y + copy, backward)
         strided = n * c_in * oh * ow * b  # the strided pixels, copied
-        return Footprint(strided, False, padded + strided + y, y + max(strided + xp, xp + x))
+        return Footprint(strided, False, padded + strided + y + copy, y + work_then(strided + xp, xp + x))
     if engine == "depthwise":
         hq, wq = -(-hp // stride), -(-wp // stride)
         rows = n * c_out * oh * wq * b  # outputs computed on whole phase rows
         if stride == 1:  # the padded input is the one phase
-            return Footprint(padded, not padded, padded + rows + y, y + max(rows + xp, xp + x))
+            return Footprint(padded, not padded, padded + rows + y, y + work_then(rows + xp, xp + x))
         phases = n * c_in * hq * wq * stride * stride * b
-        return Footprint(phases, False, padded + phases + rows + y, y + max(rows + phases + xp, xp + x))
+        return Footprint(phases, False, padded + phases + rows + y, y + work_then(rows + phases + xp, xp + x))
     if engine == "flat":
         rows = n * c_out * oh * wp * b  # outputs computed on whole padded rows
         tap = n * c_out * ((oh - 1) * wp + ow) * b
         tap_in = n * c_in * ((oh - 1) * wp + ow) * b
-        return Footprint(padded, not padded, padded + rows + tap + y, y + xp + max(rows + tap_in, x))
+        return Footprint(padded, not padded, padded + rows + tap + y, y + xp + work_then(rows + tap_in, x))
     cols = c_in * f * f * n * oh * ow * b
-    return Footprint(cols, False, padded + cols + max(xp, 2 * y), y + xp + max(y + cols, x))
+    forward = padded + cols + (2 * y if split else max(xp, 2 * y))
+    return Footprint(cols, False, forward, y + xp + work_then(y + cols, x))
 
 
 def pool_footprint(
