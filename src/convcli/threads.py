@@ -35,7 +35,7 @@ from convcli.errors import InputError
 
 ENV = "CONVCLI_THREADS"
 """The environment variable that overrides `workers`."""
-MIN_SLICE_NUMBERS = 2**16
+MIN_SLICE_NUMBERS = 2**17
 """Numbers of work per slice below which `map_slices` runs inline: handing a slice to a thread
 costs some 20-50 us, about what numpy takes for this many float32 numbers in a few passes."""
 
