@@ -151,6 +151,16 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads are gone: the next split makes a new pool."""
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def set_blas_threads(n: int) -> bool:
     """Set OpenBLAS's thread count for the process; False (and nothing done) when numpy's BLAS
     is not an OpenBLAS this can find."""
