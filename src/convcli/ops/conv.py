@@ -38,6 +38,10 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
 
 Backward reuses what the forward kept: ``dw = dy @ cols.T`` (posed as OpenBLAS runs it fastest,
 see `_weight_grad`) and ``dx = fold(w.T @ dy)``.
+
+Both run the engine on contiguous slices of the batch at once, one per core (`convcli.threads`;
+small layers stay whole): each slice writes its part of the output and of ``dx``, and ``dw`` is
+the sum of the slices' partial gradients.
 """
 
 from __future__ import annotations
