@@ -192,7 +192,7 @@ def test_activations_on_two_workers_are_exact(name):
 
 
 @pytest.mark.parametrize("name", [*DIGIT_NETWORKS, "lenet5"])
-def test_a_training_step_on_two_workers(name):
+def test_a_training_step_and_an_evaluation_on_two_workers(name):
     report = analyse(get(name))
     h, w, c = report.input_shape
     rng = np.random.default_rng(4)
@@ -203,7 +203,8 @@ def test_a_training_step_on_two_workers(name):
         model = build_model(report, seed=0)
         loss, dlogits = softmax_cross_entropy(model.forward(x), labels)
         dx = model.backward(dlogits)
-        return loss, dx, [layer.grads[key] for _, layer, key in model.parameters()]
+        model.eval()  # the running statistics the step left
+        return loss, dx, [layer.grads[key] for _, layer, key in model.parameters()], model.forward(x)
 
     one, two = both(run)
     assert_close(one, two)
