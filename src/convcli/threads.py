@@ -2,10 +2,11 @@
 
 Most of a training step is per image: convolution, pooling, batch norm's normalisation,
 activations, residual sums. numpy releases the GIL inside its loops and OpenBLAS inside its
-products, so `map_slices` cuts the batch into `workers()` contiguous slices and runs one on the
-calling thread and the others on the pool, at the same time. Every op that uses it writes each
-slice's part of one preallocated output, or returns per-slice partial results that the caller
-combines in slice order; with the same worker count a run is bit for bit the same.
+products, so `map_slices` cuts the batch into contiguous slices, `CHUNKS_PER_WORKER` for each of
+`workers()` threads, and the calling thread and the pool's take them in turn. Every op that uses
+it writes each slice's part of one preallocated output, or returns per-slice partial results that
+the caller combines in slice order: which thread ran a slice never matters, and with the same
+worker count a run is bit for bit the same.
 
 OpenBLAS runs its own threads for a large product. While the pool is busy each slice's products
 run on one BLAS thread: two pool threads times two BLAS threads would oversubscribe the cores,
@@ -23,11 +24,12 @@ OpenBLAS left alone.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -36,6 +38,9 @@ from convcli.errors import InputError
 
 ENV = "CONVCLI_THREADS"
 """The environment variable that overrides `workers`."""
+CHUNKS_PER_WORKER = 2
+"""Slices per worker: a thread that finishes early takes the next, so that one the system
+holds back (other processes on the cores) costs only its last slice."""
 MIN_SLICE_NUMBERS = 2**17
 """Numbers of work per slice below which `map_slices` runs inline: handing a slice to a thread
 costs some 20-50 us, about what numpy takes for this many float32 numbers in a few passes."""
@@ -97,12 +102,13 @@ def split_batch(n: int, parts: int) -> list[slice]:
 
 
 def slices_for(n: int, numbers: int) -> list[slice]:
-    """How `map_slices` cuts a batch of ``n`` whose work is ``numbers`` numbers in all: one slice
-    per worker, fewer when a slice would get less than `MIN_SLICE_NUMBERS`, one (inline) inside
-    another slice's work."""
-    if getattr(_inside, "active", False):
+    """How `map_slices` cuts a batch of ``n`` whose work is ``numbers`` numbers in all:
+    `CHUNKS_PER_WORKER` slices per worker, fewer when a slice would get less than
+    `MIN_SLICE_NUMBERS`; one (inline) on one worker or inside another slice's work."""
+    k = workers()
+    if k == 1 or getattr(_inside, "active", False):
         return [slice(0, n)]
-    parts = min(workers(), n, numbers // MIN_SLICE_NUMBERS)
+    parts = min(k * CHUNKS_PER_WORKER, n, numbers // MIN_SLICE_NUMBERS)
     return split_batch(n, max(parts, 1))
 
 
@@ -118,25 +124,31 @@ def map_slices(fn: Callable[[slice], T], n: int, numbers: int) -> list[T]:
 
 
 def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
-    """``[fn(p) for p in parts]``, the first part on this thread and the others on the pool at
-    the same time; results in the parts' order. A backward runs over the parts its forward made."""
+    """``[fn(p) for p in parts]``, this thread and the pool's taking the next part in turn until
+    none is left, so that a thread the system holds back does not hold up the others; results in
+    the parts' order. A backward runs over the parts its forward made."""
     if len(parts) == 1:
         return [fn(parts[0])]
-    pool = _executor(len(parts) - 1)
-    futures: list[Future[T]] = [pool.submit(_run, fn, p) for p in parts[1:]]
+    results: list[T | None] = [None] * len(parts)
+    order = itertools.count()  # next() on it is atomic: each part is taken once
+
+    def take() -> None:
+        _inside.active = True
+        try:
+            while (k := next(order)) < len(parts):
+                results[k] = fn(parts[k])
+        finally:
+            _inside.active = False
+
+    helpers = min(workers(), len(parts)) - 1
+    pool = _executor(helpers)
+    futures = [pool.submit(take) for _ in range(helpers)]
     try:
-        first = _run(fn, parts[0])
+        take()
     finally:  # never leave a part running into the caller's next step, even on an error
-        results = [f.result() for f in futures]
-    return [first, *results]
-
-
-def _run(fn: Callable[[P], T], part: P) -> T:
-    _inside.active = True
-    try:
-        return fn(part)
-    finally:
-        _inside.active = False
+        for f in futures:
+            f.result()
+    return results  # type: ignore[return-value]  # every part has run
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
