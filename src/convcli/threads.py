@@ -2,11 +2,12 @@
 
 Most of a training step is per image: convolution, pooling, batch norm's normalisation,
 activations, residual sums. numpy releases the GIL inside its loops and OpenBLAS inside its
-products, so `map_slices` cuts the batch into contiguous slices, `CHUNKS_PER_WORKER` for each of
-`workers()` threads, and the calling thread and the pool's take them in turn. Every op that uses
-it writes each slice's part of one preallocated output, or returns per-slice partial results that
-the caller combines in slice order: which thread ran a slice never matters, and with the same
-worker count a run is bit for bit the same.
+products, so `map_slices` cuts the batch into contiguous slices, one for each of `workers()`
+threads, and the calling thread and the pool's take them in turn. Every op that uses it writes
+each slice's part of one preallocated output, or returns per-slice partial results that the
+caller combines in slice order: which thread ran a slice never matters, and with the same worker
+count a run is bit for bit the same. (More, smaller slices than threads measured no faster, and
+would make the memory the slices hold at once depend on the order the threads take them.)
 
 OpenBLAS runs its own threads for a large product. While the pool is busy each slice's products
 run on one BLAS thread: two pool threads times two BLAS threads would oversubscribe the cores,
@@ -38,9 +39,6 @@ from convcli.errors import InputError
 
 ENV = "CONVCLI_THREADS"
 """The environment variable that overrides `workers`."""
-CHUNKS_PER_WORKER = 2
-"""Slices per worker: a thread that finishes early takes the next, so that one the system
-holds back (other processes on the cores) costs only its last slice."""
 MIN_SLICE_NUMBERS = 2**17
 """Numbers of work per slice below which `map_slices` runs inline: handing a slice to a thread
 costs some 20-50 us, about what numpy takes for this many float32 numbers in a few passes."""
@@ -102,13 +100,13 @@ def split_batch(n: int, parts: int) -> list[slice]:
 
 
 def slices_for(n: int, numbers: int) -> list[slice]:
-    """How `map_slices` cuts a batch of ``n`` whose work is ``numbers`` numbers in all:
-    `CHUNKS_PER_WORKER` slices per worker, fewer when a slice would get less than
-    `MIN_SLICE_NUMBERS`; one (inline) on one worker or inside another slice's work."""
+    """How `map_slices` cuts a batch of ``n`` whose work is ``numbers`` numbers in all: one slice
+    per worker, fewer when a slice would get less than `MIN_SLICE_NUMBERS`; one (inline) on one
+    worker or inside another slice's work."""
     k = workers()
     if k == 1 or getattr(_inside, "active", False):
         return [slice(0, n)]
-    parts = min(k * CHUNKS_PER_WORKER, n, numbers // MIN_SLICE_NUMBERS)
+    parts = min(k, n, numbers // MIN_SLICE_NUMBERS)
     return split_batch(n, max(parts, 1))
 
 
@@ -125,8 +123,9 @@ def map_slices(fn: Callable[[slice], T], n: int, numbers: int) -> list[T]:
 
 def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
     """``[fn(p) for p in parts]``, this thread and the pool's taking the next part in turn until
-    none is left, so that a thread the system holds back does not hold up the others; results in
-    the parts' order. A backward runs over the parts its forward made."""
+    none is left (a pool thread that other processes keep off the cores until this thread is done
+    with its part leaves it the next one); results in the parts' order. A backward runs over the
+    parts its forward made."""
     if len(parts) == 1:
         return [fn(parts[0])]
     results: list[T | None] = [None] * len(parts)
