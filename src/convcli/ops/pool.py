@@ -212,20 +212,21 @@ def _forward(
     _check_mode(mode, "pool2d")
     x = as_float(x, "pool2d: x")
     g = pool_windows(x.shape[2], x.shape[3], size, stride, padding, dilation, ceil)
-    xp = pad2d(x, g.margins, value=-np.inf if mode == "max" else 0.0)  # N, C, Hp, Wp
     taps = [at for _, _, at in g.taps()]
     y = np.empty(x.shape[:2] + (g.oh, g.ow), dtype=x.dtype)  # N, C, oh, ow
     divisor = _divisor(g, count_include_pad, x.dtype) if mode == "avg" else 1.0
     index = np.min_scalar_type(len(taps) - 1).type
     argmax = np.zeros(y.shape, dtype=index) if keep and mode == "max" else None  # N, C, oh, ow
-    map_slices(partial(_forward_slice, xp, taps, mode, divisor, y, argmax), len(x), xp.size)
+    work = x.size * len(taps)
+    map_slices(partial(_forward_slice, x, g.margins, taps, mode, divisor, y, argmax), len(x), work)
     if mode == "avg":
         return y, (PoolCache(g, x.shape, x.dtype, divisor=divisor) if keep else None)
     return y, (PoolCache(g, x.shape, x.dtype, argmax=argmax) if argmax is not None else None)
 
 
 def _forward_slice(
-    xp: np.ndarray,
+    x: np.ndarray,
+    margins: tuple[int, int, int, int],
     taps: list[tuple[slice, slice]],
     mode: str,
     divisor: np.ndarray | float,
@@ -233,8 +234,9 @@ def _forward_slice(
     argmax: np.ndarray | None,
     s: slice,
 ) -> None:
-    """Pool the images ``s`` of the padded batch into their part of ``y`` (and of ``argmax``)."""
-    xp, y = xp[s], y[s]
+    """Pool the images ``s`` of the batch, padded by ``margins``, into their part of ``y`` (and of
+    ``argmax``)."""
+    xp, y = pad2d(x[s], margins, value=-np.inf if mode == "max" else 0.0), y[s]  # N, C, Hp, Wp
     (rows0, cols0), rest = taps[0], taps[1:]
     np.copyto(y, xp[..., rows0, cols0])
     reduce = np.maximum if mode == "max" else np.add
