@@ -56,7 +56,7 @@ from convcli.errors import InputError, ShapeError
 
 # The engine rule and its thresholds live without numpy in ops/footprint.py, which the memory
 # estimate of `convcli params --memory` follows too; the thresholds are re-exported here.
-from convcli.ops.footprint import BATCH_LAST_MAX_WIDTH, FLAT_MIN_CHANNELS, FLAT_MIN_PIXELS, conv_engine  # noqa: F401
+from convcli.ops.footprint import BATCH_LAST_MAX_WIDTH, FLAT_MIN_CHANNELS, FLAT_MIN_PIXELS, conv_engine, conv_work  # noqa: F401
 from convcli.ops.footprint import engine_fits as footprint_fits
 from convcli.ops.windows import (
     IntPair,
@@ -282,7 +282,7 @@ def _forward(
     for each slice of the batch (`convcli.threads.map_slices`; one slice for small layers), with
     the slices."""
     forward, (n, c_out) = ENGINES[engine][0], (x.shape[0], w.shape[0])
-    slices = slices_for(n, n * c_out * g.oh * g.ow * w[0].size)  # the MACs
+    slices = slices_for(n, conv_work(n, c_out, (g.oh, g.ow), w[0].size))
     if len(slices) == 1:
         y, cols = forward(pad2d(x, g.margins, mode), w, g, groups)
         if b is not None:

@@ -20,6 +20,11 @@ FLAT_MIN_PIXELS = 1024
 """Output pixels (``oh * Wp``) from which the flat engine's matmuls are big enough to pay off."""
 BATCH_LAST_MAX_WIDTH = 16
 """Output rows shorter than this use the batch-last engine rather than im2col."""
+MACS_PER_NUMBER = 8
+"""Multiply-adds in a convolution's products that take about as long as one number in an
+elementwise pass: how a convolution's work is weighed against `convcli.threads.MIN_SLICE_NUMBERS`
+(a 1x1 convolution of 64 images of 14x14x16 to 8 channels, 1.6M multiply-adds, ran slower split
+in two, a 3x3 one of 14.5M faster)."""
 INDEX_BYTES = 8
 """numpy's ``intp``: what ``argmax`` returns (global max pooling keeps one per plane)."""
 
@@ -74,6 +79,16 @@ def conv_engine(
     if stride == (1, 1) and c_group >= FLAT_MIN_CHANNELS and oh * wp >= FLAT_MIN_PIXELS:
         return "flat"
     return "batch-last" if ow < BATCH_LAST_MAX_WIDTH else "im2col"
+
+
+def conv_work(n: int, c_out: int, out: tuple[int, int], taps: int) -> int:
+    """A convolution's work, in numbers (`MACS_PER_NUMBER`): ``n * c_out * oh * ow * taps``
+    multiply-adds, ``taps = C_in/G * fh * fw``, over `MACS_PER_NUMBER`.
+
+    >>> conv_work(64, 8, (14, 14), 16)
+    200704
+    """
+    return n * c_out * out[0] * out[1] * taps // MACS_PER_NUMBER
 
 
 def conv_footprint(
