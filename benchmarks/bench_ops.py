@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from convcli.images.kernels import get_kernel
-from convcli.ops import conv as conv_engines
+from convcli.ops import conv as conv_module
 from convcli.ops.conv import conv2d, conv2d_backward, conv2d_forward
 from convcli.ops.filters import gradient_magnitude
 from convcli.ops.pool import pool2d, pool2d_backward, pool2d_forward
@@ -148,7 +148,7 @@ def engine_rows(repeat: int) -> list[tuple]:
         "64x16x28x28, dw 3x3 p1 (mobilenet)": ((64, 16, 28, 28), (16, 1, 3, 3), 1, 1, 16),
         "64x32x28x28, dw 3x3 s2 p1 (mobilenet)": ((64, 32, 28, 28), (32, 1, 3, 3), 1, 2, 32),
     }
-    choose = conv_engines.choose_engine
+    choose = conv_module.choose_engine
     rows = []
     for task, (x_shape, w_shape, padding, stride, groups) in shapes.items():
         x, w = rng.standard_normal(x_shape, dtype=np.float32), rng.standard_normal(w_shape, dtype=np.float32)
@@ -161,12 +161,12 @@ def engine_rows(repeat: int) -> list[tuple]:
         chosen = conv2d_forward(x, w, **options)[1].engine
         times = {}
         g = conv_windows(x_shape[2], x_shape[3], w_shape[2], w_shape[3], stride, padding)
-        for engine in (e for e in conv_engines.ENGINES if conv_engines.engine_fits(e, g, w, groups)):
-            conv_engines.choose_engine = lambda g, w, groups=1, engine=engine: engine
+        for engine in (e for e in conv_module.ENGINES if conv_module.engine_fits(e, g, w, groups)):
+            conv_module.choose_engine = lambda g, w, groups=1, engine=engine: engine
             try:
                 times[engine] = best_ms(train, repeat)
             finally:
-                conv_engines.choose_engine = choose
+                conv_module.choose_engine = choose
         for engine, ms in times.items():
             if engine != chosen:
                 rows.append((f"fwd+bwd {task}, {engine}", ms, f"chosen: {chosen}", times[chosen], ""))

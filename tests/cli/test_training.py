@@ -188,7 +188,8 @@ def unchanged(path):
         ([*SMALL, "--epochs", "0"], ["--epochs 0"]),
     ],
 )
-def test_train_errors_leave_checkpoint_alone(trained, args, fragments):
+def test_train_errors_leave_checkpoint_alone(trained, args, fragments, monkeypatch):
+    monkeypatch.setenv("CONVCLI_THREADS", "1")  # the memory estimate of one worker (more with the pool)
     path, _ = trained
     same = unchanged(path)
     failed(run("train", *args, "-o", path), *fragments)

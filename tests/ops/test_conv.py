@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from convcli.errors import InputError, ShapeError
 from convcli.ops import conv as conv_module
+from convcli.ops import conv_engines
 from convcli.ops.conv import conv2d, conv2d_backward, conv2d_forward, conv2d_inference
 from convcli.ops.filters import (
     correlate_separable,
@@ -176,15 +177,14 @@ def test_engine_choice():
 
 
 @pytest.mark.parametrize("f, stride, padding, groups", [(1, 1, 0, 1), (1, 2, 0, 2), (3, 1, 1, 4), (3, 2, (0, 1), 4)])
-def test_pointwise_and_depthwise_match_torch(f, stride, padding, groups, monkeypatch):
+def test_pointwise_and_depthwise_match_torch(f, stride, padding, groups):
     torch = pytest.importorskip("torch")
-    force_engine(monkeypatch, "pointwise" if f == 1 else "depthwise")
     x, k = RNG.normal(size=(3, 4, 9, 8)), RNG.normal(size=(4, 4 // groups, f, f))
     xt, kt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(k).requires_grad_()
     pads = (padding, padding) if isinstance(padding, int) else padding  # (lo, hi) on both axes
     yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, pads * 2), kt, stride=stride, groups=groups)
     y, cache = conv2d_forward(x, k, stride=stride, padding=padding, groups=groups)
-    assert cache.engine == ("pointwise" if f == 1 else "depthwise")
+    assert cache.engine == ("pointwise" if f == 1 else "flat" if groups == 4 else "im2col")
     np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
     dy = RNG.normal(size=y.shape)
     yt.backward(torch.from_numpy(dy))
@@ -367,7 +367,7 @@ def test_backward_matches_central_differences(
 @pytest.mark.parametrize("groups", [1, 2])
 def test_weight_gradient_of_a_long_batch_taken_in_chunks(groups, engine, monkeypatch):
     # 8 x 26 x 27 = 5,616 output pixels: five chunks of DW_CHUNK = 1024 and a remainder of 496
-    monkeypatch.setattr(conv_module, "DW_CHUNK", 1024)
+    monkeypatch.setattr(conv_engines, "DW_CHUNK", 1024)
     x, w = RNG.normal(size=(8, 4, 30, 31)), RNG.normal(size=(6, 4 // groups, 5, 5))
     y, cache = conv2d_forward(x, w, groups=groups)
     dy = RNG.normal(size=y.shape)

@@ -29,6 +29,7 @@ from convcli.ops.pool import (
     pool2d_forward,
 )
 from convcli.ops.windows import Padding2d
+from convcli.threads import map_slices
 
 
 class Layer:
@@ -253,7 +254,8 @@ class Activation(Layer):
     def forward(self, x, train, keep=None):
         if self.fused:
             return x
-        y = self._fn(x)
+        y = np.empty_like(x)
+        map_slices(lambda s: self._fn(x[s], y[s]), len(x), 2 * x.size)
         # the derivatives of all but swish are functions of the output alone
         self._cache = (x if self.name == "swish" else None, y) if keeps(train, keep) else None
         return y
@@ -262,7 +264,11 @@ class Activation(Layer):
         if self.fused:
             return dy
         x, y = self._kept()
-        return dy * self._grad(x, y)
+        dx = np.empty_like(dy)
+        map_slices(
+            lambda s: np.multiply(dy[s], self._grad(None if x is None else x[s], y[s]), out=dx[s]), len(dy), 3 * dy.size
+        )
+        return dx
 
 
 def _sigmoid(x):
@@ -271,31 +277,45 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+def _leaky_relu(x, out):
+    # max(x, slope * x) is x where x > 0 and slope * x elsewhere, for 0 < slope < 1
+    np.multiply(x, LEAKY_SLOPE, out=out)
+    return np.maximum(x, out, out=out)
+
+
 LEAKY_SLOPE = 0.01  # PyTorch's nn.LeakyReLU default
 
-# name -> (f(x), f'(x) from x and y = f(x)); x is None for all but swish (see Activation.forward)
+# name -> (f(x, out) writing into out, f'(x) from x and y = f(x)); x is None for all but swish
+# (see Activation.forward)
 ACTIVATIONS = {
-    "relu": (lambda x: np.maximum(x, 0), lambda x, y: y > 0),
-    "relu6": (lambda x: np.clip(x, 0, 6), lambda x, y: (y > 0) & (y < 6)),
-    "leakyrelu": (
-        lambda x: np.where(x > 0, x, x * LEAKY_SLOPE),
-        lambda x, y: np.where(y > 0, 1, LEAKY_SLOPE).astype(y.dtype),
+    "relu": (lambda x, out: np.maximum(x, 0, out=out), lambda x, y: y > 0),
+    "relu6": (lambda x, out: np.clip(x, 0, 6, out=out), lambda x, y: (y > 0) & (y < 6)),
+    "leakyrelu": (_leaky_relu, lambda x, y: np.where(y > 0, 1, LEAKY_SLOPE).astype(y.dtype)),
+    "tanh": (lambda x, out: np.tanh(x, out=out), lambda x, y: 1 - y * y),
+    "sigmoid": (lambda x, out: np.copyto(out, _sigmoid(x)), lambda x, y: y * (1 - y)),
+    "swish": (
+        lambda x, out: np.multiply(x, _sigmoid(x), out=out),
+        lambda x, y: _sigmoid(x) * (1 + x * (1 - _sigmoid(x))),
     ),
-    "tanh": (np.tanh, lambda x, y: 1 - y * y),
-    "sigmoid": (_sigmoid, lambda x, y: y * (1 - y)),
-    "swish": (lambda x: x * _sigmoid(x), lambda x, y: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
 }
 
 
-def _channel_sum(a: np.ndarray) -> np.ndarray:
-    """(N, C, P) to (C,): the sum over N and P, pairwise along the contiguous P."""
-    return a.sum(axis=2).sum(axis=0)
+def _channel_rows(a: np.ndarray) -> np.ndarray:
+    """(N, C, P) to (N, C): each image's sum per channel, pairwise along the contiguous P; summed
+    over N (`_channel_total`), the per-channel sum of the batch."""
+    return a.sum(axis=2)
 
 
-def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, C, P) twice to (C,): ``sum over N, P of a * b``, without the product's array."""
+def _channel_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, C, P) twice to (N, C): each image's ``sum over P of a * b``, without the product's array."""
     n, c, p = a.shape
-    return np.einsum("ij,ij->i", a.reshape(n * c, p), b.reshape(n * c, p)).reshape(n, c).sum(axis=0)
+    return np.einsum("ij,ij->i", a.reshape(n * c, p), b.reshape(n * c, p)).reshape(n, c)
+
+
+def _channel_total(parts: list[np.ndarray]) -> np.ndarray:
+    """The slices' (n, C) rows to (C,): their sum over the whole batch, in image order, so that
+    any split of the batch gives the same numbers."""
+    return np.concatenate(parts).sum(axis=0)
 
 
 class BatchNorm(Layer):
@@ -310,6 +330,9 @@ class BatchNorm(Layer):
     With ``xc = x - mean`` and ``inv = 1 / sqrt(var + eps)``, ``y = xc * (gamma * inv) + beta``;
     the backward through the batch statistics, with ``m`` values per channel, is
     ``dx = gamma * inv * (dy - sum(dy) / m - xc * inv**2 * sum(dy * xc) / m)``.
+
+    Each pass runs per slice of the batch (`convcli.threads.map_slices`): the statistics are
+    per-image sums, added up over the batch between the passes.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1, act: str | None = None) -> None:
@@ -323,12 +346,17 @@ class BatchNorm(Layer):
     def forward(self, x, train, keep=None):
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)  # N, C, H*W (or N, C, 1)
-        m = n * x3.shape[2]
+        m, work = n * x3.shape[2], 2 * x3.size
         dtype = x.dtype
+        xc = np.empty(x3.shape, dtype=dtype)
         if train:
-            mean = _channel_sum(x3) / dtype.type(m)
-            xc = x3 - mean[:, None]
-            var = _channel_dot(xc, xc) / dtype.type(m)
+            mean = _channel_total(map_slices(lambda s: _channel_rows(x3[s]), n, work)) / dtype.type(m)
+
+            def centre(s):
+                np.subtract(x3[s], mean[:, None], out=xc[s])
+                return _channel_dots(xc[s], xc[s])
+
+            var = _channel_total(map_slices(centre, n, work)) / dtype.type(m)
             unbiased = var * (m / max(m - 1, 1))
             self.buffers["mean"] = ((1 - self.momentum) * self.buffers["mean"] + self.momentum * mean).astype(
                 np.float32
@@ -338,37 +366,59 @@ class BatchNorm(Layer):
             )
         else:
             mean, var = self.buffers["mean"].astype(dtype), self.buffers["var"].astype(dtype)
-            xc = x3 - mean[:, None]
         inv = (1 / np.sqrt(var + self.eps)).astype(dtype, copy=False)
+        scale = (self.params["gamma"] * inv).astype(dtype, copy=False)[:, None]
+        beta = self.params["beta"].astype(dtype, copy=False)[:, None]
         keep = keeps(train, keep)
         # without a backward to come, x - mean is not kept: the output is made in its place
-        y = np.multiply(xc, (self.params["gamma"] * inv).astype(dtype, copy=False)[:, None], out=None if keep else xc)
-        y += self.params["beta"].astype(dtype, copy=False)[:, None]
-        if self.act == "relu":
-            np.maximum(y, 0, out=y)
-        elif self.act == "relu6":
-            np.clip(y, 0, 6, out=y)
+        y = np.empty(x3.shape, dtype=dtype) if keep else xc
+
+        def normalise(s):
+            if not train:
+                np.subtract(x3[s], mean[:, None], out=xc[s])
+            out = np.multiply(xc[s], scale, out=y[s])
+            out += beta
+            if self.act == "relu":
+                np.maximum(out, 0, out=out)
+            elif self.act == "relu6":
+                np.clip(out, 0, 6, out=out)
+
+        map_slices(normalise, n, work)
         self._cache = (xc, inv, y if self.act else None, train) if keep else None
         return y.reshape(x.shape)
 
     def backward(self, dy):
         xc, inv, y, train = self._kept()
-        shape = dy.shape
-        g = dy.reshape(xc.shape)
-        if y is not None:  # the fused activation's derivative, from its output
-            mask = y > 0
-            if self.act == "relu6":
-                mask &= y < 6
-            g = g * mask
-        dbeta, dot = _channel_sum(g), _channel_dot(g, xc)
+        shape, n = dy.shape, len(dy)
+        dy3, work = dy.reshape(xc.shape), 3 * xc.size
+        # the fused activation's derivative, from its output, makes a new gradient: then dx is
+        # computed in place in it
+        g = dy3 if y is None else np.empty_like(xc)
+
+        def sums(s):
+            if y is not None:
+                mask = y[s] > 0
+                if self.act == "relu6":
+                    mask &= y[s] < 6
+                np.multiply(dy3[s], mask, out=g[s])
+            return _channel_rows(g[s]), _channel_dots(g[s], xc[s])
+
+        parts = map_slices(sums, n, work)
+        dbeta, dot = _channel_total([p[0] for p in parts]), _channel_total([p[1] for p in parts])
         self.grads["beta"], self.grads["gamma"] = dbeta, dot * inv
         k0 = self.params["gamma"].astype(inv.dtype, copy=False) * inv
-        dx = np.multiply(g, k0[:, None], out=g if y is not None else None)
-        if train:
-            m = xc.shape[0] * xc.shape[2]
-            tmp = np.multiply(xc, (k0 * inv * inv * dot / m)[:, None])
-            tmp += (k0 * dbeta / m)[:, None]
-            dx -= tmp
+        m = xc.shape[0] * xc.shape[2]
+        k1, k2 = (k0 * inv * inv * dot / m)[:, None], (k0 * dbeta / m)[:, None]
+        dx = g if y is not None else np.empty_like(xc)
+
+        def grad(s):
+            out = np.multiply(g[s], k0[:, None], out=dx[s])
+            if train:
+                tmp = np.multiply(xc[s], k1)
+                tmp += k2
+                out -= tmp
+
+        map_slices(grad, n, work)
         return dx.reshape(shape)
 
 

@@ -41,8 +41,9 @@ from convcli.networks import spec as S
 from convcli.networks.report import LayerInfo, Report
 from convcli.nn.choices import STATE_COPIES
 from convcli.ops.choices import FUSED_ACTIVATIONS
-from convcli.ops.footprint import Footprint, conv_footprint, global_pool_footprint, pool_footprint
+from convcli.ops.footprint import Footprint, conv_footprint, conv_work, global_pool_footprint, pool_footprint
 from convcli.shapes import conv_axis, pool_axis
+from convcli.threads import slices_for
 
 ITEMSIZE = 4
 """Bytes per number: float32."""
@@ -323,7 +324,9 @@ def _footprint(
         ah, aw = conv_axis(h, layer.f, layer.s, layer.p, layer.d), conv_axis(w, layer.f, layer.s, layer.p, layer.d)
         groups = c_in if isinstance(layer, S.DWConv) else layer.g
         pads = (ah.p_lo, ah.p_hi, aw.p_lo, aw.p_hi)
-        return conv_footprint(n, c_in, c_out, (h, w), (oh, ow), layer.f, layer.s, pads, groups, b), False, False, True
+        split = len(slices_for(n, conv_work(n, c_out, (oh, ow), c_in // groups * layer.f**2))) > 1  # as conv2d
+        fp = conv_footprint(n, c_in, c_out, (h, w), (oh, ow), layer.f, layer.s, pads, groups, b, split)
+        return fp, False, False, True
     if isinstance(layer, S.Pool):
         return (
             _pool(info, n, layer.f, layer.stride, layer.p, layer.ceil, layer.kind, layer.count_pad),

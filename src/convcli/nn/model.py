@@ -20,6 +20,7 @@ from convcli.networks.report import LayerInfo, Report, walk
 from convcli.nn import layers as L
 from convcli.nn import memory
 from convcli.nn.loss import softmax
+from convcli.threads import map_slices
 
 RELU_FAMILY = ("relu", "relu6", "leakyrelu")
 
@@ -74,7 +75,7 @@ class Residual(L.Layer):
             return self.act.forward(y, train, keep) if self.act else y
         shortcut = self.shortcut.forward(x, train, keep)
         if L.keeps(train, keep) or np.may_share_memory(y, x) or np.may_share_memory(y, shortcut):
-            y = y + shortcut
+            y = add([y, shortcut])
             return self.act.forward(y, train, keep) if self.act else y
         # no backward to come, and the body's output is its own: the sum and a ReLU in its place
         y += shortcut
@@ -87,7 +88,7 @@ class Residual(L.Layer):
             dy = self.act.backward(dy)
         dx = self.body.backward(dy)
         if self.shortcut is not None:
-            dx = dx + self.shortcut.backward(dy)
+            dx = add([dx, self.shortcut.backward(dy)])
         return dx
 
     def children(self) -> Iterator[tuple[str, L.Layer]]:
@@ -106,20 +107,31 @@ class Concat(L.Layer):
     def forward(self, x, train, keep=None):
         outs = [branch.forward(x, train, keep) for branch in self.branches]
         self._cache = np.cumsum([o.shape[1] for o in outs])[:-1] if L.keeps(train, keep) else None
-        return np.concatenate(outs, axis=1)
+        y = np.empty((len(x), sum(o.shape[1] for o in outs), *outs[0].shape[2:]), dtype=outs[0].dtype)
+        map_slices(lambda s: np.concatenate([o[s] for o in outs], axis=1, out=y[s]), len(x), 2 * y.size)
+        return y
 
     def backward(self, dy):
         parts = np.split(dy, self._kept(), axis=1)
         grads = [branch.backward(d) for branch, d in zip(self.branches, parts)]
-        if len(grads) == 1:
-            return grads[0]
-        total = grads[0] + grads[1]  # a new array: the others are added into it
-        for grad in grads[2:]:
-            total += grad
-        return total
+        return grads[0] if len(grads) == 1 else add(grads)
 
     def children(self) -> Iterator[tuple[str, L.Layer]]:
         return ((f"branch{i}", b) for i, b in enumerate(self.branches, 1))
+
+
+def add(arrays: list[np.ndarray]) -> np.ndarray:
+    """The elementwise sum of same-shaped batches, left to right, in a new array, per batch slice
+    (`convcli.threads.map_slices`): a residual sum, or the gradients of a block's branches."""
+    total = np.empty_like(arrays[0])
+
+    def run(s):
+        np.add(arrays[0][s], arrays[1][s], out=total[s])
+        for a in arrays[2:]:
+            total[s] += a[s]
+
+    map_slices(run, len(total), total.size * (len(arrays) + 1))
+    return total
 
 
 class Model:

@@ -28,6 +28,11 @@ FLAT_MIN_CHUNK = 128
 """Fewest columns per product of the flat engine, however deep its stacked taps."""
 BATCH_LAST_MAX_WIDTH = 16
 """Output rows shorter than this use the batch-last engine rather than im2col."""
+MACS_PER_NUMBER = 8
+"""Multiply-adds in a convolution's products that take about as long as one number in an
+elementwise pass: how a convolution's work is weighed against `convcli.threads.MIN_SLICE_NUMBERS`
+(a 1x1 convolution of 64 images of 14x14x16 to 8 channels, 1.6M multiply-adds, ran slower split
+in two, a 3x3 one of 14.5M faster)."""
 INDEX_BYTES = 8
 """numpy's ``intp``: what ``argmax`` returns (global max pooling keeps one per plane)."""
 
@@ -85,17 +90,13 @@ def row_chunk(k: int, run: int, oh: int, b: int) -> int:
 
 def engine_fits(name: str, c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int]) -> bool:
     """Whether engine ``name`` can run a convolution with ``c_group`` input and ``out_group``
-    output channels per group: pointwise needs 1x1 windows, depthwise one input and one output
-    channel per group; flat, im2col and batch-last run anything.
+    output channels per group: pointwise needs 1x1 windows; flat, im2col and batch-last run
+    anything.
 
-    >>> engine_fits("pointwise", 16, 32, (1, 1), (2, 2)), engine_fits("depthwise", 1, 2, (3, 3), (1, 1))
+    >>> engine_fits("pointwise", 16, 32, (1, 1), (2, 2)), engine_fits("pointwise", 1, 1, (3, 3), (1, 1))
     (True, False)
     """
-    if name == "pointwise":
-        return f == (1, 1)
-    if name == "depthwise":
-        return c_group == 1 and out_group == 1
-    return True
+    return f == (1, 1) if name == "pointwise" else True
 
 
 def conv_engine(
@@ -103,7 +104,8 @@ def conv_engine(
 ) -> str:
     """The engine `convcli.ops.conv` runs: pointwise for 1x1 windows; flat for one input and one
     output channel per group (depthwise: its chunks batch a channel's taps into one product, 2x
-    faster than the depthwise engine's passes on the digit networks' 7x7 to 28x28 maps), and for
+    faster than per-tap multiply-adds of whole planes on the digit networks' 7x7 to 28x28 maps:
+    64x16x28x28, 7.7 / 9.2 ms forward / backward that way, 2.7 / 4.2 ms flat), and for
     at least `FLAT_MIN_CHANNELS` input channels per group on a padded plane of `FLAT_MIN_PIXELS`
     pixels ``Hp * Wp`` or more; batch-last for rows shorter than `BATCH_LAST_MAX_WIDTH`, else
     im2col.
@@ -115,16 +117,26 @@ def conv_engine(
     """
     if engine_fits("pointwise", c_group, out_group, f, stride):
         return "pointwise"
-    if engine_fits("depthwise", c_group, out_group, f, stride):
+    if c_group == 1 and out_group == 1:  # depthwise
         return "flat"
     if c_group >= FLAT_MIN_CHANNELS and padded[0] * padded[1] >= FLAT_MIN_PIXELS:
         return "flat"
     return "batch-last" if ow < BATCH_LAST_MAX_WIDTH else "im2col"
 
 
+def conv_work(n: int, c_out: int, out: tuple[int, int], taps: int) -> int:
+    """A convolution's work, in numbers (`MACS_PER_NUMBER`): ``n * c_out * oh * ow * taps``
+    multiply-adds, ``taps = C_in/G * fh * fw``, over `MACS_PER_NUMBER`.
+
+    >>> conv_work(64, 8, (14, 14), 16)
+    200704
+    """
+    return n * c_out * out[0] * out[1] * taps // MACS_PER_NUMBER
+
+
 def conv_footprint(
     n: int, c_in: int, c_out: int, hw: tuple[int, int], out: tuple[int, int], f: int, stride: int,
-    pads: tuple[int, int, int, int], groups: int, b: int = 4,
+    pads: tuple[int, int, int, int], groups: int, b: int = 4, split: bool = False,
 ) -> Footprint:  # fmt: skip
     """What `convcli.ops.conv.conv2d_forward` keeps (`ConvCache`) for an (n, c_in, h, w) input.
 
@@ -139,6 +151,11 @@ def conv_footprint(
     gradient, the columns' gradient and the padded input gradient (flat: chunks of stacked columns
     and of output; the gradient laid out as the output, chunks, the padded input gradient).
 
+    ``split``: the batch runs in slices at the same time (`convcli.threads`). What is kept is the
+    same, split; but the output and the input gradient are allocated whole before the slices
+    start, so they are alive beside every slice's work arrays, and the pointwise engine's own
+    output, already contiguous, is copied into place.
+
     >>> conv_footprint(2, 1, 4, (16, 16), (16, 16), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 256 * 4  # im2col
     True
     >>> conv_footprint(2, 1, 4, (8, 8), (8, 8), 3, 1, (1, 1, 1, 1), 1).own == 1 * 2 * 10 * 10 * 4  # batch-last
@@ -149,12 +166,19 @@ def conv_footprint(
     x, y, xp = n * c_in * h * w * b, n * c_out * oh * ow * b, n * c_in * hp * wp * b
     padded = xp if (top, bottom, left, right) != (0, 0, 0, 0) else 0
     engine = conv_engine(c_in // groups, c_out // groups, (f, f), (stride, stride), oh, ow, (hp, wp))
-    # the backward's dy, its work arrays, then the padded input gradient and its cropped copy
+    # the backward's dy, its work arrays, then the padded input gradient and its cropped copy; split,
+    # the whole input gradient is alive beside all the slices' work arrays
+
+    def work_then(work: int, crop: int) -> int:
+        return work + x if split else max(work, crop)
+
     if engine == "pointwise":
+        copy = y if split else 0
         if stride == 1:  # the (padded) input itself
-            return Footprint(padded, not padded, padded + y, y + (xp + x if padded else x))
+            backward = y + (xp + x if padded else x + (x if split else 0))
+            return Footprint(padded, not padded, padded + y + copy, backward)
         strided = n * c_in * oh * ow * b  # the strided pixels, copied
-        return Footprint(strided, False, padded + strided + y, y + max(strided + xp, xp + x))
+        return Footprint(strided, False, padded + strided + y + copy, y + work_then(strided + xp, xp + x))
     if engine == "flat":
         hq, wq = -(-hp // stride), -(-wp // stride)
         plane, reach = hq * wq, (f - 1) // stride * (wq + 1)
@@ -167,16 +191,17 @@ def conv_footprint(
         taps = [-(-(f - a) // stride) * -(-(f - c) // stride) for a in range(stride) for c in range(stride)]
         dchunks = max((t * c_out + c_in) * flat_span(t * c_out, b, n, plane, wq) * b for t in taps)
         dyf = c_out * (reach + n * plane) * b  # the gradient laid out as the output, zeros in front
-        backward = y + max(dyf + cols + xp + dchunks, xp + x)
+        backward = y + work_then(dyf + cols + xp + dchunks, xp + x)
         return Footprint(phases, False, padded + phases + chunks + y, backward)
     if engine == "batch-last":
         k, run = c_in * f * f, ow * n  # stacked rows of all groups; one output row's columns
         rows = row_chunk(k, run, oh, b)
         cols, part = k * rows * run * b, c_out * rows * run * b  # a chunk of columns, of output rows
         # the padded input channels first and batch last: (C, Hp, Wp, N), a copy
-        return Footprint(xp, False, padded + xp + y + cols + 2 * part, y + max(y + cols + xp, xp + x))
+        return Footprint(xp, False, padded + xp + y + cols + 2 * part, y + work_then(y + cols + xp, xp + x))
     cols = c_in * f * f * n * oh * ow * b
-    return Footprint(cols, False, padded + cols + max(xp, 2 * y), y + xp + max(y + cols, x))
+    forward = padded + cols + (2 * y if split else max(xp, 2 * y))
+    return Footprint(cols, False, forward, y + xp + work_then(y + cols, x))
 
 
 def pool_footprint(

@@ -12,12 +12,14 @@ only what it covers (PyTorch's rule).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from convcli.errors import InputError, ShapeError
 from convcli.ops.choices import POOL_MODES
 from convcli.ops.windows import IntPair, Padding2d, Windows, as_float, crop2d, pad2d, pool_windows
+from convcli.threads import map_slices
 
 
 @dataclass(frozen=True)
@@ -122,31 +124,38 @@ def pool2d_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
         raise ShapeError(
             f"pool2d_backward: dy has shape {dy.shape}, expected the output's {cache.shape[:2] + (g.oh, g.ow)}"
         )
-    if cache.argmax is not None and g.overlapping:
-        return crop2d(_scatter_max(dy, cache), g)
     dxp = np.zeros(cache.shape[:2] + g.padded, dtype=cache.dtype)  # N, C, Hp, Wp
-    if cache.argmax is None:
-        dy = dy / cache.divisor
-    for t, (_, _, (rows, cols)) in enumerate(g.taps()):
-        if not g.overlapping:  # disjoint windows: each pixel gets one tap's gradient at most
-            np.multiply(dy, 1 if cache.argmax is None else cache.argmax == t, out=dxp[..., rows, cols])
-        else:
-            dxp[..., rows, cols] += dy if cache.argmax is None else dy * (cache.argmax == t)
+    map_slices(partial(_backward_slice, dxp, dy, cache), len(dy), dxp.size)
     return crop2d(dxp, g)
 
 
-def _scatter_max(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
+def _backward_slice(dxp: np.ndarray, dy: np.ndarray, cache: PoolCache, s: slice) -> None:
+    """`pool2d_backward` for the images ``s``, into their part of ``dxp``."""
+    g, dxp, dy = cache.g, dxp[s], dy[s]
+    argmax = None if cache.argmax is None else cache.argmax[s]
+    if argmax is None:
+        dy = dy / cache.divisor
+    if argmax is not None and g.overlapping:
+        dxp[...] = _scatter_max(dy, argmax, g)
+        return
+    for t, (_, _, (rows, cols)) in enumerate(g.taps()):
+        if not g.overlapping:  # disjoint windows: each pixel gets one tap's gradient at most
+            np.multiply(dy, 1 if argmax is None else argmax == t, out=dxp[..., rows, cols])
+        else:
+            dxp[..., rows, cols] += dy if argmax is None else dy * (argmax == t)
+
+
+def _scatter_max(dy: np.ndarray, argmax: np.ndarray, g: Windows) -> np.ndarray:
     """Max pooling's backward for overlapping windows: every gradient added at the flat index of
-    its window's maximum in one ``np.bincount``, instead of a masked add per tap; (N, C, Hp, Wp)."""
-    g, (n, c) = cache.g, cache.shape[:2]
-    hp, wp = g.padded
+    its window's maximum in one ``np.bincount``, instead of a masked add per tap; (N, C, Hp, Wp)
+    in float64."""
+    (n, c), (hp, wp) = dy.shape[:2], g.padded
     offsets = np.array([i * g.dh * wp + j * g.dw for i, j, _ in g.taps()])  # tap -> offset in the plane
     origin = np.arange(g.oh)[:, None] * (g.sh * wp) + np.arange(g.ow) * g.sw  # oh, ow: each window's corner
-    index = offsets[cache.argmax]  # N, C, oh, ow
+    index = offsets[argmax]  # N, C, oh, ow
     index += origin
     index += (np.arange(n * c) * (hp * wp)).reshape(n, c, 1, 1)
-    dxp = np.bincount(index.ravel(), weights=dy.ravel(), minlength=n * c * hp * wp)
-    return dxp.astype(cache.dtype, copy=False).reshape(n, c, hp, wp)
+    return np.bincount(index.ravel(), weights=dy.ravel(), minlength=n * c * hp * wp).reshape(n, c, hp, wp)
 
 
 def global_pool2d(x: np.ndarray, mode: str = "avg") -> np.ndarray:
@@ -203,28 +212,47 @@ def _forward(
     _check_mode(mode, "pool2d")
     x = as_float(x, "pool2d: x")
     g = pool_windows(x.shape[2], x.shape[3], size, stride, padding, dilation, ceil)
-    xp = pad2d(x, g.margins, value=-np.inf if mode == "max" else 0.0)  # N, C, Hp, Wp
     taps = [at for _, _, at in g.taps()]
+    y = np.empty(x.shape[:2] + (g.oh, g.ow), dtype=x.dtype)  # N, C, oh, ow
+    divisor = _divisor(g, count_include_pad, x.dtype) if mode == "avg" else 1.0
+    index = np.min_scalar_type(len(taps) - 1).type
+    argmax = np.zeros(y.shape, dtype=index) if keep and mode == "max" else None  # N, C, oh, ow
+    work = x.size * len(taps)
+    map_slices(partial(_forward_slice, x, g.margins, taps, mode, divisor, y, argmax), len(x), work)
+    if mode == "avg":
+        return y, (PoolCache(g, x.shape, x.dtype, divisor=divisor) if keep else None)
+    return y, (PoolCache(g, x.shape, x.dtype, argmax=argmax) if argmax is not None else None)
+
+
+def _forward_slice(
+    x: np.ndarray,
+    margins: tuple[int, int, int, int],
+    taps: list[tuple[slice, slice]],
+    mode: str,
+    divisor: np.ndarray | float,
+    y: np.ndarray,
+    argmax: np.ndarray | None,
+    s: slice,
+) -> None:
+    """Pool the images ``s`` of the batch, padded by ``margins``, into their part of ``y`` (and of
+    ``argmax``)."""
+    xp, y = pad2d(x[s], margins, value=-np.inf if mode == "max" else 0.0), y[s]  # N, C, Hp, Wp
     (rows0, cols0), rest = taps[0], taps[1:]
-    y = xp[..., rows0, cols0].copy()  # N, C, oh, ow
+    np.copyto(y, xp[..., rows0, cols0])
     reduce = np.maximum if mode == "max" else np.add
     for rows, cols in rest:
         reduce(y, xp[..., rows, cols], out=y)
     if mode == "avg":
-        divisor = _divisor(g, count_include_pad, x.dtype)
         y /= divisor
-        return y, (PoolCache(g, x.shape, x.dtype, divisor=divisor) if keep else None)
-    if not keep:
-        return y, None
-    index = np.min_scalar_type(len(taps) - 1).type
-    argmax = np.zeros(y.shape, dtype=index)  # N, C, oh, ow
+    if argmax is None:
+        return
+    argmax, index = argmax[s], argmax.dtype.type
     searching = xp[..., rows0, cols0] != y  # windows whose first maximum is still to be found
     for t, (rows, cols) in enumerate(rest, start=1):
         hit = xp[..., rows, cols] == y
         hit &= searching
         searching ^= hit
         argmax += hit * index(t)  # masks and adds: several times faster than copyto(where=)
-    return y, PoolCache(g, x.shape, x.dtype, argmax=argmax)
 
 
 def _divisor(g: Windows, count_include_pad: bool, dtype: np.dtype) -> np.ndarray | float:
