@@ -126,9 +126,9 @@ def map_parts(fn: Callable[[P], T], parts: Sequence[P]) -> list[T]:
     """``[fn(p) for p in parts]``, this thread and the pool's taking the next part in turn until
     none is left (a pool thread that other processes keep off the cores until this thread is done
     with its part leaves it the next one); results in the parts' order. A backward runs over the
-    parts its forward made."""
-    if len(parts) == 1:
-        return [fn(parts[0])]
+    parts its forward made. Inside another part's work, or with one part, it runs inline."""
+    if len(parts) == 1 or getattr(_inside, "active", False):
+        return [fn(p) for p in parts]
     results: list[T | None] = [None] * len(parts)
     order = itertools.count()  # next() on it is atomic: each part is taken once
 

@@ -165,12 +165,11 @@ def test_png_does_not_import_the_writer():
 def test_png_strips_and_bands_give_the_levels_of_the_whole(tmp_path, monkeypatch, scale, reference, channels, bits):
     import convcli.images.png
     import convcli.images.write
-    import convcli.ops.bands
     from convcli.images.tonemap import to_display
 
     monkeypatch.setattr(convcli.images.write, "STRIP_BYTES", 8 * channels * 37 * 5)  # 5-row strips, a short last one
     monkeypatch.setattr(convcli.images.png, "BAND_MIN_BYTES", 1)  # and 3 bands of rows on threads
-    monkeypatch.setattr(convcli.ops.bands, "thread_count", lambda: 3)
+    monkeypatch.setenv("CONVCLI_THREADS", "3")
     values = np.random.default_rng(7).normal(size=(channels, 23, 37)).astype(np.float32)
     if scale is None:
         values = np.abs(values) / np.abs(values).max()

@@ -249,11 +249,10 @@ def test_separable_path_matches_direct_path_on_stacks():
 
 @pytest.mark.parametrize("mode", list(SCIPY_MODES))
 def test_strips_and_bands_on_threads_match_scipy(mode, monkeypatch):
-    import convcli.ops.bands
     import convcli.ops.filters
 
     ndimage = pytest.importorskip("scipy.ndimage")
-    monkeypatch.setattr(convcli.ops.bands, "thread_count", lambda: 3)
+    monkeypatch.setenv("CONVCLI_THREADS", "3")
     monkeypatch.setattr(convcli.ops.filters, "BAND_MIN_ROWS", 4)
     monkeypatch.setattr(convcli.ops.filters, "STRIP_BYTES", 8 * 2 * 3 * 13)  # 3-row strips of 13 columns
     image = RNG.normal(size=(2, 29, 11))  # 3 bands of 9-10 rows: strips short at each band's end
