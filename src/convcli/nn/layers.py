@@ -110,27 +110,12 @@ class Conv2d(Layer):
         self.act: str | None = None
 
     def forward(self, x, train, keep=None):
+        w, b = self.params["w"], self.params.get("b")
+        options = {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
         if not keeps(train, keep) or self.act is not None:
             self._cache = None
-            return conv2d_inference(
-                x,
-                self.params["w"],
-                self.params.get("b"),
-                stride=self.stride,
-                padding=self.padding,
-                dilation=self.dilation,
-                groups=self.groups,
-                act=self.act,
-            )
-        y, self._cache = conv2d_forward(
-            x,
-            self.params["w"],
-            self.params.get("b"),
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
-        )
+            return conv2d_inference(x, w, b, act=self.act, **options)
+        y, self._cache = conv2d_forward(x, w, b, **options)
         return y
 
     def backward(self, dy):
