@@ -301,9 +301,11 @@ ACTIVATIONS = {
 
 
 def _channel_rows(a: np.ndarray) -> np.ndarray:
-    """(N, C, P) to (N, C): each image's sum per channel, pairwise along the contiguous P; summed
-    over N (`_channel_total`), the per-channel sum of the batch."""
-    return a.sum(axis=2)
+    """(N, C, P) to (N, C): each image's sum per channel, along the contiguous P; summed over N
+    (`_channel_total`), the per-channel sum of the batch. einsum's loop runs 2 to 4 times as fast
+    as ``a.sum(axis=2)`` here (numpy 2.4, one thread: 0.09 against 0.17 ms for 64x16x784, 0.02
+    against 0.09 ms for 64x64x49), whose reduction restarts for every row of P."""
+    return np.einsum("ijk->ij", a)
 
 
 def _channel_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -316,6 +318,14 @@ def _channel_total(parts: list[np.ndarray]) -> np.ndarray:
     """The slices' (n, C) rows to (C,): their sum over the whole batch, in image order, so that
     any split of the batch gives the same numbers."""
     return np.concatenate(parts).sum(axis=0)
+
+
+def _channel_plane(v: np.ndarray, p: int, dtype: np.dtype) -> np.ndarray:
+    """(C,) to a contiguous (C, P): each channel's number repeated over its P positions. An
+    (N, C, P) array and a (C, P) one make one contiguous inner loop of C * P numbers per image;
+    against ``v[:, None]`` numpy runs one short loop per channel and image, and the multiply took
+    1.5 to 2.5 times as long (numpy 2.4, one thread, 64x16x784: 0.37 against 0.14-0.25 ms)."""
+    return np.ascontiguousarray(np.broadcast_to(v.astype(dtype, copy=False)[:, None], (len(v), p)))
 
 
 class BatchNorm(Layer):
@@ -346,14 +356,16 @@ class BatchNorm(Layer):
     def forward(self, x, train, keep=None):
         n, c = x.shape[:2]
         x3 = x.reshape(n, c, -1)  # N, C, H*W (or N, C, 1)
-        m, work = n * x3.shape[2], 2 * x3.size
+        p = x3.shape[2]
+        m, work = n * p, 2 * x3.size
         dtype = x.dtype
         xc = np.empty(x3.shape, dtype=dtype)
         if train:
             mean = _channel_total(map_slices(lambda s: _channel_rows(x3[s]), n, work)) / dtype.type(m)
+            mean_plane = _channel_plane(mean, p, dtype)
 
             def centre(s):
-                np.subtract(x3[s], mean[:, None], out=xc[s])
+                np.subtract(x3[s], mean_plane, out=xc[s])
                 return _channel_dots(xc[s], xc[s])
 
             var = _channel_total(map_slices(centre, n, work)) / dtype.type(m)
@@ -366,16 +378,17 @@ class BatchNorm(Layer):
             )
         else:
             mean, var = self.buffers["mean"].astype(dtype), self.buffers["var"].astype(dtype)
+            mean_plane = _channel_plane(mean, p, dtype)
         inv = (1 / np.sqrt(var + self.eps)).astype(dtype, copy=False)
-        scale = (self.params["gamma"] * inv).astype(dtype, copy=False)[:, None]
-        beta = self.params["beta"].astype(dtype, copy=False)[:, None]
+        scale = _channel_plane(self.params["gamma"] * inv, p, dtype)
+        beta = _channel_plane(self.params["beta"], p, dtype)
         keep = keeps(train, keep)
         # without a backward to come, x - mean is not kept: the output is made in its place
         y = np.empty(x3.shape, dtype=dtype) if keep else xc
 
         def normalise(s):
             if not train:
-                np.subtract(x3[s], mean[:, None], out=xc[s])
+                np.subtract(x3[s], mean_plane, out=xc[s])
             out = np.multiply(xc[s], scale, out=y[s])
             out += beta
             if self.act == "relu":
@@ -408,11 +421,13 @@ class BatchNorm(Layer):
         self.grads["beta"], self.grads["gamma"] = dbeta, dot * inv
         k0 = self.params["gamma"].astype(inv.dtype, copy=False) * inv
         m = xc.shape[0] * xc.shape[2]
-        k1, k2 = (k0 * inv * inv * dot / m)[:, None], (k0 * dbeta / m)[:, None]
+        p = xc.shape[2]
+        k1, k2 = _channel_plane(k0 * inv * inv * dot / m, p, xc.dtype), _channel_plane(k0 * dbeta / m, p, xc.dtype)
+        k0 = _channel_plane(k0, p, xc.dtype)
         dx = g if y is not None else np.empty_like(xc)
 
         def grad(s):
-            out = np.multiply(g[s], k0[:, None], out=dx[s])
+            out = np.multiply(g[s], k0, out=dx[s])
             if train:
                 tmp = np.multiply(xc[s], k1)
                 tmp += k2
