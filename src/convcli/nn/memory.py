@@ -346,12 +346,13 @@ def _footprint(
         return global_pool_footprint(n, c, (h, w), layer.kind, b), False, False, True
     if isinstance(layer, S.BatchNorm):
         # x - mean (like x) and 1/std per channel, and the output when it applies its activation;
-        # the forward makes x - mean and the output, the backward holds dy, dx (the masked
-        # gradient, scaled in place, when it applies its activation, with the mask) and a work array
-        # (evaluation makes the output in the place of x - mean, keeping neither)
+        # the forward makes x - mean and the output, the backward holds dy and dx (the masked
+        # gradient, scaled in place, when it applies its activation, with the mask), its work done
+        # in the place of the spent x - mean (evaluation makes the output in the place of x - mean,
+        # keeping neither)
         applies = role == "applies"
         forward = 2 * x if train else x
-        return Footprint(x + shape[-1] * b, False, forward, 3 * x + (x // b if applies else 0)), False, applies, True
+        return Footprint(x + shape[-1] * b, False, forward, 2 * x + (x // b if applies else 0)), False, applies, True
     if isinstance(layer, S.Activation) and role == "fused":  # the identity: its batch norm applied it
         return Footprint(0, False, 0, 0), True, False, True
     if isinstance(layer, S.Activation) and layer.name != "softmax":
