@@ -198,12 +198,16 @@ def estimate(
     )
 
 
-INFERENCE_WORK_BYTES = 8 * 2**20
+INFERENCE_WORK_BYTES = 16 * 2**20
 """The most one layer of an inference forward should hold at once (`Memory.inference_peak` less
 the weights). Arrays that stay in the processor's caches make small batches the fastest: on a
-Xeon with 2 MiB of L2 a core, the digit networks' evaluation (batch norm folded, one thread) runs
-1.6x (LeNet-5) to 2.7x (mnist-cnn) faster at the batch this picks (8 to 64 images) than at 512
-(CPU time; benchmarks/bench_evaluate.py --batches prints the img/s by batch)."""
+Xeon with 2 MiB of L2 a core, the digit networks' evaluation (batch norm folded, one thread) ran
+1.6x (LeNet-5) to 2.7x (mnist-cnn) faster at 8 MiB's batch (8 to 64 images) than at 512. Each op
+now splits its batch over the cores (`convcli.threads`), each core holding half of it on 2: 16
+MiB's batch, twice 8 MiB's, evaluated faster with 2 threads on a 2-core Xeon with 4 MiB of L2 a
+core (wall clock, loaded by another process: LeNet-5 128 against 64 images +4%, mnist-cnn 64
+against 32 +13%, mnist-resnet 32 against 16 +1%, mnist-mobilenet 32 against 16 +10%,
+mnist-inception 64 against 32 +7%; benchmarks/bench_evaluate.py --batches prints the img/s by batch)."""
 INFERENCE_BATCHES = tuple(2**k for k in range(10))
 """The batch sizes `inference_batch` chooses from: 1 to 512."""
 
@@ -215,7 +219,7 @@ def inference_batch(report: Report) -> int:
     >>> from convcli.networks.words import parse_words
     >>> from convcli.networks.report import analyse
     >>> inference_batch(analyse(parse_words("28x28x1 conv:32,f=3,p=same relu flatten fc:10".split())))
-    32
+    64
     """
     fits = [n for n in INFERENCE_BATCHES if estimate(report, n).transient_eval <= INFERENCE_WORK_BYTES]
     return max(fits, default=1)
@@ -342,12 +346,13 @@ def _footprint(
         return global_pool_footprint(n, c, (h, w), layer.kind, b), False, False, True
     if isinstance(layer, S.BatchNorm):
         # x - mean (like x) and 1/std per channel, and the output when it applies its activation;
-        # the forward makes x - mean and the output, the backward holds dy, dx (the masked
-        # gradient, scaled in place, when it applies its activation, with the mask) and a work array
-        # (evaluation makes the output in the place of x - mean, keeping neither)
+        # the forward makes x - mean and the output, the backward holds dy and dx (the masked
+        # gradient, scaled in place, when it applies its activation, with the mask), its work done
+        # in the place of the spent x - mean (evaluation makes the output in the place of x - mean,
+        # keeping neither)
         applies = role == "applies"
         forward = 2 * x if train else x
-        return Footprint(x + shape[-1] * b, False, forward, 3 * x + (x // b if applies else 0)), False, applies, True
+        return Footprint(x + shape[-1] * b, False, forward, 2 * x + (x // b if applies else 0)), False, applies, True
     if isinstance(layer, S.Activation) and role == "fused":  # the identity: its batch norm applied it
         return Footprint(0, False, 0, 0), True, False, True
     if isinstance(layer, S.Activation) and layer.name != "softmax":
