@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convcli.ops.footprint import flat_chunk, flat_span, row_chunk
+from convcli.ops.footprint import BATCH_LAST_BACKWARD_BYTES, FLAT_CHUNK_BYTES, flat_chunk, flat_span, row_chunk
 from convcli.ops.windows import Windows, col2im, column_layout, im2col
 
 DW_CHUNK = 1024
@@ -317,11 +317,14 @@ def _forward_batch_last(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) 
 def _backward_batch_last(
     dy: np.ndarray, w: np.ndarray, xc: np.ndarray, g: Windows, groups: int, need_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """Per chunk of output rows: the forward's columns again for ``dw`` (``cols @ dy.T``), and
-    ``w.T @ dy`` added back tap by tap into the batch-last input gradient."""
+    """Per chunk of output rows (`BATCH_LAST_BACKWARD_BYTES` with ``dx``): the forward's columns again for
+    ``dw`` (``cols @ dy.T``), and ``w.T @ dy`` added back tap by tap into the batch-last input
+    gradient, turned to NCHW one channel at a time at the end (as 2-D transposes of
+    ``(Hp*Wp, N)`` that stay in cache: 0.73 -> 0.38 ms for mnist-cnn's 64x32x16x16 gradient)."""
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
     k, run = c // groups * g.fh * g.fw, g.ow * n
-    rows = row_chunk(groups * k, run, g.oh, dy.itemsize)
+    budget = BATCH_LAST_BACKWARD_BYTES if need_dx else FLAT_CHUNK_BYTES  # no adds back without dx
+    rows = row_chunk(groups * k, run, g.oh, dy.itemsize, budget)
     dyt = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(groups, c_out // groups, -1)  # G, C_out/G, oh*ow*N
     cols = np.empty((groups, k, rows * run), dtype=dy.dtype)
     dwk = np.zeros((groups, k, c_out // groups), dtype=dy.dtype)  # G, K, C_out/G
@@ -339,7 +342,13 @@ def _backward_batch_last(
                 top = r0 * g.sh + i * g.dh
                 dxc[:, top : top + (m - 1) * g.sh + 1 : g.sh, at] += dcols[:, i, j]
     dw = dwk.swapaxes(-1, -2).reshape(w.shape)
-    return (None if dxc is None else dxc.transpose(3, 0, 1, 2)), dw
+    if dxc is None:
+        return None, dw
+    hp, wp = g.padded
+    dxp = np.empty((n, c, hp, wp), dtype=dy.dtype)  # N, C, Hp, Wp
+    for ch in range(c):
+        dxp[:, ch] = dxc[ch].reshape(hp * wp, n).T.reshape(n, hp, wp)
+    return dxp, dw
 
 
 def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:

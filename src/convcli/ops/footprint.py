@@ -28,6 +28,11 @@ POOL_CHUNK_BYTES = 2**20
 """Bytes of input a pooling forward reads per pass over its taps: its ~15 passes (max, then the
 search for the first maximum) then find them in L2 (64x32x28x28 max 2x2: 2.6 ms in one pass
 over the batch, 1.9 ms in chunks of 8 images)."""
+BATCH_LAST_BACKWARD_BYTES = 2**22
+"""Bytes of the batch-last backward's chunk of columns: its adds back into the input gradient,
+one per tap and chunk, cost more in calls than in cache misses on the digit layers (LeNet-5's
+C3 at batch 64: 1.91 ms backward in chunks of 1 MB, 1.57 ms in 4 MB; mnist-cnn's second layer
+12.0 -> 11.6 ms)."""
 FLAT_MIN_CHUNK = 128
 """Fewest columns per product of the flat engine, however deep its stacked taps."""
 BATCH_LAST_MAX_WIDTH = 16
@@ -82,14 +87,15 @@ def flat_span(k: int, b: int, n: int, plane: int, wq: int) -> int:
     return max(1, per // wq) * wq
 
 
-def row_chunk(k: int, run: int, oh: int, b: int) -> int:
+def row_chunk(k: int, run: int, oh: int, b: int, budget: int = FLAT_CHUNK_BYTES) -> int:
     """Output rows per product of the batch-last engine, for ``k`` stacked rows (all groups) of
-    ``run = ow * N`` columns of ``b`` bytes: about `FLAT_CHUNK_BYTES` of them, one row at least.
+    ``run = ow * N`` columns of ``b`` bytes: about ``budget`` bytes of them (`FLAT_CHUNK_BYTES`,
+    or `BATCH_LAST_BACKWARD_BYTES` in the backward), one row at least.
 
-    >>> row_chunk(288, 14 * 64, 14, 4), row_chunk(150, 10 * 64, 10, 4)
-    (1, 2)
+    >>> row_chunk(288, 14 * 64, 14, 4), row_chunk(150, 10 * 64, 10, 4), row_chunk(150, 10 * 64, 10, 4, 2**22)
+    (1, 2, 10)
     """
-    return max(1, min(oh, FLAT_CHUNK_BYTES // (k * run * b)))
+    return max(1, min(oh, budget // (k * run * b)))
 
 
 def pool_chunk(image: int, n: int) -> int:
@@ -211,8 +217,12 @@ def conv_footprint(
         k, run = c_in * f * f, ow * n  # stacked rows of all groups; one output row's columns
         rows = row_chunk(k, run, oh, b)
         cols, part = k * rows * run * b, c_out * rows * run * b  # a chunk of columns, of output rows
+        # the backward: the gradient batch last, its chunk of columns, the input gradient batch last
+        # and then turned to NCHW beside it
+        dcols = k * row_chunk(k, run, oh, b, BATCH_LAST_BACKWARD_BYTES) * run * b
+        backward = y + work_then(y + dcols + 2 * xp, xp + x)
         # the padded input channels first and batch last: (C, Hp, Wp, N), a copy
-        return Footprint(xp, False, padded + xp + y + cols + 2 * part, y + work_then(y + cols + xp, xp + x))
+        return Footprint(xp, False, padded + xp + y + cols + 2 * part, backward)
     cols = c_in * f * f * n * oh * ow * b
     forward = padded + cols + (2 * y if split else max(xp, 2 * y))
     return Footprint(cols, False, forward, y + xp + work_then(y + cols, x))
