@@ -167,14 +167,14 @@ def conv_footprint(
     - im2col: every window as a column, ``C * f * f * N * oh * ow`` numbers.
 
     The weights in the cache are the layer's own (counted with the parameters). The forward also
-    makes a padded copy, the matmul's output and its contiguous copy; the backward the transposed
+    makes a padded copy and the matmul's output (and, batch-last, chunks turned to NCHW); the backward the transposed
     gradient, the columns' gradient and the padded input gradient (flat: chunks of stacked columns
     and of output; the gradient laid out as the output, chunks, the padded input gradient).
 
     ``split``: the batch runs in slices at the same time (`convcli.threads`). What is kept is the
     same, split; but the output and the input gradient are allocated whole before the slices
-    start, so they are alive beside every slice's work arrays, and the pointwise engine's own
-    output, already contiguous, is copied into place.
+    start, so they are alive beside every slice's work arrays, and the pointwise and im2col
+    engines' own outputs, already NCHW, are copied into place.
 
     >>> conv_footprint(2, 1, 4, (16, 16), (16, 16), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 256 * 4  # im2col
     True
@@ -224,7 +224,8 @@ def conv_footprint(
         # the padded input channels first and batch last: (C, Hp, Wp, N), a copy
         return Footprint(xp, False, padded + xp + y + cols + 2 * part, backward)
     cols = c_in * f * f * n * oh * ow * b
-    forward = padded + cols + (2 * y if split else max(xp, 2 * y))
+    # the input turned channels first is freed before the products write the output, NCHW already
+    forward = padded + cols + (2 * y if split else max(xp, y))
     return Footprint(cols, False, forward, y + xp + work_then(y + cols, x))
 
 
