@@ -156,13 +156,23 @@ def test_max_pool_backward_sends_ties_to_the_first_maximum():
     np.testing.assert_array_equal(pool2d_backward(np.ones_like(y), cache)[0, 0], [[1, 0], [0, 0]])
 
 
-@pytest.mark.parametrize("size, stride, padding", [(2, None, 0), (3, 1, 1), (3, 2, 1), ((2, 3), 1, 0)])
-def test_max_pool_ties_go_to_the_first_maximum_as_in_torch(size, stride, padding):
+@pytest.mark.parametrize(
+    "size, stride, padding, dilation, hw",
+    [
+        (2, None, 0, 1, (9, 8)),  # tiling windows
+        (3, 1, 1, 1, (9, 8)),  # stride 1, a small plane: np.bincount backward
+        (3, 1, 1, 1, (14, 13)),  # stride 1, flat forward and backward
+        (3, 1, 1, 2, (15, 14)),
+        (3, 2, 1, 1, (14, 13)),
+        ((2, 3), 1, 0, 1, (9, 8)),
+    ],
+)
+def test_max_pool_ties_go_to_the_first_maximum_as_in_torch(size, stride, padding, dilation, hw):
     torch = pytest.importorskip("torch")
-    x = RNG.integers(0, 3, size=(3, 4, 9, 8)).astype(np.float32)  # many ties in every window
+    x = RNG.integers(0, 3, size=(3, 4, *hw)).astype(np.float32)  # many ties in every window
     xt = torch.from_numpy(x).requires_grad_()
-    yt = torch.nn.functional.max_pool2d(xt, size, stride, padding, ceil_mode=True)
-    y, cache = pool2d_forward(x, size, stride=stride, padding=padding, ceil=True)
+    yt = torch.nn.functional.max_pool2d(xt, size, stride, padding, dilation=dilation, ceil_mode=True)
+    y, cache = pool2d_forward(x, size, stride=stride, padding=padding, dilation=dilation, ceil=True)
     dy = RNG.normal(size=y.shape).astype(np.float32)
     yt.backward(torch.from_numpy(dy))
     np.testing.assert_array_equal(y, yt.detach().numpy())

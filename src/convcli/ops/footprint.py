@@ -33,6 +33,14 @@ BATCH_LAST_BACKWARD_BYTES = 2**22
 one per tap and chunk, cost more in calls than in cache misses on the digit layers (LeNet-5's
 C3 at batch 64: 1.91 ms backward in chunks of 1 MB, 1.57 ms in 4 MB; mnist-cnn's second layer
 12.0 -> 11.6 ms)."""
+FLAT_BACKWARD_COPIES = 4
+"""A stride-1 max pooling backward's work arrays per chunk, in copies of the chunk's padded input
+gradient: its chunks hold `POOL_CHUNK_BYTES` of them in all (64x16x14x14: 1.2 ms in chunks of
+16 images, 2.8 ms in one chunk)."""
+FLAT_BACKWARD_MIN_PIXELS = 196
+"""Pixels of the padded plane from which a stride-1 max pooling's backward goes flat: on smaller
+planes the outputs it computes past each plane's corner cost more than ``np.bincount`` (3x3,
+padding 1, random gradients: 64x16x14x14, 2.8 ms bincount, 1.3 ms flat; 64x40x7x7, 0.85 and 1.1 ms)."""
 FLAT_MIN_CHUNK = 128
 """Fewest columns per product of the flat engine, however deep its stacked taps."""
 BATCH_LAST_MAX_WIDTH = 16
@@ -257,6 +265,11 @@ def pool_footprint(
         per, plane = pool_chunk(c * h * w * b, n), c * hp * wp
         search = plane * (b + 3 * index) if stride == 1 else 3 * c * oh * ow
         forward = y + own + per * ((plane * b if padded else 0) + search)
+        if (
+            stride < f and stride == 1 and hp * wp >= FLAT_BACKWARD_MIN_PIXELS
+        ):  # per chunk: gradient, index, mask, masked gradient, padded
+            flat = pool_chunk(FLAT_BACKWARD_COPIES * c * hp * wp * b, n) * c * hp * wp * (2 * b + 1 + index)
+            return Footprint(own, False, forward, y + xp + max(flat, x))
         if stride < f:  # overlapping windows: one bincount in float64 at int64 indices
             return Footprint(own, False, forward, y + 16 * outputs + 3 * xp + x)
         return Footprint(own, False, forward, y + xp + max(outputs + y, x))

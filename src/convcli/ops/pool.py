@@ -18,7 +18,7 @@ import numpy as np
 
 from convcli.errors import InputError, ShapeError
 from convcli.ops.choices import POOL_MODES
-from convcli.ops.footprint import pool_chunk
+from convcli.ops.footprint import FLAT_BACKWARD_COPIES, FLAT_BACKWARD_MIN_PIXELS, pool_chunk
 from convcli.ops.windows import IntPair, Padding2d, Windows, as_float, crop2d, pad2d, pool_windows
 from convcli.threads import map_slices
 
@@ -135,9 +135,43 @@ def pool2d_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
 def _backward_slice(dxp: np.ndarray, dy: np.ndarray, cache: PoolCache, s: slice) -> None:
     """`pool2d_backward` for the images ``s``, into their part of ``dxp``, `POOL_CHUNK_BYTES` of
     input at a time."""
-    per = pool_chunk(dxp[0].nbytes, s.stop - s.start)
+    flat = _flat_backward(cache)
+    per = pool_chunk(dxp[0].nbytes * (FLAT_BACKWARD_COPIES if flat else 1), s.stop - s.start)
     for start in range(s.start, s.stop, per):
-        _backward_chunk(dxp, dy, cache, slice(start, min(start + per, s.stop)))
+        part = slice(start, min(start + per, s.stop))
+        if flat:
+            assert cache.argmax is not None  # a max pooling's cache
+            _max_flat_backward(dxp[part], dy[part], cache.argmax[part], cache.g)
+        else:
+            _backward_chunk(dxp, dy, cache, part)
+
+
+def _flat_backward(cache: PoolCache) -> bool:
+    """Whether `_max_flat_backward` serves this max pooling: overlapping windows at stride 1 on
+    planes of `FLAT_BACKWARD_MIN_PIXELS` or more."""
+    g = cache.g
+    large = g.padded[0] * g.padded[1] >= FLAT_BACKWARD_MIN_PIXELS
+    return cache.argmax is not None and g.overlapping and (g.sh, g.sw) == (1, 1) and large
+
+
+def _max_flat_backward(dxp: np.ndarray, dy: np.ndarray, argmax: np.ndarray, g: Windows) -> None:
+    """Max pooling's backward at stride 1 on the chunk's planes laid end to end, as
+    `_max_flat`'s forward: the gradient and the tap index spread out to padded planes, then per
+    tap one contiguous masked add into ``dxp`` (zeros in), shifted by the tap's offset (64x16x14x14
+    at 3x3, padding 1: 2.7 ms in one ``np.bincount``, 1.2 ms so)."""
+    wp = g.padded[1]
+    offsets = [rows.start * wp + cols.start for _, _, (rows, cols) in g.taps()]
+    length = dxp.size - offsets[-1]
+    spread = np.zeros(dxp.shape, dtype=dxp.dtype)  # N, C, Hp, Wp
+    spread[..., : g.oh, : g.ow] = dy
+    index = np.full(dxp.shape, len(offsets), dtype=argmax.dtype)  # no tap's index past the outputs
+    index[..., : g.oh, : g.ow] = argmax
+    grad, at = spread.reshape(-1)[:length], index.reshape(-1)[:length]
+    hit, part, out = np.empty(length, dtype=bool), np.empty(length, dtype=dxp.dtype), dxp.reshape(-1)
+    for t, o in enumerate(offsets):
+        np.equal(at, t, out=hit)
+        np.multiply(grad, hit, out=part)
+        out[o : o + length] += part
 
 
 def _backward_chunk(dxp: np.ndarray, dy: np.ndarray, cache: PoolCache, s: slice) -> None:
