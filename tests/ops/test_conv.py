@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from convcli.errors import InputError, ShapeError
 from convcli.ops import conv as conv_module
-from convcli.ops import conv_engines
 from convcli.ops.conv import conv2d, conv2d_backward, conv2d_forward, conv2d_inference
 from convcli.ops.filters import (
     correlate_separable,
@@ -364,9 +363,8 @@ def test_backward_matches_central_differences(
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-def test_weight_gradient_of_a_long_batch_taken_in_chunks(groups, engine, monkeypatch):
-    # 8 x 26 x 27 = 5,616 output pixels: five chunks of DW_CHUNK = 1024 and a remainder of 496
-    monkeypatch.setattr(conv_engines, "DW_CHUNK", 1024)
+def test_weight_gradient_of_a_long_batch(groups, engine):
+    # 8 x 26 x 27 = 5,616 output pixels, per image and per chunk of columns as the engines sum them
     x, w = RNG.normal(size=(8, 4, 30, 31)), RNG.normal(size=(6, 4 // groups, 5, 5))
     y, cache = conv2d_forward(x, w, groups=groups)
     dy = RNG.normal(size=y.shape)

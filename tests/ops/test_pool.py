@@ -127,6 +127,8 @@ TORCH_CASES = [  # size, stride, padding, ceil_mode, count_include_pad
     ((3, 2), (2, 1), (1, 1), True, False),
     (2, 2, 1, True, True),
     (3, 3, 1, True, False),
+    (3, 1, 1, True, True),  # stride 1: the flat path
+    ((2, 3), 1, 0, False, True),
 ]
 
 
@@ -152,6 +154,30 @@ def test_max_pool_backward_sends_ties_to_the_first_maximum():
     x = np.ones((1, 1, 2, 2))
     y, cache = pool2d_forward(x, 2)
     np.testing.assert_array_equal(pool2d_backward(np.ones_like(y), cache)[0, 0], [[1, 0], [0, 0]])
+
+
+@pytest.mark.parametrize(
+    "size, stride, padding, dilation, hw",
+    [
+        (2, None, 0, 1, (9, 8)),  # tiling windows
+        (3, 1, 1, 1, (9, 8)),  # stride 1, a small plane: np.bincount backward
+        (3, 1, 1, 1, (14, 13)),  # stride 1, flat forward and backward
+        (3, 1, 1, 2, (15, 14)),
+        (3, 2, 1, 1, (14, 13)),
+        ((2, 3), 1, 0, 1, (9, 8)),
+    ],
+)
+def test_max_pool_ties_go_to_the_first_maximum_as_in_torch(size, stride, padding, dilation, hw):
+    torch = pytest.importorskip("torch")
+    x = RNG.integers(0, 3, size=(3, 4, *hw)).astype(np.float32)  # many ties in every window
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = torch.nn.functional.max_pool2d(xt, size, stride, padding, dilation=dilation, ceil_mode=True)
+    y, cache = pool2d_forward(x, size, stride=stride, padding=padding, dilation=dilation, ceil=True)
+    dy = RNG.normal(size=y.shape).astype(np.float32)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    # overlapping windows add their gradients in another order than torch: float32 rounding apart
+    np.testing.assert_allclose(pool2d_backward(dy, cache), xt.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
 GRAD_CASES = [  # size, stride, padding, dilation, ceil, mode, count_include_pad

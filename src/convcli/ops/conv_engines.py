@@ -9,8 +9,8 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
   columns; one matmul per image ``(C_out, C_in) @ (C_in, oh*ow)`` gives NCHW directly, and the
   weight gradient is a batch of per-image products, summed (a single product over ``N*oh*ow``
   columns is much slower in OpenBLAS).
-- *im2col* (any stride): every window copied into a column (`windows.im2col`), then one batched
-  matmul with ``K = C_in/G * fh * fw``. Best for few input channels on rows of 16 pixels or more
+- *im2col* (any stride): every window copied into a column (`windows.im2col`), then one
+  matmul per image with ``K = C_in/G * fh * fw``. Best for few input channels on rows of 16 pixels or more
   (LeNet's first layer).
 - *batch-last* (any stride): the same matmul, but the columns are laid out ``(.., oh, ow, N)``
   with the batch innermost, so each tap copies (and the backward adds back) runs of ``ow * N``
@@ -33,10 +33,11 @@ that serve the small layers of the digit networks, benchmarks/bench_train.py:
   away, which is why small planes go to batch-last. Its cache is the phase planes, about the
   padded input.
 
-Backward reuses what the forward kept: ``dw = dy @ cols.T`` (posed as OpenBLAS runs it fastest,
-see `_weight_grad`) and ``dx = fold(w.T @ dy)``; the flat and batch-last engines copy their
-chunks of columns again for ``dw``, and the flat engine takes ``dx`` as a flat correlation of
-``dy`` with the kernel turned around, one phase at a time, so it never adds columns back.
+Backward reuses what the forward kept: ``dw = dy @ cols.T``, posed as ``(cols @ dy.T).T``, which
+OpenBLAS's AVX-512 kernel runs up to 2.5x faster (LeNet-5's C3 at batch 64: 0.40 -> 0.16 ms), and
+``dx = fold(w.T @ dy)``; the flat and batch-last engines copy their chunks of columns again for
+``dw``, and the flat engine takes ``dx`` as a flat correlation of ``dy`` with the kernel turned
+around, one phase at a time, so it never adds columns back.
 
 Timings are single-thread CPU time (OpenBLAS, AVX-512) at batch 64, with malloc's trimming off.
 """
@@ -49,11 +50,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convcli.ops.footprint import flat_chunk, flat_span, row_chunk
+from convcli.ops.footprint import BATCH_LAST_BACKWARD_BYTES, FLAT_CHUNK_BYTES, flat_chunk, flat_span, row_chunk
 from convcli.ops.windows import Windows, col2im, column_layout, im2col
-
-DW_CHUNK = 1024
-"""Columns per partial product when `_weight_grad` splits a long, thin ``dy @ cols.T``."""
 
 
 class _Block(NamedTuple):
@@ -201,7 +199,7 @@ def _backward_flat(
     dy: np.ndarray, w: np.ndarray, planes: np.ndarray, g: Windows, groups: int, need_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """``dw``: per chunk, the forward's columns again, ``cols @ dy.T`` (the pose OpenBLAS runs
-    fastest, see `_weight_grad`). ``dx``: per phase, a flat correlation of the gradient with the
+    fastest). ``dx``: per phase, a flat correlation of the gradient with the
     turned-around kernel, read from a copy of ``dy`` laid out as the output with ``reach``
     zeros in front, so no tap reads before the start."""
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
@@ -249,12 +247,13 @@ def _backward_flat(
 
 
 def _forward_columns(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """The im2col engine: one matmul over `windows.im2col`'s columns."""
-    n, c_out = xp.shape[0], w.shape[0]
-    order, axes = column_layout(n, g)
-    cols = im2col(xp, g).reshape(groups, -1, n * g.oh * g.ow)  # G, C/G*fh*fw, columns
-    y = _group_matmul(w.reshape(groups, c_out // groups, -1), cols)  # G, C_out/G, columns
-    return y.reshape((c_out,) + axes).transpose(np.argsort(order)), cols
+    """The im2col engine: one product per image over `windows.im2col`'s columns, which gives
+    NCHW directly (one product over the batch's columns, then turned to NCHW: 1.25 ms for
+    mnist-cnn's first layer, 64x1x28x28 to 32 channels; 0.36 ms so)."""
+    n, c_out, p = xp.shape[0], w.shape[0], g.oh * g.ow
+    cols = im2col(xp, g).reshape(groups, -1, n, p)  # G, C/G*fh*fw, N, oh*ow
+    y = np.matmul(w.reshape(groups, c_out // groups, -1), cols.transpose(2, 0, 1, 3))  # N, G, C_out/G, oh*ow
+    return y.reshape(n, c_out, g.oh, g.ow), cols.reshape(groups, -1, n * p)
 
 
 def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -268,12 +267,18 @@ def _group_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _backward_columns(
     dy: np.ndarray, w: np.ndarray, cols: np.ndarray, g: Windows, groups: int, need_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray]:
+    """``dw``: per image, ``cols @ dy.T`` (the pose OpenBLAS's AVX-512 kernel runs fastest on
+    these long, thin products), summed: 0.82 -> 0.42 ms against one product over the batch's
+    columns for mnist-cnn's first layer. ``dx``: ``w.T @ dy`` folded back (`windows.col2im`)."""
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
-    order, axes = column_layout(n, g)
-    dy2 = dy.transpose(order).reshape(groups, c_out // groups, -1)  # G, C_out/G, columns
-    dw = _weight_grad(dy2, cols).reshape(w.shape)
+    k, p = cols.shape[1], g.oh * g.ow
+    per_image = cols.reshape(groups, k, n, p).transpose(2, 0, 1, 3)  # N, G, K, oh*ow
+    dy4 = dy.reshape(n, groups, c_out // groups, p)  # N, G, C_out/G, oh*ow
+    dw = np.matmul(per_image, dy4.swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2).reshape(w.shape)
     if not need_dx:
         return None, dw
+    order, axes = column_layout(n, g)
+    dy2 = dy.transpose(order).reshape(groups, c_out // groups, -1)  # G, C_out/G, columns
     dcols = _group_matmul(w.reshape(groups, c_out // groups, -1).swapaxes(-1, -2), dy2)
     return col2im(dcols.reshape((c, g.fh, g.fw) + axes), g), dw
 
@@ -317,11 +322,14 @@ def _forward_batch_last(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) 
 def _backward_batch_last(
     dy: np.ndarray, w: np.ndarray, xc: np.ndarray, g: Windows, groups: int, need_dx: bool
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """Per chunk of output rows: the forward's columns again for ``dw`` (``cols @ dy.T``), and
-    ``w.T @ dy`` added back tap by tap into the batch-last input gradient."""
+    """Per chunk of output rows (`BATCH_LAST_BACKWARD_BYTES` with ``dx``): the forward's columns again for
+    ``dw`` (``cols @ dy.T``), and ``w.T @ dy`` added back tap by tap into the batch-last input
+    gradient, turned to NCHW one channel at a time at the end (as 2-D transposes of
+    ``(Hp*Wp, N)`` that stay in cache: 0.73 -> 0.38 ms for mnist-cnn's 64x32x16x16 gradient)."""
     n, c_out, c = dy.shape[0], w.shape[0], w.shape[1] * groups
     k, run = c // groups * g.fh * g.fw, g.ow * n
-    rows = row_chunk(groups * k, run, g.oh, dy.itemsize)
+    budget = BATCH_LAST_BACKWARD_BYTES if need_dx else FLAT_CHUNK_BYTES  # no adds back without dx
+    rows = row_chunk(groups * k, run, g.oh, dy.itemsize, budget)
     dyt = np.ascontiguousarray(dy.transpose(1, 2, 3, 0)).reshape(groups, c_out // groups, -1)  # G, C_out/G, oh*ow*N
     cols = np.empty((groups, k, rows * run), dtype=dy.dtype)
     dwk = np.zeros((groups, k, c_out // groups), dtype=dy.dtype)  # G, K, C_out/G
@@ -339,31 +347,13 @@ def _backward_batch_last(
                 top = r0 * g.sh + i * g.dh
                 dxc[:, top : top + (m - 1) * g.sh + 1 : g.sh, at] += dcols[:, i, j]
     dw = dwk.swapaxes(-1, -2).reshape(w.shape)
-    return (None if dxc is None else dxc.transpose(3, 0, 1, 2)), dw
-
-
-def _weight_grad(dy2: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``dy2 @ cols.T`` per group: (G, M, P) and (G, K, P) to (G, M, K).
-
-    OpenBLAS is sensitive to how this long, thin product is posed (benchmarks/bench_ops.py, engine
-    rows). It is taken as ``(cols @ dy2.T).T``, which its AVX-512 (SkylakeX) kernel runs up to 2.5x
-    faster than ``dy2 @ cols.T`` (LeNet-5's C3 at batch 64: 0.40 -> 0.16 ms) and its Haswell kernel
-    no slower. When M x K is small (a first layer: few filters, few input channels) P is cut into
-    a batch of ``P / DW_CHUNK`` short products, then summed: LeNet-5's C1 at batch 64, 6 x 25 over
-    P = 50,176, takes 0.70 ms in one product and 0.12 ms in chunks on SkylakeX, about 0.47 ms
-    either way on Haswell.
-    """
-    g, m, p = dy2.shape
-    k, q = cols.shape[1], p // DW_CHUNK
-    if m < 2 or m * k > 1024 or q < 4:
-        return _group_matmul(cols, dy2.swapaxes(-1, -2)).reshape(g, k, m).swapaxes(-1, -2)
-    cut = q * DW_CHUNK
-    a = dy2[..., :cut].reshape(g, m, q, DW_CHUNK).transpose(0, 2, 1, 3)  # G, q, M, chunk
-    b = cols[..., :cut].reshape(g, k, q, DW_CHUNK).transpose(0, 2, 3, 1)  # G, q, chunk, K
-    dw = np.matmul(a, b).sum(axis=1)
-    if cut < p:
-        dw += np.matmul(dy2[..., cut:], cols[..., cut:].swapaxes(-1, -2))
-    return dw
+    if dxc is None:
+        return None, dw
+    hp, wp = g.padded
+    dxp = np.empty((n, c, hp, wp), dtype=dy.dtype)  # N, C, Hp, Wp
+    for ch in range(c):
+        dxp[:, ch] = dxc[ch].reshape(hp * wp, n).T.reshape(n, hp, wp)
+    return dxp, dw
 
 
 def _forward_pointwise(xp: np.ndarray, w: np.ndarray, g: Windows, groups: int) -> tuple[np.ndarray, np.ndarray]:

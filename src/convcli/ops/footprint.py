@@ -24,6 +24,23 @@ FLAT_CHUNK_BYTES = 2**20
 """Bytes of the flat and batch-last engines' stacked columns per product: they stay in L2 (2 MB
 here) between their copy and the matmul (64x16x28x28, 16 3x3 filters: 8.4 ms forward in one
 im2col product, 5.5 ms in chunks; 2**19 and 2**21 bytes are 5-10% slower on the digit layers)."""
+POOL_CHUNK_BYTES = 2**20
+"""Bytes of input a pooling forward reads per pass over its taps: its ~15 passes (max, then the
+search for the first maximum) then find them in L2 (64x32x28x28 max 2x2: 2.6 ms in one pass
+over the batch, 1.9 ms in chunks of 8 images)."""
+BATCH_LAST_BACKWARD_BYTES = 2**22
+"""Bytes of the batch-last backward's chunk of columns: its adds back into the input gradient,
+one per tap and chunk, cost more in calls than in cache misses on the digit layers (LeNet-5's
+C3 at batch 64: 1.91 ms backward in chunks of 1 MB, 1.57 ms in 4 MB; mnist-cnn's second layer
+12.0 -> 11.6 ms)."""
+FLAT_BACKWARD_COPIES = 4
+"""A stride-1 max pooling backward's work arrays per chunk, in copies of the chunk's padded input
+gradient: its chunks hold `POOL_CHUNK_BYTES` of them in all (64x16x14x14: 1.2 ms in chunks of
+16 images, 2.8 ms in one chunk)."""
+FLAT_BACKWARD_MIN_PIXELS = 196
+"""Pixels of the padded plane from which a stride-1 max pooling's backward goes flat: on smaller
+planes the outputs it computes past each plane's corner cost more than ``np.bincount`` (3x3,
+padding 1, random gradients: 64x16x14x14, 2.8 ms bincount, 1.3 ms flat; 64x40x7x7, 0.85 and 1.1 ms)."""
 FLAT_MIN_CHUNK = 128
 """Fewest columns per product of the flat engine, however deep its stacked taps."""
 BATCH_LAST_MAX_WIDTH = 16
@@ -78,14 +95,25 @@ def flat_span(k: int, b: int, n: int, plane: int, wq: int) -> int:
     return max(1, per // wq) * wq
 
 
-def row_chunk(k: int, run: int, oh: int, b: int) -> int:
+def row_chunk(k: int, run: int, oh: int, b: int, budget: int = FLAT_CHUNK_BYTES) -> int:
     """Output rows per product of the batch-last engine, for ``k`` stacked rows (all groups) of
-    ``run = ow * N`` columns of ``b`` bytes: about `FLAT_CHUNK_BYTES` of them, one row at least.
+    ``run = ow * N`` columns of ``b`` bytes: about ``budget`` bytes of them (`FLAT_CHUNK_BYTES`,
+    or `BATCH_LAST_BACKWARD_BYTES` in the backward), one row at least.
 
-    >>> row_chunk(288, 14 * 64, 14, 4), row_chunk(150, 10 * 64, 10, 4)
-    (1, 2)
+    >>> row_chunk(288, 14 * 64, 14, 4), row_chunk(150, 10 * 64, 10, 4), row_chunk(150, 10 * 64, 10, 4, 2**22)
+    (1, 2, 10)
     """
-    return max(1, min(oh, FLAT_CHUNK_BYTES // (k * run * b)))
+    return max(1, min(oh, budget // (k * run * b)))
+
+
+def pool_chunk(image: int, n: int) -> int:
+    """Images per pass of a pooling forward over ``n`` images of ``image`` bytes: about
+    `POOL_CHUNK_BYTES` of them, one at least, ``n`` at most.
+
+    >>> pool_chunk(32 * 28 * 28 * 4, 64), pool_chunk(16 * 14 * 14 * 4, 64), pool_chunk(2**21, 64)
+    (10, 64, 1)
+    """
+    return max(1, min(n, POOL_CHUNK_BYTES // image))
 
 
 def engine_fits(name: str, c_group: int, out_group: int, f: tuple[int, int], stride: tuple[int, int]) -> bool:
@@ -147,14 +175,14 @@ def conv_footprint(
     - im2col: every window as a column, ``C * f * f * N * oh * ow`` numbers.
 
     The weights in the cache are the layer's own (counted with the parameters). The forward also
-    makes a padded copy, the matmul's output and its contiguous copy; the backward the transposed
+    makes a padded copy and the matmul's output (and, batch-last, chunks turned to NCHW); the backward the transposed
     gradient, the columns' gradient and the padded input gradient (flat: chunks of stacked columns
     and of output; the gradient laid out as the output, chunks, the padded input gradient).
 
     ``split``: the batch runs in slices at the same time (`convcli.threads`). What is kept is the
     same, split; but the output and the input gradient are allocated whole before the slices
-    start, so they are alive beside every slice's work arrays, and the pointwise engine's own
-    output, already contiguous, is copied into place.
+    start, so they are alive beside every slice's work arrays, and the pointwise and im2col
+    engines' own outputs, already NCHW, are copied into place.
 
     >>> conv_footprint(2, 1, 4, (16, 16), (16, 16), 3, 1, (1, 1, 1, 1), 1).own == 1 * 9 * 2 * 256 * 4  # im2col
     True
@@ -197,10 +225,15 @@ def conv_footprint(
         k, run = c_in * f * f, ow * n  # stacked rows of all groups; one output row's columns
         rows = row_chunk(k, run, oh, b)
         cols, part = k * rows * run * b, c_out * rows * run * b  # a chunk of columns, of output rows
+        # the backward: the gradient batch last, its chunk of columns, the input gradient batch last
+        # and then turned to NCHW beside it
+        dcols = k * row_chunk(k, run, oh, b, BATCH_LAST_BACKWARD_BYTES) * run * b
+        backward = y + work_then(y + dcols + 2 * xp, xp + x)
         # the padded input channels first and batch last: (C, Hp, Wp, N), a copy
-        return Footprint(xp, False, padded + xp + y + cols + 2 * part, y + work_then(y + cols + xp, xp + x))
+        return Footprint(xp, False, padded + xp + y + cols + 2 * part, backward)
     cols = c_in * f * f * n * oh * ow * b
-    forward = padded + cols + (2 * y if split else max(xp, 2 * y))
+    # the input turned channels first is freed before the products write the output, NCHW already
+    forward = padded + cols + (2 * y if split else max(xp, y))
     return Footprint(cols, False, forward, y + xp + work_then(y + cols, x))
 
 
@@ -225,11 +258,21 @@ def pool_footprint(
     outputs = n * c * oh * ow
     if mode == "max":
         index = 1 if f * f <= 256 else 2
-        # the forward's search masks (two booleans per output) and its index array
         own = outputs * index
+        # per chunk of images (`pool_chunk`): the padded copy and the search for the first maximum,
+        # at stride 1 over whole padded planes (the running maximum, its index, two byte masks),
+        # else two booleans and an index step per output
+        per, plane = pool_chunk(c * h * w * b, n), c * hp * wp
+        search = plane * (b + 3 * index) if stride == 1 else 3 * c * oh * ow
+        forward = y + own + per * ((plane * b if padded else 0) + search)
+        if (
+            stride < f and stride == 1 and hp * wp >= FLAT_BACKWARD_MIN_PIXELS
+        ):  # per chunk: gradient, index, mask, masked gradient, padded
+            flat = pool_chunk(FLAT_BACKWARD_COPIES * c * hp * wp * b, n) * c * hp * wp * (2 * b + 1 + index)
+            return Footprint(own, False, forward, y + xp + max(flat, x))
         if stride < f:  # overlapping windows: one bincount in float64 at int64 indices
-            return Footprint(own, False, padded + y + own + 3 * outputs, y + 16 * outputs + 3 * xp + x)
-        return Footprint(own, False, padded + y + own + 3 * outputs, y + xp + max(outputs + y, x))
+            return Footprint(own, False, forward, y + 16 * outputs + 3 * xp + x)
+        return Footprint(own, False, forward, y + xp + max(outputs + y, x))
     uniform = ceil_rows == (0, 0) and (count_include_pad or (top, bottom, left, right) == (0, 0, 0, 0))
     own = 0 if uniform else oh * ow * b
     return Footprint(own, False, padded + y + own, y + xp + max(y, x))

@@ -18,6 +18,7 @@ import numpy as np
 
 from convcli.errors import InputError, ShapeError
 from convcli.ops.choices import POOL_MODES
+from convcli.ops.footprint import FLAT_BACKWARD_COPIES, FLAT_BACKWARD_MIN_PIXELS, pool_chunk
 from convcli.ops.windows import IntPair, Padding2d, Windows, as_float, crop2d, pad2d, pool_windows
 from convcli.threads import map_slices
 
@@ -124,13 +125,57 @@ def pool2d_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
         raise ShapeError(
             f"pool2d_backward: dy has shape {dy.shape}, expected the output's {cache.shape[:2] + (g.oh, g.ow)}"
         )
-    dxp = np.zeros(cache.shape[:2] + g.padded, dtype=cache.dtype)  # N, C, Hp, Wp
+    # windows that tile the plane write every pixel once: nothing to clear first
+    tiled = (g.sh, g.sw) == (g.fh, g.fw) and (g.dh, g.dw) == (1, 1) and g.dropped == (0, 0)
+    dxp = (np.empty if tiled else np.zeros)(cache.shape[:2] + g.padded, dtype=cache.dtype)  # N, C, Hp, Wp
     map_slices(partial(_backward_slice, dxp, dy, cache), len(dy), dxp.size)
     return crop2d(dxp, g)
 
 
 def _backward_slice(dxp: np.ndarray, dy: np.ndarray, cache: PoolCache, s: slice) -> None:
-    """`pool2d_backward` for the images ``s``, into their part of ``dxp``."""
+    """`pool2d_backward` for the images ``s``, into their part of ``dxp``, `POOL_CHUNK_BYTES` of
+    input at a time."""
+    flat = _flat_backward(cache)
+    per = pool_chunk(dxp[0].nbytes * (FLAT_BACKWARD_COPIES if flat else 1), s.stop - s.start)
+    for start in range(s.start, s.stop, per):
+        part = slice(start, min(start + per, s.stop))
+        if flat:
+            assert cache.argmax is not None  # a max pooling's cache
+            _max_flat_backward(dxp[part], dy[part], cache.argmax[part], cache.g)
+        else:
+            _backward_chunk(dxp, dy, cache, part)
+
+
+def _flat_backward(cache: PoolCache) -> bool:
+    """Whether `_max_flat_backward` serves this max pooling: overlapping windows at stride 1 on
+    planes of `FLAT_BACKWARD_MIN_PIXELS` or more."""
+    g = cache.g
+    large = g.padded[0] * g.padded[1] >= FLAT_BACKWARD_MIN_PIXELS
+    return cache.argmax is not None and g.overlapping and (g.sh, g.sw) == (1, 1) and large
+
+
+def _max_flat_backward(dxp: np.ndarray, dy: np.ndarray, argmax: np.ndarray, g: Windows) -> None:
+    """Max pooling's backward at stride 1 on the chunk's planes laid end to end, as
+    `_max_flat`'s forward: the gradient and the tap index spread out to padded planes, then per
+    tap one contiguous masked add into ``dxp`` (zeros in), shifted by the tap's offset (64x16x14x14
+    at 3x3, padding 1: 2.7 ms in one ``np.bincount``, 1.2 ms so)."""
+    wp = g.padded[1]
+    offsets = [rows.start * wp + cols.start for _, _, (rows, cols) in g.taps()]
+    length = dxp.size - offsets[-1]
+    spread = np.zeros(dxp.shape, dtype=dxp.dtype)  # N, C, Hp, Wp
+    spread[..., : g.oh, : g.ow] = dy
+    index = np.full(dxp.shape, len(offsets), dtype=argmax.dtype)  # no tap's index past the outputs
+    index[..., : g.oh, : g.ow] = argmax
+    grad, at = spread.reshape(-1)[:length], index.reshape(-1)[:length]
+    hit, part, out = np.empty(length, dtype=bool), np.empty(length, dtype=dxp.dtype), dxp.reshape(-1)
+    for t, o in enumerate(offsets):
+        np.equal(at, t, out=hit)
+        np.multiply(grad, hit, out=part)
+        out[o : o + length] += part
+
+
+def _backward_chunk(dxp: np.ndarray, dy: np.ndarray, cache: PoolCache, s: slice) -> None:
+    """`_backward_slice` for one chunk of images."""
     g, dxp, dy = cache.g, dxp[s], dy[s]
     argmax = None if cache.argmax is None else cache.argmax[s]
     if argmax is None:
@@ -235,8 +280,28 @@ def _forward_slice(
     s: slice,
 ) -> None:
     """Pool the images ``s`` of the batch, padded by ``margins``, into their part of ``y`` (and of
-    ``argmax``)."""
+    ``argmax``), `POOL_CHUNK_BYTES` of input at a time."""
+    per = pool_chunk(x[0].nbytes, s.stop - s.start)
+    for start in range(s.start, s.stop, per):
+        part = slice(start, min(start + per, s.stop))
+        _pool_chunk(x, margins, taps, mode, divisor, y, argmax, part)
+
+
+def _pool_chunk(
+    x: np.ndarray,
+    margins: tuple[int, int, int, int],
+    taps: list[tuple[slice, slice]],
+    mode: str,
+    divisor: np.ndarray | float,
+    y: np.ndarray,
+    argmax: np.ndarray | None,
+    s: slice,
+) -> None:
+    """`_forward_slice` for one chunk of images, its taps read while they stay in L2."""
     xp, y = pad2d(x[s], margins, value=-np.inf if mode == "max" else 0.0), y[s]  # N, C, Hp, Wp
+    if mode == "max" and all(t.step == 1 for tap in taps for t in tap):
+        _max_flat(xp, taps, y, None if argmax is None else argmax[s])
+        return
     (rows0, cols0), rest = taps[0], taps[1:]
     np.copyto(y, xp[..., rows0, cols0])
     reduce = np.maximum if mode == "max" else np.add
@@ -253,6 +318,35 @@ def _forward_slice(
         hit &= searching
         searching ^= hit
         argmax += hit * index(t)  # masks and adds: several times faster than copyto(where=)
+
+
+def _max_flat(xp: np.ndarray, taps: list[tuple[slice, slice]], y: np.ndarray, argmax: np.ndarray | None) -> None:
+    """Max pooling at stride 1 on the chunk's planes laid end to end: tap (i, j) of the output at
+    flat position ``q`` is the input at ``q + i*dh*Wp + j*dw``, so each tap is one contiguous
+    pass over the chunk (the outputs past each plane's (oh, ow) corner are computed, then
+    dropped). A tap that beats the running maximum, strictly, is the window's first maximum so
+    far in row-major order. 64x40x7x7 at 3x3, padding 1: 2.1 ms per tap on strided (oh, ow)
+    views, 1.0 ms so."""
+    (oh, ow), wp = y.shape[2:], xp.shape[3]
+    flat = xp.reshape(-1)
+    offsets = [rows.start * wp + cols.start for rows, cols in taps]
+    length = flat.size - offsets[-1]
+    full = np.empty(xp.shape, dtype=xp.dtype)  # N, C, Hp, Wp
+    top = full.reshape(-1)[:length]
+    np.copyto(top, flat[:length])
+    if argmax is not None:
+        index = np.zeros(xp.shape, dtype=argmax.dtype)
+        at, better, step = index.reshape(-1)[:length], np.empty(length, dtype=bool), np.empty_like(top, argmax.dtype)
+    for t, o in enumerate(offsets[1:], start=1):
+        tap = flat[o : o + length]
+        if argmax is not None:
+            np.greater(tap, top, out=better)
+            np.multiply(better, argmax.dtype.type(t), out=step)
+            np.maximum(at, step, out=at)  # taps come in increasing order
+        np.maximum(top, tap, out=top)
+    np.copyto(y, full[..., :oh, :ow])
+    if argmax is not None:
+        np.copyto(argmax, index[..., :oh, :ow])
 
 
 def _divisor(g: Windows, count_include_pad: bool, dtype: np.dtype) -> np.ndarray | float:
