@@ -1,6 +1,11 @@
 """The memory estimate against the process: ``convcli train --json`` runs each digit network for
 one short epoch at batch 64 in a fresh interpreter (no tracing left over from other tests), and
-the training step's estimated peak must lie within 20% of the peak its first steps measured."""
+the training step's estimated peak must lie within 20% of the peak its first steps measured.
+
+On one worker (``CONVCLI_THREADS=1``): on two, the slices' work arrays are alive at once only if
+the pool's thread starts while the calling thread is still on its slice, so the measured peak
+depends on the scheduler (digits-cnn: 7.6 to 10.6 MiB against an estimate of 11.7, for one
+build and seed); the estimate counts them at once, the most a step can take."""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ def _npz(path, size: int, n: int = 160) -> None:
 
 
 def test_the_estimate_is_within_20_percent_of_the_measured_peak(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "CONVCLI_THREADS": "1"}
     runs = {}
     for name in NETWORKS:
         size = 8 if DIGIT_NETWORKS.get(name, "").startswith("8x8") else 28
