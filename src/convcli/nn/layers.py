@@ -144,26 +144,12 @@ class Pool2d(Layer):
         self.mode, self.count_include_pad = mode, count_include_pad
 
     def forward(self, x, train, keep=None):
+        options = {"stride": self.stride, "padding": self.padding, "ceil": self.ceil, "mode": self.mode}
+        options["count_include_pad"] = self.count_include_pad
         if not keeps(train, keep):  # max pooling without the argmax
             self._cache = None
-            return pool2d(
-                x,
-                self.f,
-                stride=self.stride,
-                padding=self.padding,
-                ceil=self.ceil,
-                mode=self.mode,
-                count_include_pad=self.count_include_pad,
-            )
-        y, self._cache = pool2d_forward(
-            x,
-            self.f,
-            stride=self.stride,
-            padding=self.padding,
-            ceil=self.ceil,
-            mode=self.mode,
-            count_include_pad=self.count_include_pad,
-        )
+            return pool2d(x, self.f, **options)
+        y, self._cache = pool2d_forward(x, self.f, **options)
         return y
 
     def backward(self, dy):
