@@ -229,8 +229,10 @@ def conv_footprint(
         # and then turned to NCHW beside it
         dcols = k * row_chunk(k, run, oh, b, BATCH_LAST_BACKWARD_BYTES) * run * b
         backward = y + work_then(y + dcols + 2 * xp, xp + x)
-        # the padded input channels first and batch last: (C, Hp, Wp, N), a copy
-        return Footprint(xp, False, padded + xp + y + cols + 2 * part, backward)
+        # the padded input channels first and batch last: (C, Hp, Wp, N), a copy; the chunk of
+        # output rows, and with several groups its transposed copy
+        parts = part if groups == 1 else 2 * part
+        return Footprint(xp, False, padded + xp + y + cols + parts, backward)
     cols = c_in * f * f * n * oh * ow * b
     # the input turned channels first is freed before the products write the output, NCHW already
     forward = padded + cols + (2 * y if split else max(xp, y))
