@@ -16,6 +16,7 @@ from convcli.training.loop import (
     evaluate,
     fit,
     precision_recall,
+    predict_logits,
     prepare_images,
 )
 
@@ -121,3 +122,24 @@ def test_prepare_images_pads_28_to_32_and_refuses_other_sizes():
     assert out.shape == (2, 1, 32, 32) and out[0, 0, 0, 0] == -1 and out[0, 0, 2, 2] == 1
     with pytest.raises(TrainingError, match="8x8x1 but the network's input is 28x28x1"):
         prepare_images(np.ones((2, 1, 8, 8), np.float32), (28, 28, 1), 0, 1)
+
+
+@pytest.mark.parametrize("net", ["mnist-inception", "mnist-resnet", "lenet5"])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_predict_logits_split_over_threads_is_the_image_by_image_forward(net, workers):
+    """Each thread runs its slice of a batch through the whole folded network: the logits are
+    each image's own forward, whatever the worker count and batch (an odd one leaves uneven
+    slices, and a last batch smaller than the workers)."""
+    from convcli import threads
+    from convcli.networks.zoo import get
+    from convcli.nn.fold import fold_batch_norm
+
+    model = build_model(analyse(get(net)), seed=0)
+    model.eval()
+    model = fold_batch_norm(model)
+    h, w, c = model.report.network.input
+    x = np.random.default_rng(0).standard_normal((11, c, h, w)).astype(np.float32)
+    alone = np.concatenate([model.forward(x[i : i + 1]) for i in range(len(x))])
+    with threads.using(workers):
+        for batch in (None, 5, 1):
+            np.testing.assert_allclose(predict_logits(model, x, batch), alone, rtol=1e-5, atol=1e-5)

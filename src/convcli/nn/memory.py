@@ -202,8 +202,9 @@ INFERENCE_WORK_BYTES = 16 * 2**20
 """The most one layer of an inference forward should hold at once (`Memory.inference_peak` less
 the weights). Arrays that stay in the processor's caches make small batches the fastest: on a
 Xeon with 2 MiB of L2 a core, the digit networks' evaluation (batch norm folded, one thread) ran
-1.6x (LeNet-5) to 2.7x (mnist-cnn) faster at 8 MiB's batch (8 to 64 images) than at 512. Each op
-now splits its batch over the cores (`convcli.threads`), each core holding half of it on 2: 16
+1.6x (LeNet-5) to 2.7x (mnist-cnn) faster at 8 MiB's batch (8 to 64 images) than at 512. The
+batch is split over the cores (`convcli.threads`; `convcli.training.loop.predict_logits` runs each
+slice through the whole network in one thread), each core holding half of it on 2: 16
 MiB's batch, twice 8 MiB's, evaluated faster with 2 threads on a 2-core Xeon with 4 MiB of L2 a
 core (wall clock, loaded by another process: LeNet-5 128 against 64 images +4%, mnist-cnn 64
 against 32 +13%, mnist-resnet 32 against 16 +1%, mnist-mobilenet 32 against 16 +10%,

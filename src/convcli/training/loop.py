@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from convcli import threads
 from convcli.errors import TrainingError
 from convcli.nn.loss import softmax_cross_entropy
 from convcli.nn.memory import inference_batch
@@ -312,7 +313,18 @@ def predict_logits(model: Model, x: np.ndarray, batch_size: int | None = None) -
     in the processor's caches)."""
     model.eval()
     n = batch_size or inference_batch(model.report)
-    return np.concatenate([model.forward(x[b : b + n]) for b in range(0, len(x), n)])
+    return np.concatenate([_forward_split(model, x[b : b + n]) for b in range(0, len(x), n)])
+
+
+def _forward_split(model: Model, x: np.ndarray) -> np.ndarray:
+    """``model.forward(x)`` in evaluation mode, each of `convcli.threads.workers`' slices of the
+    batch run through the whole network by one thread (its ops inline): nothing couples the
+    images, so one handoff a batch replaces one an op. The slices together hold what the whole
+    batch's forward would, so `inference_batch`'s budget stands."""
+    parts = threads.split_batch(len(x), threads.workers())
+    if len(parts) == 1:
+        return model.forward(x)
+    return np.concatenate(threads.map_parts(lambda s: model.forward(x[s]), parts))
 
 
 def evaluate(model: Model, x: np.ndarray, y: np.ndarray, n_classes: int) -> Evaluation:
