@@ -28,14 +28,8 @@ from convcli.ops.choices import FUSED_ACTIVATIONS
 from convcli.ops.conv_engines import ENGINES
 
 # The engine rule and its thresholds live without numpy in ops/footprint.py, which the memory
-# estimate of `convcli params --memory` follows too; the thresholds are re-exported here.
-from convcli.ops.footprint import (  # noqa: F401
-    BATCH_LAST_MAX_WIDTH,
-    FLAT_MIN_CHANNELS,
-    FLAT_MIN_PIXELS,
-    conv_engine,
-    conv_work,
-)
+# estimate of `convcli params --memory` follows too.
+from convcli.ops.footprint import conv_engine, conv_work
 from convcli.ops.footprint import engine_fits as footprint_fits
 from convcli.ops.windows import (
     IntPair,

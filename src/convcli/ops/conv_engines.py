@@ -1,7 +1,8 @@
 """The engines of `convcli.ops.conv`: a convolution of a padded NCHW batch as matrix products,
 each forward beside its backward.
 
-Four engines share the work; `convcli.ops.conv.choose_engine` picks one by rules measured with
+Four engines share the work; `convcli.ops.conv.choose_engine` picks one by the rule of
+`convcli.ops.footprint.conv_engine`, whose thresholds were measured with
 benchmarks/bench_ops.py (its engine rows time every engine on the same layers) and, for the two
 that serve the small layers of the digit networks, benchmarks/bench_train.py:
 

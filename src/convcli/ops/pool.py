@@ -11,6 +11,7 @@ only what it covers (PyTorch's rule).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -128,22 +129,17 @@ def pool2d_backward(dy: np.ndarray, cache: PoolCache) -> np.ndarray:
     # windows that tile the plane write every pixel once: nothing to clear first
     tiled = (g.sh, g.sw) == (g.fh, g.fw) and (g.dh, g.dw) == (1, 1) and g.dropped == (0, 0)
     dxp = (np.empty if tiled else np.zeros)(cache.shape[:2] + g.padded, dtype=cache.dtype)  # N, C, Hp, Wp
-    map_slices(partial(_backward_slice, dxp, dy, cache), len(dy), dxp.size)
+    image = dxp[0].nbytes * (FLAT_BACKWARD_COPIES if _flat_backward(cache) else 1)
+    map_slices(partial(_in_chunks, partial(_backward_chunk, dxp, dy, cache), image), len(dy), dxp.size)
     return crop2d(dxp, g)
 
 
-def _backward_slice(dxp: np.ndarray, dy: np.ndarray, cache: PoolCache, s: slice) -> None:
-    """`pool2d_backward` for the images ``s``, into their part of ``dxp``, `POOL_CHUNK_BYTES` of
-    input at a time."""
-    flat = _flat_backward(cache)
-    per = pool_chunk(dxp[0].nbytes * (FLAT_BACKWARD_COPIES if flat else 1), s.stop - s.start)
+def _in_chunks(run: Callable[[slice], None], image_bytes: int, s: slice) -> None:
+    """``run`` over the images ``s`` of a batch a few at a time, about `POOL_CHUNK_BYTES` of
+    ``image_bytes`` each at once, so that a chunk's passes stay in L2."""
+    per = pool_chunk(image_bytes, s.stop - s.start)
     for start in range(s.start, s.stop, per):
-        part = slice(start, min(start + per, s.stop))
-        if flat:
-            assert cache.argmax is not None  # a max pooling's cache
-            _max_flat_backward(dxp[part], dy[part], cache.argmax[part], cache.g)
-        else:
-            _backward_chunk(dxp, dy, cache, part)
+        run(slice(start, min(start + per, s.stop)))
 
 
 def _flat_backward(cache: PoolCache) -> bool:
@@ -175,9 +171,12 @@ def _max_flat_backward(dxp: np.ndarray, dy: np.ndarray, argmax: np.ndarray, g: W
 
 
 def _backward_chunk(dxp: np.ndarray, dy: np.ndarray, cache: PoolCache, s: slice) -> None:
-    """`_backward_slice` for one chunk of images."""
+    """`pool2d_backward` for the images ``s``, into their part of ``dxp``."""
     g, dxp, dy = cache.g, dxp[s], dy[s]
     argmax = None if cache.argmax is None else cache.argmax[s]
+    if argmax is not None and _flat_backward(cache):
+        _max_flat_backward(dxp, dy, argmax, g)
+        return
     if argmax is None:
         dy = dy / cache.divisor
     if argmax is not None and g.overlapping:
@@ -263,28 +262,11 @@ def _forward(
     index = np.min_scalar_type(len(taps) - 1).type
     argmax = np.zeros(y.shape, dtype=index) if keep and mode == "max" else None  # N, C, oh, ow
     work = x.size * len(taps)
-    map_slices(partial(_forward_slice, x, g.margins, taps, mode, divisor, y, argmax), len(x), work)
+    chunk = partial(_pool_chunk, x, g.margins, taps, mode, divisor, y, argmax)
+    map_slices(partial(_in_chunks, chunk, x[0].nbytes), len(x), work)
     if mode == "avg":
         return y, (PoolCache(g, x.shape, x.dtype, divisor=divisor) if keep else None)
     return y, (PoolCache(g, x.shape, x.dtype, argmax=argmax) if argmax is not None else None)
-
-
-def _forward_slice(
-    x: np.ndarray,
-    margins: tuple[int, int, int, int],
-    taps: list[tuple[slice, slice]],
-    mode: str,
-    divisor: np.ndarray | float,
-    y: np.ndarray,
-    argmax: np.ndarray | None,
-    s: slice,
-) -> None:
-    """Pool the images ``s`` of the batch, padded by ``margins``, into their part of ``y`` (and of
-    ``argmax``), `POOL_CHUNK_BYTES` of input at a time."""
-    per = pool_chunk(x[0].nbytes, s.stop - s.start)
-    for start in range(s.start, s.stop, per):
-        part = slice(start, min(start + per, s.stop))
-        _pool_chunk(x, margins, taps, mode, divisor, y, argmax, part)
 
 
 def _pool_chunk(
@@ -297,7 +279,8 @@ def _pool_chunk(
     argmax: np.ndarray | None,
     s: slice,
 ) -> None:
-    """`_forward_slice` for one chunk of images, its taps read while they stay in L2."""
+    """Pool the images ``s`` of the batch, padded by ``margins``, into their part of ``y`` (and of
+    ``argmax``)."""
     xp, y = pad2d(x[s], margins, value=-np.inf if mode == "max" else 0.0), y[s]  # N, C, Hp, Wp
     if mode == "max" and all(t.step == 1 for tap in taps for t in tap):
         _max_flat(xp, taps, y, None if argmax is None else argmax[s])
