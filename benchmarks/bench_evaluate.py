@@ -6,8 +6,8 @@ is trained briefly by convcli (``--train-images``, default 2,000, one epoch: rea
 statistics and predictions that are not ties) and saved with the checkpoint writer. Then, on the
 same normalised test images:
 
-- *convcli*: what ``convcli evaluate`` runs, `convcli.training.run.load_model`,
-  `convcli.nn.fold.fold_batch_norm` and `convcli.training.loop.predict_logits` (its batch:
+- *convcli*: what ``convcli evaluate`` runs, `convcli.training.trained.load_inference_model`
+  (batch norm folded) and `convcli.training.loop.predict_logits` (its batch:
   `convcli.nn.memory.inference_batch`);
 - *torch*: the module `convcli.interop.torch_model.build_torch_model` builds from the same report,
   the same weights, ``eval()`` and ``no_grad``, batches of 500;
@@ -99,17 +99,16 @@ def timed(run) -> tuple[float, float, np.ndarray]:
 
 
 def convcli_run(path: Path, x: np.ndarray, batch: int | None = None):
-    from convcli.nn.fold import fold_batch_norm
     from convcli.training.loop import predict_logits
-    from convcli.training.run import load_model
+    from convcli.training.trained import load_inference_model
 
-    return lambda: predict_logits(fold_batch_norm(load_model(path)[0]), x, batch)
+    return lambda: predict_logits(load_inference_model(path)[0], x, batch)
 
 
 def torch_run(path: Path, x: np.ndarray):
     import torch
 
-    from convcli.training.run import load_model
+    from convcli.training.trained import load_model
 
     model = load_model(path)[0]
     module = build_torch_model(model.report, seed=0)

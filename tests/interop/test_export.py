@@ -21,7 +21,8 @@ from convcli.nn.checkpoint import DataInfo, Metadata
 from convcli.nn.model import build_model
 from convcli.training.datasets import load_digits
 from convcli.training.loop import TrainConfig, predict_logits, prepare_images
-from convcli.training.run import load_model, load_spec
+from convcli.training.run import load_spec
+from convcli.training.trained import load_model
 
 from conftest import failed, run
 

@@ -216,7 +216,7 @@ def evaluate(
       convcli evaluate lenet5.npz --data /path/to/mnist --json | jq .accuracy
     """
     from convcli.render.training import show_evaluation
-    from convcli.training.run import evaluate_checkpoint
+    from convcli.training.trained import evaluate_checkpoint
 
     show_evaluation(evaluate_checkpoint(model, data, data_dir), json_out)
 
@@ -240,7 +240,7 @@ def predict(
       convcli predict lenet5.npz *.png --top 1 --json | jq -r '.[].prediction'
     """
     from convcli.render.training import show_predictions
-    from convcli.training.run import predict_files
+    from convcli.training.trained import predict_files
 
     show_predictions(predict_files(model, list(images), top), json_out)
 

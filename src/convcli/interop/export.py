@@ -133,7 +133,7 @@ def exported(
 def _trained(checkpoint: Path, max_bytes: int | None):
     """The checkpoint's model, and the preparation of the images it was trained on."""
     from convcli.training.loop import input_padding
-    from convcli.training.run import load_model
+    from convcli.training.trained import load_model
 
     model, saved = load_model(checkpoint)
     X.check_exportable(model.report, max_bytes)

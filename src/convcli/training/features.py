@@ -368,7 +368,7 @@ def features(request: FeaturesRequest) -> FeaturesResult:
     from convcli.outputs import atomic_write, check_output_path
     from convcli.training.inference import prepare_digit
     from convcli.training.loop import check_input, prepare_images
-    from convcli.training.run import load_model
+    from convcli.training.trained import load_model
 
     model, saved = load_model(request.model, fuse=False)
     n_maps = len(convolutions(model))

@@ -1,4 +1,4 @@
-"""The one core call behind each of ``convcli train``, ``evaluate`` and ``predict``.
+"""The one core call behind ``convcli train`` (``evaluate`` and ``predict``: `convcli.training.trained`).
 
 `train` is a sequence of steps, each a function of its own that can be tested alone: check the
 options, place the run (backend, device, which process of how many), load the checkpoint to
@@ -17,9 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
-from convcli.errors import DataError, InputError, TrainingError
+from convcli.errors import DataError, TrainingError
 from convcli.networks import spec as S
 from convcli.networks.report import Report, analyse
 from convcli.networks.spec import same_network
@@ -28,10 +26,9 @@ from convcli.nn import checkpoint as ckpt
 from convcli.nn import memory
 from convcli.nn.checkpoint import Checkpoint, DataInfo, Metadata
 from convcli.nn.choices import BACKENDS, DEVICES
-from convcli.nn.fold import fold_batch_norm
 from convcli.nn.model import Model, build_model, trainable_layers
 from convcli.nn.optim import OPTIMIZERS, SCHEDULES, Optimizer, make_optimizer
-from convcli.training.datasets import TEST_FRACTION, DataSplits, data_files, resolve_data, resolve_test
+from convcli.training.datasets import DataSplits, data_files, resolve_data
 from convcli.training.download import mirror_url
 from convcli.training.loop import (
     EpochRecord,
@@ -440,69 +437,3 @@ def train(r: TrainRequest, reporter: Reporter | None = None) -> TrainResult:
     result.test = run_evaluate(xt, splits.test.labels, len(info.class_names))
     save(replace(result.meta, test_accuracy=result.test.accuracy))
     return result
-
-
-def load_model(path: Path, fuse: bool = True) -> tuple[Model, Checkpoint]:
-    """The trained model in a checkpoint, in evaluation mode; its weights must be finite.
-    ``fuse``: see `convcli.nn.model.build_model`."""
-    saved = ckpt.load(path)
-    saved.check_weights()
-    model = build_model(analyse(saved.network), fuse=fuse)
-    model.load_state_dict(saved.state)
-    model.eval()
-    return model, saved
-
-
-@dataclass
-class EvaluateResult:
-    path: Path
-    data: str
-    class_names: tuple[str, ...]
-    evaluation: Evaluation
-
-
-def evaluate_checkpoint(path: Path, data: str | None = None, data_dir: Path | None = None) -> EvaluateResult:
-    """A checkpoint's accuracy, confusion matrix and per-class precision/recall on a test set
-    (by default the test part of the data it was trained on)."""
-    model, saved = load_model(path)
-    model = fold_batch_norm(model)
-    info = saved.meta.data
-    data = data or info.data
-    test = resolve_test(
-        data,
-        test_fraction=TEST_FRACTION if info.test_fraction is None else info.test_fraction,
-        test_seed=info.test_seed or 0,
-        data_dir=data_dir,
-    )
-    if tuple(test.class_names) != info.class_names:
-        raise TrainingError(
-            f"--data {data} has classes {', '.join(test.class_names)} but the model "
-            f"was trained on {', '.join(info.class_names)}"
-        )
-    x = prepare_images(test.images, saved.network.input, info.mean, info.std)
-    return EvaluateResult(path, data, info.class_names, evaluate(model, x, test.labels, len(info.class_names)))
-
-
-def predict_files(path: Path, files: list[Path], top: int = 3) -> list[dict]:
-    """Top-``top`` classes with probabilities for each image file, preprocessed as MNIST was made."""
-    from convcli.training.inference import load_digit_image
-
-    if top < 1:
-        raise InputError(f"--top {top} must be at least 1")
-    model, saved = load_model(path)
-    model = fold_batch_norm(model)
-    info = saved.meta.data
-    names = info.class_names
-    images = np.stack([load_digit_image(f, saved.network.input) for f in files])  # N, 1, h, w
-    probs = model.probabilities(prepare_images(images, saved.network.input, info.mean, info.std))
-    results = []
-    for f, p in zip(files, probs):
-        order = np.argsort(-p, kind="stable")[: min(top, len(names))]
-        results.append(
-            {
-                "file": str(f),
-                "prediction": names[order[0]],
-                "top": [{"class": names[k], "probability": float(p[k])} for k in order],
-            }
-        )
-    return results
