@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from convcli.errors import ConvcliError, SpecError
 from convcli.networks import spec as S
 from convcli.networks import zoo
+from convcli.networks.blocks import expand
 from convcli.networks.load import load_network
 from convcli.networks.report import analyse
 from convcli.networks.specfile import MAX_DEPTH, network_from_json, network_to_json
@@ -92,7 +93,7 @@ def test_every_block_round_trips_as_its_containers(tmp_path):
     for name in ("resnet50", "googlenet", "mobilenet-v1", "mobilenet-v2"):
         network = zoo.get(name)
         report = analyse(network)
-        steps = tuple(S.Step(S.expand(info.layer, info.in_shape[-1]), info.word) for info in report.layers)
+        steps = tuple(S.Step(expand(info.layer, info.in_shape[-1]), info.word) for info in report.layers)
         expanded = S.Network(network.input, steps, name)
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(network_to_json(expanded)))

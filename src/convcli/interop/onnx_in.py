@@ -475,14 +475,4 @@ def _op_name(kind: str) -> str:
 
 def _size(layers: list) -> int:
     """How many layers a branch holds, containers counted by their contents."""
-    total = 0
-    for layer in layers:
-        if isinstance(layer, S.Residual):
-            total += 1 + _size(list(layer.body)) + _size(list(layer.shortcut or ()))
-        elif isinstance(layer, S.Concat):
-            total += 1 + sum(_size(list(b)) for b in layer.branches)
-        elif isinstance(layer, S.Scale):
-            total += 1 + _size(list(layer.body))
-        else:
-            total += 1
-    return total
+    return sum(1 + sum(_size(list(inner)) for inner in S.inner_sequences(layer)) for layer in layers)

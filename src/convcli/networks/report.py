@@ -15,6 +15,7 @@ from typing import NamedTuple
 from convcli.errors import ShapeError, SpecError
 from convcli.networks import costs
 from convcli.networks import spec as S
+from convcli.networks.blocks import expand
 from convcli.networks.costs import Counting, Totals
 from convcli.networks.words import format_layer, kind_name
 from convcli.shapes import conv_axis, conv_transpose_axis, effective_kernel, pool_axis
@@ -151,7 +152,7 @@ def analyse(network: S.Network, counting: Counting = Counting()) -> Report:
 def _layer(layer: S.Layer, word: str, shape: Shape, fld: Field | None, bias: bool) -> LayerInfo:
     kind = kind_name(layer)
     if isinstance(layer, S.BLOCKS):
-        inner = _layer(S.expand(layer, _channels(shape, kind)), word, shape, fld, bias)
+        inner = _layer(expand(layer, _channels(shape, kind)), word, shape, fld, bias)
         return inner._replace(kind=kind)
     if not bias and isinstance(layer, (S.Conv, S.DWConv, S.ConvT, S.FC)) and layer.bias:
         layer = replace(layer, bias=False)

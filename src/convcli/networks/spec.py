@@ -4,7 +4,7 @@ A network is an input shape and a sequence of layers. Each layer is a frozen dat
 the shell word that writes it (``conv:16,f=3,s=2`` is ``Conv(channels=16, f=3, s=2)``). Blocks that
 real architectures need (ResNet's residual blocks, Inception modules, MobileNet's inverted residual)
 are words too; they expand into the two general containers, :class:`Residual` and :class:`Concat`,
-once the input channel count is known (see :func:`expand`).
+once the input channel count is known (see `convcli.networks.blocks.expand`).
 """
 
 from __future__ import annotations
@@ -332,81 +332,6 @@ def same_network(a: Network, b: Network) -> bool:
     return a.input == b.input and a.layers == b.layers
 
 
-def expand(block: Layer, c_in: int) -> Layer:
-    """The general container (:class:`Residual` or :class:`Concat`) a block word stands for,
-    given its input channel count ``c_in``. Other layers are returned unchanged."""
-    if isinstance(block, BasicBlock):
-        c, s = block.channels, block.s
-        body: tuple[Layer, ...] = (
-            Conv(c, 3, s, 1, bias=False),
-            BatchNorm(),
-            Activation("relu"),
-            Conv(c, 3, 1, 1, bias=False),
-            BatchNorm(),
-        )
-        return Residual(body, _projection(c_in, c, s), "relu")
-    if isinstance(block, Bottleneck):
-        c, s, out = block.channels, block.s, block.channels * block.e
-        s1, s3 = (1, s) if block.v >= 1.5 else (s, 1)
-        body = (
-            Conv(c, 1, s1, 0, bias=False),
-            BatchNorm(),
-            Activation("relu"),
-            Conv(c, 3, s3, 1, bias=False),
-            BatchNorm(),
-            Activation("relu"),
-            Conv(out, 1, 1, 0, bias=False),
-            BatchNorm(),
-        )
-        return Residual(body, _projection(c_in, out, s), "relu")
-    if isinstance(block, Inception):
-        b = block
-
-        def unit(c: int, f: int) -> tuple:
-            if b.bn:
-                return (Conv(c, f, 1, "same", bias=False), BatchNorm(), Activation("relu"))
-            return (Conv(c, f, 1, "same"), Activation("relu"))
-
-        mid3 = unit(b.r3, 1) if b.reduce else ()
-        mid5 = unit(b.r5, 1) if b.reduce else ()
-        pool = (Pool("max", 3, 1, 1, ceil=True),) + unit(b.pp, 1)
-        return Concat((unit(b.c1, 1), mid3 + unit(b.c3, 3), mid5 + unit(b.c5, b.f5), pool))
-    if isinstance(block, InvertedResidual):
-        hidden = c_in * block.t
-        expand_ = (Conv(hidden, 1, 1, 0, bias=False), BatchNorm(), Activation("relu6")) if block.t != 1 else ()
-        body = expand_ + (
-            DWConv(3, block.s, 1, bias=False),
-            BatchNorm(),
-            Activation("relu6"),
-            Conv(block.channels, 1, 1, 0, bias=False),
-            BatchNorm(),
-        )
-        if block.s == 1 and c_in == block.channels:
-            return Residual(body, (), None)
-        return Residual(body, None, None)
-    if isinstance(block, DWSeparable):
-        p = "same" if block.s == 1 else "tf"
-        return Residual(
-            (
-                DWConv(3, block.s, p, bias=False),
-                BatchNorm(),
-                Activation("relu6"),
-                Conv(block.channels, 1, 1, 0, bias=False),
-                BatchNorm(),
-                Activation("relu6"),
-            ),
-            None,
-            None,
-        )
-    return block
-
-
-def _projection(c_in: int, c_out: int, s: int) -> tuple:
-    if s == 1 and c_in == c_out:
-        return ()
-    return (Conv(c_out, 1, s, 0, bias=False), BatchNorm())
-
-
 # LeNet-5's C3 connection table (LeCun et al. 1998, Table I): the input maps S2 feeds into each of
 # the 16 output maps. 60 connections in all, so C3 has 60 * 25 + 16 = 1,516 parameters.
 LENET5_C3 = (
@@ -464,14 +389,25 @@ def unknown_operators(layers: tuple) -> dict[str, int]:
         for layer in items:
             if isinstance(layer, Unknown):
                 found[layer.op] = found.get(layer.op, 0) + 1
-            elif isinstance(layer, Residual):
-                visit(layer.body)
-                visit(layer.shortcut or ())
-            elif isinstance(layer, Concat):
-                for branch in layer.branches:
-                    visit(branch)
-            elif isinstance(layer, Scale):
-                visit(layer.body)
+            for inner in inner_sequences(layer):
+                visit(inner)
 
     visit(layers)
     return dict(sorted(found.items()))
+
+
+def inner_sequences(layer: Layer) -> tuple[tuple, ...]:
+    """The layer sequences a container holds: a :class:`Residual`'s body and shortcut (none
+    counted as empty), a :class:`Concat`'s branches, a :class:`Scale`'s body; none for any
+    other layer.
+
+    >>> inner_sequences(Residual((BatchNorm(),), None, None))
+    ((BatchNorm(eps=1e-05),), ())
+    """
+    if isinstance(layer, Residual):
+        return (layer.body, layer.shortcut or ())
+    if isinstance(layer, Concat):
+        return layer.branches
+    if isinstance(layer, Scale):
+        return (layer.body,)
+    return ()
